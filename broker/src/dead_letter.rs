@@ -1,0 +1,93 @@
+//! The dead-letter stream, for operators: list, replay and purge entries.
+
+use std::collections::BTreeMap;
+
+use redis::aio::ConnectionLike;
+use redis::Value;
+
+use crate::error::Result;
+use crate::queue::{now_ms, Queue};
+use crate::reply;
+use crate::scripts;
+
+/// One dead-letter entry: the job's original fields plus `error`,
+/// `failed_at` and `priority`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeadLetter {
+    /// The dead-letter stream entry id (use it to replay).
+    pub entry_id: String,
+    /// The entry's fields; non-UTF-8 bytes are shown lossily.
+    pub fields: BTreeMap<String, String>,
+}
+
+impl DeadLetter {
+    /// A field's value, if present.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.fields.get(name).map(String::as_str)
+    }
+}
+
+impl Queue {
+    /// The oldest `count` dead-letter entries.
+    ///
+    /// # Errors
+    /// [`Error::Redis`](crate::Error::Redis) or [`Error::Protocol`](crate::Error::Protocol).
+    pub async fn dead_letters<C: ConnectionLike + Send>(&self, conn: &mut C, count: usize) -> Result<Vec<DeadLetter>> {
+        let v: Value = redis::cmd("XRANGE")
+            .arg(self.keys.dead())
+            .arg("-")
+            .arg("+")
+            .arg("COUNT")
+            .arg(count)
+            .query_async(conn)
+            .await?;
+        Ok(reply::entries(&v)?
+            .into_iter()
+            .map(|(entry_id, fields)| DeadLetter {
+                entry_id,
+                fields: fields
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(k, v)| {
+                        (
+                            String::from_utf8_lossy(&k).into_owned(),
+                            String::from_utf8_lossy(&v).into_owned(),
+                        )
+                    })
+                    .collect(),
+            })
+            .collect())
+    }
+
+    /// Moves one dead-letter entry back to its priority stream as attempt 1,
+    /// keeping its job id. Returns the new stream entry id, or `None` when no
+    /// such dead-letter entry exists.
+    ///
+    /// # Errors
+    /// [`Error::Redis`](crate::Error::Redis).
+    pub async fn replay_dead<C: ConnectionLike + Send>(&self, conn: &mut C, entry_id: &str) -> Result<Option<String>> {
+        let mut inv = scripts::REPLAY.prepare_invoke();
+        inv.key(self.keys.dead());
+        for s in self.keys.streams() {
+            inv.key(s);
+        }
+        inv.arg(entry_id).arg(now_ms());
+        Ok(inv.invoke_async(conn).await?)
+    }
+
+    /// Deletes the whole dead-letter stream; returns how many entries it held.
+    ///
+    /// # Errors
+    /// [`Error::Redis`](crate::Error::Redis).
+    pub async fn purge_dead<C: ConnectionLike + Send>(&self, conn: &mut C) -> Result<u64> {
+        let (len, _): (u64, i64) = redis::pipe()
+            .atomic()
+            .cmd("XLEN")
+            .arg(self.keys.dead())
+            .cmd("DEL")
+            .arg(self.keys.dead())
+            .query_async(conn)
+            .await?;
+        Ok(len)
+    }
+}

@@ -1,0 +1,314 @@
+//! The envelope: how a job is laid out in a stream entry, and in the delayed set.
+//!
+//! A stream entry has these fields, all readable text in `redis-cli XRANGE`:
+//!
+//! | field | meaning |
+//! |---|---|
+//! | `id` | job id, a UUID v7 (time-ordered) |
+//! | `type` | job type name, chooses the handler |
+//! | `payload` | the job's arguments as JSON text |
+//! | `attempt` | which attempt this entry is, from 1 |
+//! | `max_retries` | retries allowed after the first attempt |
+//! | `enqueued_at` | when the job was first enqueued, ms since the Unix epoch |
+//! | `last_error` | only on a retry: the error of the previous attempt |
+//!
+//! In the delayed set the same fields, plus `priority`, are one JSON object
+//! of strings (the ZSET member). Decoding never panics: anything that is not
+//! a valid envelope is a [`Malformed`] with a readable reason.
+
+use serde::{Deserialize, Serialize};
+
+use crate::priority::Priority;
+
+/// Largest accepted `max_retries`.
+pub const MAX_RETRIES_LIMIT: u32 = 10_000;
+/// Longest accepted job type name.
+pub const MAX_JOB_TYPE_LEN: usize = 128;
+
+/// Field names of a stream entry.
+pub mod field {
+    /// Job id.
+    pub const ID: &str = "id";
+    /// Job type.
+    pub const TYPE: &str = "type";
+    /// Payload JSON text.
+    pub const PAYLOAD: &str = "payload";
+    /// Attempt number, from 1.
+    pub const ATTEMPT: &str = "attempt";
+    /// Retries allowed.
+    pub const MAX_RETRIES: &str = "max_retries";
+    /// Enqueue time, ms.
+    pub const ENQUEUED_AT: &str = "enqueued_at";
+    /// The previous attempt's error, on retries.
+    pub const LAST_ERROR: &str = "last_error";
+    /// Dead-letter only: why the job was dead-lettered.
+    pub const ERROR: &str = "error";
+    /// Dead-letter only: when, ms.
+    pub const FAILED_AT: &str = "failed_at";
+    /// Dead-letter and delayed set: the priority stream the job belongs to.
+    pub const PRIORITY: &str = "priority";
+}
+
+/// A job as stored in a stream entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Envelope {
+    /// Job id (UUID v7 text).
+    pub id: String,
+    /// Job type name.
+    pub job_type: String,
+    /// The job's arguments, JSON text.
+    pub payload: String,
+    /// Which attempt this is, from 1.
+    pub attempt: u32,
+    /// Retries allowed after the first attempt.
+    pub max_retries: u32,
+    /// First enqueue time, ms since the Unix epoch.
+    pub enqueued_at: u64,
+    /// The previous attempt's error, on a retry.
+    pub last_error: Option<String>,
+}
+
+/// Why an entry is not a valid envelope. Its `Display` is the reason written
+/// to the dead-letter entry.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("malformed entry: {0}")]
+pub struct Malformed(pub String);
+
+impl Envelope {
+    /// True when a failure of this attempt leaves no retry.
+    pub fn is_last_attempt(&self) -> bool {
+        self.attempt > self.max_retries
+    }
+
+    /// The field/value pairs of the stream entry, in documented order.
+    pub fn to_fields(&self) -> Vec<(&'static str, String)> {
+        let mut f = Vec::with_capacity(7);
+        f.push((field::ID, self.id.clone()));
+        f.push((field::TYPE, self.job_type.clone()));
+        f.push((field::PAYLOAD, self.payload.clone()));
+        f.push((field::ATTEMPT, self.attempt.to_string()));
+        f.push((field::MAX_RETRIES, self.max_retries.to_string()));
+        f.push((field::ENQUEUED_AT, self.enqueued_at.to_string()));
+        if let Some(e) = &self.last_error {
+            f.push((field::LAST_ERROR, e.clone()));
+        }
+        f
+    }
+
+    /// Decodes a stream entry's fields, checking every field and the payload size.
+    ///
+    /// # Errors
+    /// [`Malformed`] naming the first problem found: a missing, duplicated or
+    /// non-UTF-8 field, a bad number, an id that is not a UUID, a payload over
+    /// `max_payload` bytes, or an attempt past `max_retries + 1`.
+    pub fn from_fields(fields: &[(Vec<u8>, Vec<u8>)], max_payload: usize) -> Result<Self, Malformed> {
+        if fields.is_empty() {
+            return Err(Malformed("the entry has no fields".into()));
+        }
+        let mut slots: [Option<&[u8]>; 7] = [None; 7];
+        const NAMES: [&str; 7] = [
+            field::ID,
+            field::TYPE,
+            field::PAYLOAD,
+            field::ATTEMPT,
+            field::MAX_RETRIES,
+            field::ENQUEUED_AT,
+            field::LAST_ERROR,
+        ];
+        for (name, value) in fields {
+            if let Some(i) = NAMES.iter().position(|n| n.as_bytes() == name.as_slice()) {
+                if slots[i].is_some() {
+                    return Err(Malformed(format!("field `{}` appears more than once", NAMES[i])));
+                }
+                slots[i] = Some(value);
+            } else if name.as_slice() == b"raw" {
+                return Err(Malformed(format!(
+                    "a delayed-set member that was not an envelope: {}",
+                    preview(value)
+                )));
+            }
+        }
+        let text = |i: usize| -> Result<&str, Malformed> {
+            let v = slots[i].ok_or_else(|| Malformed(format!("missing field `{}`", NAMES[i])))?;
+            std::str::from_utf8(v).map_err(|_| Malformed(format!("field `{}` is not UTF-8", NAMES[i])))
+        };
+        let id = text(0)?;
+        if uuid::Uuid::try_parse(id).is_err() {
+            return Err(Malformed(format!("field `id` is not a UUID: {}", preview(id.as_bytes()))));
+        }
+        let job_type = text(1)?;
+        check_job_type(job_type).map_err(Malformed)?;
+        let payload = text(2)?;
+        if payload.len() > max_payload {
+            return Err(Malformed(format!(
+                "payload of {} bytes exceeds the limit of {max_payload} bytes",
+                payload.len()
+            )));
+        }
+        let attempt: u32 = number(text(3)?, field::ATTEMPT)?;
+        let max_retries: u32 = number(text(4)?, field::MAX_RETRIES)?;
+        let enqueued_at: u64 = number(text(5)?, field::ENQUEUED_AT)?;
+        if attempt == 0 {
+            return Err(Malformed("field `attempt` is 0; attempts count from 1".into()));
+        }
+        if max_retries > MAX_RETRIES_LIMIT {
+            return Err(Malformed(format!(
+                "field `max_retries` is {max_retries}, over the limit of {MAX_RETRIES_LIMIT}"
+            )));
+        }
+        if attempt > max_retries.saturating_add(1) {
+            return Err(Malformed(format!(
+                "field `attempt` is {attempt}, past max_retries + 1 = {}",
+                max_retries.saturating_add(1)
+            )));
+        }
+        let last_error = match slots[6] {
+            Some(_) => Some(text(6)?.to_owned()),
+            None => None,
+        };
+        Ok(Envelope {
+            id: id.to_owned(),
+            job_type: job_type.to_owned(),
+            payload: payload.to_owned(),
+            attempt,
+            max_retries,
+            enqueued_at,
+            last_error,
+        })
+    }
+
+    /// The delayed-set member for this envelope: a JSON object of strings.
+    pub fn to_delayed_member(&self, priority: Priority) -> String {
+        let member = DelayedMember {
+            id: &self.id,
+            job_type: &self.job_type,
+            payload: &self.payload,
+            attempt: self.attempt.to_string(),
+            max_retries: self.max_retries.to_string(),
+            enqueued_at: self.enqueued_at.to_string(),
+            priority: priority.as_str(),
+            last_error: self.last_error.as_deref(),
+        };
+        // Serializing a struct of strings cannot fail; fall back to an empty
+        // object rather than panic, which promote.lua turns into a dead letter.
+        serde_json::to_string(&member).unwrap_or_else(|_| "{}".to_owned())
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct DelayedMember<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    job_type: &'a str,
+    payload: &'a str,
+    attempt: String,
+    max_retries: String,
+    enqueued_at: String,
+    priority: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_error: Option<&'a str>,
+}
+
+/// Checks a job type name: 1 to 128 bytes, no control characters.
+///
+/// # Errors
+/// The reason, as text.
+pub fn check_job_type(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > MAX_JOB_TYPE_LEN || name.chars().any(char::is_control) {
+        Err(format!(
+            "job type {} is not 1 to {MAX_JOB_TYPE_LEN} printable characters",
+            preview(name.as_bytes())
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+fn number<T: std::str::FromStr>(text: &str, name: &str) -> Result<T, Malformed> {
+    text.parse().map_err(|_| {
+        Malformed(format!(
+            "field `{name}` is not a whole number in range: {}",
+            preview(text.as_bytes())
+        ))
+    })
+}
+
+/// A short, printable rendering of possibly binary data for error messages
+/// (never the whole value: payloads may hold personal data).
+pub fn preview(bytes: &[u8]) -> String {
+    const MAX: usize = 40;
+    let s = String::from_utf8_lossy(&bytes[..bytes.len().min(MAX)]);
+    let mut out = format!("{:?}", s);
+    if bytes.len() > MAX {
+        out.push_str(&format!("... ({} bytes)", bytes.len()));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Envelope {
+        Envelope {
+            id: uuid::Uuid::now_v7().to_string(),
+            job_type: "email".into(),
+            payload: r#"{"to":"a@b.c"}"#.into(),
+            attempt: 1,
+            max_retries: 3,
+            enqueued_at: 1_700_000_000_000,
+            last_error: None,
+        }
+    }
+
+    fn raw(env: &Envelope) -> Vec<(Vec<u8>, Vec<u8>)> {
+        env.to_fields()
+            .into_iter()
+            .map(|(k, v)| (k.as_bytes().to_vec(), v.into_bytes()))
+            .collect()
+    }
+
+    #[test]
+    fn round_trips_through_fields() {
+        let mut env = sample();
+        assert_eq!(Envelope::from_fields(&raw(&env), 1024).unwrap(), env);
+        env.last_error = Some("boom".into());
+        env.attempt = 2;
+        assert_eq!(Envelope::from_fields(&raw(&env), 1024).unwrap(), env);
+    }
+
+    #[test]
+    fn rejects_bad_entries_with_a_reason() {
+        let env = sample();
+        let mut fields = raw(&env);
+        fields.retain(|(k, _)| k != b"type");
+        let err = Envelope::from_fields(&fields, 1024).unwrap_err();
+        assert!(err.0.contains("missing field `type`"), "{err}");
+
+        let mut fields = raw(&env);
+        fields.push((b"id".to_vec(), b"x".to_vec()));
+        assert!(Envelope::from_fields(&fields, 1024).unwrap_err().0.contains("more than once"));
+
+        let mut fields = raw(&env);
+        fields[3].1 = b"-1".to_vec();
+        assert!(Envelope::from_fields(&fields, 1024).unwrap_err().0.contains("attempt"));
+
+        let mut fields = raw(&env);
+        fields[2].1 = vec![0xff, 0xfe];
+        assert!(Envelope::from_fields(&fields, 1024).unwrap_err().0.contains("not UTF-8"));
+
+        let err = Envelope::from_fields(&raw(&env), 4).unwrap_err();
+        assert!(err.0.contains("exceeds the limit"), "{err}");
+        assert!(Envelope::from_fields(&[], 4).unwrap_err().0.contains("no fields"));
+    }
+
+    #[test]
+    fn delayed_member_is_json_of_strings() {
+        let env = sample();
+        let m: serde_json::Value = serde_json::from_str(&env.to_delayed_member(Priority::High)).unwrap();
+        assert_eq!(m["priority"], "high");
+        assert_eq!(m["attempt"], "1");
+        assert_eq!(m["payload"], env.payload);
+        assert!(m.get("last_error").is_none());
+    }
+}

@@ -1,0 +1,69 @@
+//! Error types of the queue protocol.
+
+/// A shorthand for results of broker operations.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Invalid input or configuration, found before anything is sent to Redis.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A queue name outside `[A-Za-z0-9._-]{1,128}`.
+    #[error("invalid queue name {0:?}: use 1 to 128 characters from [A-Za-z0-9._-]")]
+    InvalidQueueName(String),
+    /// A key prefix outside `[A-Za-z0-9._-]{1,128}`.
+    #[error("invalid key prefix {0:?}: use 1 to 128 characters from [A-Za-z0-9._-]")]
+    InvalidPrefix(String),
+    /// A priority name other than critical, high, normal or low.
+    #[error("invalid priority {0:?}: use critical, high, normal or low")]
+    InvalidPriority(String),
+    /// A job type name that is empty, too long or holds control characters.
+    #[error("invalid job type {0:?}: use 1 to 128 printable characters")]
+    InvalidJobType(String),
+    /// A payload over the configured limit.
+    #[error("payload of {size} bytes exceeds the limit of {limit} bytes")]
+    PayloadTooLarge {
+        /// Encoded payload size in bytes.
+        size: usize,
+        /// The configured limit.
+        limit: usize,
+    },
+    /// A setting out of its range.
+    #[error("invalid setting {name}: {reason}")]
+    InvalidSetting {
+        /// The setting's name.
+        name: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// An error from a broker operation.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Invalid input; nothing was sent to Redis.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Redis could not be reached or answered with an error. Retry later;
+    /// `is_connection_error()` tells an outage from a command error.
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    /// A job could not be encoded as JSON.
+    #[error("could not encode job payload: {0}")]
+    Encode(#[from] serde_json::Error),
+    /// Redis answered with something the protocol does not expect (a bug or a foreign writer).
+    #[error("unexpected reply from redis: {0}")]
+    Protocol(String),
+}
+
+impl Error {
+    /// True when the error came from the connection (outage, timeout), not from the request.
+    pub fn is_connection_error(&self) -> bool {
+        match self {
+            Error::Redis(e) => {
+                e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal()
+            }
+            _ => false,
+        }
+    }
+}

@@ -1,0 +1,74 @@
+//! # ferry-broker
+//!
+//! Ferry's queue protocol on Redis Streams. The SDK (`ferry`) builds on it;
+//! operators can read everything it writes with `redis-cli`.
+//!
+//! A queue is four streams (critical, high, normal, low) read through one
+//! consumer group, a delayed set for scheduled jobs and retries, a
+//! dead-letter stream and a counters hash. Every step that moves a job
+//! between keys is one Lua script, so a crash between steps loses nothing:
+//! delivery is at least once.
+//!
+//! # Layout
+//! - [`keys`]: every key name (all of a queue's keys share the hash tag `{queue}`).
+//! - [`priority`]: the four priorities.
+//! - [`envelope`]: the fields of a stream entry; decoding that never panics.
+//! - [`scripts`]: the Lua scripts, one per atomic operation (`lua/*.lua`).
+//! - [`queue`]: [`Queue`], one queue's keys and settings.
+//! - [`producer`]: enqueue (XADD / ZADD), single or batched.
+//! - [`consumer`]: consumer groups, strict-priority claim, blocking read, ack, retry, dead-letter.
+//! - [`recovery`]: XAUTOCLAIM of expired leases, lease renewal, idle consumer removal.
+//! - [`delayed`]: promotion of due delayed jobs and retries.
+//! - [`dead_letter`]: list, replay and purge dead-letter entries.
+//! - [`stats`]: depth and counters.
+//! - [`backoff`]: retry delays.
+//! - [`error`]: error types.
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), ferry_broker::Error> {
+//! use ferry_broker::{NewJob, Priority, Queue};
+//! let client = redis::Client::open("redis://127.0.0.1:6379")?;
+//! let mut conn = client.get_multiplexed_async_connection().await?;
+//! let queue = Queue::new("emails")?;
+//! let ids = queue
+//!     .enqueue(&mut conn, &[NewJob {
+//!         job_type: "welcome".into(),
+//!         payload: r#"{"to":"ada@example.com"}"#.into(),
+//!         priority: Priority::High,
+//!         max_retries: 3,
+//!         run_at: None,
+//!     }])
+//!     .await?;
+//! # Ok(()) }
+//! ```
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+pub mod backoff;
+pub mod consumer;
+pub mod dead_letter;
+pub mod delayed;
+pub mod envelope;
+pub mod error;
+pub mod keys;
+pub mod priority;
+pub mod producer;
+pub mod queue;
+pub mod recovery;
+mod reply;
+pub mod scripts;
+pub mod stats;
+
+pub use backoff::Backoff;
+pub use consumer::{DeadLettered, Delivery};
+pub use dead_letter::DeadLetter;
+pub use delayed::Promoted;
+pub use envelope::{Envelope, Malformed};
+pub use error::{ConfigError, Error, Result};
+pub use keys::{Keys, QueueName, GROUP};
+pub use priority::Priority;
+pub use producer::NewJob;
+pub use queue::{now_ms, Queue};
+pub use recovery::Recovered;
+pub use reply::RawFields;
+pub use stats::QueueStats;

@@ -1,0 +1,97 @@
+//! Enqueue: new jobs into a priority stream (XADD), or into the delayed set
+//! (ZADD) when they should run later.
+
+use redis::aio::ConnectionLike;
+
+use crate::envelope::{check_job_type, Envelope, MAX_RETRIES_LIMIT};
+use crate::error::{ConfigError, Result};
+use crate::priority::Priority;
+use crate::queue::{now_ms, Queue};
+
+/// A job to enqueue, already encoded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewJob {
+    /// Job type name; chooses the handler.
+    pub job_type: String,
+    /// The job's arguments as JSON text.
+    pub payload: String,
+    /// Which stream it goes to.
+    pub priority: Priority,
+    /// Retries allowed after the first attempt.
+    pub max_retries: u32,
+    /// Run no earlier than this (ms since the epoch); `None` runs it now.
+    pub run_at: Option<u64>,
+}
+
+impl Queue {
+    /// Checks `job` and builds its first envelope with a fresh UUID v7 id.
+    ///
+    /// # Errors
+    /// [`ConfigError::InvalidJobType`], [`ConfigError::PayloadTooLarge`] or
+    /// [`ConfigError::InvalidSetting`] for `max_retries` over the limit.
+    pub fn envelope_for(&self, job: &NewJob, now: u64) -> Result<Envelope, ConfigError> {
+        check_job_type(&job.job_type).map_err(|_| ConfigError::InvalidJobType(job.job_type.clone()))?;
+        if job.payload.len() > self.max_payload_bytes {
+            return Err(ConfigError::PayloadTooLarge {
+                size: job.payload.len(),
+                limit: self.max_payload_bytes,
+            });
+        }
+        if job.max_retries > MAX_RETRIES_LIMIT {
+            return Err(ConfigError::InvalidSetting {
+                name: "max_retries",
+                reason: format!("{} is over the limit of {MAX_RETRIES_LIMIT}", job.max_retries),
+            });
+        }
+        Ok(Envelope {
+            id: uuid::Uuid::now_v7().to_string(),
+            job_type: job.job_type.clone(),
+            payload: job.payload.clone(),
+            attempt: 1,
+            max_retries: job.max_retries,
+            enqueued_at: now,
+            last_error: None,
+        })
+    }
+
+    /// Enqueues `jobs` in one round trip (MULTI/EXEC: all of them or none)
+    /// and returns their ids in order.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] for an invalid job (nothing is sent), or
+    /// [`Error::Redis`](crate::Error::Redis) when Redis fails; then no job of
+    /// the batch was added.
+    pub async fn enqueue<C: ConnectionLike + Send>(&self, conn: &mut C, jobs: &[NewJob]) -> Result<Vec<String>> {
+        if jobs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now = now_ms();
+        let mut pipe = redis::pipe();
+        if jobs.len() > 1 {
+            pipe.atomic();
+        }
+        let mut ids = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            let env = self.envelope_for(job, now)?;
+            match job.run_at {
+                Some(at) if at > now => {
+                    pipe.cmd("ZADD")
+                        .arg(self.keys.delayed())
+                        .arg(at)
+                        .arg(env.to_delayed_member(job.priority))
+                        .ignore();
+                }
+                _ => {
+                    let cmd = pipe.cmd("XADD").arg(self.keys.stream(job.priority)).arg("*");
+                    for (k, v) in env.to_fields() {
+                        cmd.arg(k).arg(v);
+                    }
+                    cmd.ignore();
+                }
+            }
+            ids.push(env.id);
+        }
+        pipe.query_async::<()>(conn).await?;
+        Ok(ids)
+    }
+}
