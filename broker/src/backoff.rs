@@ -41,13 +41,19 @@ impl Backoff {
     /// The ceiling of the delay after `attempt` failed (no jitter).
     pub fn ceiling(&self, attempt: u32) -> Duration {
         let shift = attempt.saturating_sub(1).min(32);
-        self.base.saturating_mul(1u32 << shift.min(31)).min(self.max)
+        self.base
+            .saturating_mul(1u32 << shift.min(31))
+            .min(self.max)
     }
 
     /// The delay after `attempt` failed, given `unit` in `[0, 1)` as the jitter draw.
     pub fn delay_with(&self, attempt: u32, unit: f64) -> Duration {
         let ceiling = self.ceiling(attempt);
-        let unit = if unit.is_finite() { unit.clamp(0.0, 1.0) } else { 0.0 };
+        let unit = if unit.is_finite() {
+            unit.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
         ceiling.mul_f64(0.5 + unit / 2.0)
     }
 
@@ -73,7 +79,10 @@ mod tests {
         assert_eq!(b.delay_with(3, 1.0), Duration::from_millis(400));
         for _ in 0..100 {
             let d = b.delay(4);
-            assert!(d >= Duration::from_millis(400) && d <= Duration::from_millis(800), "{d:?}");
+            assert!(
+                d >= Duration::from_millis(400) && d <= Duration::from_millis(800),
+                "{d:?}"
+            );
         }
         assert!(Backoff::new(Duration::ZERO, Duration::from_secs(1)).is_err());
         assert!(Backoff::new(Duration::from_secs(2), Duration::from_secs(1)).is_err());

@@ -73,7 +73,12 @@ impl Queue {
     ///
     /// # Errors
     /// [`Error::Redis`] or [`Error::Protocol`].
-    pub async fn claim<C: ConnectionLike + Send>(&self, conn: &mut C, consumer: &str, n: usize) -> Result<Vec<Delivery>> {
+    pub async fn claim<C: ConnectionLike + Send>(
+        &self,
+        conn: &mut C,
+        consumer: &str,
+        n: usize,
+    ) -> Result<Vec<Delivery>> {
         if n == 0 {
             return Ok(Vec::new());
         }
@@ -111,7 +116,13 @@ impl Queue {
         block_ms: u64,
     ) -> Result<Vec<Delivery>> {
         let mut cmd = redis::cmd("XREADGROUP");
-        cmd.arg("GROUP").arg(GROUP).arg(consumer).arg("COUNT").arg(1).arg("BLOCK").arg(block_ms);
+        cmd.arg("GROUP")
+            .arg(GROUP)
+            .arg(consumer)
+            .arg("COUNT")
+            .arg(1)
+            .arg("BLOCK")
+            .arg(block_ms);
         cmd.arg("STREAMS");
         for s in self.keys.streams() {
             cmd.arg(s);
@@ -149,7 +160,9 @@ impl Queue {
             let priority = Priority::ALL
                 .into_iter()
                 .find(|p| self.keys.stream(*p) == key)
-                .ok_or_else(|| Error::Protocol(format!("xreadgroup returned unknown stream {key}")))?;
+                .ok_or_else(|| {
+                    Error::Protocol(format!("xreadgroup returned unknown stream {key}"))
+                })?;
             push_deliveries(&mut out, priority, &entries)?;
         }
         out.sort_by_key(|d| d.priority);
@@ -253,7 +266,11 @@ impl Queue {
     }
 }
 
-pub(crate) fn push_deliveries(out: &mut Vec<Delivery>, priority: Priority, entries: &Value) -> Result<()> {
+pub(crate) fn push_deliveries(
+    out: &mut Vec<Delivery>,
+    priority: Priority,
+    entries: &Value,
+) -> Result<()> {
     for (entry_id, fields) in reply::entries(entries)? {
         out.push(Delivery {
             priority,

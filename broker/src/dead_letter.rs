@@ -32,7 +32,11 @@ impl Queue {
     ///
     /// # Errors
     /// [`Error::Redis`](crate::Error::Redis) or [`Error::Protocol`](crate::Error::Protocol).
-    pub async fn dead_letters<C: ConnectionLike + Send>(&self, conn: &mut C, count: usize) -> Result<Vec<DeadLetter>> {
+    pub async fn dead_letters<C: ConnectionLike + Send>(
+        &self,
+        conn: &mut C,
+        count: usize,
+    ) -> Result<Vec<DeadLetter>> {
         let v: Value = redis::cmd("XRANGE")
             .arg(self.keys.dead())
             .arg("-")
@@ -65,7 +69,11 @@ impl Queue {
     ///
     /// # Errors
     /// [`Error::Redis`](crate::Error::Redis).
-    pub async fn replay_dead<C: ConnectionLike + Send>(&self, conn: &mut C, entry_id: &str) -> Result<Option<String>> {
+    pub async fn replay_dead<C: ConnectionLike + Send>(
+        &self,
+        conn: &mut C,
+        entry_id: &str,
+    ) -> Result<Option<String>> {
         let mut inv = scripts::REPLAY.prepare_invoke();
         inv.key(self.keys.dead());
         for s in self.keys.streams() {

@@ -27,7 +27,11 @@ impl Queue {
     ///
     /// # Errors
     /// [`Error::Redis`] or [`Error::Protocol`].
-    pub async fn promote_due<C: ConnectionLike + Send>(&self, conn: &mut C, now_ms: u64) -> Result<Promoted> {
+    pub async fn promote_due<C: ConnectionLike + Send>(
+        &self,
+        conn: &mut C,
+        now_ms: u64,
+    ) -> Result<Promoted> {
         let mut inv = scripts::PROMOTE.prepare_invoke();
         inv.key(self.keys.delayed());
         for s in self.keys.streams() {
@@ -52,6 +56,9 @@ impl Queue {
     /// # Errors
     /// [`Error::Redis`].
     pub async fn delayed_len<C: ConnectionLike + Send>(&self, conn: &mut C) -> Result<u64> {
-        Ok(redis::cmd("ZCARD").arg(self.keys.delayed()).query_async(conn).await?)
+        Ok(redis::cmd("ZCARD")
+            .arg(self.keys.delayed())
+            .query_async(conn)
+            .await?)
     }
 }

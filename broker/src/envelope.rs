@@ -101,7 +101,10 @@ impl Envelope {
     /// [`Malformed`] naming the first problem found: a missing, duplicated or
     /// non-UTF-8 field, a bad number, an id that is not a UUID, a payload over
     /// `max_payload` bytes, or an attempt past `max_retries + 1`.
-    pub fn from_fields(fields: &[(Vec<u8>, Vec<u8>)], max_payload: usize) -> Result<Self, Malformed> {
+    pub fn from_fields(
+        fields: &[(Vec<u8>, Vec<u8>)],
+        max_payload: usize,
+    ) -> Result<Self, Malformed> {
         if fields.is_empty() {
             return Err(Malformed("the entry has no fields".into()));
         }
@@ -118,7 +121,10 @@ impl Envelope {
         for (name, value) in fields {
             if let Some(i) = NAMES.iter().position(|n| n.as_bytes() == name.as_slice()) {
                 if slots[i].is_some() {
-                    return Err(Malformed(format!("field `{}` appears more than once", NAMES[i])));
+                    return Err(Malformed(format!(
+                        "field `{}` appears more than once",
+                        NAMES[i]
+                    )));
                 }
                 slots[i] = Some(value);
             } else if name.as_slice() == b"raw" {
@@ -130,11 +136,15 @@ impl Envelope {
         }
         let text = |i: usize| -> Result<&str, Malformed> {
             let v = slots[i].ok_or_else(|| Malformed(format!("missing field `{}`", NAMES[i])))?;
-            std::str::from_utf8(v).map_err(|_| Malformed(format!("field `{}` is not UTF-8", NAMES[i])))
+            std::str::from_utf8(v)
+                .map_err(|_| Malformed(format!("field `{}` is not UTF-8", NAMES[i])))
         };
         let id = text(0)?;
         if uuid::Uuid::try_parse(id).is_err() {
-            return Err(Malformed(format!("field `id` is not a UUID: {}", preview(id.as_bytes()))));
+            return Err(Malformed(format!(
+                "field `id` is not a UUID: {}",
+                preview(id.as_bytes())
+            )));
         }
         let job_type = text(1)?;
         check_job_type(job_type).map_err(Malformed)?;
@@ -149,7 +159,9 @@ impl Envelope {
         let max_retries: u32 = number(text(4)?, field::MAX_RETRIES)?;
         let enqueued_at: u64 = number(text(5)?, field::ENQUEUED_AT)?;
         if attempt == 0 {
-            return Err(Malformed("field `attempt` is 0; attempts count from 1".into()));
+            return Err(Malformed(
+                "field `attempt` is 0; attempts count from 1".into(),
+            ));
         }
         if max_retries > MAX_RETRIES_LIMIT {
             return Err(Malformed(format!(
@@ -287,25 +299,38 @@ mod tests {
 
         let mut fields = raw(&env);
         fields.push((b"id".to_vec(), b"x".to_vec()));
-        assert!(Envelope::from_fields(&fields, 1024).unwrap_err().0.contains("more than once"));
+        assert!(Envelope::from_fields(&fields, 1024)
+            .unwrap_err()
+            .0
+            .contains("more than once"));
 
         let mut fields = raw(&env);
         fields[3].1 = b"-1".to_vec();
-        assert!(Envelope::from_fields(&fields, 1024).unwrap_err().0.contains("attempt"));
+        assert!(Envelope::from_fields(&fields, 1024)
+            .unwrap_err()
+            .0
+            .contains("attempt"));
 
         let mut fields = raw(&env);
         fields[2].1 = vec![0xff, 0xfe];
-        assert!(Envelope::from_fields(&fields, 1024).unwrap_err().0.contains("not UTF-8"));
+        assert!(Envelope::from_fields(&fields, 1024)
+            .unwrap_err()
+            .0
+            .contains("not UTF-8"));
 
         let err = Envelope::from_fields(&raw(&env), 4).unwrap_err();
         assert!(err.0.contains("exceeds the limit"), "{err}");
-        assert!(Envelope::from_fields(&[], 4).unwrap_err().0.contains("no fields"));
+        assert!(Envelope::from_fields(&[], 4)
+            .unwrap_err()
+            .0
+            .contains("no fields"));
     }
 
     #[test]
     fn delayed_member_is_json_of_strings() {
         let env = sample();
-        let m: serde_json::Value = serde_json::from_str(&env.to_delayed_member(Priority::High)).unwrap();
+        let m: serde_json::Value =
+            serde_json::from_str(&env.to_delayed_member(Priority::High)).unwrap();
         assert_eq!(m["priority"], "high");
         assert_eq!(m["attempt"], "1");
         assert_eq!(m["payload"], env.payload);

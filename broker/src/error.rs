@@ -61,7 +61,10 @@ impl Error {
     pub fn is_connection_error(&self) -> bool {
         match self {
             Error::Redis(e) => {
-                e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal()
+                e.is_io_error()
+                    || e.is_timeout()
+                    || e.is_connection_dropped()
+                    || e.is_connection_refusal()
             }
             _ => false,
         }

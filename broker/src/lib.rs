@@ -42,7 +42,10 @@
 //! # Ok(()) }
 //! ```
 
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 pub mod backoff;
 pub mod consumer;
@@ -68,7 +71,7 @@ pub use error::{ConfigError, Error, Result};
 pub use keys::{Keys, QueueName, GROUP};
 pub use priority::Priority;
 pub use producer::NewJob;
-pub use queue::{now_ms, Queue};
+pub use queue::{now_ms, Queue, DEFAULT_MAX_PAYLOAD_BYTES};
 pub use recovery::Recovered;
 pub use reply::RawFields;
 pub use stats::QueueStats;

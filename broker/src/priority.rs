@@ -9,7 +9,9 @@ use crate::error::ConfigError;
 
 /// A job's priority. Each has its own stream; a worker always drains the
 /// higher ones first (strict priority), FIFO within one.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Priority {
     /// Served before everything else.

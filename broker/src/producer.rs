@@ -30,7 +30,8 @@ impl Queue {
     /// [`ConfigError::InvalidJobType`], [`ConfigError::PayloadTooLarge`] or
     /// [`ConfigError::InvalidSetting`] for `max_retries` over the limit.
     pub fn envelope_for(&self, job: &NewJob, now: u64) -> Result<Envelope, ConfigError> {
-        check_job_type(&job.job_type).map_err(|_| ConfigError::InvalidJobType(job.job_type.clone()))?;
+        check_job_type(&job.job_type)
+            .map_err(|_| ConfigError::InvalidJobType(job.job_type.clone()))?;
         if job.payload.len() > self.max_payload_bytes {
             return Err(ConfigError::PayloadTooLarge {
                 size: job.payload.len(),
@@ -40,7 +41,10 @@ impl Queue {
         if job.max_retries > MAX_RETRIES_LIMIT {
             return Err(ConfigError::InvalidSetting {
                 name: "max_retries",
-                reason: format!("{} is over the limit of {MAX_RETRIES_LIMIT}", job.max_retries),
+                reason: format!(
+                    "{} is over the limit of {MAX_RETRIES_LIMIT}",
+                    job.max_retries
+                ),
             });
         }
         Ok(Envelope {
@@ -61,7 +65,11 @@ impl Queue {
     /// A [`ConfigError`] for an invalid job (nothing is sent), or
     /// [`Error::Redis`](crate::Error::Redis) when Redis fails; then no job of
     /// the batch was added.
-    pub async fn enqueue<C: ConnectionLike + Send>(&self, conn: &mut C, jobs: &[NewJob]) -> Result<Vec<String>> {
+    pub async fn enqueue<C: ConnectionLike + Send>(
+        &self,
+        conn: &mut C,
+        jobs: &[NewJob],
+    ) -> Result<Vec<String>> {
         if jobs.is_empty() {
             return Ok(Vec::new());
         }
@@ -82,7 +90,10 @@ impl Queue {
                         .ignore();
                 }
                 _ => {
-                    let cmd = pipe.cmd("XADD").arg(self.keys.stream(job.priority)).arg("*");
+                    let cmd = pipe
+                        .cmd("XADD")
+                        .arg(self.keys.stream(job.priority))
+                        .arg("*");
                     for (k, v) in env.to_fields() {
                         cmd.arg(k).arg(v);
                     }

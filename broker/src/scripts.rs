@@ -9,25 +9,31 @@ use std::sync::LazyLock;
 use redis::Script;
 
 /// `claim.lua`: strict-priority XREADGROUP over the four streams.
-pub static CLAIM: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../lua/claim.lua")));
+pub static CLAIM: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../lua/claim.lua")));
 /// `ack.lua`: XACK + XDEL of the entries this consumer still owns.
 pub static ACK: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../lua/ack.lua")));
 /// `retry.lua`: stream entry -> delayed set.
-pub static RETRY: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../lua/retry.lua")));
+pub static RETRY: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../lua/retry.lua")));
 /// `dead_letter.lua`: stream entry -> dead-letter stream.
 pub static DEAD_LETTER: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../lua/dead_letter.lua")));
 /// `promote.lua`: due delayed jobs -> their priority streams.
-pub static PROMOTE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../lua/promote.lua")));
+pub static PROMOTE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../lua/promote.lua")));
 /// `recover.lua`: XAUTOCLAIM of entries idle past the lease; poison entries -> dead-letter.
-pub static RECOVER: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../lua/recover.lua")));
+pub static RECOVER: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../lua/recover.lua")));
 /// `renew.lua`: reset the idle time of entries this consumer still owns.
-pub static RENEW: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../lua/renew.lua")));
+pub static RENEW: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../lua/renew.lua")));
 /// `remove_idle_consumers.lua`: XGROUP DELCONSUMER of idle consumers with nothing pending.
 pub static REMOVE_IDLE_CONSUMERS: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../lua/remove_idle_consumers.lua")));
 /// `replay.lua`: dead-letter entry -> its priority stream, attempt 1.
-pub static REPLAY: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../lua/replay.lua")));
+pub static REPLAY: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../lua/replay.lua")));
 
 /// Every script with its file name, for loading them all at start-up and in tests.
 pub fn all() -> [(&'static str, &'static Script); 9] {

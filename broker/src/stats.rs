@@ -80,14 +80,19 @@ impl Queue {
             match h {
                 Value::Map(m) => {
                     for (k, val) in m {
-                        stats.counters.insert(reply::string(k).unwrap_or_default(), int(val));
+                        stats
+                            .counters
+                            .insert(reply::string(k).unwrap_or_default(), int(val));
                     }
                 }
                 other => {
-                    let flat = reply::array(other).ok_or_else(|| Error::Protocol(format!("hgetall: {other:?}")))?;
+                    let flat = reply::array(other)
+                        .ok_or_else(|| Error::Protocol(format!("hgetall: {other:?}")))?;
                     for kv in flat.chunks(2) {
                         if let [k, val] = kv {
-                            stats.counters.insert(reply::string(k).unwrap_or_default(), int(val));
+                            stats
+                                .counters
+                                .insert(reply::string(k).unwrap_or_default(), int(val));
                         }
                     }
                 }
@@ -101,7 +106,10 @@ impl Queue {
                     .query_async(conn)
                     .await;
                 match r {
-                    Ok(v) => reply::array(&v).and_then(|a| a.first()).map(int).unwrap_or(0),
+                    Ok(v) => reply::array(&v)
+                        .and_then(|a| a.first())
+                        .map(int)
+                        .unwrap_or(0),
                     Err(e) if e.code() == Some("NOGROUP") => 0,
                     Err(e) => return Err(e.into()),
                 }

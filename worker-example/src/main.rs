@@ -1,1 +1,364 @@
-fn main(){}
+//! `worker-example`: a runnable Ferry service and test tool.
+//!
+//! - `demo`: enqueue a mix of jobs, run a worker until the queue is drained,
+//!   print a summary and the redis-cli commands to look at what it left.
+//! - `produce`: enqueue N jobs of one kind; prints their ids, one per line.
+//! - `work`: run the handlers (optionally counting runs in an audit hash).
+//! - `stats`, `dead`, `replay`: look at a queue, its dead letters; replay one.
+//!
+//! `REDIS_URL` selects Redis (default `redis://127.0.0.1:6379`).
+
+mod demo;
+mod jobs;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use ferry::{Backoff, Client, EnqueueOptions, Job, Priority, RedisConfig, Worker};
+use jobs::*;
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "A runnable Ferry service: demo, producer and worker test tool"
+)]
+struct Cli {
+    /// Redis URL.
+    #[arg(
+        long,
+        env = "REDIS_URL",
+        default_value = "redis://127.0.0.1:6379",
+        global = true
+    )]
+    redis_url: String,
+    /// Key namespace.
+    #[arg(long, default_value = "ferry", global = true)]
+    prefix: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Enqueue a mix of jobs, run a worker until they are done, and show what Redis holds.
+    Demo {
+        /// When the demo starts its own redis-server, leave it running afterwards
+        /// so the redis-cli commands it prints can be tried.
+        #[arg(long)]
+        keep_redis: bool,
+    },
+    /// Enqueue jobs; prints their ids, one per line.
+    Produce(ProduceArgs),
+    /// Run the handlers until SIGINT/SIGTERM (or until idle, with --exit-when-idle).
+    Work(WorkArgs),
+    /// Print a queue's depth and counters.
+    Stats {
+        /// Queue name.
+        #[arg(long)]
+        queue: String,
+    },
+    /// Print a queue's dead-letter entries.
+    Dead {
+        /// Queue name.
+        #[arg(long)]
+        queue: String,
+        /// Most entries to print.
+        #[arg(long, default_value_t = 20)]
+        count: usize,
+    },
+    /// Move a dead-letter entry back to its stream as a fresh attempt.
+    Replay {
+        /// Queue name.
+        #[arg(long)]
+        queue: String,
+        /// The dead-letter entry id (from `dead`).
+        #[arg(long)]
+        entry: String,
+    },
+}
+
+#[derive(Args)]
+struct ProduceArgs {
+    /// Queue name.
+    #[arg(long)]
+    queue: String,
+    /// How many jobs.
+    #[arg(long, default_value_t = 1)]
+    count: usize,
+    /// critical, high, normal or low.
+    #[arg(long, default_value = "normal")]
+    priority: Priority,
+    /// echo, sleep:MS, fail:N, always-fail or panic.
+    #[arg(long, default_value = "echo")]
+    kind: Kind,
+    /// Retries after the first attempt.
+    #[arg(long, default_value_t = 3)]
+    max_retries: u32,
+    /// Run no earlier than this many ms from now.
+    #[arg(long)]
+    delay_ms: Option<u64>,
+}
+
+#[derive(Args)]
+struct WorkArgs {
+    /// Queue name (repeat to serve several).
+    #[arg(long, required = true)]
+    queue: Vec<String>,
+    /// Jobs run at once.
+    #[arg(long, default_value_t = 10)]
+    concurrency: usize,
+    /// Lease in ms: entries idle longer are recovered from dead workers.
+    #[arg(long, default_value_t = 30_000)]
+    lease_ms: u64,
+    /// Count each successful run in this hash: HINCRBY KEY <job-id> 1.
+    #[arg(long)]
+    audit: Option<String>,
+    /// Exit after this many seconds with nothing claimed, running, waiting, pending or delayed.
+    #[arg(long)]
+    exit_when_idle: Option<f64>,
+    /// Deliveries before an entry is dead-lettered as poison.
+    #[arg(long, default_value_t = 5)]
+    max_deliveries: u32,
+    /// Shutdown grace period, ms.
+    #[arg(long, default_value_t = 10_000)]
+    grace_ms: u64,
+    /// First retry delay, ms (doubles each attempt).
+    #[arg(long, default_value_t = 100)]
+    backoff_base_ms: u64,
+    /// Largest retry delay, ms.
+    #[arg(long, default_value_t = 2_000)]
+    backoff_max_ms: u64,
+    /// Time limit of one attempt, ms.
+    #[arg(long, default_value_t = 60_000)]
+    job_timeout_ms: u64,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let default_filter = match cli.command {
+        Command::Demo { .. } => "warn",
+        _ => "info",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let result = match cli.command {
+        Command::Demo { keep_redis } => demo::run(&cli.redis_url, keep_redis).await,
+        Command::Produce(args) => produce(&cli.redis_url, &cli.prefix, args).await,
+        Command::Work(args) => work(&cli.redis_url, &cli.prefix, args).await,
+        Command::Stats { queue } => stats(&cli.redis_url, &cli.prefix, &queue).await,
+        Command::Dead { queue, count } => dead(&cli.redis_url, &cli.prefix, &queue, count).await,
+        Command::Replay { queue, entry } => {
+            replay(&cli.redis_url, &cli.prefix, &queue, &entry).await
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+type AnyResult<T = ()> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+fn client(url: &str, prefix: &str) -> AnyResult<Client> {
+    Ok(Client::connect(url)?.with_prefix(prefix)?)
+}
+
+/// Enqueues `count` jobs made by `make`, in batches of 1,000 per round trip.
+pub(crate) async fn enqueue_many<J: Job>(
+    client: &Client,
+    queue: &str,
+    count: usize,
+    options: EnqueueOptions,
+    make: impl Fn(usize) -> J,
+) -> ferry::Result<Vec<String>> {
+    if count == 1 {
+        return Ok(vec![client.enqueue_with(queue, &make(0), options).await?]);
+    }
+    let mut ids = Vec::with_capacity(count);
+    let mut start = 0;
+    while start < count {
+        let end = (start + 1000).min(count);
+        let batch: Vec<J> = (start..end).map(&make).collect();
+        ids.extend(client.enqueue_batch(queue, &batch, options.clone()).await?);
+        start = end;
+    }
+    Ok(ids)
+}
+
+pub(crate) async fn enqueue_kind(
+    client: &Client,
+    queue: &str,
+    kind: &Kind,
+    count: usize,
+    options: EnqueueOptions,
+) -> ferry::Result<Vec<String>> {
+    match *kind {
+        Kind::Echo => {
+            enqueue_many(client, queue, count, options, |i| Echo {
+                message: format!("hello {i}"),
+            })
+            .await
+        }
+        Kind::Sleep(ms) => enqueue_many(client, queue, count, options, |_| Sleep { ms }).await,
+        Kind::Fail(times) => {
+            enqueue_many(client, queue, count, options, |_| FailTimes { times }).await
+        }
+        Kind::AlwaysFail => enqueue_many(client, queue, count, options, |_| AlwaysFail {}).await,
+        Kind::Panic => enqueue_many(client, queue, count, options, |_| Panic {}).await,
+    }
+}
+
+async fn produce(url: &str, prefix: &str, args: ProduceArgs) -> AnyResult {
+    let client = client(url, prefix)?;
+    let mut options = EnqueueOptions::default()
+        .priority(args.priority)
+        .max_retries(args.max_retries);
+    if let Some(ms) = args.delay_ms {
+        options = options.delay(Duration::from_millis(ms));
+    }
+    let ids = enqueue_kind(&client, &args.queue, &args.kind, args.count, options).await?;
+    let mut out = String::with_capacity(ids.len() * 37);
+    for id in ids {
+        out.push_str(&id);
+        out.push('\n');
+    }
+    use std::io::Write;
+    std::io::stdout().write_all(out.as_bytes())?;
+    Ok(())
+}
+
+/// Builds the example worker with every handler registered.
+pub(crate) fn build_worker(url: &str, prefix: &str, args: &WorkArgs) -> AnyResult<Worker> {
+    let audit = match &args.audit {
+        Some(key) => {
+            let client = redis::Client::open(url)?;
+            let conn = redis::aio::ConnectionManager::new_lazy_with_config(
+                client,
+                redis::aio::ConnectionManagerConfig::new()
+                    .set_response_timeout(Some(Duration::from_secs(5))),
+            )?;
+            Audit(Some((conn, key.clone())))
+        }
+        None => Audit(None),
+    };
+    let mut builder = Worker::builder(RedisConfig::new(url))
+        .prefix(prefix)
+        .register(EchoHandler(audit.clone()))
+        .register(SleepHandler(audit.clone()))
+        .register(FailHandler(audit))
+        .register(AlwaysFailHandler)
+        .register(PanicHandler)
+        .concurrency(args.concurrency)
+        .lease(Duration::from_millis(args.lease_ms))
+        .max_deliveries(args.max_deliveries)
+        .grace_period(Duration::from_millis(args.grace_ms))
+        .job_timeout(Duration::from_millis(args.job_timeout_ms))
+        .backoff(Backoff::new(
+            Duration::from_millis(args.backoff_base_ms),
+            Duration::from_millis(args.backoff_max_ms),
+        )?);
+    for q in &args.queue {
+        builder = builder.queue(q.clone());
+    }
+    Ok(builder.build()?)
+}
+
+async fn work(url: &str, prefix: &str, args: WorkArgs) -> AnyResult {
+    let worker = build_worker(url, prefix, &args)?;
+    if let Some(secs) = args.exit_when_idle {
+        spawn_idle_exit(
+            &worker,
+            client(url, prefix)?,
+            args.queue.clone(),
+            Duration::from_secs_f64(secs.max(0.0)),
+        );
+    }
+    worker.run().await?;
+    Ok(())
+}
+
+/// Stops `worker` once it has claimed nothing for `idle`, runs nothing, and
+/// its queues hold nothing waiting, pending (anywhere in the fleet) or delayed.
+pub(crate) fn spawn_idle_exit(
+    worker: &Worker,
+    client: Client,
+    queues: Vec<String>,
+    idle: Duration,
+) {
+    let activity = worker.activity();
+    let token = worker.shutdown_token();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            if activity.running() > 0 || activity.idle_for() < idle {
+                continue;
+            }
+            let mut all_idle = true;
+            for q in &queues {
+                match client.stats(q).await {
+                    Ok(s) if s.is_idle() => {}
+                    _ => {
+                        all_idle = false;
+                        break;
+                    }
+                }
+            }
+            if all_idle && activity.running() == 0 {
+                tracing::info!("queues idle; exiting");
+                token.cancel();
+                return;
+            }
+        }
+    });
+}
+
+async fn stats(url: &str, prefix: &str, queue: &str) -> AnyResult {
+    let s = client(url, prefix)?.stats(queue).await?;
+    for (i, p) in Priority::ALL.iter().enumerate() {
+        println!(
+            "{:<9} waiting {:>8}  running {:>8}",
+            p.as_str(),
+            s.waiting[i],
+            s.pending[i]
+        );
+    }
+    println!("delayed   {:>8}", s.delayed);
+    println!("dead      {:>8}", s.dead);
+    for (k, v) in &s.counters {
+        println!("{k:<13} {v}");
+    }
+    Ok(())
+}
+
+async fn dead(url: &str, prefix: &str, queue: &str, count: usize) -> AnyResult {
+    for d in client(url, prefix)?.dead_letters(queue, count).await? {
+        println!(
+            "{}  id={} type={} attempt={} error={}",
+            d.entry_id,
+            d.get("id").unwrap_or("?"),
+            d.get("type").unwrap_or("?"),
+            d.get("attempt").unwrap_or("?"),
+            d.get("error").unwrap_or("?")
+        );
+    }
+    Ok(())
+}
+
+async fn replay(url: &str, prefix: &str, queue: &str, entry: &str) -> AnyResult {
+    match client(url, prefix)?.replay_dead(queue, entry).await? {
+        Some(id) => println!("replayed as stream entry {id}"),
+        None => return Err(format!("no dead-letter entry {entry} in queue {queue}").into()),
+    }
+    Ok(())
+}

@@ -1,0 +1,121 @@
+//! Takes over entries whose worker died: every lease/2 it runs XAUTOCLAIM
+//! (in recover.lua) over each priority stream for entries idle past the
+//! lease, as many as it has free slots, and runs them. Poison entries
+//! (delivered more than max_deliveries times) are dead-lettered instead.
+//! Now and then it also removes consumers that are gone and own nothing.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ferry_broker::Priority;
+
+use super::{jitter, ErrorBackoff, Shared};
+
+const CLEANUP_EVERY: Duration = Duration::from_secs(60);
+
+pub(crate) struct Recoverer {
+    shared: Arc<Shared>,
+    cursors: Vec<[String; 4]>,
+    last_cleanup: Option<Instant>,
+}
+
+impl Recoverer {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        let cursors = shared
+            .queues
+            .iter()
+            .map(|_| Priority::ALL.map(|_| "0-0".to_owned()))
+            .collect();
+        Self {
+            shared,
+            cursors,
+            last_cleanup: None,
+        }
+    }
+
+    pub(crate) async fn run(mut self) {
+        tracing::debug!("recoverer started");
+        let period = self.shared.settings.lease / 2;
+        let mut errors = ErrorBackoff::new("recovery");
+        let mut wait = Duration::ZERO;
+        loop {
+            tokio::select! {
+                biased;
+                _ = self.shared.stopping.cancelled() => break,
+                _ = tokio::time::sleep(wait) => {}
+            }
+            wait = match self.run_once().await {
+                Ok(_) => {
+                    errors.ok();
+                    jitter(period)
+                }
+                Err(e) => errors.failed(&e).max(jitter(period)),
+            };
+        }
+        tracing::debug!("recoverer stopped");
+    }
+
+    /// One pass over every stream of every queue; returns how many entries it took over.
+    pub(crate) async fn run_once(&mut self) -> ferry_broker::Result<usize> {
+        let s = Arc::clone(&self.shared);
+        let mut taken = 0;
+        for (qi, queue) in s.queues.iter().enumerate() {
+            for p in Priority::ALL {
+                let permits = s.try_take_slots(s.settings.concurrency);
+                if permits.is_empty() {
+                    return Ok(taken);
+                }
+                let mut conn = s.conn.clone();
+                let lease_ms = s.settings.lease.as_millis() as u64;
+                let r = queue
+                    .recover(
+                        &mut conn,
+                        &s.consumer,
+                        p,
+                        lease_ms,
+                        &self.cursors[qi][p.index()],
+                        permits.len(),
+                        s.settings.max_deliveries,
+                    )
+                    .await?;
+                self.cursors[qi][p.index()] = r.cursor;
+                if r.dead > 0 {
+                    tracing::error!(queue = %queue.name(), priority = %p, count = r.dead,
+                        max_deliveries = s.settings.max_deliveries,
+                        "entries delivered too many times without finishing moved to the dead-letter stream");
+                }
+                if r.dropped > 0 {
+                    tracing::error!(
+                        dropped = r.dropped,
+                        "dead-letter cap reached: oldest dead-letter entries dropped"
+                    );
+                }
+                if r.deleted > 0 {
+                    tracing::debug!(queue = %queue.name(), count = r.deleted, "pending ids of deleted entries cleared");
+                }
+                if !r.claimed.is_empty() {
+                    tracing::info!(queue = %queue.name(), priority = %p, count = r.claimed.len(), "recovered entries of a worker that stopped renewing its lease");
+                    taken += r.claimed.len();
+                }
+                s.dispatch(qi, r.claimed, permits);
+            }
+        }
+        let due = self
+            .last_cleanup
+            .is_none_or(|t| t.elapsed() >= CLEANUP_EVERY);
+        if due {
+            self.last_cleanup = Some(Instant::now());
+            let idle_ms = s.settings.consumer_idle_timeout.as_millis() as u64;
+            for queue in &s.queues {
+                let mut conn = s.conn.clone();
+                let n = queue
+                    .remove_idle_consumers(&mut conn, &s.consumer, idle_ms)
+                    .await?;
+                if n > 0 {
+                    tracing::info!(queue = %queue.name(), removed = n, "removed idle consumers that owned no entries");
+                }
+            }
+        }
+        Ok(taken)
+    }
+}

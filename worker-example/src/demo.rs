@@ -1,0 +1,236 @@
+//! `demo`: the README's first command. Uses `REDIS_URL` when a server answers
+//! there, otherwise starts a throwaway `redis-server` on a free port.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ferry::{Client, EnqueueOptions, Priority};
+
+use crate::jobs::Kind;
+use crate::{build_worker, enqueue_kind, spawn_idle_exit, AnyResult, WorkArgs};
+
+const QUEUE: &str = "demo";
+
+/// A redis-server this demo started; killed when dropped.
+struct OwnRedis {
+    child: Child,
+    dir: Option<tempfile::TempDir>,
+    keep: bool,
+}
+
+impl OwnRedis {
+    /// Leaves the server running (and its directory in place) after the demo.
+    fn detach(&mut self) {
+        self.keep = true;
+        if let Some(dir) = self.dir.take() {
+            let _ = dir.keep();
+        }
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        if !self.keep {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+async fn answers(url: &str) -> bool {
+    let Ok(client) = redis::Client::open(url) else {
+        return false;
+    };
+    let ping = async {
+        let mut conn = client.get_multiplexed_async_connection().await.ok()?;
+        redis::cmd("PING")
+            .query_async::<String>(&mut conn)
+            .await
+            .ok()
+    };
+    matches!(
+        tokio::time::timeout(Duration::from_secs(1), ping).await,
+        Ok(Some(_))
+    )
+}
+
+async fn start_redis() -> AnyResult<(String, OwnRedis)> {
+    let dir = tempfile::tempdir()?;
+    let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let child = Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .arg("--dir")
+        .arg(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| {
+            format!(
+                "no Redis answers at REDIS_URL and redis-server could not be started ({e}). \
+                 Install Redis 6.2+ (Debian/Ubuntu: apt-get install redis-server; macOS: brew install redis), \
+                 or run `docker compose up -d redis`, or point REDIS_URL at a server."
+            )
+        })?;
+    let own = OwnRedis {
+        child,
+        dir: Some(dir),
+        keep: false,
+    };
+    let url = format!("redis://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !answers(&url).await {
+        if Instant::now() > deadline {
+            return Err("the redis-server started by the demo did not answer within 10 s".into());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok((url, own))
+}
+
+pub(crate) async fn run(redis_url: &str, keep_redis: bool) -> AnyResult {
+    let (url, own) = if answers(redis_url).await {
+        println!("Using Redis at {redis_url}");
+        (redis_url.to_owned(), None)
+    } else {
+        let (url, own) = start_redis().await?;
+        println!("No Redis at {redis_url}; started a throwaway redis-server at {url}");
+        (url, Some(own))
+    };
+    let prefix = "ferry";
+    let client = Client::connect(url.as_str())?;
+    // Start clean: the demo owns the `demo` queue.
+    let mut conn = client.connection();
+    let keys = client.queue(QUEUE)?.keys().clone();
+    let mut del = redis::cmd("DEL");
+    for k in keys.streams() {
+        del.arg(k);
+    }
+    del.arg(keys.delayed()).arg(keys.dead()).arg(keys.stats());
+    del.query_async::<i64>(&mut conn).await?;
+
+    let plan: [(&str, Kind, Priority, usize, u32); 6] = [
+        ("echo", Kind::Echo, Priority::Low, 20, 3),
+        ("echo", Kind::Echo, Priority::Normal, 20, 3),
+        ("echo", Kind::Echo, Priority::Critical, 5, 3),
+        ("sleep:200", Kind::Sleep(200), Priority::High, 10, 3),
+        (
+            "fail:2 (succeeds on attempt 3)",
+            Kind::Fail(2),
+            Priority::Normal,
+            3,
+            3,
+        ),
+        (
+            "always-fail (ends in the dead-letter stream)",
+            Kind::AlwaysFail,
+            Priority::High,
+            1,
+            2,
+        ),
+    ];
+    println!("\nEnqueueing into queue `{QUEUE}`:");
+    let mut total = 0;
+    for (label, kind, priority, count, retries) in &plan {
+        let opts = EnqueueOptions::default()
+            .priority(*priority)
+            .max_retries(*retries);
+        enqueue_kind(&client, QUEUE, kind, *count, opts).await?;
+        println!("  {count:>3} x {label:<46} priority {priority:<8} max_retries {retries}");
+        total += count;
+    }
+
+    let args = WorkArgs {
+        queue: vec![QUEUE.to_owned()],
+        concurrency: 8,
+        lease_ms: 5_000,
+        audit: Some(format!("{prefix}:demo-audit")),
+        exit_when_idle: Some(0.5),
+        max_deliveries: 5,
+        grace_ms: 5_000,
+        backoff_base_ms: 100,
+        backoff_max_ms: 2_000,
+        job_timeout_ms: 10_000,
+    };
+    let worker = build_worker(&url, prefix, &args)?;
+    let activity = worker.activity();
+    spawn_idle_exit(
+        &worker,
+        client.clone(),
+        args.queue.clone(),
+        Duration::from_millis(500),
+    );
+    println!("\nRunning a worker (concurrency 8) until the queue is drained...");
+    let started = Instant::now();
+    worker.run().await?;
+    let elapsed = started.elapsed();
+
+    let stats = client.stats(QUEUE).await?;
+    println!(
+        "\nDone in {:.2} s: {total} jobs enqueued",
+        elapsed.as_secs_f64()
+    );
+    println!("  completed      {}", activity.completed());
+    println!("  retries        {}", activity.retried());
+    println!("  dead-lettered  {}", activity.dead());
+    println!(
+        "  left in queue  waiting {}, running {}, delayed {}, dead-letter stream {}",
+        stats.total_waiting(),
+        stats.total_pending(),
+        stats.delayed,
+        stats.dead
+    );
+    for d in client.dead_letters(QUEUE, 10).await? {
+        println!(
+            "  dead letter {}: type={} attempt={} error={:?}",
+            d.entry_id,
+            d.get("type").unwrap_or("?"),
+            d.get("attempt").unwrap_or("?"),
+            d.get("error").unwrap_or("?")
+        );
+    }
+
+    let port_args = url
+        .strip_prefix("redis://")
+        .and_then(|hp| hp.rsplit_once(':'))
+        .map(|(h, p)| {
+            format!(
+                "-h {h} -p {}",
+                p.trim_end_matches(|c: char| !c.is_ascii_digit())
+            )
+        })
+        .unwrap_or_default();
+    let cli = format!("redis-cli {port_args}");
+    println!("\nLook at what Ferry left in Redis:");
+    println!("  {cli} --scan --pattern '{prefix}:{{{QUEUE}}}:*'");
+    println!("  {cli} XINFO GROUPS '{}'", keys.stream(Priority::Normal));
+    println!(
+        "  {cli} XPENDING '{}' workers",
+        keys.stream(Priority::Normal)
+    );
+    println!("  {cli} XRANGE '{}' - +", keys.dead());
+    println!("  {cli} HGETALL '{}'", keys.stats());
+    println!("  {cli} HLEN '{prefix}:demo-audit'      # jobs that ran successfully, by id");
+    println!("\nKeys of the queue now:");
+    let mut scan = redis::cmd("SCAN");
+    scan.arg(0)
+        .arg("MATCH")
+        .arg(format!("{prefix}:{{{QUEUE}}}:*"))
+        .arg("COUNT")
+        .arg(1000);
+    let (_, mut found): (String, Vec<String>) = scan.query_async(&mut conn).await?;
+    found.sort();
+    for key in found {
+        let kind: String = redis::cmd("TYPE").arg(&key).query_async(&mut conn).await?;
+        println!("  {key:<28} {kind}");
+    }
+    if let Some(mut own) = own {
+        if keep_redis {
+            println!("\nThe throwaway redis-server (pid {}) keeps running; stop it with: {cli} shutdown nosave", own.child.id());
+            own.detach();
+        } else {
+            println!("\nThe throwaway redis-server stops now (run `demo --keep-redis` to keep it, or set REDIS_URL).");
+        }
+    }
+    Ok(())
+}

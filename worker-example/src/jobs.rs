@@ -1,0 +1,167 @@
+//! The example's job types, one handler each. With an audit key, every
+//! successful run does `HINCRBY <audit> <job-id> 1`, so losses and duplicates
+//! can be counted with redis-cli.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use ferry::{Handler, Job, JobContext, JobError};
+use redis::aio::ConnectionManager;
+use serde::{Deserialize, Serialize};
+
+/// Where successful runs are counted, if anywhere.
+#[derive(Clone)]
+pub struct Audit(pub Option<(ConnectionManager, String)>);
+
+impl Audit {
+    async fn record(&self, job_id: &str) -> Result<(), JobError> {
+        if let Some((conn, key)) = &self.0 {
+            let mut conn = conn.clone();
+            redis::cmd("HINCRBY")
+                .arg(key)
+                .arg(job_id)
+                .arg(1)
+                .query_async::<i64>(&mut conn)
+                .await
+                .map_err(|e| JobError::retry(format!("audit HINCRBY failed: {e}")))?;
+        }
+        Ok(())
+    }
+}
+
+/// `echo`: succeeds at once.
+#[derive(Serialize, Deserialize, Debug)]
+pub struct Echo {
+    /// Any text.
+    pub message: String,
+}
+impl Job for Echo {
+    const TYPE: &'static str = "echo";
+}
+
+/// `sleep:MS`: sleeps, then succeeds.
+#[derive(Serialize, Deserialize, Debug)]
+pub struct Sleep {
+    /// How long, ms.
+    pub ms: u64,
+}
+impl Job for Sleep {
+    const TYPE: &'static str = "sleep";
+}
+
+/// `fail:N`: fails its first N attempts, then succeeds.
+#[derive(Serialize, Deserialize, Debug)]
+pub struct FailTimes {
+    /// Attempts that fail.
+    pub times: u32,
+}
+impl Job for FailTimes {
+    const TYPE: &'static str = "fail";
+}
+
+/// `always-fail`: fails every attempt, ending in the dead-letter stream.
+#[derive(Serialize, Deserialize, Debug)]
+pub struct AlwaysFail {}
+impl Job for AlwaysFail {
+    const TYPE: &'static str = "always-fail";
+}
+
+/// `panic`: the handler panics (a failed attempt, not a dead worker).
+#[derive(Serialize, Deserialize, Debug)]
+pub struct Panic {}
+impl Job for Panic {
+    const TYPE: &'static str = "panic";
+}
+
+/// Runs [`Echo`].
+pub struct EchoHandler(pub Audit);
+#[async_trait]
+impl Handler for EchoHandler {
+    type Job = Echo;
+    async fn handle(&self, job: Echo, ctx: JobContext) -> Result<(), JobError> {
+        tracing::debug!(message = %job.message, "echo");
+        self.0.record(&ctx.job_id).await
+    }
+}
+
+/// Runs [`Sleep`].
+pub struct SleepHandler(pub Audit);
+#[async_trait]
+impl Handler for SleepHandler {
+    type Job = Sleep;
+    async fn handle(&self, job: Sleep, ctx: JobContext) -> Result<(), JobError> {
+        tokio::time::sleep(Duration::from_millis(job.ms)).await;
+        self.0.record(&ctx.job_id).await
+    }
+}
+
+/// Runs [`FailTimes`].
+pub struct FailHandler(pub Audit);
+#[async_trait]
+impl Handler for FailHandler {
+    type Job = FailTimes;
+    async fn handle(&self, job: FailTimes, ctx: JobContext) -> Result<(), JobError> {
+        if ctx.attempt <= job.times {
+            return Err(JobError::retry(format!(
+                "planned failure {} of {}",
+                ctx.attempt, job.times
+            )));
+        }
+        self.0.record(&ctx.job_id).await
+    }
+}
+
+/// Runs [`AlwaysFail`].
+pub struct AlwaysFailHandler;
+#[async_trait]
+impl Handler for AlwaysFailHandler {
+    type Job = AlwaysFail;
+    async fn handle(&self, _job: AlwaysFail, ctx: JobContext) -> Result<(), JobError> {
+        Err(JobError::retry(format!(
+            "always-fail job failed on attempt {}",
+            ctx.attempt
+        )))
+    }
+}
+
+/// Runs [`Panic`].
+pub struct PanicHandler;
+#[async_trait]
+impl Handler for PanicHandler {
+    type Job = Panic;
+    #[allow(clippy::panic)]
+    async fn handle(&self, _job: Panic, ctx: JobContext) -> Result<(), JobError> {
+        panic!("panic job panicked on attempt {}", ctx.attempt)
+    }
+}
+
+/// A job kind as given on the command line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// `echo`
+    Echo,
+    /// `sleep:MS`
+    Sleep(u64),
+    /// `fail:N`
+    Fail(u32),
+    /// `always-fail`
+    AlwaysFail,
+    /// `panic`
+    Panic,
+}
+
+impl std::str::FromStr for Kind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad =
+            || format!("unknown kind {s:?}: use echo, sleep:MS, fail:N, always-fail or panic");
+        match s.split_once(':') {
+            None if s == "echo" => Ok(Kind::Echo),
+            None if s == "always-fail" => Ok(Kind::AlwaysFail),
+            None if s == "panic" => Ok(Kind::Panic),
+            Some(("sleep", ms)) => ms.parse().map(Kind::Sleep).map_err(|_| bad()),
+            Some(("fail", n)) => n.parse().map(Kind::Fail).map_err(|_| bad()),
+            _ => Err(bad()),
+        }
+    }
+}
