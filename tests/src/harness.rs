@@ -1,0 +1,238 @@
+//! `RedisServer`: a Redis for one test.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use redis::aio::MultiplexedConnection;
+
+/// A name unique to this test run, for queues and prefixes.
+pub fn unique(stem: &str) -> String {
+    format!(
+        "{stem}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..10]
+    )
+}
+
+enum Backend {
+    Own {
+        child: Option<Child>,
+        dir: tempfile::TempDir,
+    },
+    External,
+    Container(#[allow(dead_code)] testcontainers::ContainerAsync<testcontainers::GenericImage>),
+}
+
+/// A Redis server for one test.
+pub struct RedisServer {
+    url: String,
+    port: u16,
+    backend: Backend,
+}
+
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+        .unwrap_or(false)
+}
+
+impl RedisServer {
+    /// Starts (or selects) a Redis for this test; see the crate docs for the order.
+    pub async fn start() -> Self {
+        if let Ok(url) = std::env::var("REDIS_URL") {
+            if !url.is_empty() {
+                return Self {
+                    port: url
+                        .rsplit(':')
+                        .next()
+                        .and_then(|p| {
+                            p.trim_end_matches(|c: char| !c.is_ascii_digit())
+                                .parse()
+                                .ok()
+                        })
+                        .unwrap_or(6379),
+                    url,
+                    backend: Backend::External,
+                };
+            }
+        }
+        if on_path("redis-server") {
+            return Self::start_own(&[]).await;
+        }
+        if on_path("docker") {
+            return Self::start_container().await;
+        }
+        panic!(
+            "Ferry's tests need Redis 6.2 or later and found none: install redis-server \
+             (Debian/Ubuntu: `apt-get install -y redis-server`; macOS: `brew install redis`), \
+             or start Docker so the tests can use a redis:7 container, \
+             or set REDIS_URL to a server the tests may write to."
+        );
+    }
+
+    /// Starts a `redis-server` of this test's own with extra arguments (for
+    /// example `["--appendonly", "yes"]`). Panics where redis-server is missing.
+    pub async fn start_own(extra: &[&str]) -> Self {
+        for _ in 0..20 {
+            let port = TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let mut server = Self {
+                url: format!("redis://127.0.0.1:{port}"),
+                port,
+                backend: Backend::Own {
+                    child: None,
+                    dir: tempfile::tempdir().expect("temp dir"),
+                },
+            };
+            server.spawn_own(extra);
+            if server.wait_ready(Duration::from_secs(10)).await {
+                return server;
+            }
+            // Another process took the port between probe and spawn: try another.
+            server.kill();
+        }
+        panic!("could not start redis-server on a free port after 20 tries");
+    }
+
+    fn spawn_own(&mut self, extra: &[&str]) {
+        let port = self.port;
+        let Backend::Own { child, dir } = &mut self.backend else {
+            panic!("spawn_own on a server this test does not own");
+        };
+        let mut cmd = Command::new("redis-server");
+        cmd.args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+        ])
+        .arg("--dir")
+        .arg(dir.path());
+        if !extra.contains(&"--appendonly") {
+            cmd.args(["--appendonly", "no"]);
+        }
+        cmd.args(extra).stdout(Stdio::null()).stderr(Stdio::null());
+        *child = Some(cmd.spawn().expect("spawn redis-server"));
+    }
+
+    async fn start_container() -> Self {
+        use testcontainers::core::{IntoContainerPort, WaitFor};
+        use testcontainers::runners::AsyncRunner;
+        let container = testcontainers::GenericImage::new("redis", "7.2")
+            .with_exposed_port(6379.tcp())
+            .with_wait_for(WaitFor::message_on_stdout("Ready to accept connections"))
+            .start()
+            .await
+            .expect("start a redis:7.2 container (is Docker running?)");
+        let port = container
+            .get_host_port_ipv4(6379)
+            .await
+            .expect("container port");
+        Self {
+            url: format!("redis://127.0.0.1:{port}"),
+            port,
+            backend: Backend::Container(container),
+        }
+    }
+
+    /// Waits for PING; false when the server exits or the time runs out.
+    async fn wait_ready(&mut self, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Ok(client) = redis::Client::open(self.url.as_str()) {
+                if let Ok(Ok(mut c)) = tokio::time::timeout(
+                    Duration::from_millis(500),
+                    client.get_multiplexed_async_connection(),
+                )
+                .await
+                {
+                    if redis::cmd("PING")
+                        .query_async::<String>(&mut c)
+                        .await
+                        .is_ok()
+                    {
+                        return true;
+                    }
+                }
+            }
+            if let Backend::Own {
+                child: Some(child), ..
+            } = &mut self.backend
+            {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return false;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        false
+    }
+
+    /// The URL to connect to.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// True when this test owns the server process (it can kill and restart it).
+    pub fn is_own(&self) -> bool {
+        matches!(self.backend, Backend::Own { .. })
+    }
+
+    /// The server's data directory, for servers this test owns.
+    pub fn dir(&self) -> Option<&Path> {
+        match &self.backend {
+            Backend::Own { dir, .. } => Some(dir.path()),
+            _ => None,
+        }
+    }
+
+    /// A fresh connection.
+    pub async fn conn(&self) -> MultiplexedConnection {
+        redis::Client::open(self.url.as_str())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .expect("connect to the test redis")
+    }
+
+    /// SIGKILLs the server (servers this test owns only).
+    pub fn kill(&mut self) {
+        if let Backend::Own { child, .. } = &mut self.backend {
+            if let Some(mut c) = child.take() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+
+    /// Starts the server again on the same port and directory.
+    pub async fn restart(&mut self, extra: &[&str]) {
+        assert!(
+            self.is_own(),
+            "restart needs a redis-server of the test's own (unset REDIS_URL)"
+        );
+        self.kill();
+        self.spawn_own(extra);
+        assert!(
+            self.wait_ready(Duration::from_secs(10)).await,
+            "redis-server did not restart"
+        );
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

@@ -1,0 +1,415 @@
+//! The queue protocol (ferry-broker) against a real Redis: claim order, ack,
+//! leases, recovery, delayed jobs, dead letters, bad input.
+
+use ferry_broker::{ConfigError, Error, NewJob, Priority, Queue};
+use ferry_tests::{queue, unique, RedisServer};
+use redis::aio::MultiplexedConnection;
+
+fn job(kind: &str, priority: Priority) -> NewJob {
+    NewJob {
+        job_type: kind.to_owned(),
+        payload: "{}".to_owned(),
+        priority,
+        max_retries: 3,
+        run_at: None,
+    }
+}
+
+async fn setup() -> (RedisServer, MultiplexedConnection, Queue) {
+    let redis = RedisServer::start().await;
+    let mut conn = redis.conn().await;
+    let q = queue(&unique("p"), "q");
+    q.ensure_groups(&mut conn).await.unwrap();
+    (redis, conn, q)
+}
+
+fn ids_of(ds: &[ferry_broker::Delivery], max_payload: usize) -> Vec<String> {
+    ds.iter()
+        .map(|d| d.envelope(max_payload).unwrap().job_type)
+        .collect()
+}
+
+#[tokio::test]
+async fn claim_is_strict_priority_and_fifo_within_a_priority() {
+    let (_r, mut conn, q) = setup().await;
+    // Interleave priorities; the type names record enqueue order.
+    let plan = [
+        ("low-1", Priority::Low),
+        ("normal-1", Priority::Normal),
+        ("critical-1", Priority::Critical),
+        ("high-1", Priority::High),
+        ("low-2", Priority::Low),
+        ("critical-2", Priority::Critical),
+        ("normal-2", Priority::Normal),
+        ("high-2", Priority::High),
+    ];
+    for (name, p) in plan {
+        q.enqueue(&mut conn, &[job(name, p)]).await.unwrap();
+    }
+    // Three slots: both criticals and the first high, nothing lower.
+    let first = q.claim(&mut conn, "c1", 3).await.unwrap();
+    assert_eq!(ids_of(&first, 1024), ["critical-1", "critical-2", "high-1"]);
+    let rest = q.claim(&mut conn, "c1", 10).await.unwrap();
+    assert_eq!(
+        ids_of(&rest, 1024),
+        ["high-2", "normal-1", "normal-2", "low-1", "low-2"]
+    );
+    assert!(q.claim(&mut conn, "c1", 10).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn claim_never_exceeds_the_slots_asked_for() {
+    let (_r, mut conn, q) = setup().await;
+    let batch: Vec<NewJob> = (0..50).map(|_| job("x", Priority::Normal)).collect();
+    q.enqueue(&mut conn, &batch).await.unwrap();
+    assert_eq!(q.claim(&mut conn, "c", 7).await.unwrap().len(), 7);
+    assert_eq!(q.claim(&mut conn, "c", 0).await.unwrap().len(), 0);
+}
+
+#[tokio::test]
+async fn ack_removes_the_entry_so_streams_do_not_grow() {
+    let (_r, mut conn, q) = setup().await;
+    q.enqueue(
+        &mut conn,
+        &[job("x", Priority::High), job("y", Priority::High)],
+    )
+    .await
+    .unwrap();
+    let ds = q.claim(&mut conn, "c", 10).await.unwrap();
+    let ids: Vec<String> = ds.iter().map(|d| d.entry_id.clone()).collect();
+    assert_eq!(
+        q.ack(&mut conn, "c", Priority::High, &ids).await.unwrap(),
+        2
+    );
+    let len: u64 = redis::cmd("XLEN")
+        .arg(q.keys().stream(Priority::High))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(len, 0);
+    let stats = q.stats(&mut conn).await.unwrap();
+    assert_eq!(stats.counter("completed"), 2);
+    assert!(stats.is_idle());
+}
+
+#[tokio::test]
+async fn a_late_ack_after_a_lost_lease_leaves_the_new_owner_alone() {
+    let (_r, mut conn, q) = setup().await;
+    q.enqueue(&mut conn, &[job("x", Priority::Normal)])
+        .await
+        .unwrap();
+    let d = q.claim(&mut conn, "old", 1).await.unwrap().remove(0);
+    // The old owner stopped renewing; recovery (lease 0 ms here) gives it to "new".
+    let r = q
+        .recover(&mut conn, "new", Priority::Normal, 0, "0-0", 10, 5)
+        .await
+        .unwrap();
+    assert_eq!(r.claimed.len(), 1);
+    // The old owner's renewal reports the loss and does not take it back.
+    let lost = q
+        .renew(&mut conn, "old", Priority::Normal, &[d.entry_id.clone()])
+        .await
+        .unwrap();
+    assert_eq!(lost, vec![d.entry_id.clone()]);
+    // Its late ack, retry and dead-letter do nothing.
+    assert_eq!(
+        q.ack(&mut conn, "old", Priority::Normal, &[d.entry_id.clone()])
+            .await
+            .unwrap(),
+        0
+    );
+    let env = d.envelope(1024).unwrap();
+    assert!(!q.retry(&mut conn, "old", &d, &env, 0).await.unwrap());
+    assert!(
+        !q.dead_letter(&mut conn, "old", &d, "late", false)
+            .await
+            .unwrap()
+            .moved
+    );
+    let stats = q.stats(&mut conn).await.unwrap();
+    assert_eq!(
+        stats.total_pending(),
+        1,
+        "the new owner's entry is still pending"
+    );
+    assert_eq!(stats.counter("completed"), 0);
+    assert_eq!(stats.delayed + stats.dead, 0);
+    // The new owner finishes it.
+    assert_eq!(
+        q.ack(&mut conn, "new", Priority::Normal, &[d.entry_id])
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(q.stats(&mut conn).await.unwrap().counter("completed"), 1);
+}
+
+#[tokio::test]
+async fn recovery_skips_entries_whose_lease_is_fresh() {
+    let (_r, mut conn, q) = setup().await;
+    q.enqueue(&mut conn, &[job("x", Priority::Normal)])
+        .await
+        .unwrap();
+    let d = q.claim(&mut conn, "live", 1).await.unwrap().remove(0);
+    let r = q
+        .recover(&mut conn, "thief", Priority::Normal, 60_000, "0-0", 10, 5)
+        .await
+        .unwrap();
+    assert!(r.claimed.is_empty());
+    assert!(q
+        .renew(&mut conn, "live", Priority::Normal, &[d.entry_id])
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+#[tokio::test]
+async fn an_entry_delivered_more_than_max_deliveries_times_is_dead_lettered() {
+    let (_r, mut conn, q) = setup().await;
+    q.enqueue(&mut conn, &[job("poison", Priority::Normal)])
+        .await
+        .unwrap();
+    q.claim(&mut conn, "w0", 1).await.unwrap(); // delivery 1
+                                                // Each recovery is one more delivery; with max 3, deliveries 2 and 3 are handed out.
+    for w in ["w1", "w2"] {
+        let r = q
+            .recover(&mut conn, w, Priority::Normal, 0, "0-0", 10, 3)
+            .await
+            .unwrap();
+        assert_eq!((r.claimed.len(), r.dead), (1, 0));
+    }
+    let r = q
+        .recover(&mut conn, "w3", Priority::Normal, 0, "0-0", 10, 3)
+        .await
+        .unwrap();
+    assert_eq!((r.claimed.len(), r.dead), (0, 1));
+    let dead = q.dead_letters(&mut conn, 10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].get("type"), Some("poison"));
+    assert!(
+        dead[0].get("error").unwrap().contains("max_deliveries 3"),
+        "{:?}",
+        dead[0]
+    );
+    assert_eq!(dead[0].get("priority"), Some("normal"));
+    assert_eq!(q.stats(&mut conn).await.unwrap().total_pending(), 0);
+}
+
+#[tokio::test]
+async fn recovery_clears_pending_ids_of_deleted_entries() {
+    let (_r, mut conn, q) = setup().await;
+    q.enqueue(&mut conn, &[job("x", Priority::Low)])
+        .await
+        .unwrap();
+    let d = q.claim(&mut conn, "gone", 1).await.unwrap().remove(0);
+    let _: i64 = redis::cmd("XDEL")
+        .arg(q.keys().stream(Priority::Low))
+        .arg(&d.entry_id)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let r = q
+        .recover(&mut conn, "me", Priority::Low, 0, "0-0", 10, 5)
+        .await
+        .unwrap();
+    assert_eq!((r.claimed.len(), r.deleted), (0, 1));
+    let summary: redis::Value = redis::cmd("XPENDING")
+        .arg(q.keys().stream(Priority::Low))
+        .arg("workers")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let redis::Value::Array(parts) = summary else {
+        panic!("{summary:?}")
+    };
+    assert_eq!(parts[0], redis::Value::Int(0));
+}
+
+#[tokio::test]
+async fn idle_consumers_that_own_nothing_are_removed_and_owners_kept() {
+    let (_r, mut conn, q) = setup().await;
+    q.enqueue(
+        &mut conn,
+        &[job("x", Priority::Normal), job("y", Priority::Normal)],
+    )
+    .await
+    .unwrap();
+    q.claim(&mut conn, "owner", 1).await.unwrap();
+    let done = q
+        .claim(&mut conn, "empty-handed", 1)
+        .await
+        .unwrap()
+        .remove(0);
+    q.ack(
+        &mut conn,
+        "empty-handed",
+        Priority::Normal,
+        &[done.entry_id],
+    )
+    .await
+    .unwrap();
+    let removed = q.remove_idle_consumers(&mut conn, "me", 0).await.unwrap();
+    assert_eq!(removed, 1);
+    let info: Vec<redis::Value> = redis::cmd("XINFO")
+        .arg("CONSUMERS")
+        .arg(q.keys().stream(Priority::Normal))
+        .arg("workers")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let text = format!("{info:?}");
+    assert!(text.contains("owner"), "{text}");
+    assert!(!text.contains("empty-handed"), "{text}");
+}
+
+#[tokio::test]
+async fn delayed_jobs_wait_in_the_delayed_set_until_due() {
+    let (_r, mut conn, q) = setup().await;
+    let at = ferry_broker::now_ms() + 60_000;
+    let mut j = job("later", Priority::High);
+    j.run_at = Some(at);
+    q.enqueue(&mut conn, &[j]).await.unwrap();
+    assert!(q.claim(&mut conn, "c", 10).await.unwrap().is_empty());
+    let p = q.promote_due(&mut conn, at - 1).await.unwrap();
+    assert_eq!((p.moved, p.next_at), (0, Some(at)));
+    let p = q.promote_due(&mut conn, at).await.unwrap();
+    assert_eq!((p.moved, p.next_at), (1, None));
+    let ds = q.claim(&mut conn, "c", 10).await.unwrap();
+    assert_eq!(ds.len(), 1);
+    assert_eq!(ds[0].priority, Priority::High);
+    assert_eq!(ds[0].envelope(1024).unwrap().job_type, "later");
+}
+
+#[tokio::test]
+async fn retry_moves_the_entry_to_the_delayed_set_with_the_next_attempt() {
+    let (_r, mut conn, q) = setup().await;
+    q.enqueue(&mut conn, &[job("x", Priority::Critical)])
+        .await
+        .unwrap();
+    let d = q.claim(&mut conn, "c", 1).await.unwrap().remove(0);
+    let env = d.envelope(1024).unwrap();
+    let next = ferry_broker::Envelope {
+        attempt: 2,
+        last_error: Some("boom".into()),
+        ..env.clone()
+    };
+    assert!(q.retry(&mut conn, "c", &d, &next, 1234).await.unwrap());
+    let stats = q.stats(&mut conn).await.unwrap();
+    assert_eq!(
+        (stats.total_pending(), stats.total_waiting(), stats.delayed),
+        (0, 0, 1)
+    );
+    q.promote_due(&mut conn, 1234).await.unwrap();
+    let again = q.claim(&mut conn, "c", 1).await.unwrap().remove(0);
+    assert_eq!(again.priority, Priority::Critical);
+    let e2 = again.envelope(1024).unwrap();
+    assert_eq!(
+        (e2.id, e2.attempt, e2.last_error.as_deref()),
+        (env.id, 2, Some("boom"))
+    );
+}
+
+#[tokio::test]
+async fn a_dead_letter_cap_counts_what_it_drops() {
+    let redis = RedisServer::start().await;
+    let mut conn = redis.conn().await;
+    let q = queue(&unique("p"), "q").dead_letter_cap(2);
+    for i in 0..5 {
+        q.enqueue(&mut conn, &[job(&format!("j{i}"), Priority::Normal)])
+            .await
+            .unwrap();
+        let d = q.claim(&mut conn, "c", 1).await.unwrap().remove(0);
+        let r = q
+            .dead_letter(&mut conn, "c", &d, "bad", false)
+            .await
+            .unwrap();
+        assert!(r.moved);
+        assert_eq!(r.dropped, if i >= 2 { 1 } else { 0 });
+    }
+    let stats = q.stats(&mut conn).await.unwrap();
+    assert_eq!(stats.dead, 2);
+    assert_eq!(stats.counter("dead_dropped"), 3);
+    assert_eq!(stats.counter("dead"), 5);
+}
+
+#[tokio::test]
+async fn replay_moves_a_dead_letter_back_as_attempt_one() {
+    let (_r, mut conn, q) = setup().await;
+    let ids = q
+        .enqueue(&mut conn, &[job("x", Priority::Low)])
+        .await
+        .unwrap();
+    let d = q.claim(&mut conn, "c", 1).await.unwrap().remove(0);
+    q.dead_letter(&mut conn, "c", &d, "gave up", false)
+        .await
+        .unwrap();
+    let dead = q.dead_letters(&mut conn, 10).await.unwrap();
+    assert!(q
+        .replay_dead(&mut conn, &dead[0].entry_id)
+        .await
+        .unwrap()
+        .is_some());
+    assert!(q
+        .replay_dead(&mut conn, &dead[0].entry_id)
+        .await
+        .unwrap()
+        .is_none());
+    let again = q.claim(&mut conn, "c", 1).await.unwrap().remove(0);
+    assert_eq!(again.priority, Priority::Low);
+    let env = again.envelope(1024).unwrap();
+    assert_eq!((env.id.as_str(), env.attempt), (ids[0].as_str(), 1));
+    assert_eq!(q.stats(&mut conn).await.unwrap().dead, 0);
+}
+
+#[tokio::test]
+async fn a_deleted_stream_gets_its_group_back() {
+    let (_r, mut conn, q) = setup().await;
+    let _: i64 = redis::cmd("DEL")
+        .arg(q.keys().stream(Priority::Normal))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    q.enqueue(&mut conn, &[job("x", Priority::Normal)])
+        .await
+        .unwrap();
+    assert_eq!(q.claim(&mut conn, "c", 5).await.unwrap().len(), 1);
+    q.ensure_groups(&mut conn).await.unwrap(); // idempotent: BUSYGROUP is success
+}
+
+#[tokio::test]
+async fn bad_input_is_a_typed_error_before_anything_is_sent() {
+    for bad in ["", "has space", "a{b}", "a:b", &"x".repeat(129)] {
+        assert!(
+            matches!(Queue::new(bad), Err(ConfigError::InvalidQueueName(_))),
+            "{bad:?}"
+        );
+    }
+    let (_r, mut conn, q) = setup().await;
+    let q = q.max_payload_bytes(16).unwrap();
+    let mut big = job("x", Priority::Normal);
+    big.payload = format!("\"{}\"", "a".repeat(100));
+    let err = q
+        .enqueue(&mut conn, &[job("ok", Priority::Normal), big])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Config(ConfigError::PayloadTooLarge {
+                size: 102,
+                limit: 16
+            })
+        ),
+        "{err}"
+    );
+    let err = q
+        .enqueue(&mut conn, &[job("", Priority::Normal)])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Config(ConfigError::InvalidJobType(_))),
+        "{err}"
+    );
+    // Nothing of the failed batches was written.
+    assert_eq!(q.stats(&mut conn).await.unwrap().total_waiting(), 0);
+}
