@@ -44,7 +44,7 @@
 //! - [`client`]: [`Client`] and [`EnqueueOptions`].
 //! - [`worker`]: [`Worker`] and its builder.
 //! - `runtime`: the worker's components (fetcher, executor, acker, heartbeat, recoverer, promoter).
-//! - [`connection`]: [`RedisConfig`].
+//! - [`connection`]: how to reach Redis ([`RedisConfig`]).
 //! - [`error`]: [`Error`] and [`JobError`].
 
 #![cfg_attr(

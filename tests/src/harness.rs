@@ -21,7 +21,9 @@ enum Backend {
         dir: tempfile::TempDir,
     },
     External,
-    Container(#[allow(dead_code)] testcontainers::ContainerAsync<testcontainers::GenericImage>),
+    Container(
+        #[allow(dead_code)] Box<testcontainers::ContainerAsync<testcontainers::GenericImage>>,
+    ),
 }
 
 /// A Redis server for one test.
@@ -137,7 +139,7 @@ impl RedisServer {
         Self {
             url: format!("redis://127.0.0.1:{port}"),
             port,
-            backend: Backend::Container(container),
+            backend: Backend::Container(Box::new(container)),
         }
     }
 

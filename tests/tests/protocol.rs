@@ -107,15 +107,25 @@ async fn a_late_ack_after_a_lost_lease_leaves_the_new_owner_alone() {
     assert_eq!(r.claimed.len(), 1);
     // The old owner's renewal reports the loss and does not take it back.
     let lost = q
-        .renew(&mut conn, "old", Priority::Normal, &[d.entry_id.clone()])
+        .renew(
+            &mut conn,
+            "old",
+            Priority::Normal,
+            std::slice::from_ref(&d.entry_id),
+        )
         .await
         .unwrap();
     assert_eq!(lost, vec![d.entry_id.clone()]);
     // Its late ack, retry and dead-letter do nothing.
     assert_eq!(
-        q.ack(&mut conn, "old", Priority::Normal, &[d.entry_id.clone()])
-            .await
-            .unwrap(),
+        q.ack(
+            &mut conn,
+            "old",
+            Priority::Normal,
+            std::slice::from_ref(&d.entry_id)
+        )
+        .await
+        .unwrap(),
         0
     );
     let env = d.envelope(1024).unwrap();

@@ -8,6 +8,8 @@
 //!
 //! `REDIS_URL` selects Redis (default `redis://127.0.0.1:6379`).
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 mod demo;
 mod jobs;
 

@@ -1,0 +1,229 @@
+//! Real `worker-example` processes against a real Redis: SIGKILL recovery,
+//! lease renewal, graceful SIGTERM, load, and a fleet sharing one queue.
+
+use std::time::Duration;
+
+use ferry_tests::{
+    audit_counts, exactly_once, produce, queue, unique, wait_until, RedisServer, WorkerProcess,
+};
+
+const EXIT: Duration = Duration::from_secs(180);
+
+struct Run {
+    redis: RedisServer,
+    prefix: String,
+    queue: String,
+    audit: String,
+}
+
+async fn setup(name: &str) -> Run {
+    let redis = RedisServer::start().await;
+    let prefix = unique("proc");
+    Run {
+        audit: format!("{prefix}:audit"),
+        redis,
+        prefix,
+        queue: name.to_owned(),
+    }
+}
+
+impl Run {
+    fn worker(&self, extra: &[&str]) -> WorkerProcess {
+        let mut args = vec!["--queue", &self.queue, "--audit", &self.audit];
+        args.extend_from_slice(extra);
+        WorkerProcess::spawn(self.redis.url(), &self.prefix, &args)
+    }
+
+    async fn produce(&self, extra: &[&str]) -> Vec<String> {
+        let mut args = vec!["--queue", self.queue.as_str()];
+        args.extend_from_slice(extra);
+        produce(self.redis.url(), &self.prefix, &args).await
+    }
+
+    async fn stats(&self) -> ferry_broker::QueueStats {
+        let mut conn = self.redis.conn().await;
+        queue(&self.prefix, &self.queue)
+            .stats(&mut conn)
+            .await
+            .unwrap()
+    }
+
+    async fn assert_exactly_once(&self, ids: &[String]) {
+        let mut conn = self.redis.conn().await;
+        let audit = audit_counts(&mut conn, &self.audit).await;
+        let (missing, dup) = exactly_once(ids, &audit);
+        assert!(
+            missing.is_empty(),
+            "{} jobs never completed, e.g. {:?}",
+            missing.len(),
+            missing.first()
+        );
+        assert!(
+            dup.is_empty(),
+            "{} jobs ran more than once, e.g. {:?}",
+            dup.len(),
+            dup.first()
+        );
+        assert_eq!(audit.len(), ids.len());
+    }
+
+    async fn assert_drained(&self) {
+        let s = self.stats().await;
+        assert!(s.is_idle(), "queue not drained: {s:?}");
+        assert_eq!(s.dead, 0, "unexpected dead letters: {s:?}");
+    }
+}
+
+fn completed_in_log(w: &WorkerProcess) -> u64 {
+    w.log_text()
+        .lines()
+        .filter(|l| l.contains("worker stopped"))
+        .filter_map(|l| l.split("completed=").nth(1))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .filter_map(|n| n.parse::<u64>().ok())
+        .sum()
+}
+
+#[tokio::test]
+async fn a_sigkilled_worker_s_job_is_completed_by_another_worker() {
+    let run = setup("crash").await;
+    let ids = run.produce(&["--kind", "sleep:2000"]).await;
+    let mut doomed = run.worker(&["--concurrency", "1", "--lease-ms", "1000"]);
+    wait_until(
+        Duration::from_secs(30),
+        "the first worker holds the job",
+        || async { run.stats().await.total_pending() == 1 },
+    )
+    .await;
+    doomed.kill().await;
+    doomed.wait(EXIT).await;
+    assert_eq!(
+        run.stats().await.total_pending(),
+        1,
+        "the killed worker's entry stays pending"
+    );
+
+    let mut rescuer = run.worker(&[
+        "--concurrency",
+        "4",
+        "--lease-ms",
+        "500",
+        "--exit-when-idle",
+        "0.3",
+    ]);
+    assert!(rescuer.wait(EXIT).await.success());
+    run.assert_exactly_once(&ids).await;
+    run.assert_drained().await;
+    assert_eq!(run.stats().await.counter("recovered"), 1);
+}
+
+#[tokio::test]
+async fn a_job_running_three_leases_on_a_live_worker_runs_once() {
+    let run = setup("long").await;
+    let ids = run.produce(&["--kind", "sleep:1800"]).await;
+    let args = [
+        "--concurrency",
+        "2",
+        "--lease-ms",
+        "600",
+        "--exit-when-idle",
+        "0.3",
+    ];
+    let mut first = run.worker(&args);
+    wait_until(
+        Duration::from_secs(30),
+        "the first worker holds the job",
+        || async { run.stats().await.total_pending() == 1 },
+    )
+    .await;
+    // A second live worker recovers anything idle past 600 ms; the first renews.
+    let mut second = run.worker(&args);
+    assert!(first.wait(EXIT).await.success());
+    assert!(second.wait(EXIT).await.success());
+    run.assert_exactly_once(&ids).await;
+    run.assert_drained().await;
+    assert_eq!(
+        run.stats().await.counter("recovered"),
+        0,
+        "the running job was never taken over"
+    );
+}
+
+#[tokio::test]
+async fn sigterm_mid_load_loses_no_job() {
+    let run = setup("term").await;
+    let ids = run.produce(&["--kind", "sleep:20", "--count", "300"]).await;
+    let mut w = run.worker(&["--concurrency", "10", "--grace-ms", "10000"]);
+    let audit = run.audit.clone();
+    let mut conn = run.redis.conn().await;
+    wait_until(Duration::from_secs(60), "30 jobs done", || {
+        let (audit, mut conn) = (audit.clone(), conn.clone());
+        async move {
+            redis::cmd("HLEN")
+                .arg(&audit)
+                .query_async::<u64>(&mut conn)
+                .await
+                .unwrap()
+                >= 30
+        }
+    })
+    .await;
+    w.terminate();
+    assert!(w.wait(EXIT).await.success(), "graceful shutdown exits 0");
+    let after = run.stats().await;
+    assert_eq!(
+        after.total_pending(),
+        0,
+        "running jobs finished and were acknowledged: {after:?}"
+    );
+    assert!(after.total_waiting() > 0, "the worker stopped mid-load");
+    let done: u64 = redis::cmd("HLEN")
+        .arg(&run.audit)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(done + after.total_waiting(), 300);
+
+    let mut rest = run.worker(&["--concurrency", "10", "--exit-when-idle", "0.3"]);
+    assert!(rest.wait(EXIT).await.success());
+    run.assert_exactly_once(&ids).await;
+    run.assert_drained().await;
+}
+
+#[tokio::test]
+async fn a_thousand_jobs_at_concurrency_100_each_complete_exactly_once() {
+    let run = setup("load").await;
+    let ids = run
+        .produce(&["--kind", "sleep:10", "--count", "1000"])
+        .await;
+    assert_eq!(ids.len(), 1000);
+    let mut w = run.worker(&["--concurrency", "100", "--exit-when-idle", "0.3"]);
+    assert!(w.wait(EXIT).await.success());
+    run.assert_exactly_once(&ids).await;
+    run.assert_drained().await;
+    assert_eq!(run.stats().await.counter("completed"), 1000);
+}
+
+#[tokio::test]
+async fn four_workers_share_2000_jobs_with_no_job_run_twice() {
+    let run = setup("fleet").await;
+    let mut ids = run.produce(&["--kind", "sleep:2", "--count", "1000"]).await;
+    ids.extend(
+        run.produce(&["--kind", "echo", "--count", "1000", "--priority", "high"])
+            .await,
+    );
+    let mut fleet: Vec<WorkerProcess> = (0..4)
+        .map(|_| run.worker(&["--concurrency", "10", "--exit-when-idle", "0.5"]))
+        .collect();
+    for w in &mut fleet {
+        assert!(w.wait(EXIT).await.success());
+    }
+    run.assert_exactly_once(&ids).await;
+    run.assert_drained().await;
+    let per_worker: Vec<u64> = fleet.iter().map(completed_in_log).collect();
+    assert_eq!(per_worker.iter().sum::<u64>(), 2000, "{per_worker:?}");
+    assert!(
+        per_worker.iter().filter(|n| **n > 0).count() >= 2,
+        "the fleet shared the work: {per_worker:?}"
+    );
+}
