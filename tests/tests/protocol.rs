@@ -423,3 +423,35 @@ async fn bad_input_is_a_typed_error_before_anything_is_sent() {
     // Nothing of the failed batches was written.
     assert_eq!(q.stats(&mut conn).await.unwrap().total_waiting(), 0);
 }
+
+#[tokio::test]
+async fn renewal_keeps_the_owner_and_does_not_count_a_delivery() {
+    let (_r, mut conn, q) = setup().await;
+    q.enqueue(&mut conn, &[job("x", Priority::High)])
+        .await
+        .unwrap();
+    let d = q.claim(&mut conn, "me", 1).await.unwrap().remove(0);
+    for _ in 0..3 {
+        let lost = q
+            .renew(
+                &mut conn,
+                "me",
+                Priority::High,
+                std::slice::from_ref(&d.entry_id),
+            )
+            .await
+            .unwrap();
+        assert!(lost.is_empty());
+    }
+    let detail: Vec<(String, String, u64, u64)> = redis::cmd("XPENDING")
+        .arg(q.keys().stream(Priority::High))
+        .arg("workers")
+        .arg("-")
+        .arg("+")
+        .arg(10)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(detail.len(), 1);
+    assert_eq!((detail[0].1.as_str(), detail[0].3), ("me", 1));
+}

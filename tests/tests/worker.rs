@@ -197,6 +197,25 @@ async fn worker_runs_jobs_in_strict_priority_then_fifo_order() {
 }
 
 #[tokio::test]
+async fn one_worker_serves_several_queues() {
+    let mut s = setup().await;
+    s.client
+        .enqueue("alpha", &Setup::step("from-alpha", 0))
+        .await
+        .unwrap();
+    s.client
+        .enqueue("beta", &Setup::step("from-beta", 0))
+        .await
+        .unwrap();
+    let (handle, token, _) = s.start(s.builder().queue("alpha").queue("beta"));
+    let mut got = vec![s.next().await.label, s.next().await.label];
+    got.sort();
+    assert_eq!(got, ["from-alpha", "from-beta"]);
+    token.cancel();
+    handle.await.unwrap().unwrap();
+}
+
+#[tokio::test]
 async fn fail_twice_then_succeed_on_attempt_three_with_growing_delays() {
     let mut s = setup().await;
     s.client

@@ -15,11 +15,24 @@ pub(crate) struct InFlight {
 }
 
 impl InFlight {
-    pub(crate) fn insert(&self, queue: usize, priority: Priority, entry_id: &str) {
-        if let Ok(mut m) = self.inner.lock() {
-            m.entry((queue, priority))
-                .or_default()
-                .insert(entry_id.to_owned(), false);
+    /// Registers an entry; false when this worker already runs it. That
+    /// happens when its own recovery reclaims an entry whose renewals failed
+    /// (a Redis outage longer than the lease): the entry is owned again, so
+    /// a `lost` mark is cleared, and the running job must not start twice.
+    pub(crate) fn insert(&self, queue: usize, priority: Priority, entry_id: &str) -> bool {
+        let Ok(mut m) = self.inner.lock() else {
+            return false;
+        };
+        let ids = m.entry((queue, priority)).or_default();
+        match ids.get_mut(entry_id) {
+            Some(lost) => {
+                *lost = false;
+                false
+            }
+            None => {
+                ids.insert(entry_id.to_owned(), false);
+                true
+            }
         }
     }
 
@@ -71,5 +84,37 @@ impl InFlight {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_entry_already_running_is_not_registered_twice_and_a_reclaimed_one_is_owned_again() {
+        let f = InFlight::default();
+        assert!(f.insert(0, Priority::High, "1-0"));
+        assert!(
+            !f.insert(0, Priority::High, "1-0"),
+            "a second dispatch of a running entry is refused"
+        );
+        assert!(
+            f.insert(1, Priority::High, "1-0"),
+            "same id on another queue is another entry"
+        );
+        f.mark_lost(0, Priority::High, &["1-0".to_owned()]);
+        assert!(f.is_lost(0, Priority::High, "1-0"));
+        assert!(
+            !f.snapshot().contains_key(&(0, Priority::High)),
+            "lost entries are not renewed"
+        );
+        assert!(!f.insert(0, Priority::High, "1-0"));
+        assert!(
+            !f.is_lost(0, Priority::High, "1-0"),
+            "reclaimed by this worker: owned again"
+        );
+        f.remove(0, Priority::High, "1-0");
+        assert!(f.insert(0, Priority::High, "1-0"));
     }
 }

@@ -143,16 +143,14 @@ impl Shared {
     pub(crate) fn dispatch(
         self: &Arc<Self>,
         qi: usize,
-        deliveries: Vec<Delivery>,
+        mut deliveries: Vec<Delivery>,
         mut permits: Vec<OwnedSemaphorePermit>,
     ) {
+        deliveries.retain(|d| self.inflight.insert(qi, d.priority, &d.entry_id));
         if deliveries.is_empty() {
             return;
         }
         self.activity.claimed(deliveries.len());
-        for d in &deliveries {
-            self.inflight.insert(qi, d.priority, &d.entry_id);
-        }
         for delivery in deliveries {
             let permit = permits.pop();
             let shared = Arc::clone(self);
