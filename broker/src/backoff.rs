@@ -54,7 +54,10 @@ impl Backoff {
         } else {
             0.0
         };
-        ceiling.mul_f64(0.5 + unit / 2.0)
+        // A factor in [0.5, 1]; float rounding near Duration::MAX must not panic.
+        Duration::try_from_secs_f64(ceiling.as_secs_f64() * (0.5 + unit / 2.0))
+            .map(|d| d.min(ceiling))
+            .unwrap_or(ceiling)
     }
 
     /// The delay after `attempt` failed, with a random jitter draw.
@@ -85,6 +88,8 @@ mod tests {
             );
         }
         assert!(Backoff::new(Duration::ZERO, Duration::from_secs(1)).is_err());
+        let huge = Backoff::new(Duration::from_secs(1), Duration::MAX).unwrap();
+        assert!(huge.delay_with(200, 1.0) <= Duration::MAX);
         assert!(Backoff::new(Duration::from_secs(2), Duration::from_secs(1)).is_err());
     }
 }

@@ -185,13 +185,18 @@ impl Queue {
         if entry_ids.is_empty() {
             return Ok(0);
         }
-        let mut inv = scripts::ACK.prepare_invoke();
-        inv.key(self.keys.stream(priority)).key(self.keys.stats());
-        inv.arg(GROUP).arg(consumer);
-        for id in entry_ids {
-            inv.arg(id);
+        let mut acked = 0;
+        for chunk in entry_ids.chunks(crate::MAX_IDS_PER_CALL) {
+            let mut inv = scripts::ACK.prepare_invoke();
+            inv.key(self.keys.stream(priority)).key(self.keys.stats());
+            inv.arg(GROUP).arg(consumer);
+            for id in chunk {
+                inv.arg(id);
+            }
+            let n: u64 = inv.invoke_async(conn).await?;
+            acked += n;
         }
-        Ok(inv.invoke_async(conn).await?)
+        Ok(acked)
     }
 
     /// Moves a failed delivery to the delayed set as its next attempt, to run
@@ -246,11 +251,8 @@ impl Queue {
             .arg(&delivery.entry_id)
             .arg(self.dead_letter_cap)
             .arg(if malformed { "malformed" } else { "dead" });
-        let reserved = [field::ERROR, field::FAILED_AT, field::PRIORITY];
-        for (k, v) in &delivery.fields {
-            if !reserved.iter().any(|r| r.as_bytes() == k.as_slice()) {
-                inv.arg(k.as_slice()).arg(v.as_slice());
-            }
+        for (k, v) in dead_letter_fields(&delivery.fields) {
+            inv.arg(k).arg(v);
         }
         inv.arg(field::ERROR).arg(error);
         inv.arg(field::FAILED_AT).arg(now_ms());
@@ -264,6 +266,55 @@ impl Queue {
             _ => Err(Error::Protocol(format!("dead_letter: {v:?}"))),
         }
     }
+}
+
+/// Most fields, besides the envelope's own, copied from an entry into its
+/// dead letter. A hostile entry can have thousands; the rest are counted in
+/// `omitted_fields`.
+pub const MAX_EXTRA_DEAD_LETTER_FIELDS: usize = 16;
+
+/// The original fields that go into a dead letter: every envelope field, at
+/// most [`MAX_EXTRA_DEAD_LETTER_FIELDS`] others, and `omitted_fields` with the
+/// count of those left out. Fields the dead letter sets itself are dropped.
+fn dead_letter_fields(fields: &[(Vec<u8>, Vec<u8>)]) -> Vec<(&[u8], Vec<u8>)> {
+    const KNOWN: [&str; 8] = [
+        field::ID,
+        field::TYPE,
+        field::PAYLOAD,
+        field::ATTEMPT,
+        field::MAX_RETRIES,
+        field::ENQUEUED_AT,
+        field::LAST_ERROR,
+        "raw",
+    ];
+    const RESERVED: [&str; 3] = [field::ERROR, field::FAILED_AT, field::PRIORITY];
+    let is = |names: &[&str], k: &[u8]| names.iter().any(|n| n.as_bytes() == k);
+    let mut out = Vec::with_capacity(
+        fields
+            .len()
+            .min(KNOWN.len() + MAX_EXTRA_DEAD_LETTER_FIELDS + 1),
+    );
+    let (mut extra, mut omitted) = (0usize, 0usize);
+    for (k, v) in fields {
+        if is(&RESERVED, k) {
+            continue;
+        }
+        if is(&KNOWN, k) {
+            out.push((k.as_slice(), v.clone()));
+        } else if extra < MAX_EXTRA_DEAD_LETTER_FIELDS {
+            extra += 1;
+            out.push((k.as_slice(), v.clone()));
+        } else {
+            omitted += 1;
+        }
+    }
+    if omitted > 0 {
+        out.push((
+            b"omitted_fields".as_slice(),
+            omitted.to_string().into_bytes(),
+        ));
+    }
+    out
 }
 
 pub(crate) fn push_deliveries(

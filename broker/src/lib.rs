@@ -62,6 +62,10 @@ mod reply;
 pub mod scripts;
 pub mod stats;
 
+/// Most entry ids passed to one script call (ack, renew): Lua's `unpack`
+/// accepts about 8,000 values, so longer lists are sent in chunks.
+pub const MAX_IDS_PER_CALL: usize = 1000;
+
 pub use backoff::Backoff;
 pub use consumer::{DeadLettered, Delivery};
 pub use dead_letter::DeadLetter;

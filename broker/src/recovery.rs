@@ -92,12 +92,17 @@ impl Queue {
         if entry_ids.is_empty() {
             return Ok(Vec::new());
         }
-        let mut inv = scripts::RENEW.prepare_invoke();
-        inv.key(self.keys.stream(priority)).arg(GROUP).arg(consumer);
-        for id in entry_ids {
-            inv.arg(id);
+        let mut lost = Vec::new();
+        for chunk in entry_ids.chunks(crate::MAX_IDS_PER_CALL) {
+            let mut inv = scripts::RENEW.prepare_invoke();
+            inv.key(self.keys.stream(priority)).arg(GROUP).arg(consumer);
+            for id in chunk {
+                inv.arg(id);
+            }
+            let l: Vec<String> = inv.invoke_async(conn).await?;
+            lost.extend(l);
         }
-        Ok(inv.invoke_async(conn).await?)
+        Ok(lost)
     }
 
     /// Deletes consumers other than `me` that have been idle for more than

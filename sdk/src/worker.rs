@@ -36,6 +36,10 @@ pub const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(30);
 pub const DEFAULT_BLOCK_TIME: Duration = Duration::from_secs(1);
 /// Default longest wait between two looks at the delayed set.
 pub const DEFAULT_PROMOTE_INTERVAL: Duration = Duration::from_secs(1);
+/// Largest `concurrency` accepted.
+pub const MAX_CONCURRENCY: usize = 100_000;
+/// Longest duration setting accepted (lease, timeouts, intervals): one day.
+pub const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
 /// Default idle time after which a consumer with nothing pending is removed.
 pub const DEFAULT_CONSUMER_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 
@@ -168,11 +172,25 @@ impl WorkerBuilder {
             )
             .into());
         }
-        if s.concurrency == 0 {
-            return Err(invalid("concurrency", "must be at least 1").into());
+        if s.concurrency == 0 || s.concurrency > MAX_CONCURRENCY {
+            return Err(invalid("concurrency", &format!("must be 1 to {MAX_CONCURRENCY}")).into());
         }
         if s.lease < Duration::from_millis(30) {
             return Err(invalid("lease", "must be at least 30 ms").into());
+        }
+        let durations = [
+            ("lease", s.lease),
+            ("job_timeout", s.job_timeout),
+            ("grace_period", s.grace_period),
+            ("block_time", s.block_time),
+            ("promote_interval", s.promote_interval),
+            ("consumer_idle_timeout", s.consumer_idle_timeout),
+            ("response_timeout", self.redis.response_timeout),
+        ];
+        for (name, d) in durations {
+            if d > MAX_DURATION {
+                return Err(invalid(name, "must be at most 1 day").into());
+            }
         }
         if s.job_timeout.is_zero() {
             return Err(invalid("job_timeout", "must be more than 0").into());

@@ -103,9 +103,11 @@ async fn a_sigkilled_worker_s_job_is_completed_by_another_worker() {
         "the killed worker's entry stays pending"
     );
 
+    // Concurrency 1: the rescuer's only slot is also wanted by its fetcher,
+    // which must not starve recovery.
     let mut rescuer = run.worker(&[
         "--concurrency",
-        "4",
+        "1",
         "--lease-ms",
         "500",
         "--exit-when-idle",

@@ -455,3 +455,126 @@ async fn renewal_keeps_the_owner_and_does_not_count_a_delivery() {
     assert_eq!(detail.len(), 1);
     assert_eq!((detail[0].1.as_str(), detail[0].3), ("me", 1));
 }
+
+/// XADDs an entry with a valid envelope plus `extra` junk fields.
+async fn add_wide_entry(conn: &mut MultiplexedConnection, q: &Queue, extra: usize) {
+    let mut cmd = redis::cmd("XADD");
+    cmd.arg(q.keys().stream(Priority::Normal)).arg("*");
+    let id = uuid::Uuid::now_v7().to_string();
+    cmd.arg(&[
+        "id",
+        &id,
+        "type",
+        "wide",
+        "payload",
+        "{}",
+        "attempt",
+        "1",
+        "max_retries",
+        "0",
+        "enqueued_at",
+        "1",
+    ]);
+    for i in 0..extra {
+        cmd.arg(format!("junk{i}")).arg("x");
+    }
+    let _: String = cmd.query_async(conn).await.unwrap();
+}
+
+#[tokio::test]
+async fn an_entry_with_thousands_of_fields_can_be_dead_lettered() {
+    let (_r, mut conn, q) = setup().await;
+    add_wide_entry(&mut conn, &q, 5000).await;
+    let d = q.claim(&mut conn, "c", 1).await.unwrap().remove(0);
+    assert!(
+        q.dead_letter(&mut conn, "c", &d, "too wide", true)
+            .await
+            .unwrap()
+            .moved
+    );
+    // The same through recovery's poison path.
+    add_wide_entry(&mut conn, &q, 5000).await;
+    q.claim(&mut conn, "c", 1).await.unwrap();
+    let r = q
+        .recover(&mut conn, "d", Priority::Normal, 0, "0-0", 1, 0)
+        .await
+        .unwrap();
+    assert_eq!(r.dead, 1);
+    let dead = q.dead_letters(&mut conn, 10).await.unwrap();
+    assert_eq!(dead.len(), 2);
+    for d in &dead {
+        assert_eq!(d.get("type"), Some("wide"));
+        assert_eq!(
+            d.get("omitted_fields"),
+            Some("4984"),
+            "16 extra fields kept"
+        );
+    }
+    assert_eq!(q.stats(&mut conn).await.unwrap().total_pending(), 0);
+}
+
+#[tokio::test]
+async fn renew_and_ack_handle_more_ids_than_one_script_call_takes() {
+    let (_r, mut conn, q) = setup().await;
+    let batch: Vec<NewJob> = (0..9000).map(|_| job("x", Priority::Normal)).collect();
+    q.enqueue(&mut conn, &batch).await.unwrap();
+    let ids: Vec<String> = q
+        .claim(&mut conn, "c", 9000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.entry_id)
+        .collect();
+    assert_eq!(ids.len(), 9000);
+    assert!(q
+        .renew(&mut conn, "c", Priority::Normal, &ids)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        q.ack(&mut conn, "c", Priority::Normal, &ids).await.unwrap(),
+        9000
+    );
+    assert!(q.stats(&mut conn).await.unwrap().is_idle());
+}
+
+#[tokio::test]
+async fn recovery_scans_past_a_long_run_of_live_entries() {
+    let (_r, mut conn, q) = setup().await;
+    // 250 entries held by a live worker (renewed below), then one by a dead one.
+    let batch: Vec<NewJob> = (0..250).map(|_| job("live", Priority::Normal)).collect();
+    q.enqueue(&mut conn, &batch).await.unwrap();
+    let live: Vec<String> = q
+        .claim(&mut conn, "live", 250)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.entry_id)
+        .collect();
+    q.enqueue(&mut conn, &[job("orphan", Priority::Normal)])
+        .await
+        .unwrap();
+    q.claim(&mut conn, "dead", 1).await.unwrap();
+    // Let every entry idle past a 50 ms lease (no event marks idle time), then
+    // renew only the live ones.
+    tokio::time::sleep(std::time::Duration::from_millis(80)).await;
+    q.renew(&mut conn, "live", Priority::Normal, &live)
+        .await
+        .unwrap();
+    // One free slot: XAUTOCLAIM COUNT 1 scans 10 ids per call and recover.lua
+    // makes up to 10 calls, so one pass scans 100 ids; the cursor carries on.
+    let mut cursor = "0-0".to_owned();
+    for pass in 1..=3 {
+        let r = q
+            .recover(&mut conn, "me", Priority::Normal, 50, &cursor, 1, 5)
+            .await
+            .unwrap();
+        if let Some(d) = r.claimed.first() {
+            assert_eq!(d.envelope(1024).unwrap().job_type, "orphan");
+            tracing::debug!(pass, "orphan recovered");
+            return;
+        }
+        cursor = r.cursor;
+    }
+    panic!("the orphaned entry was not recovered within 3 passes");
+}

@@ -20,6 +20,23 @@ enum Outcome {
     Permanent(String),
 }
 
+/// Removes an entry from the in-flight set when its job ends, however it ends
+/// (even by a panic outside the handler), so the heartbeat stops renewing it.
+struct Finished<'a> {
+    shared: &'a Shared,
+    qi: usize,
+    delivery: &'a Delivery,
+}
+
+impl Drop for Finished<'_> {
+    fn drop(&mut self) {
+        self.shared
+            .inflight
+            .remove(self.qi, self.delivery.priority, &self.delivery.entry_id);
+        self.shared.activity.finished();
+    }
+}
+
 /// Runs `delivery` of queue `qi`, holding `permit` until the outcome is recorded.
 pub(crate) async fn run(
     shared: &Arc<Shared>,
@@ -27,7 +44,21 @@ pub(crate) async fn run(
     delivery: Delivery,
     permit: Option<OwnedSemaphorePermit>,
 ) {
+    let _finished = Finished {
+        shared,
+        qi,
+        delivery: &delivery,
+    };
+    let _permit = permit;
     let queue = &shared.queues[qi];
+    if shared
+        .inflight
+        .is_lost(qi, delivery.priority, &delivery.entry_id)
+    {
+        // It waited for a slot while another worker recovered it: not ours to run.
+        tracing::warn!(queue = %queue.name(), entry = %delivery.entry_id, "lease lost before the job started; left to its new owner");
+        return;
+    }
     match delivery.envelope(queue.payload_limit()) {
         Ok(env) => {
             let span = tracing::info_span!(
@@ -49,11 +80,6 @@ pub(crate) async fn run(
                 .await;
         }
     }
-    shared
-        .inflight
-        .remove(qi, delivery.priority, &delivery.entry_id);
-    shared.activity.finished();
-    drop(permit);
 }
 
 async fn run_envelope(shared: &Arc<Shared>, qi: usize, delivery: &Delivery, env: Envelope) {

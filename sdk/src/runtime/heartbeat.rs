@@ -37,17 +37,27 @@ impl Heartbeat {
         tracing::debug!("heartbeat stopped");
     }
 
-    /// One renewal pass; returns how many entries were found lost.
+    /// One renewal pass; returns how many entries were found lost. An error
+    /// on one stream does not stop the others; the first one is returned.
     pub(crate) async fn run_once(&self) -> ferry_broker::Result<usize> {
         let mut lost_total = 0;
+        let mut first_error = None;
         for ((qi, priority), ids) in self.shared.inflight.snapshot() {
+            let queue = &self.shared.queues[qi];
             let mut conn = self.shared.conn.clone();
-            let lost = self.shared.queues[qi]
+            let lost = match queue
                 .renew(&mut conn, &self.shared.consumer, priority, &ids)
-                .await?;
+                .await
+            {
+                Ok(lost) => lost,
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                    continue;
+                }
+            };
             if !lost.is_empty() {
                 tracing::warn!(
-                    queue = %self.shared.queues[qi].name(),
+                    queue = %queue.name(),
                     lost = lost.len(),
                     "lease lost: entries were recovered by another worker (this one missed renewals)"
                 );
@@ -55,6 +65,9 @@ impl Heartbeat {
                 lost_total += lost.len();
             }
         }
-        Ok(lost_total)
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(lost_total),
+        }
     }
 }

@@ -55,34 +55,52 @@ impl Recoverer {
         tracing::debug!("recoverer stopped");
     }
 
-    /// One pass over every stream of every queue; returns how many entries it took over.
+    /// One pass over every stream of every queue; returns how many entries
+    /// it took over. It waits for a free slot before each stream (the slot
+    /// semaphore is fair, so fetchers holding slots cannot starve it). An
+    /// error on one stream does not stop the pass; the first one is returned
+    /// at the end.
     pub(crate) async fn run_once(&mut self) -> ferry_broker::Result<usize> {
         let s = Arc::clone(&self.shared);
+        let lease_ms = s.settings.lease.as_millis() as u64;
         let mut taken = 0;
+        let mut first_error = None;
         for (qi, queue) in s.queues.iter().enumerate() {
             for p in Priority::ALL {
-                let permits = s.try_take_slots(s.settings.concurrency);
-                if permits.is_empty() {
-                    return Ok(taken);
-                }
+                let Some(permits) = s.take_slots(s.settings.concurrency).await else {
+                    return Ok(taken); // shutting down
+                };
                 let mut conn = s.conn.clone();
-                let lease_ms = s.settings.lease.as_millis() as u64;
-                let r = queue
+                let cursor = &self.cursors[qi][p.index()];
+                let max = s.settings.max_deliveries;
+                let r = match queue
                     .recover(
                         &mut conn,
                         &s.consumer,
                         p,
                         lease_ms,
-                        &self.cursors[qi][p.index()],
+                        cursor,
                         permits.len(),
-                        s.settings.max_deliveries,
+                        max,
                     )
-                    .await?;
+                    .await
+                {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::debug!(queue = %queue.name(), priority = %p, error = %e, "recovery of one stream failed");
+                        first_error.get_or_insert(e);
+                        continue;
+                    }
+                };
                 self.cursors[qi][p.index()] = r.cursor;
                 if r.dead > 0 {
-                    tracing::error!(queue = %queue.name(), priority = %p, count = r.dead,
-                        max_deliveries = s.settings.max_deliveries,
-                        "entries delivered too many times without finishing moved to the dead-letter stream");
+                    tracing::error!(
+                        queue = %queue.name(),
+                        priority = %p,
+                        count = r.dead,
+                        max_deliveries = max,
+                        "entries delivered too many times without finishing moved to the dead-letter stream"
+                    );
                 }
                 if r.dropped > 0 {
                     tracing::error!(
@@ -94,28 +112,42 @@ impl Recoverer {
                     tracing::debug!(queue = %queue.name(), count = r.deleted, "pending ids of deleted entries cleared");
                 }
                 if !r.claimed.is_empty() {
-                    tracing::info!(queue = %queue.name(), priority = %p, count = r.claimed.len(), "recovered entries of a worker that stopped renewing its lease");
+                    tracing::info!(
+                        queue = %queue.name(),
+                        priority = %p,
+                        count = r.claimed.len(),
+                        "recovered entries of a worker that stopped renewing its lease"
+                    );
                     taken += r.claimed.len();
                 }
                 s.dispatch(qi, r.claimed, permits);
             }
         }
-        let due = self
+        if self
             .last_cleanup
-            .is_none_or(|t| t.elapsed() >= CLEANUP_EVERY);
-        if due {
+            .is_none_or(|t| t.elapsed() >= CLEANUP_EVERY)
+        {
             self.last_cleanup = Some(Instant::now());
             let idle_ms = s.settings.consumer_idle_timeout.as_millis() as u64;
             for queue in &s.queues {
                 let mut conn = s.conn.clone();
-                let n = queue
+                match queue
                     .remove_idle_consumers(&mut conn, &s.consumer, idle_ms)
-                    .await?;
-                if n > 0 {
-                    tracing::info!(queue = %queue.name(), removed = n, "removed idle consumers that owned no entries");
+                    .await
+                {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        tracing::info!(queue = %queue.name(), removed = n, "removed idle consumers that owned no entries")
+                    }
+                    Err(e) => {
+                        first_error.get_or_insert(e);
+                    }
                 }
             }
         }
-        Ok(taken)
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(taken),
+        }
     }
 }
