@@ -22,6 +22,10 @@ pub struct Delivery {
     pub entry_id: String,
     /// The entry's fields as stored.
     pub fields: RawFields,
+    /// How many times the group has delivered this entry, this time included:
+    /// 1 for a fresh claim; more for an entry recovered from a worker that
+    /// died or lost its lease while running it.
+    pub deliveries: u32,
 }
 
 impl Delivery {
@@ -322,11 +326,12 @@ pub(crate) fn push_deliveries(
     priority: Priority,
     entries: &Value,
 ) -> Result<()> {
-    for (entry_id, fields) in reply::entries(entries)? {
+    for (entry_id, fields, deliveries) in reply::entries(entries)? {
         out.push(Delivery {
             priority,
             entry_id,
             fields: fields.unwrap_or_default(),
+            deliveries: deliveries.unwrap_or(1),
         });
     }
     Ok(())

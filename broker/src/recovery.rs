@@ -17,7 +17,8 @@ use crate::scripts;
 pub struct Recovered {
     /// Where the next pass continues (XAUTOCLAIM cursor; `0-0` after a full sweep).
     pub cursor: String,
-    /// Entries now owned by this consumer, to run.
+    /// Entries now owned by this consumer, to run. An entry recovered before
+    /// (its `deliveries` is 3 or more) comes alone: run it alone.
     pub claimed: Vec<Delivery>,
     /// Pending ids whose entry was deleted; removed from the PEL.
     pub deleted: u64,
@@ -30,8 +31,11 @@ pub struct Recovered {
 impl Queue {
     /// Takes over up to `count` entries of one stream that have been idle
     /// longer than `lease_ms` (their worker died or stopped renewing), starting
-    /// at `cursor`. An entry delivered more than `max_deliveries` times is
-    /// dead-lettered with that reason instead.
+    /// at `cursor`. An entry already delivered `max_deliveries` times is
+    /// dead-lettered with that reason instead. A delivery is counted only for
+    /// the entries taken, and an entry recovered before is taken alone (see
+    /// `recover.lua`), so a poison job cannot push the jobs claimed with it
+    /// to `max_deliveries`.
     ///
     /// # Errors
     /// [`Error::Redis`] or [`Error::Protocol`].

@@ -40,15 +40,21 @@ fn protocol(what: &str, v: &Value) -> Error {
     Error::Protocol(format!("{what}: {v:?}"))
 }
 
-/// Parses `{{id, {field, value, ...}}, ...}`. An entry whose fields are nil
-/// (a deleted entry, from Redis 6.2's XAUTOCLAIM) comes back as `None`.
-pub(crate) fn entries(v: &Value) -> Result<Vec<(String, Option<RawFields>)>> {
+/// One parsed entry: id, fields (`None` for a deleted entry), and the
+/// delivery count when the reply carries one.
+pub(crate) type Entry = (String, Option<RawFields>, Option<u32>);
+
+/// Parses `{{id, {field, value, ...}[, deliveries]}, ...}`. An entry whose
+/// fields are nil (a deleted entry, from Redis 6.2's XAUTOCLAIM) comes back
+/// with `None` fields.
+pub(crate) fn entries(v: &Value) -> Result<Vec<Entry>> {
     let list = array(v).ok_or_else(|| protocol("expected a list of entries", v))?;
     let mut out = Vec::with_capacity(list.len());
     for e in list {
-        let pair = array(e).ok_or_else(|| protocol("expected an entry", e))?;
-        let (id, fields) = match pair {
-            [id, fields] => (id, fields),
+        let parts = array(e).ok_or_else(|| protocol("expected an entry", e))?;
+        let (id, fields, deliveries) = match parts {
+            [id, fields] => (id, fields, None),
+            [id, fields, n] => (id, fields, int(n).and_then(|n| u32::try_from(n).ok())),
             _ => return Err(protocol("expected [id, fields]", e)),
         };
         let id = string(id).ok_or_else(|| protocol("expected an entry id", e))?;
@@ -67,7 +73,7 @@ pub(crate) fn entries(v: &Value) -> Result<Vec<(String, Option<RawFields>)>> {
                 Some(pairs)
             }
         };
-        out.push((id, fields));
+        out.push((id, fields, deliveries));
     }
     Ok(out)
 }

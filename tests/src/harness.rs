@@ -218,6 +218,32 @@ impl RedisServer {
         }
     }
 
+    /// The server's process id (servers this test owns only).
+    pub fn pid(&self) -> Option<u32> {
+        match &self.backend {
+            Backend::Own { child: Some(c), .. } => Some(c.id()),
+            _ => None,
+        }
+    }
+
+    /// SIGSTOP: the server hangs (connections stay open, nothing answers).
+    pub fn pause(&self) {
+        crate::process::signal(
+            self.pid()
+                .expect("pause needs a redis-server of the test's own"),
+            "STOP",
+        );
+    }
+
+    /// SIGCONT after [`RedisServer::pause`].
+    pub fn resume(&self) {
+        crate::process::signal(
+            self.pid()
+                .expect("resume needs a redis-server of the test's own"),
+            "CONT",
+        );
+    }
+
     /// Starts the server again on the same port and directory.
     pub async fn restart(&mut self, extra: &[&str]) {
         assert!(

@@ -15,6 +15,7 @@
 
 pub mod harness;
 pub mod process;
+pub mod scenario;
 
 pub use harness::{unique, RedisServer};
 pub use process::{produce, worker_bin, WorkerProcess};
@@ -76,4 +77,16 @@ pub fn exactly_once(
 /// A queue handle with `prefix` and `name`.
 pub fn queue(prefix: &str, name: &str) -> ferry_broker::Queue {
     ferry_broker::Queue::with_prefix(prefix, name).unwrap()
+}
+
+/// Serializes the heaviest process tests of one test binary, so that on a
+/// small machine they do not starve each other's lease renewals.
+pub async fn heavy() -> tokio::sync::MutexGuard<'static, ()> {
+    static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    HEAVY.lock().await
+}
+
+/// True when the long forms of the fault runs were asked for (`FERRY_FAULTS_LONG=1`).
+pub fn long_faults() -> bool {
+    std::env::var("FERRY_FAULTS_LONG").is_ok_and(|v| v == "1")
 }

@@ -84,12 +84,22 @@ impl WorkerProcess {
 
     /// SIGTERM: graceful shutdown.
     pub fn terminate(&self) {
-        let status = std::process::Command::new("kill")
-            .arg("-TERM")
-            .arg(self.pid().to_string())
-            .status()
-            .expect("run kill -TERM");
-        assert!(status.success(), "kill -TERM failed");
+        signal(self.pid(), "TERM");
+    }
+
+    /// SIGSTOP: the process freezes (it stops renewing its leases).
+    pub fn pause(&self) {
+        signal(self.pid(), "STOP");
+    }
+
+    /// SIGCONT after [`WorkerProcess::pause`].
+    pub fn resume(&self) {
+        signal(self.pid(), "CONT");
+    }
+
+    /// The exit status if the process has exited.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().expect("try_wait")
     }
 
     /// Waits for the process to exit, at most `within`.
@@ -120,6 +130,16 @@ impl Drop for WorkerProcess {
             }
         }
     }
+}
+
+/// Sends `SIG<name>` to `pid` (a process this test started).
+pub fn signal(pid: u32, name: &str) {
+    let status = std::process::Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -{name} {pid} failed");
 }
 
 /// Runs `worker-example produce <args>` and returns the ids it printed.

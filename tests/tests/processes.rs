@@ -3,86 +3,8 @@
 
 use std::time::Duration;
 
-use ferry_tests::{
-    audit_counts, exactly_once, produce, queue, unique, wait_until, RedisServer, WorkerProcess,
-};
-
-const EXIT: Duration = Duration::from_secs(180);
-
-struct Run {
-    redis: RedisServer,
-    prefix: String,
-    queue: String,
-    audit: String,
-}
-
-async fn setup(name: &str) -> Run {
-    let redis = RedisServer::start().await;
-    let prefix = unique("proc");
-    Run {
-        audit: format!("{prefix}:audit"),
-        redis,
-        prefix,
-        queue: name.to_owned(),
-    }
-}
-
-impl Run {
-    fn worker(&self, extra: &[&str]) -> WorkerProcess {
-        let mut args = vec!["--queue", &self.queue, "--audit", &self.audit];
-        args.extend_from_slice(extra);
-        WorkerProcess::spawn(self.redis.url(), &self.prefix, &args)
-    }
-
-    async fn produce(&self, extra: &[&str]) -> Vec<String> {
-        let mut args = vec!["--queue", self.queue.as_str()];
-        args.extend_from_slice(extra);
-        produce(self.redis.url(), &self.prefix, &args).await
-    }
-
-    async fn stats(&self) -> ferry_broker::QueueStats {
-        let mut conn = self.redis.conn().await;
-        queue(&self.prefix, &self.queue)
-            .stats(&mut conn)
-            .await
-            .unwrap()
-    }
-
-    async fn assert_exactly_once(&self, ids: &[String]) {
-        let mut conn = self.redis.conn().await;
-        let audit = audit_counts(&mut conn, &self.audit).await;
-        let (missing, dup) = exactly_once(ids, &audit);
-        assert!(
-            missing.is_empty(),
-            "{} jobs never completed, e.g. {:?}",
-            missing.len(),
-            missing.first()
-        );
-        assert!(
-            dup.is_empty(),
-            "{} jobs ran more than once, e.g. {:?}",
-            dup.len(),
-            dup.first()
-        );
-        assert_eq!(audit.len(), ids.len());
-    }
-
-    async fn assert_drained(&self) {
-        let s = self.stats().await;
-        assert!(s.is_idle(), "queue not drained: {s:?}");
-        assert_eq!(s.dead, 0, "unexpected dead letters: {s:?}");
-    }
-}
-
-fn completed_in_log(w: &WorkerProcess) -> u64 {
-    w.log_text()
-        .lines()
-        .filter(|l| l.contains("worker stopped"))
-        .filter_map(|l| l.split("completed=").nth(1))
-        .filter_map(|rest| rest.split_whitespace().next())
-        .filter_map(|n| n.parse::<u64>().ok())
-        .sum()
-}
+use ferry_tests::scenario::{completed_in_log, setup, EXIT};
+use ferry_tests::{wait_until, WorkerProcess};
 
 #[tokio::test]
 async fn a_sigkilled_worker_s_job_is_completed_by_another_worker() {

@@ -578,3 +578,64 @@ async fn recovery_scans_past_a_long_run_of_live_entries() {
     }
     panic!("the orphaned entry was not recovered within 3 passes");
 }
+
+#[tokio::test]
+async fn a_poison_job_does_not_push_the_jobs_claimed_with_it_to_max_deliveries() {
+    let (_r, mut conn, q) = setup().await;
+    let batch = [
+        job("poison", Priority::Normal),
+        job("a", Priority::Normal),
+        job("b", Priority::Normal),
+        job("c", Priority::Normal),
+    ];
+    q.enqueue(&mut conn, &batch).await.unwrap();
+    // Delivery 1 in one batch; the poison job kills the worker.
+    assert_eq!(q.claim(&mut conn, "w0", 10).await.unwrap().len(), 4);
+    // First recovery: not suspects yet, taken together (delivery 2); killed again.
+    let r = q
+        .recover(&mut conn, "w1", Priority::Normal, 0, "0-0", 10, 3)
+        .await
+        .unwrap();
+    assert_eq!(r.claimed.len(), 4);
+    assert!(r.claimed.iter().all(|d| d.deliveries == 2));
+    // From now on suspects come one at a time; the poison job kills its
+    // worker each time, the others finish.
+    let mut done = Vec::new();
+    for w in 2..20 {
+        let r = q
+            .recover(
+                &mut conn,
+                &format!("w{w}"),
+                Priority::Normal,
+                0,
+                "0-0",
+                10,
+                3,
+            )
+            .await
+            .unwrap();
+        assert!(r.claimed.len() <= 1, "suspects come alone: {:?}", r.claimed);
+        if let Some(d) = r.claimed.first() {
+            let kind = d.envelope(1024).unwrap().job_type;
+            if kind != "poison" {
+                q.ack(
+                    &mut conn,
+                    &format!("w{w}"),
+                    Priority::Normal,
+                    std::slice::from_ref(&d.entry_id),
+                )
+                .await
+                .unwrap();
+                done.push(kind);
+            }
+        }
+        if q.stats(&mut conn).await.unwrap().total_pending() == 0 {
+            break;
+        }
+    }
+    done.sort();
+    assert_eq!(done, ["a", "b", "c"]);
+    let dead = q.dead_letters(&mut conn, 10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].get("type"), Some("poison"));
+}

@@ -73,6 +73,24 @@ impl Job for Panic {
     const TYPE: &'static str = "panic";
 }
 
+/// `abort`: the handler aborts the whole worker process (a poison job).
+#[derive(Serialize, Deserialize, Debug)]
+pub struct Abort {}
+impl Job for Abort {
+    const TYPE: &'static str = "abort";
+}
+
+/// Runs [`Abort`]: kills its own process, as a segfault or OOM would.
+pub struct AbortHandler;
+#[async_trait]
+impl Handler for AbortHandler {
+    type Job = Abort;
+    async fn handle(&self, _job: Abort, ctx: JobContext) -> Result<(), JobError> {
+        tracing::error!(job_id = %ctx.job_id, "abort job: aborting the worker process");
+        std::process::abort()
+    }
+}
+
 /// Runs [`Echo`].
 pub struct EchoHandler(pub Audit);
 #[async_trait]
@@ -148,17 +166,21 @@ pub enum Kind {
     AlwaysFail,
     /// `panic`
     Panic,
+    /// `abort`
+    Abort,
 }
 
 impl std::str::FromStr for Kind {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let bad =
-            || format!("unknown kind {s:?}: use echo, sleep:MS, fail:N, always-fail or panic");
+        let bad = || {
+            format!("unknown kind {s:?}: use echo, sleep:MS, fail:N, always-fail, panic or abort")
+        };
         match s.split_once(':') {
             None if s == "echo" => Ok(Kind::Echo),
             None if s == "always-fail" => Ok(Kind::AlwaysFail),
             None if s == "panic" => Ok(Kind::Panic),
+            None if s == "abort" => Ok(Kind::Abort),
             Some(("sleep", ms)) => ms.parse().map(Kind::Sleep).map_err(|_| bad()),
             Some(("fail", n)) => n.parse().map(Kind::Fail).map_err(|_| bad()),
             _ => Err(bad()),

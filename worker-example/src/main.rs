@@ -91,7 +91,7 @@ struct ProduceArgs {
     /// critical, high, normal or low.
     #[arg(long, default_value = "normal")]
     priority: Priority,
-    /// echo, sleep:MS, fail:N, always-fail or panic.
+    /// echo, sleep:MS, fail:N, always-fail, panic or abort.
     #[arg(long, default_value = "echo")]
     kind: Kind,
     /// Retries after the first attempt.
@@ -218,6 +218,7 @@ pub(crate) async fn enqueue_kind(
         }
         Kind::AlwaysFail => enqueue_many(client, queue, count, options, |_| AlwaysFail {}).await,
         Kind::Panic => enqueue_many(client, queue, count, options, |_| Panic {}).await,
+        Kind::Abort => enqueue_many(client, queue, count, options, |_| Abort {}).await,
     }
 }
 
@@ -261,6 +262,7 @@ pub(crate) fn build_worker(url: &str, prefix: &str, args: &WorkArgs) -> AnyResul
         .register(FailHandler(audit))
         .register(AlwaysFailHandler)
         .register(PanicHandler)
+        .register(AbortHandler)
         .concurrency(args.concurrency)
         .lease(Duration::from_millis(args.lease_ms))
         .max_deliveries(args.max_deliveries)

@@ -152,22 +152,32 @@ impl Shared {
         }
         self.activity.claimed(deliveries.len());
         for delivery in deliveries {
-            let permit = permits.pop();
+            // An entry recovered more than once is suspect: workers died
+            // or stalled twice while it ran, maybe because of it. recover.lua
+            // hands it out alone, and it runs alone (it waits for every slot),
+            // so a poison job cannot take other jobs down with it and push
+            // them to max_deliveries. It gives back any slot it was handed
+            // first, so two suspects never deadlock.
+            let suspect = delivery.deliveries >= 3 && self.settings.concurrency > 1;
+            let permit = if suspect { None } else { permits.pop() };
             let shared = Arc::clone(self);
             self.tracker.spawn(async move {
+                let slots = if suspect { shared.settings.concurrency as u32 } else { 1 };
                 let permit = match permit {
                     Some(p) => Some(p),
                     None => tokio::select! {
-                        p = Arc::clone(&shared.slots).acquire_owned() => p.ok(),
+                        p = Arc::clone(&shared.slots).acquire_many_owned(slots) => p.ok(),
                         _ = shared.hard_stop.cancelled() => None,
                     },
                 };
                 if permit.is_some() {
+                    if suspect {
+                        tracing::info!(entry = %delivery.entry_id, deliveries = delivery.deliveries, "running a redelivered entry alone");
+                    }
                     executor::run(&shared, qi, delivery, permit).await;
                 } else {
-                    shared
-                        .inflight
-                        .remove(qi, delivery.priority, &delivery.entry_id);
+                    // Hard stop before a slot freed: the entry stays pending for recovery.
+                    shared.inflight.remove(qi, delivery.priority, &delivery.entry_id);
                     shared.activity.finished();
                 }
             });
