@@ -1,0 +1,160 @@
+//! Least privilege: Ferry runs as a Redis ACL user limited to its key prefix
+//! and the commands it needs (the line documented in the README).
+
+use std::time::Duration;
+
+use ferry::{Client, Job};
+use ferry_tests::scenario::EXIT;
+use ferry_tests::{produce, wait_until, RedisServer, WorkerProcess};
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize)]
+struct Echo {
+    message: String,
+}
+impl Job for Echo {
+    const TYPE: &'static str = "echo";
+}
+
+/// The `ACL SETUSER ferry ...` line of the README, as arguments.
+fn readme_acl_line() -> Vec<String> {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let line = readme
+        .lines()
+        .find(|l| l.starts_with("ACL SETUSER ferry "))
+        .expect("the README documents an ACL SETUSER ferry line");
+    line.split_whitespace().map(str::to_owned).collect()
+}
+
+#[tokio::test]
+async fn acl_user_limited_to_the_prefix_runs_producer_and_workers() {
+    let redis = RedisServer::start_own(&[]).await;
+    let mut admin = redis.conn().await;
+    let acl = readme_acl_line();
+    let mut cmd = redis::cmd(&acl[0]);
+    for arg in &acl[1..] {
+        cmd.arg(arg);
+    }
+    let _: () = cmd.query_async(&mut admin).await.unwrap();
+    let url = format!("redis://ferry:CHANGE-ME@127.0.0.1:{}", redis.port());
+    let (prefix, queue, audit) = ("ferry", "secure", "ferry:audit");
+
+    // Producer: plain, retrying, dead-lettered and delayed jobs.
+    let mut ids = produce(&url, prefix, &["--queue", queue, "--count", "50"]).await;
+    ids.extend(produce(&url, prefix, &["--queue", queue, "--kind", "fail:1"]).await);
+    ids.extend(produce(&url, prefix, &["--queue", queue, "--delay-ms", "100"]).await);
+    produce(
+        &url,
+        prefix,
+        &[
+            "--queue",
+            queue,
+            "--kind",
+            "always-fail",
+            "--max-retries",
+            "1",
+        ],
+    )
+    .await;
+    // A long job on a worker that is killed: renewal, then recovery.
+    let long = produce(&url, prefix, &["--queue", queue, "--kind", "sleep:1500"]).await;
+    let args = [
+        "--queue",
+        queue,
+        "--audit",
+        audit,
+        "--lease-ms",
+        "600",
+        "--concurrency",
+        "1",
+    ];
+    let mut doomed = WorkerProcess::spawn(&url, prefix, &args);
+    let q = ferry_tests::queue(prefix, queue);
+    wait_until(Duration::from_secs(30), "the long job is running", || {
+        let (mut conn, q) = (admin.clone(), q.clone());
+        async move { q.stats(&mut conn).await.unwrap().total_pending() >= 1 }
+    })
+    .await;
+    doomed.kill().await;
+    let mut rescuer = WorkerProcess::spawn(
+        &url,
+        prefix,
+        &[&args[..], &["--exit-when-idle", "0.5"]].concat(),
+    );
+    assert!(rescuer.wait(EXIT).await.success());
+    ids.extend(long);
+
+    let done: std::collections::HashMap<String, i64> = redis::cmd("HGETALL")
+        .arg(audit)
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    for id in &ids {
+        assert!(
+            done.contains_key(id),
+            "job {id} did not run as the ACL user"
+        );
+    }
+    let stats = q.stats(&mut admin).await.unwrap();
+    assert_eq!(stats.dead, 1);
+    // Operator commands as the ACL user too.
+    let client = Client::connect(url.as_str()).unwrap();
+    let dead = client.dead_letters(queue, 10).await.unwrap();
+    assert!(client
+        .replay_dead(queue, &dead[0].entry_id)
+        .await
+        .unwrap()
+        .is_some());
+
+    // Nothing Ferry did was denied.
+    let log: Vec<redis::Value> = redis::cmd("ACL")
+        .arg("LOG")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    assert!(log.is_empty(), "ACL denials: {log:?}");
+
+    // Keys outside the prefix are refused, even for commands Ferry may use.
+    let noperm = |e: &dyn std::fmt::Display| e.to_string().to_lowercase().contains("noperm");
+    let mut user = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let err = redis::cmd("XADD")
+        .arg("other:stream")
+        .arg("*")
+        .arg("a")
+        .arg("b")
+        .query_async::<String>(&mut user)
+        .await
+        .unwrap_err();
+    assert!(noperm(&err), "{err}");
+    let outside = Client::connect(url.as_str())
+        .unwrap()
+        .with_prefix("other")
+        .unwrap();
+    let err = outside
+        .enqueue(
+            "q",
+            &Echo {
+                message: "x".into(),
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ferry::Error::Redis(_)) && noperm(&err),
+        "{err}"
+    );
+    // And so are commands it does not need.
+    for cmd in ["FLUSHALL", "KEYS"] {
+        let mut c = redis::cmd(cmd);
+        if cmd == "KEYS" {
+            c.arg("*");
+        }
+        let err = c.query_async::<redis::Value>(&mut user).await.unwrap_err();
+        assert!(noperm(&err), "{cmd}: {err}");
+    }
+}
