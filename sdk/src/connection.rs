@@ -12,8 +12,10 @@ pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default time to wait for a TCP connect and handshake.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// How to reach Redis. `redis://[user:password@]host:port[/db]`, or `rediss://` for TLS.
-#[derive(Clone, Debug)]
+/// How to reach Redis. `redis://[user:password@]host:port[/db]`, or
+/// `rediss://` for TLS (server certificates are checked against the system's
+/// trust store, or against [`RedisConfig::tls_root_cert`] when set).
+#[derive(Clone)]
 pub struct RedisConfig {
     /// The Redis URL.
     pub url: String,
@@ -22,6 +24,33 @@ pub struct RedisConfig {
     pub response_timeout: Duration,
     /// How long a connect may take.
     pub connect_timeout: Duration,
+    /// PEM certificate(s) of the CA that signed the server's certificate,
+    /// for `rediss://` servers whose CA is not in the system trust store.
+    pub tls_root_cert: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for RedisConfig {
+    /// Leaves out the URL's password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let url = match self.url.split_once('@') {
+            Some((scheme_user, host)) => match scheme_user.rsplit_once(':') {
+                Some((scheme_user, _)) if scheme_user.contains("//") => {
+                    format!("{scheme_user}:***@{host}")
+                }
+                _ => format!("***@{host}"),
+            },
+            None => self.url.clone(),
+        };
+        f.debug_struct("RedisConfig")
+            .field("url", &url)
+            .field("response_timeout", &self.response_timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field(
+                "tls_root_cert",
+                &self.tls_root_cert.as_ref().map(|c| c.len()),
+            )
+            .finish()
+    }
 }
 
 impl RedisConfig {
@@ -31,12 +60,37 @@ impl RedisConfig {
             url: url.into(),
             response_timeout: DEFAULT_RESPONSE_TIMEOUT,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            tls_root_cert: None,
         }
+    }
+
+    /// Trusts the CA certificate(s) in `pem` for `rediss://` servers.
+    pub fn tls_root_cert(mut self, pem: Vec<u8>) -> Self {
+        self.tls_root_cert = Some(pem);
+        self
+    }
+
+    /// A `redis::Client` for this configuration (with the CA, for TLS).
+    ///
+    /// # Errors
+    /// [`Error::Redis`](crate::Error::Redis) for a URL that does not parse or
+    /// a CA certificate that is not PEM.
+    pub fn client(&self) -> Result<redis::Client> {
+        Ok(match &self.tls_root_cert {
+            Some(pem) => redis::Client::build_with_tls(
+                self.url.as_str(),
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem.clone()),
+                },
+            )?,
+            None => redis::Client::open(self.url.as_str())?,
+        })
     }
 
     /// A connection that reconnects by itself; it connects on first use.
     pub(crate) fn manager(&self, response_timeout: Duration) -> Result<ConnectionManager> {
-        let client = redis::Client::open(self.url.as_str())?;
+        let client = self.client()?;
         let config = ConnectionManagerConfig::new()
             .set_response_timeout(Some(response_timeout))
             .set_connection_timeout(Some(self.connect_timeout))

@@ -158,3 +158,77 @@ async fn acl_user_limited_to_the_prefix_runs_producer_and_workers() {
         assert!(noperm(&err), "{cmd}: {err}");
     }
 }
+
+#[tokio::test]
+async fn tls_carries_the_whole_job_path_and_an_untrusted_server_is_refused() {
+    let redis = RedisServer::start_tls().await;
+    let tls = redis.tls().unwrap().clone();
+    let ca = std::fs::read(&tls.ca_cert).unwrap();
+    let (prefix, queue, audit) = (ferry_tests::unique("tls"), "secure", "audit");
+    let audit = format!("{prefix}:{audit}");
+    let client = Client::connect(ferry::RedisConfig::new(redis.url()).tls_root_cert(ca))
+        .unwrap()
+        .with_prefix(&prefix)
+        .unwrap();
+    let jobs: Vec<Echo> = (0..30)
+        .map(|i| Echo {
+            message: format!("m{i}"),
+        })
+        .collect();
+    let ids = client
+        .enqueue_batch(queue, &jobs, ferry::EnqueueOptions::default())
+        .await
+        .unwrap();
+    let ca_path = tls.ca_cert.to_str().unwrap();
+    let mut worker = WorkerProcess::spawn(
+        redis.url(),
+        &prefix,
+        &[
+            "--queue",
+            queue,
+            "--audit",
+            &audit,
+            "--tls-ca-cert",
+            ca_path,
+            "--exit-when-idle",
+            "0.3",
+        ],
+    );
+    assert!(worker.wait(EXIT).await.success());
+    let mut conn = redis.conn().await;
+    let done: std::collections::HashMap<String, i64> = redis::cmd("HGETALL")
+        .arg(&audit)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(
+        ids.iter().all(|id| done.get(id) == Some(&1)),
+        "every job ran once over TLS"
+    );
+    assert!(client.stats(queue).await.unwrap().is_idle());
+
+    // Without the test CA the server's certificate is not trusted; plain TCP
+    // to the TLS port gets no answer. Both are typed errors, not hangs.
+    for url in [
+        redis.url().to_owned(),
+        format!("redis://127.0.0.1:{}", redis.port()),
+    ] {
+        let mut config = ferry::RedisConfig::new(url.as_str());
+        config.connect_timeout = Duration::from_millis(500);
+        config.response_timeout = Duration::from_millis(500);
+        let refused = Client::connect(config).unwrap();
+        let err = tokio::time::timeout(
+            Duration::from_secs(30),
+            refused.enqueue(
+                queue,
+                &Echo {
+                    message: "x".into(),
+                },
+            ),
+        )
+        .await
+        .expect("no hang")
+        .unwrap_err();
+        assert!(matches!(err, ferry::Error::Redis(_)), "{url}: {err}");
+    }
+}

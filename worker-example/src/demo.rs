@@ -152,7 +152,7 @@ pub(crate) async fn run(redis_url: &str, keep_redis: bool) -> AnyResult {
         backoff_max_ms: 2_000,
         job_timeout_ms: 10_000,
     };
-    let worker = build_worker(&url, prefix, &args)?;
+    let worker = build_worker(&ferry::RedisConfig::new(url.as_str()), prefix, &args)?;
     let activity = worker.activity();
     spawn_idle_exit(
         &worker,

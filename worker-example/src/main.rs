@@ -37,6 +37,9 @@ struct Cli {
     /// Key namespace.
     #[arg(long, default_value = "ferry", global = true)]
     prefix: String,
+    /// PEM file of the CA that signed a rediss:// server's certificate.
+    #[arg(long, env = "REDIS_TLS_CA_CERT", global = true)]
+    tls_ca_cert: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -151,15 +154,20 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    let redis = match redis_config(&cli.redis_url, cli.tls_ca_cert.as_deref()) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let result = match cli.command {
         Command::Demo { keep_redis } => demo::run(&cli.redis_url, keep_redis).await,
-        Command::Produce(args) => produce(&cli.redis_url, &cli.prefix, args).await,
-        Command::Work(args) => work(&cli.redis_url, &cli.prefix, args).await,
-        Command::Stats { queue } => stats(&cli.redis_url, &cli.prefix, &queue).await,
-        Command::Dead { queue, count } => dead(&cli.redis_url, &cli.prefix, &queue, count).await,
-        Command::Replay { queue, entry } => {
-            replay(&cli.redis_url, &cli.prefix, &queue, &entry).await
-        }
+        Command::Produce(args) => produce(&redis, &cli.prefix, args).await,
+        Command::Work(args) => work(&redis, &cli.prefix, args).await,
+        Command::Stats { queue } => stats(&redis, &cli.prefix, &queue).await,
+        Command::Dead { queue, count } => dead(&redis, &cli.prefix, &queue, count).await,
+        Command::Replay { queue, entry } => replay(&redis, &cli.prefix, &queue, &entry).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -172,8 +180,19 @@ async fn main() -> ExitCode {
 
 type AnyResult<T = ()> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
-fn client(url: &str, prefix: &str) -> AnyResult<Client> {
-    Ok(Client::connect(url)?.with_prefix(prefix)?)
+fn redis_config(url: &str, ca: Option<&std::path::Path>) -> AnyResult<RedisConfig> {
+    let config = RedisConfig::new(url);
+    Ok(match ca {
+        Some(path) => config.tls_root_cert(
+            std::fs::read(path)
+                .map_err(|e| format!("cannot read --tls-ca-cert {}: {e}", path.display()))?,
+        ),
+        None => config,
+    })
+}
+
+fn client(redis: &RedisConfig, prefix: &str) -> AnyResult<Client> {
+    Ok(Client::connect(redis.clone())?.with_prefix(prefix)?)
 }
 
 /// Enqueues `count` jobs made by `make`, in batches of 1,000 per round trip.
@@ -222,8 +241,8 @@ pub(crate) async fn enqueue_kind(
     }
 }
 
-async fn produce(url: &str, prefix: &str, args: ProduceArgs) -> AnyResult {
-    let client = client(url, prefix)?;
+async fn produce(redis: &RedisConfig, prefix: &str, args: ProduceArgs) -> AnyResult {
+    let client = client(redis, prefix)?;
     let mut options = EnqueueOptions::default()
         .priority(args.priority)
         .max_retries(args.max_retries);
@@ -242,10 +261,14 @@ async fn produce(url: &str, prefix: &str, args: ProduceArgs) -> AnyResult {
 }
 
 /// Builds the example worker with every handler registered.
-pub(crate) fn build_worker(url: &str, prefix: &str, args: &WorkArgs) -> AnyResult<Worker> {
+pub(crate) fn build_worker(
+    redis: &RedisConfig,
+    prefix: &str,
+    args: &WorkArgs,
+) -> AnyResult<Worker> {
     let audit = match &args.audit {
         Some(key) => {
-            let client = redis::Client::open(url)?;
+            let client = redis.client()?;
             let conn = redis::aio::ConnectionManager::new_lazy_with_config(
                 client,
                 redis::aio::ConnectionManagerConfig::new()
@@ -255,7 +278,7 @@ pub(crate) fn build_worker(url: &str, prefix: &str, args: &WorkArgs) -> AnyResul
         }
         None => Audit(None),
     };
-    let mut builder = Worker::builder(RedisConfig::new(url))
+    let mut builder = Worker::builder(redis.clone())
         .prefix(prefix)
         .register(EchoHandler(audit.clone()))
         .register(SleepHandler(audit.clone()))
@@ -278,12 +301,12 @@ pub(crate) fn build_worker(url: &str, prefix: &str, args: &WorkArgs) -> AnyResul
     Ok(builder.build()?)
 }
 
-async fn work(url: &str, prefix: &str, args: WorkArgs) -> AnyResult {
-    let worker = build_worker(url, prefix, &args)?;
+async fn work(redis: &RedisConfig, prefix: &str, args: WorkArgs) -> AnyResult {
+    let worker = build_worker(redis, prefix, &args)?;
     if let Some(secs) = args.exit_when_idle {
         spawn_idle_exit(
             &worker,
-            client(url, prefix)?,
+            client(redis, prefix)?,
             args.queue.clone(),
             Duration::from_secs_f64(secs.max(0.0)),
         );
@@ -327,8 +350,8 @@ pub(crate) fn spawn_idle_exit(
     });
 }
 
-async fn stats(url: &str, prefix: &str, queue: &str) -> AnyResult {
-    let s = client(url, prefix)?.stats(queue).await?;
+async fn stats(redis: &RedisConfig, prefix: &str, queue: &str) -> AnyResult {
+    let s = client(redis, prefix)?.stats(queue).await?;
     for (i, p) in Priority::ALL.iter().enumerate() {
         println!(
             "{:<9} waiting {:>8}  running {:>8}",
@@ -345,8 +368,8 @@ async fn stats(url: &str, prefix: &str, queue: &str) -> AnyResult {
     Ok(())
 }
 
-async fn dead(url: &str, prefix: &str, queue: &str, count: usize) -> AnyResult {
-    for d in client(url, prefix)?.dead_letters(queue, count).await? {
+async fn dead(redis: &RedisConfig, prefix: &str, queue: &str, count: usize) -> AnyResult {
+    for d in client(redis, prefix)?.dead_letters(queue, count).await? {
         println!(
             "{}  id={} type={} attempt={} error={}",
             d.entry_id,
@@ -359,8 +382,8 @@ async fn dead(url: &str, prefix: &str, queue: &str, count: usize) -> AnyResult {
     Ok(())
 }
 
-async fn replay(url: &str, prefix: &str, queue: &str, entry: &str) -> AnyResult {
-    match client(url, prefix)?.replay_dead(queue, entry).await? {
+async fn replay(redis: &RedisConfig, prefix: &str, queue: &str, entry: &str) -> AnyResult {
+    match client(redis, prefix)?.replay_dead(queue, entry).await? {
         Some(id) => println!("replayed as stream entry {id}"),
         None => return Err(format!("no dead-letter entry {entry} in queue {queue}").into()),
     }
