@@ -1,0 +1,501 @@
+//! `ferry-bench`: Ferry against the raw limit of Redis Streams, on the same
+//! machine in the same run. Starts its own redis-server (no persistence)
+//! unless `REDIS_URL` is set, runs every scenario `--runs` times, prints a
+//! table with median, min and max, checks the targets as ratios, and writes
+//! the figures as JSON.
+//!
+//! ```sh
+//! cargo run --release -p ferry-bench                 # the full run (minutes)
+//! cargo run --release -p ferry-bench -- --quick      # a few hundred jobs (CI)
+//! ```
+
+#![allow(missing_docs, clippy::print_literal)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+mod ferry_runs;
+mod measure;
+mod raw;
+
+use std::time::Instant;
+
+use clap::Parser;
+use ferry::Client;
+use measure::{info_field, percentile, Figure, Measured, OwnRedis};
+use serde::Serialize;
+
+#[derive(Parser)]
+#[command(about = "Ferry against the raw limit of Redis Streams, in one run")]
+struct Args {
+    /// A tiny run (a few hundred jobs) so the benchmark cannot rot; figures are meaningless.
+    #[arg(long)]
+    quick: bool,
+    /// Runs per figure (median, min, max).
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Where to write the figures as JSON.
+    #[arg(long, default_value = "target/bench-results.json")]
+    out: String,
+    /// Redis URL to use instead of a redis-server of the bench's own (it must be empty: the bench FLUSHALLs it).
+    #[arg(long, env = "REDIS_URL")]
+    redis_url: Option<String>,
+    /// The redis-server binary for a server of the bench's own.
+    #[arg(long, default_value = "redis-server")]
+    redis_server: String,
+    /// Only run scenarios whose name contains this.
+    #[arg(long)]
+    only: Option<String>,
+}
+
+struct Sizes {
+    raw: u64,
+    enqueue_single: u64,
+    enqueue_64: u64,
+    batch: u64,
+    drain: u64,
+    e2e: u64,
+    latency_secs: f64,
+    latency_rates: [u64; 2],
+    depth: [u64; 2],
+    depth_measure: u64,
+    memory: u64,
+}
+
+const FULL: Sizes = Sizes {
+    raw: 200_000,
+    enqueue_single: 20_000,
+    enqueue_64: 100_000,
+    batch: 200_000,
+    drain: 100_000,
+    e2e: 100_000,
+    latency_secs: 10.0,
+    latency_rates: [1_000, 10_000],
+    depth: [1_000, 1_000_000],
+    depth_measure: 50_000,
+    memory: 100_000,
+};
+
+const QUICK: Sizes = Sizes {
+    raw: 300,
+    enqueue_single: 300,
+    enqueue_64: 320,
+    batch: 300,
+    drain: 300,
+    e2e: 300,
+    latency_secs: 0.5,
+    latency_rates: [200, 400],
+    depth: [100, 2_000],
+    depth_measure: 300,
+    memory: 300,
+};
+
+#[derive(Serialize)]
+struct Target {
+    name: String,
+    ratio: f64,
+    bound: String,
+    met: bool,
+}
+
+#[derive(Serialize)]
+struct Report {
+    machine: String,
+    redis_version: String,
+    mode: &'static str,
+    runs: usize,
+    figures: Vec<Figure>,
+    targets: Vec<Target>,
+}
+
+struct Bench {
+    url: String,
+    conn: redis::aio::MultiplexedConnection,
+    figures: Vec<Figure>,
+    runs: usize,
+    only: Option<String>,
+    round: u64,
+}
+
+impl Bench {
+    fn wants(&self, name: &str) -> bool {
+        self.only.as_deref().is_none_or(|o| name.contains(o))
+    }
+
+    /// A clean database and a fresh prefix for one run.
+    async fn fresh(&mut self) -> (String, Client) {
+        let _: () = redis::cmd("FLUSHALL")
+            .query_async(&mut self.conn)
+            .await
+            .expect("flushall");
+        self.round += 1;
+        let prefix = format!("bench{}", self.round);
+        let client = Client::connect(self.url.as_str())
+            .expect("client")
+            .with_prefix(&prefix)
+            .expect("prefix");
+        (prefix, client)
+    }
+
+    fn push(&mut self, name: &str, unit: &'static str, runs: Vec<f64>) {
+        let f = Figure::new(name, unit, runs);
+        println!(
+            "{:<44} {:>12.1} {:>12.1} {:>12.1}  {}",
+            f.name, f.median, f.min, f.max, f.unit
+        );
+        self.figures.push(f);
+    }
+
+    fn push_measured(&mut self, name: &str, n: u64, runs: &[Measured]) {
+        let rate: Vec<f64> = runs
+            .iter()
+            .map(|m| n as f64 / m.elapsed.as_secs_f64())
+            .collect();
+        self.push(name, "jobs/s", rate);
+        let k = n as f64 / 1000.0;
+        self.push(
+            &format!("{name}: process CPU per 1k"),
+            "ms",
+            runs.iter().map(|m| m.process_cpu / k * 1000.0).collect(),
+        );
+        self.push(
+            &format!("{name}: redis CPU per 1k"),
+            "ms",
+            runs.iter().map(|m| m.redis_cpu / k * 1000.0).collect(),
+        );
+    }
+
+    fn median(&self, name: &str) -> f64 {
+        self.figures
+            .iter()
+            .find(|f| f.name == name)
+            .map(|f| f.median)
+            .unwrap_or(f64::NAN)
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    let sizes = if args.quick { QUICK } else { FULL };
+    let own;
+    let url = match &args.redis_url {
+        Some(u) => u.clone(),
+        None => {
+            own = OwnRedis::start(&args.redis_server).unwrap_or_else(|e| {
+                eprintln!("error: {e}");
+                std::process::exit(1)
+            });
+            own.url.clone()
+        }
+    };
+    let client = redis::Client::open(url.as_str()).expect("redis url");
+    let mut conn = None;
+    for _ in 0..200 {
+        if let Ok(mut c) = client.get_multiplexed_async_connection().await {
+            if redis::cmd("PING")
+                .query_async::<String>(&mut c)
+                .await
+                .is_ok()
+            {
+                conn = Some(c);
+                break;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    let Some(mut conn) = conn else {
+        eprintln!("error: redis at {url} does not answer");
+        std::process::exit(1)
+    };
+    let info: String = redis::cmd("INFO")
+        .arg("server")
+        .query_async(&mut conn)
+        .await
+        .unwrap_or_default();
+    let redis_version = info
+        .lines()
+        .find_map(|l| l.strip_prefix("redis_version:"))
+        .unwrap_or("?")
+        .trim()
+        .to_owned();
+    let machine = format!(
+        "{} cores, {}",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0),
+        std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|c| c.lines().find_map(|l| l
+                .strip_prefix("model name")
+                .map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned())))
+            .unwrap_or_else(|| "unknown CPU".into())
+    );
+    println!(
+        "ferry-bench: redis {redis_version} at {url}; {machine}; {} mode, {} runs per figure\n",
+        if args.quick { "quick" } else { "full" },
+        args.runs
+    );
+    println!(
+        "{:<44} {:>12} {:>12} {:>12}",
+        "figure", "median", "min", "max"
+    );
+    let started = Instant::now();
+    let mut b = Bench {
+        url: url.clone(),
+        conn,
+        figures: Vec::new(),
+        runs: args.runs.max(1),
+        only: args.only.clone(),
+        round: 0,
+    };
+    run_all(&mut b, &sizes).await;
+    let targets = targets(&b);
+    println!(
+        "\n{:<58} {:>10}  {:<12} {}",
+        "target", "value", "bound", "met"
+    );
+    for t in &targets {
+        println!(
+            "{:<58} {:>10.2}  {:<12} {}",
+            t.name,
+            t.ratio,
+            t.bound,
+            if t.met { "yes" } else { "NO" }
+        );
+    }
+    println!("\n(finished in {:.0} s)", started.elapsed().as_secs_f64());
+    let report = Report {
+        machine,
+        redis_version,
+        mode: if args.quick { "quick" } else { "full" },
+        runs: b.runs,
+        figures: b.figures,
+        targets,
+    };
+    if let Some(dir) = std::path::Path::new(&args.out).parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    match serde_json::to_string_pretty(&report).map(|j| std::fs::write(&args.out, j)) {
+        Ok(Ok(())) => println!("figures written to {}", args.out),
+        _ => eprintln!("could not write {}", args.out),
+    }
+}
+
+async fn run_all(b: &mut Bench, s: &Sizes) {
+    let runs = b.runs;
+    // 1. Raw baseline.
+    if b.wants("raw") {
+        let mut xadd = Vec::new();
+        let (mut drain, mut life) = (Vec::new(), Vec::new());
+        for _ in 0..runs {
+            b.fresh().await;
+            xadd.push(raw::xadd_rate(&mut b.conn, "raw:xadd", s.raw).await);
+            b.fresh().await;
+            drain.push(raw::drain(&b.url, &mut b.conn, "raw:drain", s.raw).await);
+            b.fresh().await;
+            life.push(raw::lifecycle(&b.url, &mut b.conn, "raw:life", s.raw).await);
+        }
+        b.push("raw: pipelined XADD", "entries/s", xadd);
+        b.push_measured("raw: drain (XREADGROUP 100 + XACK + XDEL)", s.raw, &drain);
+        b.push_measured("raw: lifecycle (both at once)", s.raw, &life);
+    }
+    // 2. Enqueue.
+    if b.wants("enqueue") {
+        let (mut one, mut many, mut batch) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..runs {
+            let (_, c) = b.fresh().await;
+            one.push(ferry_runs::enqueue_single(&c, "q", s.enqueue_single, 1).await);
+            let (_, c) = b.fresh().await;
+            many.push(ferry_runs::enqueue_single(&c, "q", s.enqueue_64, 64).await);
+            let (_, c) = b.fresh().await;
+            batch.push(ferry_runs::enqueue_batch(&c, "q", s.batch).await);
+        }
+        b.push("enqueue: one per call, 1 task", "jobs/s", one);
+        b.push("enqueue: one per call, 64 tasks", "jobs/s", many);
+        b.push("enqueue: batch API, 1,000 per call", "jobs/s", batch);
+    }
+    // 3. Drain.
+    if b.wants("drain") {
+        for concurrency in [1usize, 50, 500] {
+            let mut m = Vec::new();
+            for _ in 0..runs {
+                let (prefix, c) = b.fresh().await;
+                let url = b.url.clone();
+                m.push(
+                    ferry_runs::drain(&url, &prefix, &c, &mut b.conn, "q", s.drain, concurrency)
+                        .await,
+                );
+            }
+            b.push_measured(&format!("drain: concurrency {concurrency}"), s.drain, &m);
+        }
+    }
+    // 4. End to end.
+    if b.wants("e2e") {
+        let mut m = Vec::new();
+        for _ in 0..runs {
+            let (prefix, c) = b.fresh().await;
+            let url = b.url.clone();
+            m.push(ferry_runs::end_to_end(&url, &prefix, &c, &mut b.conn, "q", s.e2e, 50).await);
+        }
+        b.push_measured("e2e: producer + worker (concurrency 50)", s.e2e, &m);
+    }
+    // 5. Latency.
+    if b.wants("latency") {
+        for rate in s.latency_rates {
+            let (mut raw_l, mut ferry_l) = (Vec::new(), Vec::new());
+            for _ in 0..runs {
+                b.fresh().await;
+                raw_l
+                    .push(raw::latency(&b.url, &mut b.conn, "raw:lat", rate, s.latency_secs).await);
+                let (prefix, c) = b.fresh().await;
+                let url = b.url.clone();
+                ferry_l.push(
+                    ferry_runs::latency(&url, &prefix, &c, "q", rate, s.latency_secs, 50).await,
+                );
+            }
+            for (who, all) in [("raw", &raw_l), ("ferry", &ferry_l)] {
+                for (p, label) in [(50.0, "p50"), (99.0, "p99"), (99.9, "p99.9")] {
+                    let v = all.iter().map(|l| percentile(l, p)).collect();
+                    b.push(&format!("latency {rate}/s: {who} {label}"), "ms", v);
+                }
+            }
+        }
+    }
+    // 6. Depth.
+    if b.wants("depth") {
+        for depth in s.depth {
+            let mut r = Vec::new();
+            for _ in 0..runs {
+                let (prefix, c) = b.fresh().await;
+                let url = b.url.clone();
+                r.push(
+                    ferry_runs::depth(
+                        &url,
+                        &prefix,
+                        &c,
+                        &mut b.conn,
+                        "q",
+                        depth,
+                        s.depth_measure,
+                        50,
+                    )
+                    .await,
+                );
+            }
+            b.push(&format!("depth: drain with {depth} queued"), "jobs/s", r);
+        }
+    }
+    // 7. Memory.
+    if b.wants("memory") {
+        let (mut bare, mut jobs) = (Vec::new(), Vec::new());
+        for _ in 0..runs {
+            b.fresh().await;
+            let before = info_field(&mut b.conn, "memory", "used_memory").await;
+            raw::fill(&mut b.conn, "raw:mem", s.memory).await;
+            bare.push(
+                (info_field(&mut b.conn, "memory", "used_memory").await - before) / s.memory as f64,
+            );
+            let (_, c) = b.fresh().await;
+            let before = info_field(&mut b.conn, "memory", "used_memory").await;
+            ferry_runs::fill(&c, "q", s.memory).await;
+            jobs.push(
+                (info_field(&mut b.conn, "memory", "used_memory").await - before) / s.memory as f64,
+            );
+        }
+        b.push("memory: bare stream entry", "bytes", bare);
+        b.push("memory: queued Ferry job", "bytes", jobs);
+    }
+}
+
+fn targets(b: &Bench) -> Vec<Target> {
+    let mut t = Vec::new();
+    let mut add = |name: &str, ratio: f64, bound: &str, met: bool| {
+        if ratio.is_finite() {
+            t.push(Target {
+                name: name.into(),
+                ratio,
+                bound: bound.into(),
+                met,
+            });
+        }
+    };
+    let best_drain = [
+        "drain: concurrency 1",
+        "drain: concurrency 50",
+        "drain: concurrency 500",
+    ]
+    .iter()
+    .map(|n| b.median(n))
+    .filter(|v| v.is_finite())
+    .fold(f64::NAN, f64::max);
+    let r = best_drain / b.median("raw: drain (XREADGROUP 100 + XACK + XDEL)");
+    add(
+        "drain (best concurrency) / raw drain",
+        r,
+        ">= 0.60",
+        r >= 0.6,
+    );
+    let r = b.median("e2e: producer + worker (concurrency 50)")
+        / b.median("raw: lifecycle (both at once)");
+    add("end to end / raw lifecycle", r, ">= 0.50", r >= 0.5);
+    let r = b.median("enqueue: batch API, 1,000 per call") / b.median("raw: pipelined XADD");
+    add("batch enqueue / raw pipelined XADD", r, ">= 0.70", r >= 0.7);
+    for rate in [1_000, 10_000, 200, 400] {
+        for p in ["p50", "p99"] {
+            let f = b.median(&format!("latency {rate}/s: ferry {p}"));
+            let r = f / b.median(&format!("latency {rate}/s: raw {p}"));
+            add(
+                &format!("latency {rate}/s {p}: ferry / raw"),
+                r,
+                "<= 2.0",
+                r <= 2.0,
+            );
+        }
+        let p99 = b.median(&format!("latency {rate}/s: ferry p99"));
+        add(
+            &format!("latency {rate}/s p99 (ms)"),
+            p99,
+            "<= 5 ms",
+            p99 <= 5.0,
+        );
+    }
+    let r = b.median("memory: queued Ferry job") / b.median("memory: bare stream entry");
+    add("memory per job / bare entry", r, "<= 1.3", r <= 1.3);
+    let depths: Vec<&Figure> = b
+        .figures
+        .iter()
+        .filter(|f| f.name.starts_with("depth:"))
+        .collect();
+    if let [small, deep] = depths.as_slice() {
+        let r = deep.median / small.median;
+        add(
+            &format!("{} / {}", deep.name, small.name),
+            r,
+            ">= 0.90",
+            r >= 0.9,
+        );
+    }
+    let cpu = |name: &str| {
+        b.median(&format!("{name}: process CPU per 1k"))
+            + b.median(&format!("{name}: redis CPU per 1k"))
+    };
+    let best = ["drain: concurrency 50", "drain: concurrency 500"]
+        .iter()
+        .map(|n| cpu(n))
+        .filter(|v| v.is_finite())
+        .fold(f64::NAN, f64::min);
+    let r = best / cpu("raw: drain (XREADGROUP 100 + XACK + XDEL)");
+    add(
+        "CPU per 1k, drain (redis + worker) / raw drain",
+        r,
+        "<= 2.5",
+        r <= 2.5,
+    );
+    let r = cpu("e2e: producer + worker (concurrency 50)") / cpu("raw: lifecycle (both at once)");
+    add(
+        "CPU per 1k, end to end / raw lifecycle",
+        r,
+        "<= 2.5",
+        r <= 2.5,
+    );
+    t
+}
