@@ -4,7 +4,10 @@
 -- ARGV[5] most entries to take (at least 1)   ARGV[6] max deliveries   ARGV[7] dead-letter cap (0 = none)
 -- ARGV[8] now (ms)   ARGV[9] priority name of this stream
 -- Returns {cursor, taken, deleted, dead, dropped}:
---   taken: entries now owned by this consumer, to run, as {id, {field, value, ...}, deliveries};
+--   taken: entries now owned by this consumer, to run, as
+--   {id, {field, value, ...}, deliveries, suspect}; a suspect (suspect = 1)
+--   comes alone, its delivery not yet counted: run it alone, after
+--   start_suspect.lua;
 --   deleted: pending ids whose entry no longer exists (Redis 7 drops them
 --   from the PEL itself and lists them; Redis 6.2 returns them, and this
 --   script acknowledges them);
@@ -18,8 +21,9 @@
 -- worker, every entry of the batch gets closer to max-deliveries. Hence:
 -- entries are claimed with JUSTID (no delivery counted), and a delivery is
 -- counted (XCLAIM) only for the entries taken. An entry recovered before
--- (2 or more deliveries) is a suspect: it is taken only alone, one per call,
--- and the worker runs it alone. Entries not taken are set back to look
+-- (2 or more deliveries), or one more delivery from max-deliveries, is a
+-- suspect: it is taken only alone, one per call, and the worker runs it
+-- alone; its delivery is counted when it starts. Entries not taken are set back to look
 -- expired (IDLE = lease), so the next recovery pass takes them.
 local stream, dead, stats = KEYS[1], KEYS[2], KEYS[3]
 local group, consumer, lease = ARGV[1], ARGV[2], ARGV[3]
@@ -88,17 +92,23 @@ for _ = 1, 10 do
       deleted = deleted + 1
     elseif p[1] then
       local deliveries = tonumber(p[1][4])
-      local suspect = deliveries >= 2
+      local suspect = deliveries >= 2 or deliveries + 1 >= max_deliveries
       if deliveries >= max_deliveries then
         dead_letter(id, entry[2], deliveries)
       elseif suspect_taken or (suspect and #taken > 0) then
         -- Not now: leave it expired for the next pass, no delivery counted.
         redis.call('XCLAIM', stream, group, consumer, 0, id, 'IDLE', lease, 'JUSTID')
+      elseif suspect then
+        -- Take it alone, but count its delivery only when it starts
+        -- (start_suspect.lua), once the worker has made room to run it alone:
+        -- a crash while it waits must not count against it.
+        redis.call('XCLAIM', stream, group, consumer, 0, id, 'JUSTID')
+        taken[#taken + 1] = {id, entry[2], deliveries, 1}
+        suspect_taken = true
       else
         -- Take it: this claim counts the delivery.
         local e = redis.call('XCLAIM', stream, group, consumer, 0, id)[1]
-        taken[#taken + 1] = {e[1], e[2], deliveries + 1}
-        if suspect then suspect_taken = true end
+        taken[#taken + 1] = {e[1], e[2], deliveries + 1, 0}
       end
     end
   end

@@ -26,6 +26,10 @@ pub struct Delivery {
     /// 1 for a fresh claim; more for an entry recovered from a worker that
     /// died or lost its lease while running it.
     pub deliveries: u32,
+    /// A recovered entry whose earlier deliveries crashed (or one more
+    /// delivery from `max_deliveries`): run it alone, and call
+    /// [`Queue::start_suspect`] when it starts; its delivery is not counted yet.
+    pub suspect: bool,
 }
 
 impl Delivery {
@@ -326,12 +330,13 @@ pub(crate) fn push_deliveries(
     priority: Priority,
     entries: &Value,
 ) -> Result<()> {
-    for (entry_id, fields, deliveries) in reply::entries(entries)? {
+    for (entry_id, fields, deliveries, suspect) in reply::entries(entries)? {
         out.push(Delivery {
             priority,
             entry_id,
             fields: fields.unwrap_or_default(),
             deliveries: deliveries.unwrap_or(1),
+            suspect,
         });
     }
     Ok(())

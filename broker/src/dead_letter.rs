@@ -47,7 +47,7 @@ impl Queue {
             .await?;
         Ok(reply::entries(&v)?
             .into_iter()
-            .map(|(entry_id, fields, _)| DeadLetter {
+            .map(|(entry_id, fields, _, _)| DeadLetter {
                 entry_id,
                 fields: fields
                     .unwrap_or_default()

@@ -17,8 +17,8 @@ use crate::scripts;
 pub struct Recovered {
     /// Where the next pass continues (XAUTOCLAIM cursor; `0-0` after a full sweep).
     pub cursor: String,
-    /// Entries now owned by this consumer, to run. An entry recovered before
-    /// (its `deliveries` is 3 or more) comes alone: run it alone.
+    /// Entries now owned by this consumer, to run. A suspect
+    /// ([`Delivery::suspect`]) comes alone: run it alone.
     pub claimed: Vec<Delivery>,
     /// Pending ids whose entry was deleted; removed from the PEL.
     pub deleted: u64,
@@ -78,6 +78,29 @@ impl Queue {
         };
         push_deliveries(&mut out.claimed, priority, claimed)?;
         Ok(out)
+    }
+
+    /// Counts the delivery of a suspect entry as it starts (see
+    /// [`Delivery::suspect`]); returns its delivery count, or `None` when the
+    /// entry is no longer pending for `consumer` (it must not run).
+    ///
+    /// # Errors
+    /// [`Error::Redis`].
+    pub async fn start_suspect<C: ConnectionLike + Send>(
+        &self,
+        conn: &mut C,
+        consumer: &str,
+        priority: Priority,
+        entry_id: &str,
+    ) -> Result<Option<u32>> {
+        let n: u32 = scripts::START_SUSPECT
+            .key(self.keys.stream(priority))
+            .arg(GROUP)
+            .arg(consumer)
+            .arg(entry_id)
+            .invoke_async(conn)
+            .await?;
+        Ok((n > 0).then_some(n))
     }
 
     /// Resets the idle time of entries `consumer` is still running, so

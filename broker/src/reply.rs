@@ -40,9 +40,9 @@ fn protocol(what: &str, v: &Value) -> Error {
     Error::Protocol(format!("{what}: {v:?}"))
 }
 
-/// One parsed entry: id, fields (`None` for a deleted entry), and the
-/// delivery count when the reply carries one.
-pub(crate) type Entry = (String, Option<RawFields>, Option<u32>);
+/// One parsed entry: id, fields (`None` for a deleted entry), the delivery
+/// count and the suspect flag when the reply carries them.
+pub(crate) type Entry = (String, Option<RawFields>, Option<u32>, bool);
 
 /// Parses `{{id, {field, value, ...}[, deliveries]}, ...}`. An entry whose
 /// fields are nil (a deleted entry, from Redis 6.2's XAUTOCLAIM) comes back
@@ -52,9 +52,11 @@ pub(crate) fn entries(v: &Value) -> Result<Vec<Entry>> {
     let mut out = Vec::with_capacity(list.len());
     for e in list {
         let parts = array(e).ok_or_else(|| protocol("expected an entry", e))?;
-        let (id, fields, deliveries) = match parts {
-            [id, fields] => (id, fields, None),
-            [id, fields, n] => (id, fields, int(n).and_then(|n| u32::try_from(n).ok())),
+        let count = |n: &Value| int(n).and_then(|n| u32::try_from(n).ok());
+        let (id, fields, deliveries, suspect) = match parts {
+            [id, fields] => (id, fields, None, false),
+            [id, fields, n] => (id, fields, count(n), false),
+            [id, fields, n, s] => (id, fields, count(n), int(s) == Some(1)),
             _ => return Err(protocol("expected [id, fields]", e)),
         };
         let id = string(id).ok_or_else(|| protocol("expected an entry id", e))?;
@@ -73,7 +75,7 @@ pub(crate) fn entries(v: &Value) -> Result<Vec<Entry>> {
                 Some(pairs)
             }
         };
-        out.push((id, fields, deliveries));
+        out.push((id, fields, deliveries, suspect));
     }
     Ok(out)
 }

@@ -31,12 +31,15 @@ pub static RENEW: LazyLock<Script> =
 /// `remove_idle_consumers.lua`: XGROUP DELCONSUMER of idle consumers with nothing pending.
 pub static REMOVE_IDLE_CONSUMERS: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../lua/remove_idle_consumers.lua")));
+/// `start_suspect.lua`: count the delivery of a suspect entry as it starts.
+pub static START_SUSPECT: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../lua/start_suspect.lua")));
 /// `replay.lua`: dead-letter entry -> its priority stream, attempt 1.
 pub static REPLAY: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../lua/replay.lua")));
 
 /// Every script with its file name, for loading them all at start-up and in tests.
-pub fn all() -> [(&'static str, &'static Script); 9] {
+pub fn all() -> [(&'static str, &'static Script); 10] {
     [
         ("claim.lua", &CLAIM),
         ("ack.lua", &ACK),
@@ -46,6 +49,7 @@ pub fn all() -> [(&'static str, &'static Script); 9] {
         ("recover.lua", &RECOVER),
         ("renew.lua", &RENEW),
         ("remove_idle_consumers.lua", &REMOVE_IDLE_CONSUMERS),
+        ("start_suspect.lua", &START_SUSPECT),
         ("replay.lua", &REPLAY),
     ]
 }

@@ -292,6 +292,19 @@ impl RedisServer {
     async fn wait_ready(&mut self, within: Duration) -> bool {
         let deadline = Instant::now() + within;
         while Instant::now() < deadline {
+            // Our own child must still be running: if another process took
+            // the port first, ours exited, and the answer would be theirs.
+            let own_pid = match &mut self.backend {
+                Backend::Own {
+                    child: Some(child), ..
+                } => {
+                    if let Ok(Some(_)) = child.try_wait() {
+                        return false;
+                    }
+                    Some(child.id())
+                }
+                _ => None,
+            };
             let client = self.client();
             if let Ok(Ok(mut c)) = tokio::time::timeout(
                 Duration::from_millis(500),
@@ -299,20 +312,16 @@ impl RedisServer {
             )
             .await
             {
-                if redis::cmd("PING")
+                if let Ok(info) = redis::cmd("INFO")
+                    .arg("server")
                     .query_async::<String>(&mut c)
                     .await
-                    .is_ok()
                 {
-                    return true;
-                }
-            }
-            if let Backend::Own {
-                child: Some(child), ..
-            } = &mut self.backend
-            {
-                if let Ok(Some(_)) = child.try_wait() {
-                    return false;
+                    let pid = info
+                        .lines()
+                        .find_map(|l| l.strip_prefix("process_id:"))
+                        .and_then(|p| p.trim().parse::<u32>().ok());
+                    return own_pid.is_none() || pid == own_pid;
                 }
             }
             tokio::time::sleep(Duration::from_millis(20)).await;

@@ -379,7 +379,7 @@ async fn worker_chaos_loses_nothing() {
         "--lease-ms",
         "1000",
         "--max-deliveries",
-        "100",
+        "10",
         "--backoff-base-ms",
         "50",
         "--backoff-max-ms",

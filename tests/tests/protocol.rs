@@ -180,13 +180,32 @@ async fn an_entry_delivered_more_than_max_deliveries_times_is_dead_lettered() {
         .await
         .unwrap();
     q.claim(&mut conn, "w0", 1).await.unwrap(); // delivery 1
-                                                // Each recovery is one more delivery; with max 3, deliveries 2 and 3 are handed out.
-    for w in ["w1", "w2"] {
+                                                // Each recovery that starts the entry is one more delivery; with max 3,
+                                                // deliveries 2 and 3 are handed out. The second is a suspect: its
+                                                // delivery counts when its worker starts it.
+    for (w, suspect) in [("w1", false), ("w2", true)] {
         let r = q
             .recover(&mut conn, w, Priority::Normal, 0, "0-0", 10, 3)
             .await
             .unwrap();
         assert_eq!((r.claimed.len(), r.dead), (1, 0));
+        let d = &r.claimed[0];
+        assert_eq!(d.suspect, suspect);
+        if suspect {
+            assert_eq!(d.deliveries, 2, "not counted before it starts");
+            let n = q
+                .start_suspect(&mut conn, w, Priority::Normal, &d.entry_id)
+                .await
+                .unwrap();
+            assert_eq!(n, Some(3));
+            assert_eq!(
+                q.start_suspect(&mut conn, "w1", Priority::Normal, &d.entry_id)
+                    .await
+                    .unwrap(),
+                None,
+                "only its owner starts it"
+            );
+        }
     }
     let r = q
         .recover(&mut conn, "w3", Priority::Normal, 0, "0-0", 10, 3)
@@ -616,6 +635,12 @@ async fn a_poison_job_does_not_push_the_jobs_claimed_with_it_to_max_deliveries()
             .unwrap();
         assert!(r.claimed.len() <= 1, "suspects come alone: {:?}", r.claimed);
         if let Some(d) = r.claimed.first() {
+            assert!(d.suspect);
+            // Its worker has made room and starts it: now the delivery counts.
+            q.start_suspect(&mut conn, &format!("w{w}"), Priority::Normal, &d.entry_id)
+                .await
+                .unwrap()
+                .expect("still ours");
             let kind = d.envelope(1024).unwrap().job_type;
             if kind != "poison" {
                 q.ack(

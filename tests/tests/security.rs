@@ -98,6 +98,10 @@ async fn acl_user_limited_to_the_prefix_runs_producer_and_workers() {
     }
     let stats = q.stats(&mut admin).await.unwrap();
     assert_eq!(stats.dead, 1);
+    assert!(
+        stats.counter("recovered") >= 1,
+        "recovery ran as the ACL user: {stats:?}"
+    );
     // Operator commands as the ACL user too.
     let client = Client::connect(url.as_str()).unwrap();
     let dead = client.dead_letters(queue, 10).await.unwrap();
@@ -230,5 +234,11 @@ async fn tls_carries_the_whole_job_path_and_an_untrusted_server_is_refused() {
         .expect("no hang")
         .unwrap_err();
         assert!(matches!(err, ferry::Error::Redis(_)), "{url}: {err}");
+        if url.starts_with("rediss://") {
+            assert!(
+                err.to_string().contains("certificate"),
+                "refused for its certificate: {err}"
+            );
+        }
     }
 }

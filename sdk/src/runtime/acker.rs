@@ -60,9 +60,9 @@ impl Acker {
         let mut groups: BTreeMap<(usize, Priority), Vec<String>> = BTreeMap::new();
         for c in batch.drain(..) {
             groups
-                .entry((c.queue, c.delivery.priority))
+                .entry((c.queue, c.priority))
                 .or_default()
-                .push(c.delivery.entry_id);
+                .push(c.entry_id);
         }
         let mut acked = 0;
         let consumer = self.shared.consumer.as_str();
@@ -84,6 +84,12 @@ impl Acker {
                 );
             }
             acked += n;
+            // Acknowledged (or given up on: then recovery runs it again), so
+            // its lease need not be renewed any more.
+            for id in &ids {
+                self.shared.inflight.remove(qi, priority, id);
+                self.shared.activity.finished();
+            }
         }
         acked
     }

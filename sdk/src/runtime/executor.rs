@@ -21,19 +21,24 @@ enum Outcome {
 }
 
 /// Removes an entry from the in-flight set when its job ends, however it ends
-/// (even by a panic outside the handler), so the heartbeat stops renewing it.
+/// (even by a panic outside the handler), so the heartbeat stops renewing it,
+/// unless the job succeeded: then the acker removes it once the ack is
+/// written, so its lease is renewed until then.
 struct Finished<'a> {
     shared: &'a Shared,
     qi: usize,
     delivery: &'a Delivery,
+    handed_to_acker: std::cell::Cell<bool>,
 }
 
 impl Drop for Finished<'_> {
     fn drop(&mut self) {
-        self.shared
-            .inflight
-            .remove(self.qi, self.delivery.priority, &self.delivery.entry_id);
-        self.shared.activity.finished();
+        if !self.handed_to_acker.get() {
+            self.shared
+                .inflight
+                .remove(self.qi, self.delivery.priority, &self.delivery.entry_id);
+            self.shared.activity.finished();
+        }
     }
 }
 
@@ -44,10 +49,11 @@ pub(crate) async fn run(
     delivery: Delivery,
     permit: Option<OwnedSemaphorePermit>,
 ) {
-    let _finished = Finished {
+    let finished = Finished {
         shared,
         qi,
         delivery: &delivery,
+        handed_to_acker: std::cell::Cell::new(false),
     };
     let _permit = permit;
     let queue = &shared.queues[qi];
@@ -69,9 +75,12 @@ pub(crate) async fn run(
                 attempt = env.attempt,
                 priority = %delivery.priority,
             );
-            run_envelope(shared, qi, &delivery, env)
+            if run_envelope(shared, qi, &delivery, env)
                 .instrument(span)
-                .await;
+                .await
+            {
+                finished.handed_to_acker.set(true);
+            }
         }
         Err(malformed) => {
             let span = tracing::info_span!("job", queue = %queue.name(), entry = %delivery.entry_id, priority = %delivery.priority);
@@ -82,7 +91,8 @@ pub(crate) async fn run(
     }
 }
 
-async fn run_envelope(shared: &Arc<Shared>, qi: usize, delivery: &Delivery, env: Envelope) {
+/// Runs one job; true when it succeeded and its ack was handed to the acker.
+async fn run_envelope(shared: &Arc<Shared>, qi: usize, delivery: &Delivery, env: Envelope) -> bool {
     let queue = &shared.queues[qi];
     let Some(handler) = shared.handlers.get(env.job_type.as_str()).cloned() else {
         let mut known: Vec<&str> = shared.handlers.keys().copied().collect();
@@ -93,7 +103,7 @@ async fn run_envelope(shared: &Arc<Shared>, qi: usize, delivery: &Delivery, env:
             known.join(", ")
         );
         dead_letter(shared, qi, delivery, &reason, false).await;
-        return;
+        return false;
     };
     let ctx = JobContext {
         job_id: env.id.clone(),
@@ -115,7 +125,7 @@ async fn run_envelope(shared: &Arc<Shared>, qi: usize, delivery: &Delivery, env:
         r = attempt => r,
         _ = shared.hard_stop.cancelled() => {
             tracing::warn!("shutdown grace period over; job left pending for another worker");
-            return;
+            return false;
         }
     };
     let outcome = match result {
@@ -130,7 +140,7 @@ async fn run_envelope(shared: &Arc<Shared>, qi: usize, delivery: &Delivery, env:
         .is_lost(qi, delivery.priority, &delivery.entry_id)
     {
         tracing::warn!("lease was lost while the job ran; another worker owns it now, so this outcome is not recorded");
-        return;
+        return false;
     }
     match outcome {
         Outcome::Done => {
@@ -139,10 +149,15 @@ async fn run_envelope(shared: &Arc<Shared>, qi: usize, delivery: &Delivery, env:
                 .activity
                 .completed
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let _ = shared.acks.send(Completion {
-                queue: qi,
-                delivery: delivery.clone(),
-            });
+            // The acker removes it from the in-flight set once acknowledged.
+            return shared
+                .acks
+                .send(Completion {
+                    queue: qi,
+                    priority: delivery.priority,
+                    entry_id: delivery.entry_id.clone(),
+                })
+                .is_ok();
         }
         Outcome::Failed(error) if !env.is_last_attempt() => {
             retry(shared, qi, delivery, env, error).await
@@ -160,6 +175,7 @@ async fn run_envelope(shared: &Arc<Shared>, qi: usize, delivery: &Delivery, env:
             dead_letter(shared, qi, delivery, &reason, false).await;
         }
     }
+    false
 }
 
 async fn retry(shared: &Arc<Shared>, qi: usize, delivery: &Delivery, env: Envelope, error: String) {

@@ -109,11 +109,13 @@ impl Activity {
     }
 }
 
-/// A finished job waiting for its acknowledgement.
+/// A finished job waiting for its acknowledgement. Its entry stays in the
+/// in-flight set (its lease renewed) until the acker has written the ack.
 #[derive(Debug)]
 pub(crate) struct Completion {
     pub queue: usize,
-    pub delivery: Delivery,
+    pub priority: ferry_broker::Priority,
+    pub entry_id: String,
 }
 
 /// State shared by every component of one worker.
@@ -152,34 +154,53 @@ impl Shared {
         }
         self.activity.claimed(deliveries.len());
         for delivery in deliveries {
-            // An entry recovered more than once is suspect: workers died
-            // or stalled twice while it ran, maybe because of it. recover.lua
-            // hands it out alone, and it runs alone (it waits for every slot),
-            // so a poison job cannot take other jobs down with it and push
-            // them to max_deliveries. It gives back any slot it was handed
-            // first, so two suspects never deadlock.
-            let suspect = delivery.deliveries >= 3 && self.settings.concurrency > 1;
+            // A suspect (recovered after its earlier deliveries crashed, see
+            // recover.lua) runs alone: it waits for every slot, so a poison
+            // job cannot take other jobs down with it. It gives back any slot
+            // it was handed first, so two suspects never deadlock.
+            let suspect = delivery.suspect;
             let permit = if suspect { None } else { permits.pop() };
             let shared = Arc::clone(self);
             self.tracker.spawn(async move {
                 let slots = if suspect { shared.settings.concurrency as u32 } else { 1 };
                 let permit = match permit {
                     Some(p) => Some(p),
+                    // Not started before shutdown: it stays pending for recovery.
                     None => tokio::select! {
+                        biased;
+                        _ = shared.stopping.cancelled() => None,
                         p = Arc::clone(&shared.slots).acquire_many_owned(slots) => p.ok(),
-                        _ = shared.hard_stop.cancelled() => None,
                     },
                 };
-                if permit.is_some() {
-                    if suspect {
-                        tracing::info!(entry = %delivery.entry_id, deliveries = delivery.deliveries, "running a redelivered entry alone");
-                    }
-                    executor::run(&shared, qi, delivery, permit).await;
-                } else {
-                    // Hard stop before a slot freed: the entry stays pending for recovery.
+                let Some(permit) = permit else {
                     shared.inflight.remove(qi, delivery.priority, &delivery.entry_id);
                     shared.activity.finished();
+                    return;
+                };
+                let mut delivery = delivery;
+                if suspect {
+                    let (queue, consumer, priority, id) =
+                        (&shared.queues[qi], shared.consumer.as_str(), delivery.priority, delivery.entry_id.as_str());
+                    let started = shared
+                        .persist("starting a recovered entry", |mut conn| {
+                            let queue = queue.clone();
+                            async move { queue.start_suspect(&mut conn, consumer, priority, id).await }
+                        })
+                        .await
+                        .flatten();
+                    match started {
+                        Some(n) => {
+                            delivery.deliveries = n;
+                            tracing::info!(entry = %delivery.entry_id, deliveries = n, "running a recovered entry alone");
+                        }
+                        None => {
+                            shared.inflight.remove(qi, delivery.priority, &delivery.entry_id);
+                            shared.activity.finished();
+                            return;
+                        }
+                    }
                 }
+                executor::run(&shared, qi, delivery, Some(permit)).await;
             });
         }
     }
