@@ -41,7 +41,10 @@ struct Args {
     /// The redis-server binary for a server of the bench's own.
     #[arg(long, default_value = "redis-server")]
     redis_server: String,
-    /// Only run scenarios whose name contains this.
+    /// Worker concurrencies of the drain scenario, comma-separated.
+    #[arg(long, default_value = "1,50,500", value_delimiter = ',')]
+    drain_concurrency: Vec<usize>,
+    /// Only run the scenario groups named here, comma-separated (raw, enqueue, drain, e2e, latency, depth, memory).
     #[arg(long)]
     only: Option<String>,
 }
@@ -113,11 +116,14 @@ struct Bench {
     runs: usize,
     only: Option<String>,
     round: u64,
+    drain_concurrency: Vec<usize>,
 }
 
 impl Bench {
     fn wants(&self, name: &str) -> bool {
-        self.only.as_deref().is_none_or(|o| name.contains(o))
+        self.only
+            .as_deref()
+            .is_none_or(|o| o.split(',').any(|part| name.contains(part.trim())))
     }
 
     /// A clean database and a fresh prefix for one run.
@@ -246,6 +252,7 @@ async fn main() {
         runs: args.runs.max(1),
         only: args.only.clone(),
         round: 0,
+        drain_concurrency: args.drain_concurrency.clone(),
     };
     run_all(&mut b, &sizes).await;
     let targets = targets(&b);
@@ -315,7 +322,7 @@ async fn run_all(b: &mut Bench, s: &Sizes) {
     }
     // 3. Drain.
     if b.wants("drain") {
-        for concurrency in [1usize, 50, 500] {
+        for concurrency in b.drain_concurrency.clone() {
             let mut m = Vec::new();
             for _ in 0..runs {
                 let (prefix, c) = b.fresh().await;

@@ -77,7 +77,11 @@ impl Queue {
     }
 
     /// Claims up to `n` new entries for `consumer`: all of critical first,
-    /// then high, normal, low; FIFO within each. One round trip; never blocks.
+    /// then high, normal, low; FIFO within each. Never blocks. Two round
+    /// trips: `claim_counts.lua` says how many to take from each stream
+    /// (strict priority), then plain XREADGROUPs, pipelined, take them, so
+    /// entries do not pass through Lua. Another consumer may take some in
+    /// between; then fewer come back, never more than `n`.
     ///
     /// # Errors
     /// [`Error::Redis`] or [`Error::Protocol`].
@@ -90,23 +94,68 @@ impl Queue {
         if n == 0 {
             return Ok(Vec::new());
         }
-        let mut inv = scripts::CLAIM.prepare_invoke();
+        let mut inv = scripts::CLAIM_COUNTS.prepare_invoke();
         for s in self.keys.streams() {
             inv.key(s);
         }
-        inv.arg(GROUP).arg(consumer).arg(n);
-        let v: Value = inv.invoke_async(conn).await?;
-        let flat = reply::array(&v).ok_or_else(|| Error::Protocol(format!("claim: {v:?}")))?;
-        let mut out = Vec::with_capacity(n);
-        for pair in flat.chunks(2) {
-            if let [idx, entries] = pair {
-                let priority = reply::int(idx)
-                    .and_then(|i| Priority::ALL.get((i as usize).wrapping_sub(1)).copied())
-                    .ok_or_else(|| Error::Protocol(format!("claim index: {idx:?}")))?;
-                push_deliveries(&mut out, priority, entries)?;
+        inv.arg(GROUP).arg(n);
+        let counts: Vec<u64> = inv.invoke_async(conn).await?;
+        let mut pipe = redis::pipe();
+        let mut reads = 0;
+        for (stream, count) in self.keys.streams().iter().zip(&counts) {
+            if *count > 0 {
+                pipe.cmd("XREADGROUP")
+                    .arg("GROUP")
+                    .arg(GROUP)
+                    .arg(consumer)
+                    .arg("COUNT")
+                    .arg(*count)
+                    .arg("STREAMS")
+                    .arg(stream)
+                    .arg(">");
+                reads += 1;
             }
         }
+        let mut out = Vec::with_capacity(n);
+        if reads == 0 {
+            return Ok(out);
+        }
+        let replies: Vec<Value> = pipe.query_async(conn).await?;
+        for v in replies {
+            self.push_read(&mut out, v)?;
+        }
         Ok(out)
+    }
+
+    /// Parses an XREADGROUP reply (RESP2 or RESP3, one or more streams) into deliveries.
+    fn push_read(&self, out: &mut Vec<Delivery>, v: Value) -> Result<()> {
+        let per_stream: Vec<(Value, Value)> = match v {
+            Value::Nil => return Ok(()),
+            Value::Map(m) => m,
+            Value::Array(a) => a
+                .into_iter()
+                .filter_map(|kv| match kv {
+                    Value::Array(mut p) if p.len() == 2 => {
+                        let e = p.pop()?;
+                        let k = p.pop()?;
+                        Some((k, e))
+                    }
+                    _ => None,
+                })
+                .collect(),
+            other => return Err(Error::Protocol(format!("xreadgroup: {other:?}"))),
+        };
+        for (key, entries) in per_stream {
+            let key = reply::string(&key).unwrap_or_default();
+            let priority = Priority::ALL
+                .into_iter()
+                .find(|p| self.keys.stream(*p) == key)
+                .ok_or_else(|| {
+                    Error::Protocol(format!("xreadgroup returned unknown stream {key}"))
+                })?;
+            push_deliveries(out, priority, &entries)?;
+        }
+        Ok(())
     }
 
     /// Blocks up to `block_ms` on XREADGROUP over the four streams for the
@@ -147,32 +196,7 @@ impl Queue {
             Err(e) => return Err(e.into()),
         };
         let mut out = Vec::new();
-        let per_stream: Vec<(Value, Value)> = match v {
-            Value::Nil => return Ok(out),
-            Value::Map(m) => m,
-            Value::Array(a) => a
-                .into_iter()
-                .filter_map(|kv| match kv {
-                    Value::Array(mut p) if p.len() == 2 => {
-                        let e = p.pop()?;
-                        let k = p.pop()?;
-                        Some((k, e))
-                    }
-                    _ => None,
-                })
-                .collect(),
-            other => return Err(Error::Protocol(format!("xreadgroup: {other:?}"))),
-        };
-        for (key, entries) in per_stream {
-            let key = reply::string(&key).unwrap_or_default();
-            let priority = Priority::ALL
-                .into_iter()
-                .find(|p| self.keys.stream(*p) == key)
-                .ok_or_else(|| {
-                    Error::Protocol(format!("xreadgroup returned unknown stream {key}"))
-                })?;
-            push_deliveries(&mut out, priority, &entries)?;
-        }
+        self.push_read(&mut out, v)?;
         out.sort_by_key(|d| d.priority);
         Ok(out)
     }
@@ -195,9 +219,10 @@ impl Queue {
         }
         let mut acked = 0;
         for chunk in entry_ids.chunks(crate::MAX_IDS_PER_CALL) {
+            let (lo, hi) = id_range(chunk);
             let mut inv = scripts::ACK.prepare_invoke();
             inv.key(self.keys.stream(priority)).key(self.keys.stats());
-            inv.arg(GROUP).arg(consumer);
+            inv.arg(GROUP).arg(consumer).arg(lo).arg(hi);
             for id in chunk {
                 inv.arg(id);
             }
@@ -273,6 +298,26 @@ impl Queue {
             }),
             _ => Err(Error::Protocol(format!("dead_letter: {v:?}"))),
         }
+    }
+}
+
+/// The lowest and highest of stream entry ids (`ms-seq`, compared as
+/// numbers), as XPENDING range bounds; `-`/`+` if one does not parse.
+pub(crate) fn id_range(ids: &[String]) -> (String, String) {
+    let parse = |id: &str| -> Option<(u64, u64)> {
+        let (ms, seq) = id.split_once('-')?;
+        Some((ms.parse().ok()?, seq.parse().ok()?))
+    };
+    let mut parsed = Vec::with_capacity(ids.len());
+    for id in ids {
+        match parse(id) {
+            Some(p) => parsed.push(p),
+            None => return ("-".to_owned(), "+".to_owned()),
+        }
+    }
+    match (parsed.iter().min(), parsed.iter().max()) {
+        (Some(lo), Some(hi)) => (format!("{}-{}", lo.0, lo.1), format!("{}-{}", hi.0, hi.1)),
+        _ => ("-".to_owned(), "+".to_owned()),
     }
 }
 

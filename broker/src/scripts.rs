@@ -8,9 +8,9 @@ use std::sync::LazyLock;
 
 use redis::Script;
 
-/// `claim.lua`: strict-priority XREADGROUP over the four streams.
-pub static CLAIM: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("../lua/claim.lua")));
+/// `claim_counts.lua`: how many entries to claim from each stream (strict priority).
+pub static CLAIM_COUNTS: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../lua/claim_counts.lua")));
 /// `ack.lua`: XACK + XDEL of the entries this consumer still owns.
 pub static ACK: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../lua/ack.lua")));
 /// `retry.lua`: stream entry -> delayed set.
@@ -41,7 +41,7 @@ pub static REPLAY: LazyLock<Script> =
 /// Every script with its file name, for loading them all at start-up and in tests.
 pub fn all() -> [(&'static str, &'static Script); 10] {
     [
-        ("claim.lua", &CLAIM),
+        ("claim_counts.lua", &CLAIM_COUNTS),
         ("ack.lua", &ACK),
         ("retry.lua", &RETRY),
         ("dead_letter.lua", &DEAD_LETTER),

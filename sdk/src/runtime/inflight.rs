@@ -12,6 +12,8 @@ type Key = (usize, Priority);
 #[derive(Debug, Default)]
 pub(crate) struct InFlight {
     inner: Mutex<HashMap<Key, HashMap<String, bool>>>,
+    /// Set once any entry was marked lost: until then `is_lost` needs no lock.
+    any_lost: std::sync::atomic::AtomicBool,
 }
 
 impl InFlight {
@@ -46,6 +48,9 @@ impl InFlight {
 
     /// True when recovery gave this entry to another worker.
     pub(crate) fn is_lost(&self, queue: usize, priority: Priority, entry_id: &str) -> bool {
+        if !self.any_lost.load(std::sync::atomic::Ordering::Acquire) {
+            return false;
+        }
         self.inner
             .lock()
             .ok()
@@ -57,6 +62,8 @@ impl InFlight {
     }
 
     pub(crate) fn mark_lost(&self, queue: usize, priority: Priority, entry_ids: &[String]) {
+        self.any_lost
+            .store(true, std::sync::atomic::Ordering::Release);
         if let Ok(mut m) = self.inner.lock() {
             if let Some(ids) = m.get_mut(&(queue, priority)) {
                 for id in entry_ids {

@@ -18,7 +18,7 @@ pub(crate) mod recoverer;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ferry_broker::{Backoff, Delivery, Queue};
@@ -52,7 +52,9 @@ pub struct Activity {
     completed: AtomicU64,
     retried: AtomicU64,
     dead: AtomicU64,
-    last_claim: Mutex<Instant>,
+    /// When this worker last claimed or finished an entry, in ms since `epoch`.
+    last_claim_ms: AtomicU64,
+    epoch: Instant,
 }
 
 impl Activity {
@@ -62,7 +64,8 @@ impl Activity {
             completed: AtomicU64::new(0),
             retried: AtomicU64::new(0),
             dead: AtomicU64::new(0),
-            last_claim: Mutex::new(Instant::now()),
+            last_claim_ms: AtomicU64::new(0),
+            epoch: Instant::now(),
         }
     }
 
@@ -86,26 +89,25 @@ impl Activity {
         self.dead.load(Ordering::Relaxed)
     }
 
-    /// Time since this worker last claimed an entry (or started).
+    /// Time since this worker last claimed or finished an entry (or started).
     pub fn idle_for(&self) -> Duration {
-        self.last_claim
-            .lock()
-            .map(|t| t.elapsed())
-            .unwrap_or_default()
+        let last = Duration::from_millis(self.last_claim_ms.load(Ordering::Relaxed));
+        self.epoch.elapsed().saturating_sub(last)
+    }
+
+    fn touch(&self) {
+        self.last_claim_ms
+            .store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
     }
 
     fn claimed(&self, n: usize) {
         self.running.fetch_add(n, Ordering::SeqCst);
-        if let Ok(mut t) = self.last_claim.lock() {
-            *t = Instant::now();
-        }
+        self.touch();
     }
 
     fn finished(&self) {
         self.running.fetch_sub(1, Ordering::SeqCst);
-        if let Ok(mut t) = self.last_claim.lock() {
-            *t = Instant::now();
-        }
+        self.touch();
     }
 }
 
@@ -214,6 +216,13 @@ impl Shared {
             p = Arc::clone(&self.slots).acquire_owned() => p.ok()?,
         };
         let mut permits = vec![first];
+        // Let jobs that are about to finish free their slots, so one claim
+        // takes a batch rather than one entry per round trip.
+        if max > 1 {
+            for _ in 0..3 {
+                tokio::task::yield_now().await;
+            }
+        }
         while permits.len() < max {
             match Arc::clone(&self.slots).try_acquire_owned() {
                 Ok(p) => permits.push(p),
