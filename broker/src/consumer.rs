@@ -77,15 +77,49 @@ impl Queue {
     }
 
     /// Claims up to `n` new entries for `consumer`: all of critical first,
-    /// then high, normal, low; FIFO within each. Never blocks. Two round
-    /// trips: `claim_counts.lua` says how many to take from each stream
+    /// then high, normal, low; FIFO within each. Never blocks. One round trip
+    /// (`claim.lua`); the entries pass through Lua, which costs Redis about
+    /// 2.4 µs per entry, so for large batches [`Queue::claim_bulk`] is cheaper.
+    ///
+    /// # Errors
+    /// [`Error::Redis`] or [`Error::Protocol`].
+    pub async fn claim<C: ConnectionLike + Send>(
+        &self,
+        conn: &mut C,
+        consumer: &str,
+        n: usize,
+    ) -> Result<Vec<Delivery>> {
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let mut inv = scripts::CLAIM.prepare_invoke();
+        for s in self.keys.streams() {
+            inv.key(s);
+        }
+        inv.arg(GROUP).arg(consumer).arg(n);
+        let v: Value = inv.invoke_async(conn).await?;
+        let flat = reply::array(&v).ok_or_else(|| Error::Protocol(format!("claim: {v:?}")))?;
+        let mut out = Vec::with_capacity(n);
+        for pair in flat.chunks(2) {
+            if let [idx, entries] = pair {
+                let priority = reply::int(idx)
+                    .and_then(|i| Priority::ALL.get((i as usize).wrapping_sub(1)).copied())
+                    .ok_or_else(|| Error::Protocol(format!("claim index: {idx:?}")))?;
+                push_deliveries(&mut out, priority, entries)?;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Like [`Queue::claim`], in two round trips that keep the entries out of
+    /// Lua: `claim_counts.lua` says how many to take from each stream
     /// (strict priority), then plain XREADGROUPs, pipelined, take them, so
     /// entries do not pass through Lua. Another consumer may take some in
     /// between; then fewer come back, never more than `n`.
     ///
     /// # Errors
     /// [`Error::Redis`] or [`Error::Protocol`].
-    pub async fn claim<C: ConnectionLike + Send>(
+    pub async fn claim_bulk<C: ConnectionLike + Send>(
         &self,
         conn: &mut C,
         consumer: &str,

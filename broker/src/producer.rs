@@ -1,9 +1,11 @@
 //! Enqueue: new jobs into a priority stream (XADD), or into the delayed set
 //! (ZADD) when they should run later.
 
+use std::borrow::Cow;
+
 use redis::aio::ConnectionLike;
 
-use crate::envelope::{check_job_type, Envelope, MAX_RETRIES_LIMIT};
+use crate::envelope::{check_job_type, field, Envelope, MAX_RETRIES_LIMIT};
 use crate::error::{ConfigError, Result};
 use crate::priority::Priority;
 use crate::queue::{now_ms, Queue};
@@ -12,7 +14,7 @@ use crate::queue::{now_ms, Queue};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewJob {
     /// Job type name; chooses the handler.
-    pub job_type: String,
+    pub job_type: Cow<'static, str>,
     /// The job's arguments as JSON text.
     pub payload: String,
     /// Which stream it goes to.
@@ -30,8 +32,21 @@ impl Queue {
     /// [`ConfigError::InvalidJobType`], [`ConfigError::PayloadTooLarge`] or
     /// [`ConfigError::InvalidSetting`] for `max_retries` over the limit.
     pub fn envelope_for(&self, job: &NewJob, now: u64) -> Result<Envelope, ConfigError> {
+        self.check(job)?;
+        Ok(Envelope {
+            id: uuid::Uuid::now_v7().to_string(),
+            job_type: job.job_type.to_string(),
+            payload: job.payload.clone(),
+            attempt: 1,
+            max_retries: job.max_retries,
+            enqueued_at: now,
+            last_error: None,
+        })
+    }
+
+    fn check(&self, job: &NewJob) -> Result<(), ConfigError> {
         check_job_type(&job.job_type)
-            .map_err(|_| ConfigError::InvalidJobType(job.job_type.clone()))?;
+            .map_err(|_| ConfigError::InvalidJobType(job.job_type.to_string()))?;
         if job.payload.len() > self.max_payload_bytes {
             return Err(ConfigError::PayloadTooLarge {
                 size: job.payload.len(),
@@ -47,15 +62,7 @@ impl Queue {
                 ),
             });
         }
-        Ok(Envelope {
-            id: uuid::Uuid::now_v7().to_string(),
-            job_type: job.job_type.clone(),
-            payload: job.payload.clone(),
-            attempt: 1,
-            max_retries: job.max_retries,
-            enqueued_at: now,
-            last_error: None,
-        })
+        Ok(())
     }
 
     /// Enqueues `jobs` in one round trip (MULTI/EXEC: all of them or none)
@@ -80,27 +87,40 @@ impl Queue {
         }
         let mut ids = Vec::with_capacity(jobs.len());
         for job in jobs {
-            let env = self.envelope_for(job, now)?;
             match job.run_at {
                 Some(at) if at > now => {
+                    let env = self.envelope_for(job, now)?;
                     pipe.cmd("ZADD")
                         .arg(self.keys.delayed())
                         .arg(at)
                         .arg(env.to_delayed_member(job.priority))
                         .ignore();
+                    ids.push(env.id);
                 }
                 _ => {
-                    let cmd = pipe
-                        .cmd("XADD")
+                    // The hot path: arguments straight from the job, no
+                    // intermediate envelope and no copies of the payload.
+                    self.check(job)?;
+                    let id = uuid::Uuid::now_v7().to_string();
+                    pipe.cmd("XADD")
                         .arg(self.keys.stream(job.priority))
-                        .arg("*");
-                    for (k, v) in env.to_fields() {
-                        cmd.arg(k).arg(v);
-                    }
-                    cmd.ignore();
+                        .arg("*")
+                        .arg(field::ID)
+                        .arg(&id)
+                        .arg(field::TYPE)
+                        .arg(job.job_type.as_ref())
+                        .arg(field::PAYLOAD)
+                        .arg(&job.payload)
+                        .arg(field::ATTEMPT)
+                        .arg(1u32)
+                        .arg(field::MAX_RETRIES)
+                        .arg(job.max_retries)
+                        .arg(field::ENQUEUED_AT)
+                        .arg(now)
+                        .ignore();
+                    ids.push(id);
                 }
             }
-            ids.push(env.id);
         }
         pipe.query_async::<()>(conn).await?;
         Ok(ids)

@@ -8,6 +8,9 @@ use std::sync::LazyLock;
 
 use redis::Script;
 
+/// `claim.lua`: strict-priority XREADGROUP over the four streams, one round trip.
+pub static CLAIM: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../lua/claim.lua")));
 /// `claim_counts.lua`: how many entries to claim from each stream (strict priority).
 pub static CLAIM_COUNTS: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../lua/claim_counts.lua")));
@@ -39,8 +42,9 @@ pub static REPLAY: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../lua/replay.lua")));
 
 /// Every script with its file name, for loading them all at start-up and in tests.
-pub fn all() -> [(&'static str, &'static Script); 10] {
+pub fn all() -> [(&'static str, &'static Script); 11] {
     [
+        ("claim.lua", &CLAIM),
         ("claim_counts.lua", &CLAIM_COUNTS),
         ("ack.lua", &ACK),
         ("retry.lua", &RETRY),

@@ -185,7 +185,7 @@ impl Client {
         let mut batch = Vec::with_capacity(jobs.len());
         for job in jobs {
             batch.push(NewJob {
-                job_type: J::TYPE.to_owned(),
+                job_type: std::borrow::Cow::Borrowed(J::TYPE),
                 payload: serde_json::to_string(job)?,
                 priority: options.priority,
                 max_retries: options.max_retries,

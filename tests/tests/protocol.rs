@@ -7,7 +7,7 @@ use redis::aio::MultiplexedConnection;
 
 fn job(kind: &str, priority: Priority) -> NewJob {
     NewJob {
-        job_type: kind.to_owned(),
+        job_type: kind.to_owned().into(),
         payload: "{}".to_owned(),
         priority,
         max_retries: 3,
@@ -663,4 +663,37 @@ async fn a_poison_job_does_not_push_the_jobs_claimed_with_it_to_max_deliveries()
     let dead = q.dead_letters(&mut conn, 10).await.unwrap();
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].get("type"), Some("poison"));
+}
+
+#[tokio::test]
+async fn bulk_claim_is_strict_priority_and_fifo_too() {
+    let (_r, mut conn, q) = setup().await;
+    let mut batch = Vec::new();
+    for i in 0..30 {
+        for p in [
+            Priority::Low,
+            Priority::Normal,
+            Priority::Critical,
+            Priority::High,
+        ] {
+            batch.push(job(&format!("{p}-{i:02}"), p));
+        }
+    }
+    q.enqueue(&mut conn, &batch).await.unwrap();
+    // 45 slots: all 30 critical, then the first 15 high, nothing lower.
+    let first = q.claim_bulk(&mut conn, "c", 45).await.unwrap();
+    let names: Vec<String> = first
+        .iter()
+        .map(|d| d.envelope(1024).unwrap().job_type)
+        .collect();
+    let expected: Vec<String> = (0..30)
+        .map(|i| format!("critical-{i:02}"))
+        .chain((0..15).map(|i| format!("high-{i:02}")))
+        .collect();
+    assert_eq!(names, expected);
+    let rest = q.claim_bulk(&mut conn, "c", 1000).await.unwrap();
+    assert_eq!(rest.len(), 75);
+    assert_eq!(rest[0].envelope(1024).unwrap().job_type, "high-15");
+    assert_eq!(rest[74].envelope(1024).unwrap().job_type, "low-29");
+    assert!(q.claim_bulk(&mut conn, "c", 10).await.unwrap().is_empty());
 }

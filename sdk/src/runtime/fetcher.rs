@@ -9,6 +9,11 @@ use redis::aio::ConnectionManager;
 
 use super::{ErrorBackoff, Shared};
 
+/// Claims at least this large use `claim_bulk` (measured: passing entries
+/// through Lua costs Redis ~2.4 µs each; an extra round trip costs less than
+/// that for batches of this size).
+const BULK_CLAIM: usize = 16;
+
 /// Most entries claimed in one call.
 pub(crate) const MAX_CLAIM: usize = 500;
 
@@ -35,6 +40,7 @@ impl Fetcher {
         tracing::debug!(queue = %queue.name(), consumer = %self.shared.consumer, "fetcher started");
         let mut errors = ErrorBackoff::new("claiming jobs");
         let mut groups_ready = false;
+        let mut last_claim = 0;
         loop {
             if !groups_ready {
                 let mut conn = self.shared.conn.clone();
@@ -53,10 +59,16 @@ impl Fetcher {
                 break;
             };
             let mut conn = self.shared.conn.clone();
-            match queue
-                .claim(&mut conn, &self.shared.consumer, permits.len())
-                .await
-            {
+            // Big batches skip Lua (two round trips, less Redis CPU per
+            // entry); small ones take one round trip (lower latency).
+            let consumer = self.shared.consumer.as_str();
+            let claimed = if last_claim >= BULK_CLAIM && permits.len() >= BULK_CLAIM {
+                queue.claim_bulk(&mut conn, consumer, permits.len()).await
+            } else {
+                queue.claim(&mut conn, consumer, permits.len()).await
+            };
+            last_claim = claimed.as_ref().map(Vec::len).unwrap_or(0);
+            match claimed {
                 Ok(claimed) if !claimed.is_empty() => {
                     errors.ok();
                     self.shared.dispatch(self.qi, claimed, permits);
