@@ -92,10 +92,7 @@ impl Queue {
         if n == 0 {
             return Ok(Vec::new());
         }
-        let mut inv = scripts::CLAIM.prepare_invoke();
-        for s in self.keys.streams() {
-            inv.key(s);
-        }
+        let mut inv = self.on_streams(&scripts::CLAIM);
         inv.arg(GROUP).arg(consumer).arg(n);
         let v: Value = inv.invoke_async(conn).await?;
         let flat = reply::array(&v).ok_or_else(|| Error::Protocol(format!("claim: {v:?}")))?;
@@ -128,10 +125,7 @@ impl Queue {
         if n == 0 {
             return Ok(Vec::new());
         }
-        let mut inv = scripts::CLAIM_COUNTS.prepare_invoke();
-        for s in self.keys.streams() {
-            inv.key(s);
-        }
+        let mut inv = self.on_streams(&scripts::CLAIM_COUNTS);
         inv.arg(GROUP).arg(n);
         let counts: Vec<u64> = inv.invoke_async(conn).await?;
         let mut pipe = redis::pipe();
@@ -364,29 +358,20 @@ pub const MAX_EXTRA_DEAD_LETTER_FIELDS: usize = 16;
 /// most [`MAX_EXTRA_DEAD_LETTER_FIELDS`] others, and `omitted_fields` with the
 /// count of those left out. Fields the dead letter sets itself are dropped.
 fn dead_letter_fields(fields: &[(Vec<u8>, Vec<u8>)]) -> Vec<(&[u8], Vec<u8>)> {
-    const KNOWN: [&str; 8] = [
-        field::ID,
-        field::TYPE,
-        field::PAYLOAD,
-        field::ATTEMPT,
-        field::MAX_RETRIES,
-        field::ENQUEUED_AT,
-        field::LAST_ERROR,
-        "raw",
-    ];
     const RESERVED: [&str; 3] = [field::ERROR, field::FAILED_AT, field::PRIORITY];
     let is = |names: &[&str], k: &[u8]| names.iter().any(|n| n.as_bytes() == k);
+    let known = |k: &[u8]| is(&field::ENVELOPE, k) || k == field::RAW.as_bytes();
     let mut out = Vec::with_capacity(
         fields
             .len()
-            .min(KNOWN.len() + MAX_EXTRA_DEAD_LETTER_FIELDS + 1),
+            .min(field::ENVELOPE.len() + MAX_EXTRA_DEAD_LETTER_FIELDS + 2),
     );
     let (mut extra, mut omitted) = (0usize, 0usize);
     for (k, v) in fields {
         if is(&RESERVED, k) {
             continue;
         }
-        if is(&KNOWN, k) {
+        if known(k) {
             out.push((k.as_slice(), v.clone()));
         } else if extra < MAX_EXTRA_DEAD_LETTER_FIELDS {
             extra += 1;

@@ -47,6 +47,19 @@ pub mod field {
     pub const FAILED_AT: &str = "failed_at";
     /// Dead-letter and delayed set: the priority stream the job belongs to.
     pub const PRIORITY: &str = "priority";
+    /// Only on a promoted delayed-set member that was not an envelope.
+    pub const RAW: &str = "raw";
+
+    /// The fields of a stream entry, in documented order.
+    pub const ENVELOPE: [&str; 7] = [
+        ID,
+        TYPE,
+        PAYLOAD,
+        ATTEMPT,
+        MAX_RETRIES,
+        ENQUEUED_AT,
+        LAST_ERROR,
+    ];
 }
 
 /// A job as stored in a stream entry.
@@ -109,15 +122,7 @@ impl Envelope {
             return Err(Malformed("the entry has no fields".into()));
         }
         let mut slots: [Option<&[u8]>; 7] = [None; 7];
-        const NAMES: [&str; 7] = [
-            field::ID,
-            field::TYPE,
-            field::PAYLOAD,
-            field::ATTEMPT,
-            field::MAX_RETRIES,
-            field::ENQUEUED_AT,
-            field::LAST_ERROR,
-        ];
+        const NAMES: [&str; 7] = field::ENVELOPE;
         for (name, value) in fields {
             if let Some(i) = NAMES.iter().position(|n| n.as_bytes() == name.as_slice()) {
                 if slots[i].is_some() {
@@ -127,7 +132,7 @@ impl Envelope {
                     )));
                 }
                 slots[i] = Some(value);
-            } else if name.as_slice() == b"raw" {
+            } else if name.as_slice() == field::RAW.as_bytes() {
                 return Err(Malformed(format!(
                     "a delayed-set member that was not an envelope: {}",
                     preview(value)

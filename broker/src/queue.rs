@@ -43,14 +43,18 @@ impl Queue {
     /// # Errors
     /// [`ConfigError::InvalidSetting`] for 0.
     pub fn max_payload_bytes(mut self, limit: usize) -> Result<Self, ConfigError> {
-        if limit == 0 {
-            return Err(ConfigError::InvalidSetting {
-                name: "max_payload_bytes",
-                reason: "must be at least 1".into(),
-            });
-        }
-        self.max_payload_bytes = limit;
+        self.max_payload_bytes = check_payload_limit(limit)?;
         Ok(self)
+    }
+
+    /// A script invocation with the four priority streams as its KEYS,
+    /// highest first (the scripts that work across priorities take them so).
+    pub(crate) fn on_streams<'a>(&self, script: &'a redis::Script) -> redis::ScriptInvocation<'a> {
+        let mut inv = script.prepare_invoke();
+        for s in self.keys.streams() {
+            inv.key(s);
+        }
+        inv
     }
 
     /// Caps the dead-letter stream at `cap` entries (oldest dropped first,
@@ -75,6 +79,20 @@ impl Queue {
     pub fn payload_limit(&self) -> usize {
         self.max_payload_bytes
     }
+}
+
+/// Checks a payload limit (at least 1 byte).
+///
+/// # Errors
+/// [`ConfigError::InvalidSetting`] for 0.
+pub fn check_payload_limit(limit: usize) -> Result<usize, ConfigError> {
+    if limit == 0 {
+        return Err(ConfigError::InvalidSetting {
+            name: "max_payload_bytes",
+            reason: "must be at least 1".into(),
+        });
+    }
+    Ok(limit)
 }
 
 /// Milliseconds since the Unix epoch, from the system clock.

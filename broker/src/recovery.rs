@@ -143,10 +143,7 @@ impl Queue {
         me: &str,
         idle_ms: u64,
     ) -> Result<u64> {
-        let mut inv = scripts::REMOVE_IDLE_CONSUMERS.prepare_invoke();
-        for s in self.keys.streams() {
-            inv.key(s);
-        }
+        let mut inv = self.on_streams(&scripts::REMOVE_IDLE_CONSUMERS);
         inv.arg(GROUP).arg(me).arg(idle_ms);
         Ok(inv.invoke_async(conn).await?)
     }

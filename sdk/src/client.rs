@@ -115,13 +115,7 @@ impl Client {
     /// # Errors
     /// [`ConfigError::InvalidSetting`] for 0.
     pub fn with_max_payload_bytes(mut self, limit: usize) -> Result<Self, ConfigError> {
-        if limit == 0 {
-            return Err(ConfigError::InvalidSetting {
-                name: "max_payload_bytes",
-                reason: "must be at least 1".into(),
-            });
-        }
-        self.max_payload_bytes = limit;
+        self.max_payload_bytes = ferry_broker::queue::check_payload_limit(limit)?;
         Ok(self)
     }
 
