@@ -95,15 +95,16 @@ impl Queue {
         let mut inv = self.on_streams(&scripts::CLAIM);
         inv.arg(GROUP).arg(consumer).arg(n);
         let v: Value = inv.invoke_async(conn).await?;
-        let flat = reply::array(&v).ok_or_else(|| Error::Protocol(format!("claim: {v:?}")))?;
+        let Value::Array(flat) = v else {
+            return Err(Error::Protocol(format!("claim: {v:?}")));
+        };
         let mut out = Vec::with_capacity(n);
-        for pair in flat.chunks(2) {
-            if let [idx, entries] = pair {
-                let priority = reply::int(idx)
-                    .and_then(|i| Priority::ALL.get((i as usize).wrapping_sub(1)).copied())
-                    .ok_or_else(|| Error::Protocol(format!("claim index: {idx:?}")))?;
-                push_deliveries(&mut out, priority, entries)?;
-            }
+        let mut flat = flat.into_iter();
+        while let (Some(idx), Some(entries)) = (flat.next(), flat.next()) {
+            let priority = reply::int(&idx)
+                .and_then(|i| Priority::ALL.get((i as usize).wrapping_sub(1)).copied())
+                .ok_or_else(|| Error::Protocol(format!("claim index: {idx:?}")))?;
+            push_deliveries(&mut out, priority, entries)?;
         }
         Ok(out)
     }
@@ -181,7 +182,7 @@ impl Queue {
                 .ok_or_else(|| {
                     Error::Protocol(format!("xreadgroup returned unknown stream {key}"))
                 })?;
-            push_deliveries(out, priority, &entries)?;
+            push_deliveries(out, priority, entries)?;
         }
         Ok(())
     }
@@ -392,7 +393,7 @@ fn dead_letter_fields(fields: &[(Vec<u8>, Vec<u8>)]) -> Vec<(&[u8], Vec<u8>)> {
 pub(crate) fn push_deliveries(
     out: &mut Vec<Delivery>,
     priority: Priority,
-    entries: &Value,
+    entries: Value,
 ) -> Result<()> {
     for (entry_id, fields, deliveries, suspect) in reply::entries(entries)? {
         out.push(Delivery {

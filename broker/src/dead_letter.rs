@@ -45,7 +45,7 @@ impl Queue {
             .arg(count)
             .query_async(conn)
             .await?;
-        Ok(reply::entries(&v)?
+        Ok(reply::entries(v)?
             .into_iter()
             .map(|(entry_id, fields, _, _)| DeadLetter {
                 entry_id,

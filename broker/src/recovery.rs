@@ -65,15 +65,18 @@ impl Queue {
             .arg(priority.as_str())
             .invoke_async(conn)
             .await?;
-        let parts = reply::array(&v).ok_or_else(|| Error::Protocol(format!("recover: {v:?}")))?;
-        let [cursor, claimed, deleted, dead, dropped] = parts else {
-            return Err(Error::Protocol(format!("recover: {v:?}")));
+        let parts: Option<[Value; 5]> = match v {
+            Value::Array(a) => a.try_into().ok(),
+            _ => None,
+        };
+        let Some([cursor, claimed, deleted, dead, dropped]) = parts else {
+            return Err(Error::Protocol("recover: expected 5 parts".into()));
         };
         let mut out = Recovered {
-            cursor: reply::string(cursor).unwrap_or_else(|| "0-0".to_owned()),
-            deleted: reply::int(deleted).unwrap_or(0).max(0) as u64,
-            dead: reply::int(dead).unwrap_or(0).max(0) as u64,
-            dropped: reply::int(dropped).unwrap_or(0).max(0) as u64,
+            cursor: reply::string(&cursor).unwrap_or_else(|| "0-0".to_owned()),
+            deleted: reply::int(&deleted).unwrap_or(0).max(0) as u64,
+            dead: reply::int(&dead).unwrap_or(0).max(0) as u64,
+            dropped: reply::int(&dropped).unwrap_or(0).max(0) as u64,
             ..Recovered::default()
         };
         push_deliveries(&mut out.claimed, priority, claimed)?;

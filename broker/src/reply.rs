@@ -44,33 +44,52 @@ fn protocol(what: &str, v: &Value) -> Error {
 /// count and the suspect flag when the reply carries them.
 pub(crate) type Entry = (String, Option<RawFields>, Option<u32>, bool);
 
-/// Parses `{{id, {field, value, ...}[, deliveries]}, ...}`. An entry whose
+/// Moves the bytes out of a string-like reply (no copy for bulk strings).
+pub(crate) fn into_bytes(v: Value) -> Option<Vec<u8>> {
+    match v {
+        Value::BulkString(b) => Some(b),
+        other => bytes(&other),
+    }
+}
+
+fn into_array(v: Value) -> Option<Vec<Value>> {
+    match v {
+        Value::Array(a) | Value::Set(a) => Some(a),
+        Value::Nil => Some(Vec::new()),
+        _ => None,
+    }
+}
+
+/// Parses `{{id, {field, value, ...}[, deliveries[, suspect]]}, ...}`,
+/// consuming the reply so field bytes are moved, not copied. An entry whose
 /// fields are nil (a deleted entry, from Redis 6.2's XAUTOCLAIM) comes back
 /// with `None` fields.
-pub(crate) fn entries(v: &Value) -> Result<Vec<Entry>> {
-    let list = array(v).ok_or_else(|| protocol("expected a list of entries", v))?;
+pub(crate) fn entries(v: Value) -> Result<Vec<Entry>> {
+    let list = into_array(v).ok_or_else(|| Error::Protocol("expected a list of entries".into()))?;
     let mut out = Vec::with_capacity(list.len());
     for e in list {
-        let parts = array(e).ok_or_else(|| protocol("expected an entry", e))?;
+        let parts = into_array(e).ok_or_else(|| Error::Protocol("expected an entry".into()))?;
         let count = |n: &Value| int(n).and_then(|n| u32::try_from(n).ok());
-        let (id, fields, deliveries, suspect) = match parts {
-            [id, fields] => (id, fields, None, false),
-            [id, fields, n] => (id, fields, count(n), false),
-            [id, fields, n, s] => (id, fields, count(n), int(s) == Some(1)),
-            _ => return Err(protocol("expected [id, fields]", e)),
+        let mut parts = parts.into_iter();
+        let (Some(id), Some(fields)) = (parts.next(), parts.next()) else {
+            return Err(Error::Protocol("expected [id, fields]".into()));
         };
-        let id = string(id).ok_or_else(|| protocol("expected an entry id", e))?;
+        let deliveries = parts.next().as_ref().and_then(count);
+        let suspect = parts.next().as_ref().and_then(int) == Some(1);
+        let id = string(&id).ok_or_else(|| protocol("expected an entry id", &id))?;
         let fields = match fields {
             Value::Nil => None,
             other => {
-                let flat = array(other).ok_or_else(|| protocol("expected entry fields", other))?;
+                let flat = into_array(other)
+                    .ok_or_else(|| Error::Protocol("expected entry fields".into()))?;
                 let mut pairs = Vec::with_capacity(flat.len() / 2);
-                for kv in flat.chunks(2) {
-                    if let [k, v] = kv {
-                        let k = bytes(k).ok_or_else(|| protocol("expected a field name", k))?;
-                        let v = bytes(v).ok_or_else(|| protocol("expected a field value", v))?;
-                        pairs.push((k, v));
-                    }
+                let mut flat = flat.into_iter();
+                while let (Some(k), Some(v)) = (flat.next(), flat.next()) {
+                    let k = into_bytes(k)
+                        .ok_or_else(|| Error::Protocol("expected a field name".into()))?;
+                    let v = into_bytes(v)
+                        .ok_or_else(|| Error::Protocol("expected a field value".into()))?;
+                    pairs.push((k, v));
                 }
                 Some(pairs)
             }

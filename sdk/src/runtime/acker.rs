@@ -94,8 +94,8 @@ impl Acker {
             acked += n;
             // Acknowledged (or given up on: then recovery runs it again), so
             // its lease need not be renewed any more.
-            for id in &ids {
-                self.shared.inflight.remove(qi, priority, id);
+            self.shared.inflight.remove_all(qi, priority, &ids);
+            for _ in &ids {
                 self.shared.activity.finished();
             }
         }

@@ -17,23 +17,38 @@ pub(crate) struct InFlight {
 }
 
 impl InFlight {
-    /// Registers an entry; false when this worker already runs it. That
-    /// happens when its own recovery reclaims an entry whose renewals failed
-    /// (a Redis outage longer than the lease): the entry is owned again, so
-    /// a `lost` mark is cleared, and the running job must not start twice.
-    pub(crate) fn insert(&self, queue: usize, priority: Priority, entry_id: &str) -> bool {
+    /// Keeps only the deliveries this worker is not already running and
+    /// registers them, under one lock. An entry it already runs is dropped:
+    /// that happens when its own recovery reclaims an entry whose renewals
+    /// failed (a Redis outage longer than the lease); the entry is owned
+    /// again, so a `lost` mark is cleared, and the job must not start twice.
+    pub(crate) fn insert_new(&self, queue: usize, deliveries: &mut Vec<ferry_broker::Delivery>) {
         let Ok(mut m) = self.inner.lock() else {
-            return false;
+            deliveries.clear();
+            return;
         };
-        let ids = m.entry((queue, priority)).or_default();
-        match ids.get_mut(entry_id) {
-            Some(lost) => {
-                *lost = false;
-                false
+        deliveries.retain(|d| {
+            let ids = m.entry((queue, d.priority)).or_default();
+            match ids.get_mut(&d.entry_id) {
+                Some(lost) => {
+                    *lost = false;
+                    false
+                }
+                None => {
+                    ids.insert(d.entry_id.clone(), false);
+                    true
+                }
             }
-            None => {
-                ids.insert(entry_id.to_owned(), false);
-                true
+        });
+    }
+
+    /// Removes finished entries under one lock.
+    pub(crate) fn remove_all(&self, queue: usize, priority: Priority, entry_ids: &[String]) {
+        if let Ok(mut m) = self.inner.lock() {
+            if let Some(ids) = m.get_mut(&(queue, priority)) {
+                for id in entry_ids {
+                    ids.remove(id);
+                }
             }
         }
     }
@@ -98,16 +113,32 @@ impl InFlight {
 mod tests {
     use super::*;
 
+    fn delivery(priority: Priority, id: &str) -> ferry_broker::Delivery {
+        ferry_broker::Delivery {
+            priority,
+            entry_id: id.to_owned(),
+            fields: Vec::new(),
+            deliveries: 1,
+            suspect: false,
+        }
+    }
+
+    fn insert(f: &InFlight, queue: usize, priority: Priority, id: &str) -> bool {
+        let mut batch = vec![delivery(priority, id)];
+        f.insert_new(queue, &mut batch);
+        !batch.is_empty()
+    }
+
     #[test]
     fn an_entry_already_running_is_not_registered_twice_and_a_reclaimed_one_is_owned_again() {
         let f = InFlight::default();
-        assert!(f.insert(0, Priority::High, "1-0"));
+        assert!(insert(&f, 0, Priority::High, "1-0"));
         assert!(
-            !f.insert(0, Priority::High, "1-0"),
+            !insert(&f, 0, Priority::High, "1-0"),
             "a second dispatch of a running entry is refused"
         );
         assert!(
-            f.insert(1, Priority::High, "1-0"),
+            insert(&f, 1, Priority::High, "1-0"),
             "same id on another queue is another entry"
         );
         f.mark_lost(0, Priority::High, &["1-0".to_owned()]);
@@ -116,12 +147,12 @@ mod tests {
             !f.snapshot().contains_key(&(0, Priority::High)),
             "lost entries are not renewed"
         );
-        assert!(!f.insert(0, Priority::High, "1-0"));
+        assert!(!insert(&f, 0, Priority::High, "1-0"));
         assert!(
             !f.is_lost(0, Priority::High, "1-0"),
             "reclaimed by this worker: owned again"
         );
-        f.remove(0, Priority::High, "1-0");
-        assert!(f.insert(0, Priority::High, "1-0"));
+        f.remove_all(0, Priority::High, &["1-0".to_owned()]);
+        assert!(insert(&f, 0, Priority::High, "1-0"));
     }
 }

@@ -150,7 +150,7 @@ impl Shared {
         mut deliveries: Vec<Delivery>,
         mut permits: Vec<OwnedSemaphorePermit>,
     ) {
-        deliveries.retain(|d| self.inflight.insert(qi, d.priority, &d.entry_id));
+        self.inflight.insert_new(qi, &mut deliveries);
         if deliveries.is_empty() {
             return;
         }
