@@ -172,6 +172,38 @@ pub async fn enqueue_batch(client: &Client, queue: &str, n: u64) -> f64 {
     n as f64 / started.elapsed().as_secs_f64()
 }
 
+/// Runs a worker at `concurrency` (and, with `produce`, a batch producer of
+/// the `n` jobs started with it) until `n` jobs ran and were acknowledged,
+/// measuring time and CPU.
+#[allow(clippy::too_many_arguments)]
+async fn measure_worker(
+    url: &str,
+    prefix: &str,
+    client: &Client,
+    conn: &mut MultiplexedConnection,
+    queue: &str,
+    n: u64,
+    concurrency: usize,
+    produce: bool,
+) -> Measured {
+    let tally = Arc::new(Tally::default());
+    tally.reset(n, false);
+    let meter = CpuMeter::start(conn).await;
+    let worker = start_worker(url, prefix, queue, concurrency, tally.clone());
+    let producer = produce.then(|| {
+        let (c, q) = (client.clone(), queue.to_owned());
+        tokio::spawn(async move { fill(&c, &q, n).await })
+    });
+    tally.wait().await;
+    wait_acked(conn, client, queue, n).await;
+    let m = meter.stop(conn).await;
+    if let Some(p) = producer {
+        p.await.expect("producer");
+    }
+    worker.stop().await;
+    m
+}
+
 /// Drains `n` queued jobs with one worker at `concurrency`.
 pub async fn drain(
     url: &str,
@@ -183,15 +215,7 @@ pub async fn drain(
     concurrency: usize,
 ) -> Measured {
     fill(client, queue, n).await;
-    let tally = Arc::new(Tally::default());
-    tally.reset(n, false);
-    let meter = CpuMeter::start(conn).await;
-    let worker = start_worker(url, prefix, queue, concurrency, tally.clone());
-    tally.wait().await;
-    wait_acked(conn, client, queue, n).await;
-    let m = meter.stop(conn).await;
-    worker.stop().await;
-    m
+    measure_worker(url, prefix, client, conn, queue, n, concurrency, false).await
 }
 
 /// A producer (batch API) and a worker at full speed until `n` are done.
@@ -204,18 +228,7 @@ pub async fn end_to_end(
     n: u64,
     concurrency: usize,
 ) -> Measured {
-    let tally = Arc::new(Tally::default());
-    tally.reset(n, false);
-    let meter = CpuMeter::start(conn).await;
-    let worker = start_worker(url, prefix, queue, concurrency, tally.clone());
-    let (c, q) = (client.clone(), queue.to_owned());
-    let producer = tokio::spawn(async move { fill(&c, &q, n).await });
-    tally.wait().await;
-    wait_acked(conn, client, queue, n).await;
-    let m = meter.stop(conn).await;
-    producer.await.expect("producer");
-    worker.stop().await;
-    m
+    measure_worker(url, prefix, client, conn, queue, n, concurrency, true).await
 }
 
 /// Enqueues one job at a time at `rate` per second for `secs` while a worker

@@ -90,6 +90,14 @@ fn sent_us(payload: &str) -> Option<u64> {
         .ok()
 }
 
+/// Adds XACK + XDEL of `ids` (if any) to `pipe`.
+fn ack_and_delete(pipe: &mut redis::Pipeline, stream: &str, ids: &[String]) {
+    if !ids.is_empty() {
+        pipe.cmd("XACK").arg(stream).arg(GROUP).arg(ids).ignore();
+        pipe.cmd("XDEL").arg(stream).arg(ids).ignore();
+    }
+}
+
 /// Consumes until `n` entries were read and acknowledged: XREADGROUP COUNT 100,
 /// then XACK + XDEL of those ids pipelined with the next read. Blocks when empty.
 async fn consume(
@@ -102,14 +110,7 @@ async fn consume(
     let mut pending: Vec<String> = Vec::new();
     while done < n {
         let mut pipe = redis::pipe();
-        if !pending.is_empty() {
-            pipe.cmd("XACK")
-                .arg(stream)
-                .arg(GROUP)
-                .arg(&pending)
-                .ignore();
-            pipe.cmd("XDEL").arg(stream).arg(&pending).ignore();
-        }
+        ack_and_delete(&mut pipe, stream, &pending);
         pipe.cmd("XREADGROUP")
             .arg("GROUP")
             .arg(GROUP)
@@ -135,12 +136,7 @@ async fn consume(
     }
     if !pending.is_empty() {
         let mut pipe = redis::pipe();
-        pipe.cmd("XACK")
-            .arg(stream)
-            .arg(GROUP)
-            .arg(&pending)
-            .ignore();
-        pipe.cmd("XDEL").arg(stream).arg(&pending).ignore();
+        ack_and_delete(&mut pipe, stream, &pending);
         pipe.query_async::<()>(conn).await.expect("ack");
     }
 }

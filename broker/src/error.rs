@@ -60,13 +60,14 @@ impl Error {
     /// True when the error came from the connection (outage, timeout), not from the request.
     pub fn is_connection_error(&self) -> bool {
         match self {
-            Error::Redis(e) => {
-                e.is_io_error()
-                    || e.is_timeout()
-                    || e.is_connection_dropped()
-                    || e.is_connection_refusal()
-            }
+            Error::Redis(e) => is_connection_failure(e),
             _ => false,
         }
     }
+}
+
+/// True when a Redis error came from the connection (I/O, timeout, dropped or
+/// refused connection) rather than from the command.
+pub fn is_connection_failure(e: &redis::RedisError) -> bool {
+    e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal()
 }

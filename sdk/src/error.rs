@@ -41,12 +41,7 @@ impl Error {
     /// same call may succeed later.
     pub fn is_connection_error(&self) -> bool {
         match self {
-            Error::Redis(e) => {
-                e.is_io_error()
-                    || e.is_timeout()
-                    || e.is_connection_dropped()
-                    || e.is_connection_refusal()
-            }
+            Error::Redis(e) => ferry_broker::error::is_connection_failure(e),
             _ => false,
         }
     }
