@@ -44,6 +44,9 @@ struct Args {
     /// Worker concurrencies of the drain scenario, comma-separated.
     #[arg(long, default_value = "1,50,500", value_delimiter = ',')]
     drain_concurrency: Vec<usize>,
+    /// Worker concurrency of the end-to-end scenario.
+    #[arg(long, default_value_t = 500)]
+    e2e_concurrency: usize,
     /// Only run the scenario groups named here, comma-separated (raw, enqueue, drain, e2e, latency, depth, memory).
     #[arg(long)]
     only: Option<String>,
@@ -117,7 +120,11 @@ struct Bench {
     only: Option<String>,
     round: u64,
     drain_concurrency: Vec<usize>,
+    e2e_concurrency: usize,
 }
+
+/// The end-to-end figure (producer and worker at `--e2e-concurrency`).
+const E2E: &str = "e2e: producer + worker";
 
 impl Bench {
     fn wants(&self, name: &str) -> bool {
@@ -236,9 +243,10 @@ async fn main() {
             .unwrap_or_else(|| "unknown CPU".into())
     );
     println!(
-        "ferry-bench: redis {redis_version} at {url}; {machine}; {} mode, {} runs per figure\n",
+        "ferry-bench: redis {redis_version} at {url}; {machine}; {} mode, {} runs per figure; end to end at concurrency {}\n",
         if args.quick { "quick" } else { "full" },
-        args.runs
+        args.runs,
+        args.e2e_concurrency
     );
     println!(
         "{:<44} {:>12} {:>12} {:>12}",
@@ -253,6 +261,7 @@ async fn main() {
         only: args.only.clone(),
         round: 0,
         drain_concurrency: args.drain_concurrency.clone(),
+        e2e_concurrency: args.e2e_concurrency,
     };
     run_all(&mut b, &sizes).await;
     let targets = targets(&b);
@@ -341,9 +350,20 @@ async fn run_all(b: &mut Bench, s: &Sizes) {
         for _ in 0..runs {
             let (prefix, c) = b.fresh().await;
             let url = b.url.clone();
-            m.push(ferry_runs::end_to_end(&url, &prefix, &c, &mut b.conn, "q", s.e2e, 50).await);
+            m.push(
+                ferry_runs::end_to_end(
+                    &url,
+                    &prefix,
+                    &c,
+                    &mut b.conn,
+                    "q",
+                    s.e2e,
+                    b.e2e_concurrency,
+                )
+                .await,
+            );
         }
-        b.push_measured("e2e: producer + worker (concurrency 50)", s.e2e, &m);
+        b.push_measured(E2E, s.e2e, &m);
     }
     // 5. Latency.
     if b.wants("latency") {
@@ -441,8 +461,7 @@ fn targets(b: &Bench) -> Vec<Target> {
         ">= 0.60",
         r >= 0.6,
     );
-    let r = b.median("e2e: producer + worker (concurrency 50)")
-        / b.median("raw: lifecycle (both at once)");
+    let r = b.median(E2E) / b.median("raw: lifecycle (both at once)");
     add("end to end / raw lifecycle", r, ">= 0.50", r >= 0.5);
     let r = b.median("enqueue: batch API, 1,000 per call") / b.median("raw: pipelined XADD");
     add("batch enqueue / raw pipelined XADD", r, ">= 0.70", r >= 0.7);
@@ -497,7 +516,7 @@ fn targets(b: &Bench) -> Vec<Target> {
         "<= 2.5",
         r <= 2.5,
     );
-    let r = cpu("e2e: producer + worker (concurrency 50)") / cpu("raw: lifecycle (both at once)");
+    let r = cpu(E2E) / cpu("raw: lifecycle (both at once)");
     add(
         "CPU per 1k, end to end / raw lifecycle",
         r,
