@@ -165,11 +165,16 @@ pub async fn enqueue_single(client: &Client, queue: &str, n: u64, tasks: u64) ->
     (per * tasks) as f64 / started.elapsed().as_secs_f64()
 }
 
-/// The batch API, 1,000 per call: jobs per second.
-pub async fn enqueue_batch(client: &Client, queue: &str, n: u64) -> f64 {
-    let started = Instant::now();
+/// The batch API, 1,000 per call: time and CPU.
+pub async fn enqueue_batch(
+    client: &Client,
+    conn: &mut MultiplexedConnection,
+    queue: &str,
+    n: u64,
+) -> Measured {
+    let meter = CpuMeter::start(conn).await;
     fill(client, queue, n).await;
-    n as f64 / started.elapsed().as_secs_f64()
+    meter.stop(conn).await
 }
 
 /// Runs a worker at `concurrency` (and, with `produce`, a batch producer of

@@ -141,11 +141,11 @@ async fn consume(
     }
 }
 
-/// Pipelined XADD of `n` entries: entries per second.
-pub async fn xadd_rate(conn: &mut MultiplexedConnection, stream: &str, n: u64) -> f64 {
-    let started = Instant::now();
+/// Pipelined XADD of `n` entries: time and CPU.
+pub async fn xadd(conn: &mut MultiplexedConnection, stream: &str, n: u64) -> Measured {
+    let meter = CpuMeter::start(conn).await;
     fill(conn, stream, n).await;
-    n as f64 / started.elapsed().as_secs_f64()
+    meter.stop(conn).await
 }
 
 /// Drains `n` pre-filled entries: (entries per second, CPU).
