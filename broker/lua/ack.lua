@@ -1,4 +1,5 @@
--- ack.lua: acknowledge and delete finished entries that this consumer still owns.
+-- ack.lua: acknowledge and remove finished entries that this consumer still owns.
+-- (shared/group_state.lua and shared/remove_done.lua are prepended.)
 -- KEYS[1] stream   KEYS[2] stats hash
 -- ARGV[1] group    ARGV[2] consumer   ARGV[3] lowest id   ARGV[4] highest id
 -- ARGV[5..] entry ids
@@ -19,6 +20,6 @@ for i = 5, #ARGV do
 end
 if #owned == 0 then return 0 end
 local n = redis.call('XACK', stream, group, unpack(owned))
-redis.call('XDEL', stream, unpack(owned))
+remove_done(stream, group, owned)
 redis.call('HINCRBY', stats, 'completed', n)
 return n

@@ -1,4 +1,5 @@
 -- dead_letter.lua: move a failed or malformed entry from its stream to the dead-letter stream.
+-- (shared/group_state.lua and shared/remove_done.lua are prepended.)
 -- KEYS[1] stream   KEYS[2] dead-letter stream   KEYS[3] stats hash
 -- ARGV[1] group    ARGV[2] consumer   ARGV[3] entry id
 -- ARGV[4] cap on the dead-letter stream's length (0 = keep every entry)
@@ -21,6 +22,6 @@ if cap > 0 then
   if dropped > 0 then redis.call('HINCRBY', stats, 'dead_dropped', dropped) end
 end
 redis.call('XACK', stream, group, id)
-redis.call('XDEL', stream, id)
+remove_done(stream, group, {id})
 redis.call('HINCRBY', stats, ARGV[5], 1)
 return {1, dropped}

@@ -1,4 +1,5 @@
 -- recover.lua: take over entries whose consumer stopped renewing them, or dead-letter poison ones.
+-- (shared/group_state.lua and shared/remove_done.lua are prepended.)
 -- KEYS[1] stream   KEYS[2] dead-letter stream   KEYS[3] stats hash
 -- ARGV[1] group    ARGV[2] consumer   ARGV[3] lease (min idle, ms)   ARGV[4] XAUTOCLAIM cursor
 -- ARGV[5] most entries to take (at least 1)   ARGV[6] max deliveries   ARGV[7] dead-letter cap (0 = none)
@@ -70,7 +71,7 @@ local function dead_letter(id, fields, deliveries)
     end
   end
   redis.call('XACK', stream, group, id)
-  redis.call('XDEL', stream, id)
+  remove_done(stream, group, {id})
   redis.call('HINCRBY', stats, 'dead', 1)
   n_dead = n_dead + 1
 end

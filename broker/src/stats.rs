@@ -99,26 +99,65 @@ impl Queue {
             }
         }
         for (i, p) in Priority::ALL.into_iter().enumerate() {
-            let pending = if exists[i] {
-                let r: redis::RedisResult<Value> = redis::cmd("XPENDING")
-                    .arg(self.keys.stream(p))
-                    .arg(GROUP)
-                    .query_async(conn)
-                    .await;
-                match r {
-                    Ok(v) => reply::array(&v)
-                        .and_then(|a| a.first())
-                        .map(int)
-                        .unwrap_or(0),
-                    Err(e) if e.code() == Some("NOGROUP") => 0,
-                    Err(e) => return Err(e.into()),
+            if !exists[i] {
+                continue;
+            }
+            let r: redis::RedisResult<Value> = redis::cmd("XINFO")
+                .arg("GROUPS")
+                .arg(self.keys.stream(p))
+                .query_async(conn)
+                .await;
+            let groups = match r {
+                Ok(v) => v,
+                // Deleted between the pipeline and now.
+                Err(e)
+                    if e.kind()
+                        == redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError) =>
+                {
+                    continue
                 }
-            } else {
-                0
+                Err(e) => return Err(e.into()),
             };
+            let (pending, lag) = group_state(&groups).unwrap_or((0, None));
             stats.pending[i] = pending;
-            stats.waiting[i] = lens[i].saturating_sub(pending);
+            // The lag counts exactly the entries not yet delivered. Without
+            // one (Redis 6.2, or just after an XDEL at the group's read
+            // position), every entry that is not pending counts, which may
+            // include finished entries the bulk trim has not reached yet.
+            stats.waiting[i] = lag.unwrap_or_else(|| lens[i].saturating_sub(pending));
         }
         Ok(stats)
     }
+}
+
+/// `(pending, lag)` of Ferry's group in an XINFO GROUPS reply (RESP2 or
+/// RESP3); `None` when the group is not there. The lag is `None` when Redis
+/// does not report one.
+fn group_state(groups: &Value) -> Option<(u64, Option<u64>)> {
+    for g in reply::array(groups)? {
+        let pairs: Vec<(&Value, &Value)> = match g {
+            Value::Map(m) => m.iter().map(|(k, v)| (k, v)).collect(),
+            other => reply::array(other)?
+                .chunks(2)
+                .filter_map(|kv| match kv {
+                    [k, v] => Some((k, v)),
+                    _ => None,
+                })
+                .collect(),
+        };
+        let field = |name: &str| {
+            pairs
+                .iter()
+                .find(|(k, _)| reply::string(k).as_deref() == Some(name))
+                .map(|(_, v)| *v)
+        };
+        if field("name").and_then(reply::string).as_deref() != Some(GROUP) {
+            continue;
+        }
+        let count = |v: &Value| reply::int(v).and_then(|n| u64::try_from(n).ok());
+        let pending = field("pending").and_then(count).unwrap_or(0);
+        let lag = field("lag").and_then(count);
+        return Some((pending, lag));
+    }
+    None
 }

@@ -352,10 +352,14 @@ impl RedisServer {
         }
     }
 
-    /// A fresh connection.
+    /// A fresh connection. Its response timeout is long (30 s, against the
+    /// redis crate's 500 ms): tests make calls with replies of thousands of
+    /// entries, which a debug build on a slow machine parses slowly.
     pub async fn conn(&self) -> MultiplexedConnection {
+        let config =
+            redis::AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(30)));
         self.client()
-            .get_multiplexed_async_connection()
+            .get_multiplexed_async_connection_with_config(&config)
             .await
             .expect("connect to the test redis")
     }

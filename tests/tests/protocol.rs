@@ -92,6 +92,143 @@ async fn ack_removes_the_entry_so_streams_do_not_grow() {
     assert!(stats.is_idle());
 }
 
+async fn xlen(conn: &mut MultiplexedConnection, q: &Queue, p: Priority) -> u64 {
+    redis::cmd("XLEN")
+        .arg(q.keys().stream(p))
+        .query_async(conn)
+        .await
+        .unwrap()
+}
+
+fn entry_ids(ds: &[ferry_broker::Delivery]) -> Vec<String> {
+    ds.iter().map(|d| d.entry_id.clone()).collect()
+}
+
+#[tokio::test]
+async fn entries_finished_out_of_order_wait_for_the_trim_without_counting_as_waiting() {
+    let (_r, mut conn, q) = setup().await;
+    let normal: Vec<NewJob> = (0..3).map(|_| job("n", Priority::Normal)).collect();
+    q.enqueue(&mut conn, &normal).await.unwrap();
+    let ids = entry_ids(&q.claim(&mut conn, "c", 3).await.unwrap());
+    // The 2nd and 3rd finish while the 1st still runs: the trim cannot pass
+    // the 1st, so they stay in the stream, finished.
+    assert_eq!(
+        q.ack(&mut conn, "c", Priority::Normal, &ids[1..])
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(xlen(&mut conn, &q, Priority::Normal).await, 3);
+    let stats = q.stats(&mut conn).await.unwrap();
+    assert_eq!(
+        stats.waiting,
+        [0, 0, 0, 0],
+        "finished entries are not waiting"
+    );
+    assert_eq!(stats.total_pending(), 1);
+    // Strict priority is not fooled by them: both claim paths go on to low.
+    let low: Vec<NewJob> = (0..4)
+        .map(|i| job(&format!("low-{i}"), Priority::Low))
+        .collect();
+    q.enqueue(&mut conn, &low).await.unwrap();
+    let bulk = q.claim_bulk(&mut conn, "c", 2).await.unwrap();
+    assert_eq!(ids_of(&bulk, 1024), ["low-0", "low-1"]);
+    let one_trip = q.claim(&mut conn, "c", 2).await.unwrap();
+    assert_eq!(ids_of(&one_trip, 1024), ["low-2", "low-3"]);
+    // Once the 1st finishes, one trim removes all three.
+    q.ack(&mut conn, "c", Priority::Normal, &ids[..1])
+        .await
+        .unwrap();
+    assert_eq!(xlen(&mut conn, &q, Priority::Normal).await, 0);
+    let lows = [entry_ids(&bulk), entry_ids(&one_trip)].concat();
+    q.ack(&mut conn, "c", Priority::Low, &lows).await.unwrap();
+    assert_eq!(xlen(&mut conn, &q, Priority::Low).await, 0);
+    assert!(q.stats(&mut conn).await.unwrap().is_idle());
+}
+
+#[tokio::test]
+async fn finished_entries_retained_behind_a_long_job_are_bounded() {
+    let (_r, mut conn, q) = setup().await;
+    q.enqueue(&mut conn, &[job("long", Priority::Normal)])
+        .await
+        .unwrap();
+    let long = entry_ids(&q.claim(&mut conn, "c", 1).await.unwrap());
+    // 12,000 jobs finish while the first one runs on.
+    let batch: Vec<NewJob> = (0..12_000).map(|_| job("x", Priority::Normal)).collect();
+    q.enqueue(&mut conn, &batch).await.unwrap();
+    let mut finished = 0;
+    loop {
+        let ds = q.claim_bulk(&mut conn, "c", 500).await.unwrap();
+        if ds.is_empty() {
+            break;
+        }
+        finished += q
+            .ack(&mut conn, "c", Priority::Normal, &entry_ids(&ds))
+            .await
+            .unwrap();
+    }
+    assert_eq!(finished, 12_000);
+    let len = xlen(&mut conn, &q, Priority::Normal).await;
+    assert!(
+        (1..=10_001 + 500).contains(&len),
+        "at most 10,000 finished entries (plus one batch) are retained, not {len}"
+    );
+    q.ack(&mut conn, "c", Priority::Normal, &long)
+        .await
+        .unwrap();
+    assert_eq!(xlen(&mut conn, &q, Priority::Normal).await, 0);
+}
+
+#[tokio::test]
+async fn without_a_lag_from_redis_finished_entries_are_deleted_and_claims_stay_exact() {
+    let (_r, mut conn, q) = setup().await;
+    let normal: Vec<NewJob> = (0..3).map(|_| job("n", Priority::Normal)).collect();
+    q.enqueue(&mut conn, &normal).await.unwrap();
+    let ids = entry_ids(&q.claim(&mut conn, "c", 3).await.unwrap());
+    q.enqueue(&mut conn, &[job("n4", Priority::Normal)])
+        .await
+        .unwrap();
+    // An XDEL at the group's read position, with an entry after it, leaves
+    // Redis without a lag (as Redis 6.2 always is).
+    let _: u64 = redis::cmd("XDEL")
+        .arg(q.keys().stream(Priority::Normal))
+        .arg(&ids[2])
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let groups: Vec<Vec<redis::Value>> = redis::cmd("XINFO")
+        .arg("GROUPS")
+        .arg(q.keys().stream(Priority::Normal))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let group = &groups[0];
+    let lag = group
+        .iter()
+        .position(|v| *v == redis::Value::BulkString(b"lag".to_vec()))
+        .map(|i| &group[i + 1]);
+    assert_eq!(
+        lag,
+        Some(&redis::Value::Nil),
+        "set-up: no lag reported: {group:?}"
+    );
+    // Finished ahead of the 1st: deleted at once, since the lag is unknown.
+    q.ack(&mut conn, "c", Priority::Normal, &ids[1..2])
+        .await
+        .unwrap();
+    assert_eq!(
+        xlen(&mut conn, &q, Priority::Normal).await,
+        2,
+        "the running 1st and the waiting 4th"
+    );
+    // One normal entry is waiting (counted without the lag), then low.
+    q.enqueue(&mut conn, &[job("low", Priority::Low)])
+        .await
+        .unwrap();
+    let bulk = q.claim_bulk(&mut conn, "c", 5).await.unwrap();
+    assert_eq!(ids_of(&bulk, 1024), ["n4", "low"]);
+}
+
 #[tokio::test]
 async fn a_late_ack_after_a_lost_lease_leaves_the_new_owner_alone() {
     let (_r, mut conn, q) = setup().await;

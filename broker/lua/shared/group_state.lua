@@ -1,0 +1,58 @@
+-- shared/group_state.lua: prepended to the scripts that need the consumer
+-- group's state (see scripts.rs). Defines local functions only.
+
+-- Splits a stream entry id 'ms-seq' into its two decimal parts.
+local function id_parts(id)
+  return string.match(id, '^(%d+)-(%d+)$')
+end
+
+-- a < b for decimal strings without leading zeros (exact at any size).
+local function decimal_less(a, b)
+  if #a ~= #b then return #a < #b end
+  return a < b
+end
+
+-- a < b for stream entry ids.
+local function id_less(a, b)
+  local am, as = id_parts(a)
+  local bm, bs = id_parts(b)
+  if not (am and bm) then return false end
+  if am ~= bm then return decimal_less(am, bm) end
+  return decimal_less(as, bs)
+end
+
+-- The smallest id after `id` (`id` itself when its sequence is too large
+-- for exact arithmetic here; then one finished entry is kept a while longer).
+local function next_id(id)
+  local ms, seq = id_parts(id)
+  if ms and #seq <= 13 then return ms .. '-' .. (tonumber(seq) + 1) end
+  return id
+end
+
+-- The state of `group` on `stream` from XINFO GROUPS, or nil when the
+-- stream or the group does not exist: {pending, last (last-delivered-id),
+-- lag}. lag (entries not yet delivered) is nil when Redis cannot tell:
+-- before Redis 7.0, or after an XDEL at the group's read position.
+local function group_state(stream, group)
+  local groups = redis.pcall('XINFO', 'GROUPS', stream)
+  if type(groups) ~= 'table' or groups.err then return nil end
+  for _, g in ipairs(groups) do
+    local s = {}
+    for i = 1, #g, 2 do s[g[i]] = g[i + 1] end
+    if s.name == group then
+      local lag = s.lag
+      if type(lag) ~= 'number' then lag = nil end
+      return {pending = tonumber(s.pending) or 0, last = s['last-delivered-id'], lag = lag}
+    end
+  end
+  return nil
+end
+
+-- Entries of `stream` not yet delivered to the group, counted up to
+-- `limit`: Redis's lag when it has one, else a bounded XRANGE after the
+-- last-delivered id (exact either way, whatever finished entries the stream
+-- still holds).
+local function waiting(stream, st, limit)
+  if st.lag then return math.min(st.lag, limit) end
+  return #redis.call('XRANGE', stream, '(' .. st.last, '+', 'COUNT', limit)
+end
