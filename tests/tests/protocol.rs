@@ -414,18 +414,30 @@ async fn idle_consumers_that_own_nothing_are_removed_and_owners_kept() {
     )
     .await
     .unwrap();
+    // Redis 7.2+ also registers a consumer on the streams it read and found
+    // empty (critical, high), so the count depends on the version: at least
+    // the normal stream's empty-handed consumer.
     let removed = q.remove_idle_consumers(&mut conn, "me", 0).await.unwrap();
-    assert_eq!(removed, 1);
-    let info: Vec<redis::Value> = redis::cmd("XINFO")
-        .arg("CONSUMERS")
-        .arg(q.keys().stream(Priority::Normal))
-        .arg("workers")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    let text = format!("{info:?}");
-    assert!(text.contains("owner"), "{text}");
-    assert!(!text.contains("empty-handed"), "{text}");
+    assert!(removed >= 1, "removed {removed}");
+    for p in Priority::ALL {
+        let info: Vec<redis::Value> = redis::cmd("XINFO")
+            .arg("CONSUMERS")
+            .arg(q.keys().stream(p))
+            .arg("workers")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let text = format!("{info:?}");
+        assert!(!text.contains("empty-handed"), "{p}: {text}");
+        if p == Priority::Normal {
+            assert!(
+                text.contains("owner"),
+                "the owner of a pending entry stays: {text}"
+            );
+        } else {
+            assert!(!text.contains("owner"), "{p}: {text}");
+        }
+    }
 }
 
 #[tokio::test]
