@@ -125,6 +125,10 @@ struct Bench {
 
 /// Raw pipelined XADD, the enqueue baseline.
 const RAW_XADD: &str = "raw: pipelined XADD";
+/// Raw drain, the drain baseline.
+const RAW_DRAIN: &str = "raw: drain (XREADGROUP 100 + XACK + XDEL)";
+/// Raw lifecycle (producer and consumer at once), the end-to-end baseline.
+const RAW_LIFE: &str = "raw: lifecycle (both at once)";
 /// Ferry's batch enqueue.
 const BATCH: &str = "enqueue: batch API, 1,000 per call";
 /// The end-to-end figure (producer and worker at `--e2e-concurrency`).
@@ -302,23 +306,83 @@ async fn main() {
 
 async fn run_all(b: &mut Bench, s: &Sizes) {
     let runs = b.runs;
-    // 1. Raw baseline.
-    if b.wants("raw") {
-        let mut xadd = Vec::new();
-        let (mut drain, mut life) = (Vec::new(), Vec::new());
+    // Each Ferry throughput figure is measured in turn with the raw figure it
+    // is compared with, run by run, so a slow spell of this (shared, noisy)
+    // machine hits both sides of a ratio alike.
+    // 1+2. Raw pipelined XADD, and the batch API.
+    let (raw_wanted, batch_wanted) = (b.wants("raw"), b.wants("batch"));
+    if raw_wanted || batch_wanted {
+        let (mut xadd, mut batch) = (Vec::new(), Vec::new());
         for _ in 0..runs {
             b.fresh().await;
             xadd.push(raw::xadd(&mut b.conn, "raw:xadd", s.raw).await);
-            b.fresh().await;
-            drain.push(raw::drain(&b.url, &mut b.conn, "raw:drain", s.raw).await);
-            b.fresh().await;
-            life.push(raw::lifecycle(&b.url, &mut b.conn, "raw:life", s.raw).await);
+            if batch_wanted {
+                let (_, c) = b.fresh().await;
+                batch.push(ferry_runs::enqueue_batch(&c, &mut b.conn, "q", s.batch).await);
+            }
         }
         b.push_measured(RAW_XADD, s.raw, &xadd);
-        b.push_measured("raw: drain (XREADGROUP 100 + XACK + XDEL)", s.raw, &drain);
-        b.push_measured("raw: lifecycle (both at once)", s.raw, &life);
+        if batch_wanted {
+            b.push_measured(BATCH, s.batch, &batch);
+        }
     }
-    // 2. Enqueue.
+    // Raw drain, and Ferry's drain at each concurrency.
+    let drain_wanted = b.wants("drain");
+    if raw_wanted || drain_wanted {
+        let concurrencies = if drain_wanted {
+            b.drain_concurrency.clone()
+        } else {
+            Vec::new()
+        };
+        let mut raw_drain = Vec::new();
+        let mut drains = vec![Vec::new(); concurrencies.len()];
+        for _ in 0..runs {
+            b.fresh().await;
+            raw_drain.push(raw::drain(&b.url, &mut b.conn, "raw:drain", s.raw).await);
+            for (i, concurrency) in concurrencies.iter().enumerate() {
+                let (prefix, c) = b.fresh().await;
+                let url = b.url.clone();
+                drains[i].push(
+                    ferry_runs::drain(&url, &prefix, &c, &mut b.conn, "q", s.drain, *concurrency)
+                        .await,
+                );
+            }
+        }
+        b.push_measured(RAW_DRAIN, s.raw, &raw_drain);
+        for (concurrency, m) in concurrencies.iter().zip(&drains) {
+            b.push_measured(&format!("drain: concurrency {concurrency}"), s.drain, m);
+        }
+    }
+    // Raw lifecycle, and Ferry end to end.
+    let e2e_wanted = b.wants("e2e");
+    if raw_wanted || e2e_wanted {
+        let (mut life, mut e2e) = (Vec::new(), Vec::new());
+        for _ in 0..runs {
+            b.fresh().await;
+            life.push(raw::lifecycle(&b.url, &mut b.conn, "raw:life", s.raw).await);
+            if e2e_wanted {
+                let (prefix, c) = b.fresh().await;
+                let url = b.url.clone();
+                e2e.push(
+                    ferry_runs::end_to_end(
+                        &url,
+                        &prefix,
+                        &c,
+                        &mut b.conn,
+                        "q",
+                        s.e2e,
+                        b.e2e_concurrency,
+                    )
+                    .await,
+                );
+            }
+        }
+        b.push_measured(RAW_LIFE, s.raw, &life);
+        if e2e_wanted {
+            b.push_measured(E2E, s.e2e, &e2e);
+        }
+    }
+    // Enqueue, one job per call.
     if b.wants("enqueue") {
         let (mut one, mut many) = (Vec::new(), Vec::new());
         for _ in 0..runs {
@@ -329,50 +393,6 @@ async fn run_all(b: &mut Bench, s: &Sizes) {
         }
         b.push("enqueue: one per call, 1 task", "jobs/s", one);
         b.push("enqueue: one per call, 64 tasks", "jobs/s", many);
-    }
-    if b.wants("batch") {
-        let mut batch = Vec::new();
-        for _ in 0..runs {
-            let (_, c) = b.fresh().await;
-            batch.push(ferry_runs::enqueue_batch(&c, &mut b.conn, "q", s.batch).await);
-        }
-        b.push_measured(BATCH, s.batch, &batch);
-    }
-    // 3. Drain.
-    if b.wants("drain") {
-        for concurrency in b.drain_concurrency.clone() {
-            let mut m = Vec::new();
-            for _ in 0..runs {
-                let (prefix, c) = b.fresh().await;
-                let url = b.url.clone();
-                m.push(
-                    ferry_runs::drain(&url, &prefix, &c, &mut b.conn, "q", s.drain, concurrency)
-                        .await,
-                );
-            }
-            b.push_measured(&format!("drain: concurrency {concurrency}"), s.drain, &m);
-        }
-    }
-    // 4. End to end.
-    if b.wants("e2e") {
-        let mut m = Vec::new();
-        for _ in 0..runs {
-            let (prefix, c) = b.fresh().await;
-            let url = b.url.clone();
-            m.push(
-                ferry_runs::end_to_end(
-                    &url,
-                    &prefix,
-                    &c,
-                    &mut b.conn,
-                    "q",
-                    s.e2e,
-                    b.e2e_concurrency,
-                )
-                .await,
-            );
-        }
-        b.push_measured(E2E, s.e2e, &m);
     }
     // 5. Latency.
     if b.wants("latency") {
@@ -463,14 +483,14 @@ fn targets(b: &Bench) -> Vec<Target> {
     .map(|n| b.median(n))
     .filter(|v| v.is_finite())
     .fold(f64::NAN, f64::max);
-    let r = best_drain / b.median("raw: drain (XREADGROUP 100 + XACK + XDEL)");
+    let r = best_drain / b.median(RAW_DRAIN);
     add(
         "drain (best concurrency) / raw drain",
         r,
         ">= 0.60",
         r >= 0.6,
     );
-    let r = b.median(E2E) / b.median("raw: lifecycle (both at once)");
+    let r = b.median(E2E) / b.median(RAW_LIFE);
     add("end to end / raw lifecycle", r, ">= 0.50", r >= 0.5);
     let r = b.median(BATCH) / b.median(RAW_XADD);
     add("batch enqueue / raw pipelined XADD", r, ">= 0.70", r >= 0.7);
@@ -518,14 +538,14 @@ fn targets(b: &Bench) -> Vec<Target> {
         .map(|n| cpu(n))
         .filter(|v| v.is_finite())
         .fold(f64::NAN, f64::min);
-    let r = best / cpu("raw: drain (XREADGROUP 100 + XACK + XDEL)");
+    let r = best / cpu(RAW_DRAIN);
     add(
         "CPU per 1k, drain (redis + worker) / raw drain",
         r,
         "<= 2.5",
         r <= 2.5,
     );
-    let r = cpu(E2E) / cpu("raw: lifecycle (both at once)");
+    let r = cpu(E2E) / cpu(RAW_LIFE);
     add(
         "CPU per 1k, end to end / raw lifecycle",
         r,
