@@ -12,6 +12,11 @@
 #![allow(missing_docs, clippy::print_literal)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+/// mimalloc, as in worker-example: both the raw baseline and Ferry run with
+/// it (docs/performance.md has the figures with glibc malloc too).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod ferry_runs;
 mod measure;
 mod raw;

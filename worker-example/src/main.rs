@@ -10,6 +10,11 @@
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+/// A worker allocates a little per job; mimalloc makes that about 11%
+/// cheaper in CPU than glibc malloc (docs/performance.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod demo;
 mod jobs;
 
