@@ -230,9 +230,10 @@ impl Queue {
         Ok(out)
     }
 
-    /// Acknowledges and deletes finished entries of one priority that
-    /// `consumer` still owns; returns how many were acknowledged. Entries
-    /// recovery gave to another consumer are left to their new owner.
+    /// Acknowledges finished entries of one priority that `consumer` still
+    /// owns and removes them from the stream (in bulk, see `ack.lua` and
+    /// `shared/remove_done.lua`); returns how many were acknowledged.
+    /// Entries recovery gave to another consumer are left to their new owner.
     ///
     /// # Errors
     /// [`Error::Redis`] or [`Error::Protocol`].

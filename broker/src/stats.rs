@@ -50,7 +50,8 @@ impl QueueStats {
 }
 
 impl Queue {
-    /// Reads the queue's depth and counters (one pipeline, then XPENDING per stream).
+    /// Reads the queue's depth and counters (one pipeline, then XINFO GROUPS
+    /// per stream: waiting is the group's lag, pending its PEL size).
     ///
     /// # Errors
     /// [`Error::Redis`] or [`Error::Protocol`].
