@@ -59,8 +59,7 @@ impl Queue {
         let mut pipe = redis::pipe();
         for p in Priority::ALL {
             pipe.cmd("XLEN").arg(self.keys.stream(p));
-            // The group's summary: the pending count is its first element.
-            // A missing stream or group answers with an error; EXISTS guards it below.
+            // XINFO GROUPS (below) answers a missing stream with an error.
             pipe.cmd("EXISTS").arg(self.keys.stream(p));
         }
         pipe.cmd("ZCARD").arg(self.keys.delayed());

@@ -31,28 +31,36 @@ end
 
 -- The state of `group` on `stream` from XINFO GROUPS, or nil when the
 -- stream or the group does not exist: {pending, last (last-delivered-id),
--- lag}. lag (entries not yet delivered) is nil when Redis cannot tell:
--- before Redis 7.0, or after an XDEL at the group's read position.
+-- lag, lag_field}. lag (entries not yet delivered) is nil when Redis cannot
+-- tell: before Redis 7.0 (then lag_field is false too: the reply has no
+-- such field), or on 7.0+ after an XDEL at the group's read position.
+-- Any other error (an ACL without XINFO GROUPS, a key of another type) is
+-- raised, not taken for a missing group.
 local function group_state(stream, group)
-  local groups = redis.pcall('XINFO', 'GROUPS', stream)
-  if type(groups) ~= 'table' or groups.err then return nil end
-  for _, g in ipairs(groups) do
+  if redis.call('EXISTS', stream) == 0 then return nil end
+  for _, g in ipairs(redis.call('XINFO', 'GROUPS', stream)) do
     local s = {}
     for i = 1, #g, 2 do s[g[i]] = g[i + 1] end
     if s.name == group then
       local lag = s.lag
+      local lag_field = lag ~= nil
       if type(lag) ~= 'number' then lag = nil end
-      return {pending = tonumber(s.pending) or 0, last = s['last-delivered-id'], lag = lag}
+      return {pending = tonumber(s.pending) or 0, last = s['last-delivered-id'],
+        lag = lag, lag_field = lag_field}
     end
   end
   return nil
 end
 
 -- Entries of `stream` not yet delivered to the group, counted up to
--- `limit`: Redis's lag when it has one, else a bounded XRANGE after the
--- last-delivered id (exact either way, whatever finished entries the stream
--- still holds).
+-- `limit`, whatever finished entries the stream still holds: Redis's lag
+-- when it has one; before 7.0, XLEN - pending (exact there, since
+-- remove_done deletes every finished entry it cannot trim at once); on
+-- 7.0+ without a lag, a bounded XRANGE after the last-delivered id.
 local function waiting(stream, st, limit)
   if st.lag then return math.min(st.lag, limit) end
+  if not st.lag_field then
+    return math.min(limit, math.max(0, redis.call('XLEN', stream) - st.pending))
+  end
   return #redis.call('XRANGE', stream, '(' .. st.last, '+', 'COUNT', limit)
 end
