@@ -115,7 +115,12 @@ pub fn start_worker(
 
 /// Waits until the queue's `completed` counter reaches `n` (acknowledged).
 async fn wait_acked(conn: &mut MultiplexedConnection, client: &Client, queue: &str, n: u64) {
-    let key = client.queue(queue).expect("queue").keys().stats();
+    let key = client
+        .queue(queue)
+        .expect("queue")
+        .keys()
+        .stats()
+        .to_owned();
     loop {
         let done: Option<u64> = redis::cmd("HGET")
             .arg(&key)

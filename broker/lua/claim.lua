@@ -1,22 +1,22 @@
 -- claim.lua: hand up to N new entries to one consumer, highest priority first.
--- KEYS[1..4] the critical, high, normal and low streams of one queue
+-- KEYS: the queue's keys (shared/queue.lua)
 -- ARGV[1] group   ARGV[2] consumer   ARGV[3] N (the consumer's free slots)
 -- Returns a flat list {index, entries, index, entries, ...} where index is the
--- 1-based position of the stream in KEYS and entries is XREADGROUP's
+-- priority index (1-4) of the stream and entries is XREADGROUP's
 -- {{id, {field, value, ...}}, ...}. Empty when nothing is waiting.
 -- Strict priority: a lower stream is read only when the higher ones had fewer
 -- than N undelivered entries. A stream whose group is missing (its key was
 -- deleted) gets the group again, from the start of the stream.
-local group, consumer = ARGV[1], ARGV[2]
+local consumer = ARGV[2]
 local want = tonumber(ARGV[3])
 local out = {}
-for i = 1, #KEYS do
+for i, stream in ipairs(STREAMS) do
   if want <= 0 then break end
-  local res = redis.pcall('XREADGROUP', 'GROUP', group, consumer, 'COUNT', want, 'STREAMS', KEYS[i], '>')
+  local res = redis.pcall('XREADGROUP', 'GROUP', GROUP, consumer, 'COUNT', want, 'STREAMS', stream, '>')
   if type(res) == 'table' and res.err then
     if string.find(res.err, 'NOGROUP', 1, true) then
-      redis.call('XGROUP', 'CREATE', KEYS[i], group, '0', 'MKSTREAM')
-      res = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', want, 'STREAMS', KEYS[i], '>')
+      redis.call('XGROUP', 'CREATE', stream, GROUP, '0', 'MKSTREAM')
+      res = redis.call('XREADGROUP', 'GROUP', GROUP, consumer, 'COUNT', want, 'STREAMS', stream, '>')
     else
       return redis.error_reply(res.err)
     end

@@ -1,18 +1,25 @@
 -- renew.lua: reset the idle time of the entries a live consumer is still running.
--- KEYS[1] stream   ARGV[1] group   ARGV[2] consumer   ARGV[3..] entry ids
+-- KEYS: the queue's keys (shared/queue.lua)
+-- ARGV[1] group   ARGV[2] consumer   ARGV[3] priority index (1-4)   ARGV[4..] entry ids
 -- Returns the ids this consumer no longer owns (recovery gave them to
 -- another worker); those are not taken back.
-local stream, group, consumer = KEYS[1], ARGV[1], ARGV[2]
-local owned, lost = {}, {}
-for i = 3, #ARGV do
-  local p = redis.call('XPENDING', stream, group, ARGV[i], ARGV[i], 1, consumer)
-  if p[1] then owned[#owned + 1] = ARGV[i] else lost[#lost + 1] = ARGV[i] end
-end
+local stream = stream_at(ARGV[3])
+local consumer = ARGV[2]
+local ids = {}
+for i = 4, #ARGV do ids[#ids + 1] = ARGV[i] end
+if #ids == 0 then return {} end
+local owned = owned_among(stream, GROUP, consumer, ids)
 if #owned > 0 then
   -- JUSTID keeps the delivery count as it is; min-idle 0 resets the idle time.
-  local args = {stream, group, consumer, 0}
+  local args = {stream, GROUP, consumer, 0}
   for _, id in ipairs(owned) do args[#args + 1] = id end
   args[#args + 1] = 'JUSTID'
   redis.call('XCLAIM', unpack(args))
+end
+if #owned == #ids then return {} end
+local is_owned, lost = {}, {}
+for _, id in ipairs(owned) do is_owned[id] = true end
+for _, id in ipairs(ids) do
+  if not is_owned[id] then lost[#lost + 1] = id end
 end
 return lost

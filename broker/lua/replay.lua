@@ -1,27 +1,24 @@
 -- replay.lua: move one dead-letter entry back into its priority stream as a fresh job.
--- KEYS[1] dead-letter stream   KEYS[2..5] the critical, high, normal and low streams
--- ARGV[1] dead-letter entry id   ARGV[2] now (ms)
+-- KEYS: the queue's keys (shared/queue.lua)
+-- ARGV[1] group (unused)   ARGV[2] dead-letter entry id   ARGV[3] now (ms)
 -- Returns the new stream entry id, or false when no such dead-letter entry exists.
--- The job keeps its id, type, payload and max_retries; attempt starts again at 1.
-local e = redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1])
+-- The job keeps its id, type, payload and max_retries; attempt starts again
+-- at 1, enqueued_at is now, and last_error is dropped.
+local e = redis.call('XRANGE', DEAD, ARGV[2], ARGV[2])
 if not e[1] then return false end
 local f = {}
 local raw = e[1][2]
 for i = 1, #raw, 2 do f[raw[i]] = raw[i + 1] end
-local index = {critical = 2, high = 3, normal = 4, low = 5}
+local fresh = {attempt = '1', max_retries = f.max_retries or '0', enqueued_at = ARGV[3], last_error = false}
 local fields = {}
-for _, name in ipairs({'id', 'type', 'payload'}) do
-  if f[name] then
+for _, name in ipairs(ENVELOPE_FIELDS) do
+  local v = fresh[name]
+  if v == nil then v = f[name] end
+  if v then
     fields[#fields + 1] = name
-    fields[#fields + 1] = f[name]
+    fields[#fields + 1] = v
   end
 end
-fields[#fields + 1] = 'attempt'
-fields[#fields + 1] = '1'
-fields[#fields + 1] = 'max_retries'
-fields[#fields + 1] = f.max_retries or '0'
-fields[#fields + 1] = 'enqueued_at'
-fields[#fields + 1] = ARGV[2]
-local id = redis.call('XADD', KEYS[index[f.priority] or 4], '*', unpack(fields))
-redis.call('XDEL', KEYS[1], ARGV[1])
+local id = redis.call('XADD', stream_of(f[PRIORITY_FIELD]), '*', unpack(fields))
+redis.call('XDEL', DEAD, ARGV[2])
 return id

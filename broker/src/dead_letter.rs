@@ -38,7 +38,7 @@ impl Queue {
         count: usize,
     ) -> Result<Vec<DeadLetter>> {
         let v: Value = redis::cmd("XRANGE")
-            .arg(self.keys.dead())
+            .arg(self.keys().dead())
             .arg("-")
             .arg("+")
             .arg("COUNT")
@@ -74,11 +74,7 @@ impl Queue {
         conn: &mut C,
         entry_id: &str,
     ) -> Result<Option<String>> {
-        let mut inv = scripts::REPLAY.prepare_invoke();
-        inv.key(self.keys.dead());
-        for s in self.keys.streams() {
-            inv.key(s);
-        }
+        let mut inv = self.invoke(&scripts::REPLAY);
         inv.arg(entry_id).arg(now_ms());
         Ok(inv.invoke_async(conn).await?)
     }
@@ -91,9 +87,9 @@ impl Queue {
         let (len, _): (u64, i64) = redis::pipe()
             .atomic()
             .cmd("XLEN")
-            .arg(self.keys.dead())
+            .arg(self.keys().dead())
             .cmd("DEL")
-            .arg(self.keys.dead())
+            .arg(self.keys().dead())
             .query_async(conn)
             .await?;
         Ok(len)

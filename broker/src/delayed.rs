@@ -21,6 +21,13 @@ pub struct Promoted {
     pub next_at: Option<u64>,
 }
 
+impl Promoted {
+    /// True when the call moved a full batch: more may be due already.
+    pub fn is_full_batch(&self) -> bool {
+        self.moved >= PROMOTE_BATCH as u64
+    }
+}
+
 impl Queue {
     /// Moves up to [`PROMOTE_BATCH`] jobs due at `now_ms` into their priority
     /// streams, atomically, and says when the next one is due.
@@ -32,19 +39,16 @@ impl Queue {
         conn: &mut C,
         now_ms: u64,
     ) -> Result<Promoted> {
-        let mut inv = scripts::PROMOTE.prepare_invoke();
-        inv.key(self.keys.delayed());
-        for s in self.keys.streams() {
-            inv.key(s);
-        }
+        let mut inv = self.invoke(&scripts::PROMOTE);
         inv.arg(now_ms).arg(PROMOTE_BATCH);
         let v: Value = inv.invoke_async(conn).await?;
         match reply::array(&v) {
             Some([moved, next]) => {
-                let next = reply::int(next).unwrap_or(-1);
+                let next = reply::int(next)
+                    .ok_or_else(|| Error::Protocol(format!("promote: next {next:?}")))?;
                 Ok(Promoted {
-                    moved: reply::int(moved).unwrap_or(0).max(0) as u64,
-                    next_at: (next >= 0).then_some(next as u64),
+                    moved: reply::count(moved)?,
+                    next_at: u64::try_from(next).ok(),
                 })
             }
             _ => Err(Error::Protocol(format!("promote: {v:?}"))),
@@ -57,7 +61,7 @@ impl Queue {
     /// [`Error::Redis`].
     pub async fn delayed_len<C: ConnectionLike + Send>(&self, conn: &mut C) -> Result<u64> {
         Ok(redis::cmd("ZCARD")
-            .arg(self.keys.delayed())
+            .arg(self.keys().delayed())
             .query_async(conn)
             .await?)
     }

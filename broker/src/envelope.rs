@@ -49,6 +49,9 @@ pub mod field {
     pub const PRIORITY: &str = "priority";
     /// Only on a promoted delayed-set member that was not an envelope.
     pub const RAW: &str = "raw";
+    /// Dead-letter only: how many of the entry's unknown fields it left out
+    /// (it keeps at most 16 besides the envelope's own).
+    pub const OMITTED_FIELDS: &str = "omitted_fields";
 
     /// The fields of a stream entry, in documented order.
     pub const ENVELOPE: [&str; 7] = [

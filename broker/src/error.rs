@@ -54,6 +54,14 @@ pub enum Error {
     /// Redis answered with something the protocol does not expect (a bug or a foreign writer).
     #[error("unexpected reply from redis: {0}")]
     Protocol(String),
+    /// Redis refused to load one of Ferry's scripts (see [`scripts::load_all`](crate::scripts::load_all)).
+    #[error("script {name} does not load: {reason}")]
+    Script {
+        /// The script's file name.
+        name: &'static str,
+        /// What Redis said.
+        reason: String,
+    },
 }
 
 impl Error {

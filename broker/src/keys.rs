@@ -1,4 +1,5 @@
-//! Every Redis key name Ferry uses. Nothing else in Ferry builds key strings.
+//! Every Redis key name Ferry uses, and the validated names they are built
+//! from. Nothing else in Ferry builds key strings.
 //!
 //! All keys of one queue share the hash tag `{queue}`, so every script that
 //! touches a queue addresses a single Redis Cluster slot.
@@ -14,8 +15,18 @@ pub const DEFAULT_PREFIX: &str = "ferry";
 /// The consumer group every worker of a queue reads through.
 pub const GROUP: &str = "workers";
 
-/// Longest queue name accepted.
-pub const MAX_QUEUE_NAME_LEN: usize = 128;
+/// Longest queue name or prefix accepted.
+pub const MAX_NAME_LEN: usize = 128;
+
+/// True for `[A-Za-z0-9._-]{1,128}`: no spaces, braces (hash tags) or colons
+/// (the key separator).
+fn is_valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_NAME_LEN
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
 
 /// A validated queue name: `[A-Za-z0-9._-]{1,128}`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -29,12 +40,7 @@ impl QueueName {
     /// 128 bytes, or holds a character outside `[A-Za-z0-9._-]`.
     pub fn new(name: impl Into<String>) -> Result<Self, ConfigError> {
         let name = name.into();
-        let ok = !name.is_empty()
-            && name.len() <= MAX_QUEUE_NAME_LEN
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-        if ok {
+        if is_valid_name(&name) {
             Ok(Self(name))
         } else {
             Err(ConfigError::InvalidQueueName(name))
@@ -53,38 +59,73 @@ impl fmt::Display for QueueName {
     }
 }
 
-/// Validates a namespace prefix: same alphabet as a queue name, no braces or colons.
-///
-/// # Errors
-/// [`ConfigError::InvalidPrefix`] for an empty, over-long or ill-formed prefix.
-pub fn validate_prefix(prefix: &str) -> Result<(), ConfigError> {
-    QueueName::new(prefix)
-        .map(|_| ())
-        .map_err(|_| ConfigError::InvalidPrefix(prefix.to_owned()))
+/// A validated key namespace prefix: `[A-Za-z0-9._-]{1,128}`, `ferry` by
+/// default. Producers and workers of a queue must use the same one.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Prefix(String);
+
+impl Prefix {
+    /// Validates `prefix`.
+    ///
+    /// # Errors
+    /// [`ConfigError::InvalidPrefix`] for an empty, over-long or ill-formed prefix.
+    pub fn new(prefix: impl Into<String>) -> Result<Self, ConfigError> {
+        let prefix = prefix.into();
+        if is_valid_name(&prefix) {
+            Ok(Self(prefix))
+        } else {
+            Err(ConfigError::InvalidPrefix(prefix))
+        }
+    }
+
+    /// The prefix as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
-/// The key names of one queue: `{prefix}:{{{queue}}}:{suffix}`.
+impl Default for Prefix {
+    /// [`DEFAULT_PREFIX`].
+    fn default() -> Self {
+        Self(DEFAULT_PREFIX.to_owned())
+    }
+}
+
+impl fmt::Display for Prefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Positions of the non-stream keys in [`Keys::all`], after the four streams.
+const DELAYED: usize = 4;
+const DEAD: usize = 5;
+const STATS: usize = 6;
+
+/// The key names of one queue, `{prefix}:{{{queue}}}:{suffix}`, built once.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Keys {
     queue: QueueName,
-    base: String,
-    streams: [String; 4],
+    /// The four streams (highest priority first), delayed, dead, stats: the
+    /// KEYS of every script, in this order (`lua/shared/queue.lua`).
+    all: [String; 7],
 }
 
 impl Keys {
     /// Key names for `queue` under the namespace `prefix`.
-    ///
-    /// # Errors
-    /// [`ConfigError::InvalidPrefix`] when the prefix is not `[A-Za-z0-9._-]{1,128}`.
-    pub fn new(prefix: &str, queue: QueueName) -> Result<Self, ConfigError> {
-        validate_prefix(prefix)?;
+    pub fn new(prefix: &Prefix, queue: QueueName) -> Self {
         let base = format!("{prefix}:{{{queue}}}");
-        let streams = Priority::ALL.map(|p| format!("{base}:{}", p.as_str()));
-        Ok(Self {
-            queue,
-            base,
-            streams,
-        })
+        let [critical, high, normal, low] = Priority::ALL.map(|p| format!("{base}:{}", p.as_str()));
+        let all = [
+            critical,
+            high,
+            normal,
+            low,
+            format!("{base}:delayed"),
+            format!("{base}:dead"),
+            format!("{base}:stats"),
+        ];
+        Self { queue, all }
     }
 
     /// The queue these keys belong to.
@@ -92,29 +133,34 @@ impl Keys {
         &self.queue
     }
 
-    /// STREAM of ready jobs of one priority, read through consumer group [`GROUP`].
+    /// STREAM of ready and running jobs of one priority, read through consumer group [`GROUP`].
     pub fn stream(&self, priority: Priority) -> &str {
-        &self.streams[priority.index()]
+        &self.all[priority.index()]
     }
 
     /// The four priority STREAMs, highest priority first.
-    pub fn streams(&self) -> &[String; 4] {
-        &self.streams
+    pub fn streams(&self) -> &[String] {
+        &self.all[..4]
     }
 
     /// ZSET of delayed and retrying jobs; member = envelope JSON, score = run-at (ms since epoch).
-    pub fn delayed(&self) -> String {
-        format!("{}:delayed", self.base)
+    pub fn delayed(&self) -> &str {
+        &self.all[DELAYED]
     }
 
     /// STREAM of dead-lettered jobs: the original fields plus `error`, `failed_at`, `priority`.
-    pub fn dead(&self) -> String {
-        format!("{}:dead", self.base)
+    pub fn dead(&self) -> &str {
+        &self.all[DEAD]
     }
 
-    /// HASH of counters: `completed`, `retried`, `dead`, `dead_dropped`, `recovered`, `malformed`.
-    pub fn stats(&self) -> String {
-        format!("{}:stats", self.base)
+    /// HASH of counters (see [`counter`](crate::stats::counter)).
+    pub fn stats(&self) -> &str {
+        &self.all[STATS]
+    }
+
+    /// Every key of the queue, in the order every script takes them as KEYS.
+    pub fn all(&self) -> &[String; 7] {
+        &self.all
     }
 }
 
@@ -124,25 +170,32 @@ mod tests {
 
     #[test]
     fn keys_share_one_hash_tag() {
-        let keys = Keys::new("ferry", QueueName::new("emails").unwrap()).unwrap();
+        let keys = Keys::new(&Prefix::default(), QueueName::new("emails").unwrap());
         assert_eq!(keys.stream(Priority::Critical), "ferry:{emails}:critical");
         assert_eq!(keys.stream(Priority::Low), "ferry:{emails}:low");
         assert_eq!(keys.delayed(), "ferry:{emails}:delayed");
         assert_eq!(keys.dead(), "ferry:{emails}:dead");
         assert_eq!(keys.stats(), "ferry:{emails}:stats");
+        assert_eq!(keys.streams().len(), 4);
+        assert!(keys.all().iter().all(|k| k.contains("{emails}")));
     }
 
     #[test]
-    fn queue_names_are_validated() {
+    fn queue_names_and_prefixes_are_validated() {
         for good in ["a", "emails", "A.b_c-9", &"x".repeat(128)] {
             assert!(QueueName::new(good).is_ok(), "{good}");
+            assert!(Prefix::new(good).is_ok(), "{good}");
         }
         for bad in ["", "a b", "a{b}", "a:b", "é", &"x".repeat(129)] {
             assert!(
                 matches!(QueueName::new(bad), Err(ConfigError::InvalidQueueName(_))),
                 "{bad}"
             );
+            assert!(
+                matches!(Prefix::new(bad), Err(ConfigError::InvalidPrefix(_))),
+                "{bad}"
+            );
         }
-        assert!(Keys::new("bad{prefix}", QueueName::new("q").unwrap()).is_err());
+        assert_eq!(Prefix::default().as_str(), DEFAULT_PREFIX);
     }
 }

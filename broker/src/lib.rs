@@ -1,7 +1,7 @@
 //! # ferry-broker
 //!
-//! Ferry's queue protocol on Redis Streams. The SDK (`ferry`) builds on it;
-//! operators can read everything it writes with `redis-cli`.
+//! Ferry's queue protocol on Redis Streams. The SDK (`ferry-queue`) builds
+//! on it; operators can read everything it writes with `redis-cli`.
 //!
 //! A queue is four streams (critical, high, normal, low) read through one
 //! consumer group, a delayed set for scheduled jobs and retries, a
@@ -10,13 +10,17 @@
 //! delivery is at least once.
 //!
 //! # Layout
-//! - [`keys`]: every key name (all of a queue's keys share the hash tag `{queue}`).
+//! - [`keys`]: every key name (all of a queue's keys share the hash tag
+//!   `{queue}`), and the validated [`QueueName`] and [`Prefix`].
 //! - [`priority`]: the four priorities.
 //! - [`envelope`]: the fields of a stream entry; decoding that never panics.
-//! - [`scripts`]: the Lua scripts, one per atomic operation (`lua/*.lua`).
+//! - [`scripts`]: the Lua scripts, one per atomic operation (`lua/*.lua`),
+//!   and the helpers they share (`lua/shared/*.lua`).
 //! - [`queue`]: [`Queue`], one queue's keys and settings.
 //! - [`producer`]: enqueue (XADD / ZADD), single or batched.
-//! - [`consumer`]: consumer groups, strict-priority claim, blocking read, ack, retry, dead-letter.
+//! - [`consumer`]: [`Consumer`], a worker's handle on a queue:
+//!   [`claim`](consumer::claim), [`delivery`](consumer::delivery) parsing,
+//!   [`settle`](consumer::settle) (ack, retry, dead-letter).
 //! - [`recovery`]: XAUTOCLAIM of expired leases, lease renewal, idle consumer removal.
 //! - [`delayed`]: promotion of due delayed jobs and retries.
 //! - [`dead_letter`]: list, replay and purge dead-letter entries.
@@ -62,20 +66,16 @@ mod reply;
 pub mod scripts;
 pub mod stats;
 
-/// Most entry ids passed to one script call (ack, renew): Lua's `unpack`
-/// accepts about 8,000 values, so longer lists are sent in chunks.
-pub const MAX_IDS_PER_CALL: usize = 1000;
-
 pub use backoff::Backoff;
-pub use consumer::{DeadLettered, Delivery};
+pub use consumer::{Consumer, DeadLetterKind, DeadLettered, Delivery, EntryId};
 pub use dead_letter::DeadLetter;
 pub use delayed::Promoted;
 pub use envelope::{Envelope, Malformed};
 pub use error::{ConfigError, Error, Result};
-pub use keys::{Keys, QueueName, GROUP};
+pub use keys::{Keys, Prefix, QueueName, GROUP};
 pub use priority::Priority;
 pub use producer::NewJob;
 pub use queue::{now_ms, Queue, DEFAULT_MAX_PAYLOAD_BYTES};
-pub use recovery::Recovered;
+pub use recovery::{RecoverOptions, Recovered};
 pub use reply::RawFields;
 pub use stats::QueueStats;

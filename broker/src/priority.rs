@@ -48,6 +48,17 @@ impl Priority {
     pub fn index(self) -> usize {
         self as usize
     }
+
+    /// The priority at a position of [`Priority::ALL`].
+    pub fn from_index(index: usize) -> Option<Self> {
+        Self::ALL.get(index).copied()
+    }
+
+    /// The priority index the scripts take and return: 1 for critical to 4
+    /// for low (Lua counts from 1; `lua/shared/queue.lua`).
+    pub(crate) fn script_index(self) -> usize {
+        self.index() + 1
+    }
 }
 
 impl fmt::Display for Priority {

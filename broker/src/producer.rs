@@ -27,11 +27,7 @@ pub struct NewJob {
 
 impl Queue {
     /// Checks `job` and builds its first envelope with a fresh UUID v7 id.
-    ///
-    /// # Errors
-    /// [`ConfigError::InvalidJobType`], [`ConfigError::PayloadTooLarge`] or
-    /// [`ConfigError::InvalidSetting`] for `max_retries` over the limit.
-    pub fn envelope_for(&self, job: &NewJob, now: u64) -> Result<Envelope, ConfigError> {
+    fn envelope_for(&self, job: &NewJob, now: u64) -> Result<Envelope, ConfigError> {
         self.check(job)?;
         Ok(Envelope {
             id: uuid::Uuid::now_v7().to_string(),
@@ -44,13 +40,16 @@ impl Queue {
         })
     }
 
+    /// Checks a job before anything is sent: [`ConfigError::InvalidJobType`],
+    /// [`ConfigError::PayloadTooLarge`] or [`ConfigError::InvalidSetting`] for
+    /// `max_retries` over the limit.
     fn check(&self, job: &NewJob) -> Result<(), ConfigError> {
         check_job_type(&job.job_type)
             .map_err(|_| ConfigError::InvalidJobType(job.job_type.to_string()))?;
-        if job.payload.len() > self.max_payload_bytes {
+        if job.payload.len() > self.payload_limit() {
             return Err(ConfigError::PayloadTooLarge {
                 size: job.payload.len(),
-                limit: self.max_payload_bytes,
+                limit: self.payload_limit(),
             });
         }
         if job.max_retries > MAX_RETRIES_LIMIT {
@@ -91,7 +90,7 @@ impl Queue {
                 Some(at) if at > now => {
                     let env = self.envelope_for(job, now)?;
                     pipe.cmd("ZADD")
-                        .arg(self.keys.delayed())
+                        .arg(self.keys().delayed())
                         .arg(at)
                         .arg(env.to_delayed_member(job.priority))
                         .ignore();
@@ -102,7 +101,7 @@ impl Queue {
                     // intermediate envelope and no copies of the payload.
                     self.check(job)?;
                     let id = uuid::Uuid::now_v7().to_string();
-                    let stream = self.keys.stream(job.priority);
+                    let stream = self.keys().stream(job.priority);
                     // Sized up front: one allocation for the arguments, one
                     // for their bytes, instead of a reallocation per argument.
                     let bytes = 96 + stream.len() + job.job_type.len() + job.payload.len();

@@ -1,19 +1,25 @@
-//! [`Queue`]: one queue's keys and settings; the protocol operations are
-//! `impl Queue` blocks in the modules named after them.
+//! [`Queue`]: one queue's keys and settings. The protocol operations are
+//! `impl Queue` blocks in the modules named after them (producer, delayed,
+//! dead_letter, stats), and on a [`Consumer`] for the consumer side.
 
-use crate::error::{ConfigError, Result};
-use crate::keys::{Keys, QueueName, DEFAULT_PREFIX};
+use std::sync::Arc;
+
+use redis::{Script, ScriptInvocation};
+
+use crate::consumer::Consumer;
+use crate::error::ConfigError;
+use crate::keys::{Keys, Prefix, QueueName, GROUP};
 
 /// Default payload limit: 1 MiB of JSON.
 pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 1024 * 1024;
 
 /// One queue of the protocol: its key names and the settings every
-/// operation on it shares. Cheap to clone.
+/// operation on it shares. Cheap to clone (the key names are shared).
 #[derive(Clone, Debug)]
 pub struct Queue {
-    pub(crate) keys: Keys,
-    pub(crate) max_payload_bytes: usize,
-    pub(crate) dead_letter_cap: u64,
+    keys: Arc<Keys>,
+    max_payload_bytes: usize,
+    dead_letter_cap: u64,
 }
 
 impl Queue {
@@ -22,47 +28,41 @@ impl Queue {
     /// # Errors
     /// [`ConfigError::InvalidQueueName`] for a name outside `[A-Za-z0-9._-]{1,128}`.
     pub fn new(name: &str) -> Result<Self, ConfigError> {
-        Self::with_prefix(DEFAULT_PREFIX, name)
+        Self::with_prefix(&Prefix::default(), name)
     }
 
     /// A queue named `name` under namespace `prefix`.
     ///
     /// # Errors
-    /// [`ConfigError::InvalidQueueName`] or [`ConfigError::InvalidPrefix`].
-    pub fn with_prefix(prefix: &str, name: &str) -> Result<Self, ConfigError> {
-        let keys = Keys::new(prefix, QueueName::new(name)?)?;
+    /// [`ConfigError::InvalidQueueName`].
+    pub fn with_prefix(prefix: &Prefix, name: &str) -> Result<Self, ConfigError> {
         Ok(Self {
-            keys,
+            keys: Arc::new(Keys::new(prefix, QueueName::new(name)?)),
             max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
             dead_letter_cap: 0,
         })
     }
 
-    /// Sets the largest payload accepted at enqueue and at decode.
-    ///
-    /// # Errors
-    /// [`ConfigError::InvalidSetting`] for 0.
-    pub fn max_payload_bytes(mut self, limit: usize) -> Result<Self, ConfigError> {
-        self.max_payload_bytes = check_payload_limit(limit)?;
-        Ok(self)
-    }
-
-    /// A script invocation with the four priority streams as its KEYS,
-    /// highest first (the scripts that work across priorities take them so).
-    pub(crate) fn on_streams<'a>(&self, script: &'a redis::Script) -> redis::ScriptInvocation<'a> {
-        let mut inv = script.prepare_invoke();
-        for s in self.keys.streams() {
-            inv.key(s);
-        }
-        inv
+    /// Sets the largest payload, in bytes of JSON, accepted at enqueue and at
+    /// decode (default 1 MiB). Larger payloads are refused at enqueue and
+    /// dead-lettered by workers.
+    pub fn max_payload_bytes(mut self, limit: usize) -> Self {
+        self.max_payload_bytes = limit;
+        self
     }
 
     /// Caps the dead-letter stream at `cap` entries (oldest dropped first,
-    /// counted in the stats field `dead_dropped` and logged). 0 keeps every
+    /// counted in the counter `dead_dropped` and logged). 0 keeps every
     /// entry, the default.
     pub fn dead_letter_cap(mut self, cap: u64) -> Self {
         self.dead_letter_cap = cap;
         self
+    }
+
+    /// A handle for the consumer named `name` (unique per worker process) on
+    /// this queue: the claim, settle and lease operations.
+    pub fn consumer(&self, name: impl Into<String>) -> Consumer {
+        Consumer::new(self.clone(), name.into())
     }
 
     /// The key names of this queue.
@@ -79,20 +79,22 @@ impl Queue {
     pub fn payload_limit(&self) -> usize {
         self.max_payload_bytes
     }
-}
 
-/// Checks a payload limit (at least 1 byte).
-///
-/// # Errors
-/// [`ConfigError::InvalidSetting`] for 0.
-pub fn check_payload_limit(limit: usize) -> Result<usize, ConfigError> {
-    if limit == 0 {
-        return Err(ConfigError::InvalidSetting {
-            name: "max_payload_bytes",
-            reason: "must be at least 1".into(),
-        });
+    /// The dead-letter cap (0: none).
+    pub fn dead_letter_limit(&self) -> u64 {
+        self.dead_letter_cap
     }
-    Ok(limit)
+
+    /// An invocation of `script` with what every script takes first: the
+    /// queue's keys as KEYS and the consumer group as ARGV\[1\].
+    pub(crate) fn invoke<'a>(&self, script: &'a Script) -> ScriptInvocation<'a> {
+        let mut inv = script.prepare_invoke();
+        for key in self.keys.all() {
+            inv.key(key);
+        }
+        inv.arg(GROUP);
+        inv
+    }
 }
 
 /// Milliseconds since the Unix epoch, from the system clock.

@@ -1,16 +1,61 @@
 //! Leases: recovery of entries whose worker died (XAUTOCLAIM), lease renewal
-//! for live workers, and removal of consumers that are gone.
+//! for live workers, and removal of consumers that are gone; all on a
+//! [`Consumer`].
+
+use std::time::Duration;
 
 use redis::aio::ConnectionLike;
 use redis::Value;
 
-use crate::consumer::{push_deliveries, Delivery};
+use crate::consumer::delivery::push_entries;
+use crate::consumer::{ids_by_priority, Consumer, Delivery, EntryId, MAX_IDS_PER_CALL};
 use crate::error::{Error, Result};
-use crate::keys::GROUP;
 use crate::priority::Priority;
-use crate::queue::{now_ms, Queue};
+use crate::queue::now_ms;
 use crate::reply;
 use crate::scripts;
+
+/// What one recovery pass over one stream looks for, and where it goes on
+/// from. Keep one per stream and carry [`Recovered::cursor`] into the next
+/// pass, so passes sweep the whole pending list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecoverOptions {
+    /// The stream to recover from.
+    pub priority: Priority,
+    /// Entries idle longer than this have lost their lease.
+    pub lease: Duration,
+    /// Deliveries after which an entry is dead-lettered instead of handed out again.
+    pub max_deliveries: u32,
+    /// Most entries to take over in this pass (at least 1 is asked for).
+    pub count: usize,
+    /// The XAUTOCLAIM cursor to start from (`0-0`: the start).
+    pub cursor: String,
+}
+
+impl RecoverOptions {
+    /// A pass over `priority`'s stream from the start, taking one entry.
+    pub fn new(priority: Priority, lease: Duration, max_deliveries: u32) -> Self {
+        Self {
+            priority,
+            lease,
+            max_deliveries,
+            count: 1,
+            cursor: "0-0".to_owned(),
+        }
+    }
+
+    /// Takes up to `count` entries.
+    pub fn count(mut self, count: usize) -> Self {
+        self.count = count;
+        self
+    }
+
+    /// Starts from `cursor`.
+    pub fn cursor(mut self, cursor: impl Into<String>) -> Self {
+        self.cursor = cursor.into();
+        self
+    }
+}
 
 /// The outcome of one recovery pass over one stream.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -28,43 +73,32 @@ pub struct Recovered {
     pub dropped: u64,
 }
 
-impl Queue {
-    /// Takes over up to `count` entries of one stream that have been idle
-    /// longer than `lease_ms` (their worker died or stopped renewing), starting
-    /// at `cursor`. An entry already delivered `max_deliveries` times is
-    /// dead-lettered with that reason instead. A delivery is counted only for
-    /// the entries taken, and an entry recovered before is taken alone (see
-    /// `recover.lua`), so a poison job cannot push the jobs claimed with it
-    /// to `max_deliveries`.
+impl Consumer {
+    /// Takes over up to `options.count` entries of one stream that have been
+    /// idle longer than the lease (their worker died or stopped renewing),
+    /// starting at the cursor. An entry already delivered `max_deliveries`
+    /// times is dead-lettered with that reason instead. A delivery is counted
+    /// only for the entries taken, and an entry recovered before is taken
+    /// alone (see `recover.lua`), so a poison job cannot push the jobs
+    /// claimed with it to `max_deliveries`.
     ///
     /// # Errors
     /// [`Error::Redis`] or [`Error::Protocol`].
-    #[allow(clippy::too_many_arguments)]
     pub async fn recover<C: ConnectionLike + Send>(
         &self,
         conn: &mut C,
-        consumer: &str,
-        priority: Priority,
-        lease_ms: u64,
-        cursor: &str,
-        count: usize,
-        max_deliveries: u32,
+        options: &RecoverOptions,
     ) -> Result<Recovered> {
-        let v: Value = scripts::RECOVER
-            .key(self.keys.stream(priority))
-            .key(self.keys.dead())
-            .key(self.keys.stats())
-            .arg(GROUP)
-            .arg(consumer)
-            .arg(lease_ms)
-            .arg(cursor)
-            .arg(count.max(1))
-            .arg(max_deliveries)
-            .arg(self.dead_letter_cap)
-            .arg(now_ms())
-            .arg(priority.as_str())
-            .invoke_async(conn)
-            .await?;
+        let mut inv = self.queue().invoke(&scripts::RECOVER);
+        inv.arg(self.name())
+            .arg(options.priority.script_index())
+            .arg(options.lease.as_millis() as u64)
+            .arg(&options.cursor)
+            .arg(options.count.max(1))
+            .arg(options.max_deliveries)
+            .arg(self.queue().dead_letter_limit())
+            .arg(now_ms());
+        let v: Value = inv.invoke_async(conn).await?;
         let parts: Option<[Value; 5]> = match v {
             Value::Array(a) => a.try_into().ok(),
             _ => None,
@@ -73,41 +107,38 @@ impl Queue {
             return Err(Error::Protocol("recover: expected 5 parts".into()));
         };
         let mut out = Recovered {
-            cursor: reply::string(&cursor).unwrap_or_else(|| "0-0".to_owned()),
-            deleted: reply::int(&deleted).unwrap_or(0).max(0) as u64,
-            dead: reply::int(&dead).unwrap_or(0).max(0) as u64,
-            dropped: reply::int(&dropped).unwrap_or(0).max(0) as u64,
-            ..Recovered::default()
+            cursor: reply::string(&cursor)
+                .ok_or_else(|| Error::Protocol(format!("recover: cursor {cursor:?}")))?,
+            deleted: reply::count(&deleted)?,
+            dead: reply::count(&dead)?,
+            dropped: reply::count(&dropped)?,
+            claimed: Vec::new(),
         };
-        push_deliveries(&mut out.claimed, priority, claimed)?;
+        push_entries(&mut out.claimed, options.priority, claimed)?;
         Ok(out)
     }
 
     /// Counts the delivery of a suspect entry as it starts (see
     /// [`Delivery::suspect`]); returns its delivery count, or `None` when the
-    /// entry is no longer pending for `consumer` (it must not run).
+    /// entry is no longer pending for this consumer (it must not run).
     ///
     /// # Errors
     /// [`Error::Redis`].
     pub async fn start_suspect<C: ConnectionLike + Send>(
         &self,
         conn: &mut C,
-        consumer: &str,
-        priority: Priority,
-        entry_id: &str,
+        delivery: &Delivery,
     ) -> Result<Option<u32>> {
-        let n: u32 = scripts::START_SUSPECT
-            .key(self.keys.stream(priority))
-            .arg(GROUP)
-            .arg(consumer)
-            .arg(entry_id)
-            .invoke_async(conn)
-            .await?;
+        let mut inv = self.queue().invoke(&scripts::START_SUSPECT);
+        inv.arg(self.name())
+            .arg(delivery.priority().script_index())
+            .arg(&delivery.entry.id);
+        let n: u32 = inv.invoke_async(conn).await?;
         Ok((n > 0).then_some(n))
     }
 
-    /// Resets the idle time of entries `consumer` is still running, so
-    /// recovery leaves them alone. Returns the ids it no longer owns (recovery
+    /// Resets the idle time of entries this consumer is still running, so
+    /// recovery leaves them alone. Returns those it no longer owns (recovery
     /// gave them to another worker after a missed renewal).
     ///
     /// # Errors
@@ -115,39 +146,32 @@ impl Queue {
     pub async fn renew<C: ConnectionLike + Send>(
         &self,
         conn: &mut C,
-        consumer: &str,
-        priority: Priority,
-        entry_ids: &[String],
-    ) -> Result<Vec<String>> {
-        if entry_ids.is_empty() {
-            return Ok(Vec::new());
-        }
+        entries: &[EntryId],
+    ) -> Result<Vec<EntryId>> {
         let mut lost = Vec::new();
-        for chunk in entry_ids.chunks(crate::MAX_IDS_PER_CALL) {
-            let mut inv = scripts::RENEW.prepare_invoke();
-            inv.key(self.keys.stream(priority)).arg(GROUP).arg(consumer);
-            for id in chunk {
-                inv.arg(id);
+        for (priority, ids) in ids_by_priority(entries) {
+            for chunk in ids.chunks(MAX_IDS_PER_CALL) {
+                let mut inv = self.queue().invoke(&scripts::RENEW);
+                inv.arg(self.name()).arg(priority.script_index()).arg(chunk);
+                let l: Vec<String> = inv.invoke_async(conn).await?;
+                lost.extend(l.into_iter().map(|id| EntryId { priority, id }));
             }
-            let l: Vec<String> = inv.invoke_async(conn).await?;
-            lost.extend(l);
         }
         Ok(lost)
     }
 
-    /// Deletes consumers other than `me` that have been idle for more than
-    /// `idle_ms` and own no pending entries. Returns how many were removed.
+    /// Deletes the queue's other consumers that have been idle for more than
+    /// `idle` and own no pending entries. Returns how many were removed.
     ///
     /// # Errors
     /// [`Error::Redis`].
     pub async fn remove_idle_consumers<C: ConnectionLike + Send>(
         &self,
         conn: &mut C,
-        me: &str,
-        idle_ms: u64,
+        idle: Duration,
     ) -> Result<u64> {
-        let mut inv = self.on_streams(&scripts::REMOVE_IDLE_CONSUMERS);
-        inv.arg(GROUP).arg(me).arg(idle_ms);
+        let mut inv = self.queue().invoke(&scripts::REMOVE_IDLE_CONSUMERS);
+        inv.arg(self.name()).arg(idle.as_millis() as u64);
         Ok(inv.invoke_async(conn).await?)
     }
 }

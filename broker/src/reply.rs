@@ -36,6 +36,13 @@ pub(crate) fn array(v: &Value) -> Option<&[Value]> {
     }
 }
 
+/// A count a script returned: a non-negative integer, or a protocol error.
+pub(crate) fn count(v: &Value) -> Result<u64> {
+    int(v)
+        .and_then(|n| u64::try_from(n).ok())
+        .ok_or_else(|| protocol("expected a count", v))
+}
+
 fn protocol(what: &str, v: &Value) -> Error {
     Error::Protocol(format!("{what}: {v:?}"))
 }

@@ -1,4 +1,4 @@
-//! Queue depth and counters.
+//! Queue depth and counters, read in one round trip (`stats.lua`).
 
 use std::collections::BTreeMap;
 
@@ -6,10 +6,30 @@ use redis::aio::ConnectionLike;
 use redis::Value;
 
 use crate::error::{Error, Result};
-use crate::keys::GROUP;
-use crate::priority::Priority;
 use crate::queue::Queue;
 use crate::reply;
+use crate::scripts;
+
+/// The counters of a queue's stats hash (`P:{Q}:stats`), as the scripts
+/// bump them (`lua/shared/queue.lua` holds the same names).
+pub mod counter {
+    /// Jobs acknowledged as done.
+    pub const COMPLETED: &str = "completed";
+    /// Failed attempts scheduled for a retry.
+    pub const RETRIED: &str = "retried";
+    /// Jobs dead-lettered: no retries left, a permanent error, or delivered
+    /// `max_deliveries` times without finishing.
+    pub const DEAD: &str = "dead";
+    /// Entries dead-lettered because they were not valid jobs.
+    pub const MALFORMED: &str = "malformed";
+    /// Entries taken over from workers that stopped renewing their lease.
+    pub const RECOVERED: &str = "recovered";
+    /// Old dead letters dropped by the dead-letter cap.
+    pub const DEAD_DROPPED: &str = "dead_dropped";
+
+    /// Every counter, in `lua/shared/queue.lua`'s order.
+    pub const ALL: [&str; 6] = [COMPLETED, RETRIED, DEAD, MALFORMED, RECOVERED, DEAD_DROPPED];
+}
 
 /// A snapshot of one queue.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -22,8 +42,7 @@ pub struct QueueStats {
     pub delayed: u64,
     /// Entries in the dead-letter stream.
     pub dead: u64,
-    /// The counters hash: `completed`, `retried`, `dead`, `malformed`,
-    /// `recovered`, `dead_dropped`.
+    /// The counters hash (see [`counter`]).
     pub counters: BTreeMap<String, u64>,
 }
 
@@ -38,7 +57,7 @@ impl QueueStats {
         self.pending.iter().sum()
     }
 
-    /// A counter's value (0 when never bumped).
+    /// A counter's value (0 when never bumped); see [`counter`].
     pub fn counter(&self, name: &str) -> u64 {
         self.counters.get(name).copied().unwrap_or(0)
     }
@@ -50,114 +69,43 @@ impl QueueStats {
 }
 
 impl Queue {
-    /// Reads the queue's depth and counters (one pipeline, then XINFO GROUPS
-    /// per stream: waiting is the group's lag, pending its PEL size).
+    /// Reads the queue's depth and counters in one round trip: waiting is
+    /// the consumer group's lag per stream (see `lua/shared/group_state.lua`),
+    /// pending its pending-list size.
     ///
     /// # Errors
     /// [`Error::Redis`] or [`Error::Protocol`].
     pub async fn stats<C: ConnectionLike + Send>(&self, conn: &mut C) -> Result<QueueStats> {
-        let mut pipe = redis::pipe();
-        for p in Priority::ALL {
-            pipe.cmd("XLEN").arg(self.keys.stream(p));
-            // XINFO GROUPS (below) answers a missing stream with an error.
-            pipe.cmd("EXISTS").arg(self.keys.stream(p));
-        }
-        pipe.cmd("ZCARD").arg(self.keys.delayed());
-        pipe.cmd("XLEN").arg(self.keys.dead());
-        pipe.cmd("HGETALL").arg(self.keys.stats());
-        let v: Vec<Value> = pipe.query_async(conn).await?;
-        let mut stats = QueueStats::default();
-        let int = |v: &Value| reply::int(v).unwrap_or(0).max(0) as u64;
-        let mut lens = [0u64; 4];
-        let mut exists = [false; 4];
-        for i in 0..4 {
-            lens[i] = v.get(2 * i).map(int).unwrap_or(0);
-            exists[i] = v.get(2 * i + 1).map(int).unwrap_or(0) == 1;
-        }
-        stats.delayed = v.get(8).map(int).unwrap_or(0);
-        stats.dead = v.get(9).map(int).unwrap_or(0);
-        if let Some(h) = v.get(10) {
-            match h {
-                Value::Map(m) => {
-                    for (k, val) in m {
-                        stats
-                            .counters
-                            .insert(reply::string(k).unwrap_or_default(), int(val));
+        let v: Value = self.invoke(&scripts::STATS).invoke_async(conn).await?;
+        let bad = || Error::Protocol(format!("stats: {v:?}"));
+        let Some([waiting, pending, delayed, dead, counters]) = reply::array(&v) else {
+            return Err(bad());
+        };
+        let per_priority = |list: &Value| -> Result<[u64; 4]> {
+            let mut out = [0; 4];
+            match reply::array(list) {
+                Some(items) if items.len() == out.len() => {
+                    for (slot, item) in out.iter_mut().zip(items) {
+                        *slot = reply::count(item)?;
                     }
+                    Ok(out)
                 }
-                other => {
-                    let flat = reply::array(other)
-                        .ok_or_else(|| Error::Protocol(format!("hgetall: {other:?}")))?;
-                    for kv in flat.chunks(2) {
-                        if let [k, val] = kv {
-                            stats
-                                .counters
-                                .insert(reply::string(k).unwrap_or_default(), int(val));
-                        }
-                    }
-                }
+                _ => Err(bad()),
             }
-        }
-        for (i, p) in Priority::ALL.into_iter().enumerate() {
-            if !exists[i] {
-                continue;
-            }
-            let r: redis::RedisResult<Value> = redis::cmd("XINFO")
-                .arg("GROUPS")
-                .arg(self.keys.stream(p))
-                .query_async(conn)
-                .await;
-            let groups = match r {
-                Ok(v) => v,
-                // Deleted between the pipeline and now.
-                Err(e)
-                    if e.kind()
-                        == redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError) =>
-                {
-                    continue
-                }
-                Err(e) => return Err(e.into()),
-            };
-            let (pending, lag) = group_state(&groups).unwrap_or((0, None));
-            stats.pending[i] = pending;
-            // The lag counts exactly the entries not yet delivered. Without
-            // one (Redis 6.2, or just after an XDEL at the group's read
-            // position), every entry that is not pending counts, which may
-            // include finished entries the bulk trim has not reached yet.
-            stats.waiting[i] = lag.unwrap_or_else(|| lens[i].saturating_sub(pending));
+        };
+        let mut stats = QueueStats {
+            waiting: per_priority(waiting)?,
+            pending: per_priority(pending)?,
+            delayed: reply::count(delayed)?,
+            dead: reply::count(dead)?,
+            counters: BTreeMap::new(),
+        };
+        let flat = reply::array(counters).ok_or_else(bad)?;
+        for kv in flat.chunks(2) {
+            let [k, val] = kv else { return Err(bad()) };
+            let name = reply::string(k).ok_or_else(bad)?;
+            stats.counters.insert(name, reply::count(val)?);
         }
         Ok(stats)
     }
-}
-
-/// `(pending, lag)` of Ferry's group in an XINFO GROUPS reply (RESP2 or
-/// RESP3); `None` when the group is not there. The lag is `None` when Redis
-/// does not report one.
-fn group_state(groups: &Value) -> Option<(u64, Option<u64>)> {
-    for g in reply::array(groups)? {
-        let pairs: Vec<(&Value, &Value)> = match g {
-            Value::Map(m) => m.iter().map(|(k, v)| (k, v)).collect(),
-            other => reply::array(other)?
-                .chunks(2)
-                .filter_map(|kv| match kv {
-                    [k, v] => Some((k, v)),
-                    _ => None,
-                })
-                .collect(),
-        };
-        let field = |name: &str| {
-            pairs
-                .iter()
-                .find(|(k, _)| reply::string(k).as_deref() == Some(name))
-                .map(|(_, v)| *v)
-        };
-        if field("name").and_then(reply::string).as_deref() != Some(GROUP) {
-            continue;
-        }
-        let count = |v: &Value| reply::int(v).and_then(|n| u64::try_from(n).ok());
-        let pending = field("pending").and_then(count).unwrap_or(0);
-        let lag = field("lag").and_then(count);
-        return Some((pending, lag));
-    }
-    None
 }

@@ -73,7 +73,7 @@ impl EnqueueOptions {
 #[derive(Clone)]
 pub struct Client {
     conn: ConnectionManager,
-    prefix: String,
+    prefix: ferry_broker::Prefix,
     max_payload_bytes: usize,
 }
 
@@ -95,7 +95,7 @@ impl Client {
         let config = config.into();
         Ok(Self {
             conn: config.manager(config.response_timeout)?,
-            prefix: ferry_broker::keys::DEFAULT_PREFIX.to_owned(),
+            prefix: ferry_broker::Prefix::default(),
             max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
         })
     }
@@ -105,8 +105,7 @@ impl Client {
     /// # Errors
     /// [`ConfigError::InvalidPrefix`].
     pub fn with_prefix(mut self, prefix: &str) -> Result<Self, ConfigError> {
-        ferry_broker::keys::validate_prefix(prefix)?;
-        self.prefix = prefix.to_owned();
+        self.prefix = ferry_broker::Prefix::new(prefix)?;
         Ok(self)
     }
 
@@ -115,7 +114,13 @@ impl Client {
     /// # Errors
     /// [`ConfigError::InvalidSetting`] for 0.
     pub fn with_max_payload_bytes(mut self, limit: usize) -> Result<Self, ConfigError> {
-        self.max_payload_bytes = ferry_broker::queue::check_payload_limit(limit)?;
+        if limit == 0 {
+            return Err(ConfigError::InvalidSetting {
+                name: "max_payload_bytes",
+                reason: "must be at least 1".into(),
+            });
+        }
+        self.max_payload_bytes = limit;
         Ok(self)
     }
 
@@ -124,7 +129,7 @@ impl Client {
     /// # Errors
     /// [`ConfigError::InvalidQueueName`].
     pub fn queue(&self, queue: &str) -> Result<Queue, ConfigError> {
-        Queue::with_prefix(&self.prefix, queue)?.max_payload_bytes(self.max_payload_bytes)
+        Ok(Queue::with_prefix(&self.prefix, queue)?.max_payload_bytes(self.max_payload_bytes))
     }
 
     /// A clone of the underlying connection.

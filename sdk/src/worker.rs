@@ -201,10 +201,14 @@ impl WorkerBuilder {
         if s.block_time < Duration::from_millis(1) || s.promote_interval.is_zero() {
             return Err(invalid("block_time/promote_interval", "must be more than 0").into());
         }
+        if self.max_payload_bytes == 0 {
+            return Err(invalid("max_payload_bytes", "must be at least 1").into());
+        }
+        let prefix = ferry_broker::Prefix::new(self.prefix.clone())?;
         let mut queues = Vec::with_capacity(self.queues.len());
         for name in &self.queues {
-            let q = Queue::with_prefix(&self.prefix, name)?
-                .max_payload_bytes(self.max_payload_bytes)?
+            let q = Queue::with_prefix(&prefix, name)?
+                .max_payload_bytes(self.max_payload_bytes)
                 .dead_letter_cap(self.dead_letter_cap);
             if queues.iter().any(|other: &Queue| other.name() == q.name()) {
                 return Err(invalid("queue", &format!("queue `{name}` is listed twice")).into());
@@ -344,7 +348,11 @@ impl Worker {
                 .iter()
                 .map(|_| Arc::new(Notify::new()))
                 .collect(),
-            queues: self.queues,
+            queues: self
+                .queues
+                .iter()
+                .map(|q| q.consumer(self.consumer.clone()))
+                .collect(),
             handlers: self.handlers,
             settings: self.settings.clone(),
             slots: Arc::new(Semaphore::new(self.settings.concurrency)),
@@ -357,7 +365,7 @@ impl Worker {
         });
         tracing::info!(
             consumer = %shared.consumer,
-            queues = ?shared.queues.iter().map(Queue::name).collect::<Vec<_>>(),
+            queues = ?shared.queues.iter().map(|c| c.queue().name()).collect::<Vec<_>>(),
             concurrency = self.settings.concurrency,
             lease_ms = self.settings.lease.as_millis() as u64,
             "worker started"

@@ -76,7 +76,7 @@ pub fn exactly_once(
 
 /// A queue handle with `prefix` and `name`.
 pub fn queue(prefix: &str, name: &str) -> ferry_broker::Queue {
-    ferry_broker::Queue::with_prefix(prefix, name).unwrap()
+    ferry_broker::Queue::with_prefix(&ferry_broker::Prefix::new(prefix).unwrap(), name).unwrap()
 }
 
 /// Serializes the heaviest process tests of one test binary, so that on a

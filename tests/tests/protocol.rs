@@ -1,7 +1,11 @@
 //! The queue protocol (ferry-broker) against a real Redis: claim order, ack,
 //! leases, recovery, delayed jobs, dead letters, bad input.
 
-use ferry_broker::{ConfigError, Error, NewJob, Priority, Queue};
+use std::time::Duration;
+
+use ferry_broker::{
+    ConfigError, DeadLetterKind, EntryId, Error, NewJob, Priority, Queue, RecoverOptions,
+};
 use ferry_tests::{queue, unique, RedisServer};
 use redis::aio::MultiplexedConnection;
 
@@ -21,6 +25,23 @@ async fn setup() -> (RedisServer, MultiplexedConnection, Queue) {
     let q = queue(&unique("p"), "q");
     q.ensure_groups(&mut conn).await.unwrap();
     (redis, conn, q)
+}
+
+/// The entries `ids` of the stream of `priority`.
+fn entries(priority: Priority, ids: &[String]) -> Vec<EntryId> {
+    ids.iter()
+        .map(|id| EntryId {
+            priority,
+            id: id.clone(),
+        })
+        .collect()
+}
+
+/// A recovery pass over `priority`'s stream.
+fn rec(priority: Priority, lease_ms: u64, cursor: &str, count: usize, max: u32) -> RecoverOptions {
+    RecoverOptions::new(priority, Duration::from_millis(lease_ms), max)
+        .count(count)
+        .cursor(cursor)
 }
 
 fn ids_of(ds: &[ferry_broker::Delivery], max_payload: usize) -> Vec<String> {
@@ -47,14 +68,19 @@ async fn claim_is_strict_priority_and_fifo_within_a_priority() {
         q.enqueue(&mut conn, &[job(name, p)]).await.unwrap();
     }
     // Three slots: both criticals and the first high, nothing lower.
-    let first = q.claim(&mut conn, "c1", 3).await.unwrap();
+    let first = q.consumer("c1").claim(&mut conn, 3).await.unwrap();
     assert_eq!(ids_of(&first, 1024), ["critical-1", "critical-2", "high-1"]);
-    let rest = q.claim(&mut conn, "c1", 10).await.unwrap();
+    let rest = q.consumer("c1").claim(&mut conn, 10).await.unwrap();
     assert_eq!(
         ids_of(&rest, 1024),
         ["high-2", "normal-1", "normal-2", "low-1", "low-2"]
     );
-    assert!(q.claim(&mut conn, "c1", 10).await.unwrap().is_empty());
+    assert!(q
+        .consumer("c1")
+        .claim(&mut conn, 10)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 #[tokio::test]
@@ -62,8 +88,8 @@ async fn claim_never_exceeds_the_slots_asked_for() {
     let (_r, mut conn, q) = setup().await;
     let batch: Vec<NewJob> = (0..50).map(|_| job("x", Priority::Normal)).collect();
     q.enqueue(&mut conn, &batch).await.unwrap();
-    assert_eq!(q.claim(&mut conn, "c", 7).await.unwrap().len(), 7);
-    assert_eq!(q.claim(&mut conn, "c", 0).await.unwrap().len(), 0);
+    assert_eq!(q.consumer("c").claim(&mut conn, 7).await.unwrap().len(), 7);
+    assert_eq!(q.consumer("c").claim(&mut conn, 0).await.unwrap().len(), 0);
 }
 
 #[tokio::test]
@@ -75,10 +101,13 @@ async fn ack_removes_the_entry_so_streams_do_not_grow() {
     )
     .await
     .unwrap();
-    let ds = q.claim(&mut conn, "c", 10).await.unwrap();
-    let ids: Vec<String> = ds.iter().map(|d| d.entry_id.clone()).collect();
+    let ds = q.consumer("c").claim(&mut conn, 10).await.unwrap();
+    let ids: Vec<String> = ds.iter().map(|d| d.entry.id.clone()).collect();
     assert_eq!(
-        q.ack(&mut conn, "c", Priority::High, &ids).await.unwrap(),
+        q.consumer("c")
+            .ack(&mut conn, &entries(Priority::High, &ids))
+            .await
+            .unwrap(),
         2
     );
     let len: u64 = redis::cmd("XLEN")
@@ -117,7 +146,7 @@ async fn reports_lag(conn: &mut MultiplexedConnection) -> bool {
 }
 
 fn entry_ids(ds: &[ferry_broker::Delivery]) -> Vec<String> {
-    ds.iter().map(|d| d.entry_id.clone()).collect()
+    ds.iter().map(|d| d.entry.id.clone()).collect()
 }
 
 #[tokio::test]
@@ -125,12 +154,13 @@ async fn entries_finished_out_of_order_wait_for_the_trim_without_counting_as_wai
     let (_r, mut conn, q) = setup().await;
     let normal: Vec<NewJob> = (0..3).map(|_| job("n", Priority::Normal)).collect();
     q.enqueue(&mut conn, &normal).await.unwrap();
-    let ids = entry_ids(&q.claim(&mut conn, "c", 3).await.unwrap());
+    let ids = entry_ids(&q.consumer("c").claim(&mut conn, 3).await.unwrap());
     // The 2nd and 3rd finish while the 1st still runs: the trim cannot pass
     // the 1st, so they stay in the stream, finished (before Redis 7.0, with
     // no lag to count waiting entries by, they are deleted at once).
     assert_eq!(
-        q.ack(&mut conn, "c", Priority::Normal, &ids[1..])
+        q.consumer("c")
+            .ack(&mut conn, &entries(Priority::Normal, &ids[1..]))
             .await
             .unwrap(),
         2
@@ -149,17 +179,21 @@ async fn entries_finished_out_of_order_wait_for_the_trim_without_counting_as_wai
         .map(|i| job(&format!("low-{i}"), Priority::Low))
         .collect();
     q.enqueue(&mut conn, &low).await.unwrap();
-    let bulk = q.claim_bulk(&mut conn, "c", 2).await.unwrap();
+    let bulk = q.consumer("c").claim_bulk(&mut conn, 2).await.unwrap();
     assert_eq!(ids_of(&bulk, 1024), ["low-0", "low-1"]);
-    let one_trip = q.claim(&mut conn, "c", 2).await.unwrap();
+    let one_trip = q.consumer("c").claim(&mut conn, 2).await.unwrap();
     assert_eq!(ids_of(&one_trip, 1024), ["low-2", "low-3"]);
     // Once the 1st finishes, one trim removes all three.
-    q.ack(&mut conn, "c", Priority::Normal, &ids[..1])
+    q.consumer("c")
+        .ack(&mut conn, &entries(Priority::Normal, &ids[..1]))
         .await
         .unwrap();
     assert_eq!(xlen(&mut conn, &q, Priority::Normal).await, 0);
     let lows = [entry_ids(&bulk), entry_ids(&one_trip)].concat();
-    q.ack(&mut conn, "c", Priority::Low, &lows).await.unwrap();
+    q.consumer("c")
+        .ack(&mut conn, &entries(Priority::Low, &lows))
+        .await
+        .unwrap();
     assert_eq!(xlen(&mut conn, &q, Priority::Low).await, 0);
     assert!(q.stats(&mut conn).await.unwrap().is_idle());
 }
@@ -170,18 +204,19 @@ async fn finished_entries_retained_behind_a_long_job_are_bounded() {
     q.enqueue(&mut conn, &[job("long", Priority::Normal)])
         .await
         .unwrap();
-    let long = entry_ids(&q.claim(&mut conn, "c", 1).await.unwrap());
+    let long = entry_ids(&q.consumer("c").claim(&mut conn, 1).await.unwrap());
     // 12,000 jobs finish while the first one runs on.
     let batch: Vec<NewJob> = (0..12_000).map(|_| job("x", Priority::Normal)).collect();
     q.enqueue(&mut conn, &batch).await.unwrap();
     let mut finished = 0;
     loop {
-        let ds = q.claim_bulk(&mut conn, "c", 500).await.unwrap();
+        let ds = q.consumer("c").claim_bulk(&mut conn, 500).await.unwrap();
         if ds.is_empty() {
             break;
         }
         finished += q
-            .ack(&mut conn, "c", Priority::Normal, &entry_ids(&ds))
+            .consumer("c")
+            .ack(&mut conn, &entries(Priority::Normal, &entry_ids(&ds)))
             .await
             .unwrap();
     }
@@ -201,13 +236,15 @@ async fn finished_entries_retained_behind_a_long_job_are_bounded() {
     // The long job's entry survived every trim, fields and all: another
     // worker can still recover it.
     let taken = q
-        .recover(&mut conn, "d", Priority::Normal, 0, "0-0", 1, 5)
+        .consumer("d")
+        .recover(&mut conn, &rec(Priority::Normal, 0, "0-0", 1, 5))
         .await
         .unwrap()
         .claimed;
     assert_eq!(entry_ids(&taken), long);
     assert_eq!(ids_of(&taken, 1024), ["long"]);
-    q.ack(&mut conn, "d", Priority::Normal, &long)
+    q.consumer("d")
+        .ack(&mut conn, &entries(Priority::Normal, &long))
         .await
         .unwrap();
     assert_eq!(xlen(&mut conn, &q, Priority::Normal).await, 0);
@@ -218,17 +255,22 @@ async fn retry_and_dead_letter_remove_their_entries_too() {
     let (_r, mut conn, q) = setup().await;
     let normal: Vec<NewJob> = (0..2).map(|_| job("n", Priority::Normal)).collect();
     q.enqueue(&mut conn, &normal).await.unwrap();
-    let ds = q.claim(&mut conn, "c", 2).await.unwrap();
+    let ds = q.consumer("c").claim(&mut conn, 2).await.unwrap();
     let env = ds[0].envelope(1024).unwrap();
     let next = ferry_broker::Envelope { attempt: 2, ..env };
-    assert!(q.retry(&mut conn, "c", &ds[0], &next, 0).await.unwrap());
+    assert!(q
+        .consumer("c")
+        .retry(&mut conn, &ds[0], &next, 0)
+        .await
+        .unwrap());
     assert_eq!(
         xlen(&mut conn, &q, Priority::Normal).await,
         1,
         "the retried entry is trimmed; the running one stays"
     );
     let moved = q
-        .dead_letter(&mut conn, "c", &ds[1], "gave up", false)
+        .consumer("c")
+        .dead_letter(&mut conn, &ds[1], "gave up", DeadLetterKind::Failed)
         .await
         .unwrap();
     assert!(moved.moved);
@@ -245,7 +287,7 @@ async fn without_a_lag_from_redis_finished_entries_are_deleted_and_claims_stay_e
         // only one, and the first test above covers it.
         return;
     }
-    let ids = entry_ids(&q.claim(&mut conn, "c", 3).await.unwrap());
+    let ids = entry_ids(&q.consumer("c").claim(&mut conn, 3).await.unwrap());
     q.enqueue(&mut conn, &[job("n4", Priority::Normal)])
         .await
         .unwrap();
@@ -274,7 +316,8 @@ async fn without_a_lag_from_redis_finished_entries_are_deleted_and_claims_stay_e
         "set-up: no lag reported: {group:?}"
     );
     // Finished ahead of the 1st: deleted at once, since the lag is unknown.
-    q.ack(&mut conn, "c", Priority::Normal, &ids[1..2])
+    q.consumer("c")
+        .ack(&mut conn, &entries(Priority::Normal, &ids[1..2]))
         .await
         .unwrap();
     assert_eq!(
@@ -286,7 +329,7 @@ async fn without_a_lag_from_redis_finished_entries_are_deleted_and_claims_stay_e
     q.enqueue(&mut conn, &[job("low", Priority::Low)])
         .await
         .unwrap();
-    let bulk = q.claim_bulk(&mut conn, "c", 5).await.unwrap();
+    let bulk = q.consumer("c").claim_bulk(&mut conn, 5).await.unwrap();
     assert_eq!(ids_of(&bulk, 1024), ["n4", "low"]);
 }
 
@@ -296,40 +339,49 @@ async fn a_late_ack_after_a_lost_lease_leaves_the_new_owner_alone() {
     q.enqueue(&mut conn, &[job("x", Priority::Normal)])
         .await
         .unwrap();
-    let d = q.claim(&mut conn, "old", 1).await.unwrap().remove(0);
+    let d = q
+        .consumer("old")
+        .claim(&mut conn, 1)
+        .await
+        .unwrap()
+        .remove(0);
     // The old owner stopped renewing; recovery (lease 0 ms here) gives it to "new".
     let r = q
-        .recover(&mut conn, "new", Priority::Normal, 0, "0-0", 10, 5)
+        .consumer("new")
+        .recover(&mut conn, &rec(Priority::Normal, 0, "0-0", 10, 5))
         .await
         .unwrap();
     assert_eq!(r.claimed.len(), 1);
     // The old owner's renewal reports the loss and does not take it back.
     let lost = q
+        .consumer("old")
         .renew(
             &mut conn,
-            "old",
-            Priority::Normal,
-            std::slice::from_ref(&d.entry_id),
+            &entries(Priority::Normal, std::slice::from_ref(&d.entry.id)),
         )
         .await
         .unwrap();
-    assert_eq!(lost, vec![d.entry_id.clone()]);
+    assert_eq!(lost, vec![d.entry.clone()]);
     // Its late ack, retry and dead-letter do nothing.
     assert_eq!(
-        q.ack(
-            &mut conn,
-            "old",
-            Priority::Normal,
-            std::slice::from_ref(&d.entry_id)
-        )
-        .await
-        .unwrap(),
+        q.consumer("old")
+            .ack(
+                &mut conn,
+                &entries(Priority::Normal, std::slice::from_ref(&d.entry.id))
+            )
+            .await
+            .unwrap(),
         0
     );
     let env = d.envelope(1024).unwrap();
-    assert!(!q.retry(&mut conn, "old", &d, &env, 0).await.unwrap());
+    assert!(!q
+        .consumer("old")
+        .retry(&mut conn, &d, &env, 0)
+        .await
+        .unwrap());
     assert!(
-        !q.dead_letter(&mut conn, "old", &d, "late", false)
+        !q.consumer("old")
+            .dead_letter(&mut conn, &d, "late", DeadLetterKind::Failed)
             .await
             .unwrap()
             .moved
@@ -344,7 +396,8 @@ async fn a_late_ack_after_a_lost_lease_leaves_the_new_owner_alone() {
     assert_eq!(stats.delayed + stats.dead, 0);
     // The new owner finishes it.
     assert_eq!(
-        q.ack(&mut conn, "new", Priority::Normal, &[d.entry_id])
+        q.consumer("new")
+            .ack(&mut conn, &entries(Priority::Normal, &[d.entry.id]))
             .await
             .unwrap(),
         1
@@ -358,14 +411,21 @@ async fn recovery_skips_entries_whose_lease_is_fresh() {
     q.enqueue(&mut conn, &[job("x", Priority::Normal)])
         .await
         .unwrap();
-    let d = q.claim(&mut conn, "live", 1).await.unwrap().remove(0);
+    let d = q
+        .consumer("live")
+        .claim(&mut conn, 1)
+        .await
+        .unwrap()
+        .remove(0);
     let r = q
-        .recover(&mut conn, "thief", Priority::Normal, 60_000, "0-0", 10, 5)
+        .consumer("thief")
+        .recover(&mut conn, &rec(Priority::Normal, 60_000, "0-0", 10, 5))
         .await
         .unwrap();
     assert!(r.claimed.is_empty());
     assert!(q
-        .renew(&mut conn, "live", Priority::Normal, &[d.entry_id])
+        .consumer("live")
+        .renew(&mut conn, &entries(Priority::Normal, &[d.entry.id]))
         .await
         .unwrap()
         .is_empty());
@@ -377,13 +437,14 @@ async fn an_entry_delivered_more_than_max_deliveries_times_is_dead_lettered() {
     q.enqueue(&mut conn, &[job("poison", Priority::Normal)])
         .await
         .unwrap();
-    q.claim(&mut conn, "w0", 1).await.unwrap(); // delivery 1
-                                                // Each recovery that starts the entry is one more delivery; with max 3,
-                                                // deliveries 2 and 3 are handed out. The second is a suspect: its
-                                                // delivery counts when its worker starts it.
+    q.consumer("w0").claim(&mut conn, 1).await.unwrap(); // delivery 1
+                                                         // Each recovery that starts the entry is one more delivery; with max 3,
+                                                         // deliveries 2 and 3 are handed out. The second is a suspect: its
+                                                         // delivery counts when its worker starts it.
     for (w, suspect) in [("w1", false), ("w2", true)] {
         let r = q
-            .recover(&mut conn, w, Priority::Normal, 0, "0-0", 10, 3)
+            .consumer(w)
+            .recover(&mut conn, &rec(Priority::Normal, 0, "0-0", 10, 3))
             .await
             .unwrap();
         assert_eq!((r.claimed.len(), r.dead), (1, 0));
@@ -391,22 +452,18 @@ async fn an_entry_delivered_more_than_max_deliveries_times_is_dead_lettered() {
         assert_eq!(d.suspect, suspect);
         if suspect {
             assert_eq!(d.deliveries, 2, "not counted before it starts");
-            let n = q
-                .start_suspect(&mut conn, w, Priority::Normal, &d.entry_id)
-                .await
-                .unwrap();
+            let n = q.consumer(w).start_suspect(&mut conn, d).await.unwrap();
             assert_eq!(n, Some(3));
             assert_eq!(
-                q.start_suspect(&mut conn, "w1", Priority::Normal, &d.entry_id)
-                    .await
-                    .unwrap(),
+                q.consumer("w1").start_suspect(&mut conn, d).await.unwrap(),
                 None,
                 "only its owner starts it"
             );
         }
     }
     let r = q
-        .recover(&mut conn, "w3", Priority::Normal, 0, "0-0", 10, 3)
+        .consumer("w3")
+        .recover(&mut conn, &rec(Priority::Normal, 0, "0-0", 10, 3))
         .await
         .unwrap();
     assert_eq!((r.claimed.len(), r.dead), (0, 1));
@@ -428,15 +485,21 @@ async fn recovery_clears_pending_ids_of_deleted_entries() {
     q.enqueue(&mut conn, &[job("x", Priority::Low)])
         .await
         .unwrap();
-    let d = q.claim(&mut conn, "gone", 1).await.unwrap().remove(0);
+    let d = q
+        .consumer("gone")
+        .claim(&mut conn, 1)
+        .await
+        .unwrap()
+        .remove(0);
     let _: i64 = redis::cmd("XDEL")
         .arg(q.keys().stream(Priority::Low))
-        .arg(&d.entry_id)
+        .arg(&d.entry.id)
         .query_async(&mut conn)
         .await
         .unwrap();
     let r = q
-        .recover(&mut conn, "me", Priority::Low, 0, "0-0", 10, 5)
+        .consumer("me")
+        .recover(&mut conn, &rec(Priority::Low, 0, "0-0", 10, 5))
         .await
         .unwrap();
     assert_eq!((r.claimed.len(), r.deleted), (0, 1));
@@ -461,24 +524,25 @@ async fn idle_consumers_that_own_nothing_are_removed_and_owners_kept() {
     )
     .await
     .unwrap();
-    q.claim(&mut conn, "owner", 1).await.unwrap();
+    q.consumer("owner").claim(&mut conn, 1).await.unwrap();
     let done = q
-        .claim(&mut conn, "empty-handed", 1)
+        .consumer("empty-handed")
+        .claim(&mut conn, 1)
         .await
         .unwrap()
         .remove(0);
-    q.ack(
-        &mut conn,
-        "empty-handed",
-        Priority::Normal,
-        &[done.entry_id],
-    )
-    .await
-    .unwrap();
+    q.consumer("empty-handed")
+        .ack(&mut conn, &entries(Priority::Normal, &[done.entry.id]))
+        .await
+        .unwrap();
     // Redis 7.2+ also registers a consumer on the streams it read and found
     // empty (critical, high), so the count depends on the version: at least
     // the normal stream's empty-handed consumer.
-    let removed = q.remove_idle_consumers(&mut conn, "me", 0).await.unwrap();
+    let removed = q
+        .consumer("me")
+        .remove_idle_consumers(&mut conn, Duration::from_millis(0))
+        .await
+        .unwrap();
     assert!(removed >= 1, "removed {removed}");
     for p in Priority::ALL {
         let info: Vec<redis::Value> = redis::cmd("XINFO")
@@ -508,14 +572,19 @@ async fn delayed_jobs_wait_in_the_delayed_set_until_due() {
     let mut j = job("later", Priority::High);
     j.run_at = Some(at);
     q.enqueue(&mut conn, &[j]).await.unwrap();
-    assert!(q.claim(&mut conn, "c", 10).await.unwrap().is_empty());
+    assert!(q
+        .consumer("c")
+        .claim(&mut conn, 10)
+        .await
+        .unwrap()
+        .is_empty());
     let p = q.promote_due(&mut conn, at - 1).await.unwrap();
     assert_eq!((p.moved, p.next_at), (0, Some(at)));
     let p = q.promote_due(&mut conn, at).await.unwrap();
     assert_eq!((p.moved, p.next_at), (1, None));
-    let ds = q.claim(&mut conn, "c", 10).await.unwrap();
+    let ds = q.consumer("c").claim(&mut conn, 10).await.unwrap();
     assert_eq!(ds.len(), 1);
-    assert_eq!(ds[0].priority, Priority::High);
+    assert_eq!(ds[0].priority(), Priority::High);
     assert_eq!(ds[0].envelope(1024).unwrap().job_type, "later");
 }
 
@@ -525,22 +594,26 @@ async fn retry_moves_the_entry_to_the_delayed_set_with_the_next_attempt() {
     q.enqueue(&mut conn, &[job("x", Priority::Critical)])
         .await
         .unwrap();
-    let d = q.claim(&mut conn, "c", 1).await.unwrap().remove(0);
+    let d = q.consumer("c").claim(&mut conn, 1).await.unwrap().remove(0);
     let env = d.envelope(1024).unwrap();
     let next = ferry_broker::Envelope {
         attempt: 2,
         last_error: Some("boom".into()),
         ..env.clone()
     };
-    assert!(q.retry(&mut conn, "c", &d, &next, 1234).await.unwrap());
+    assert!(q
+        .consumer("c")
+        .retry(&mut conn, &d, &next, 1234)
+        .await
+        .unwrap());
     let stats = q.stats(&mut conn).await.unwrap();
     assert_eq!(
         (stats.total_pending(), stats.total_waiting(), stats.delayed),
         (0, 0, 1)
     );
     q.promote_due(&mut conn, 1234).await.unwrap();
-    let again = q.claim(&mut conn, "c", 1).await.unwrap().remove(0);
-    assert_eq!(again.priority, Priority::Critical);
+    let again = q.consumer("c").claim(&mut conn, 1).await.unwrap().remove(0);
+    assert_eq!(again.priority(), Priority::Critical);
     let e2 = again.envelope(1024).unwrap();
     assert_eq!(
         (e2.id, e2.attempt, e2.last_error.as_deref()),
@@ -557,9 +630,10 @@ async fn a_dead_letter_cap_counts_what_it_drops() {
         q.enqueue(&mut conn, &[job(&format!("j{i}"), Priority::Normal)])
             .await
             .unwrap();
-        let d = q.claim(&mut conn, "c", 1).await.unwrap().remove(0);
+        let d = q.consumer("c").claim(&mut conn, 1).await.unwrap().remove(0);
         let r = q
-            .dead_letter(&mut conn, "c", &d, "bad", false)
+            .consumer("c")
+            .dead_letter(&mut conn, &d, "bad", DeadLetterKind::Failed)
             .await
             .unwrap();
         assert!(r.moved);
@@ -578,8 +652,9 @@ async fn replay_moves_a_dead_letter_back_as_attempt_one() {
         .enqueue(&mut conn, &[job("x", Priority::Low)])
         .await
         .unwrap();
-    let d = q.claim(&mut conn, "c", 1).await.unwrap().remove(0);
-    q.dead_letter(&mut conn, "c", &d, "gave up", false)
+    let d = q.consumer("c").claim(&mut conn, 1).await.unwrap().remove(0);
+    q.consumer("c")
+        .dead_letter(&mut conn, &d, "gave up", DeadLetterKind::Failed)
         .await
         .unwrap();
     let dead = q.dead_letters(&mut conn, 10).await.unwrap();
@@ -593,8 +668,8 @@ async fn replay_moves_a_dead_letter_back_as_attempt_one() {
         .await
         .unwrap()
         .is_none());
-    let again = q.claim(&mut conn, "c", 1).await.unwrap().remove(0);
-    assert_eq!(again.priority, Priority::Low);
+    let again = q.consumer("c").claim(&mut conn, 1).await.unwrap().remove(0);
+    assert_eq!(again.priority(), Priority::Low);
     let env = again.envelope(1024).unwrap();
     assert_eq!((env.id.as_str(), env.attempt), (ids[0].as_str(), 1));
     assert_eq!(q.stats(&mut conn).await.unwrap().dead, 0);
@@ -611,7 +686,7 @@ async fn a_deleted_stream_gets_its_group_back() {
     q.enqueue(&mut conn, &[job("x", Priority::Normal)])
         .await
         .unwrap();
-    assert_eq!(q.claim(&mut conn, "c", 5).await.unwrap().len(), 1);
+    assert_eq!(q.consumer("c").claim(&mut conn, 5).await.unwrap().len(), 1);
     q.ensure_groups(&mut conn).await.unwrap(); // idempotent: BUSYGROUP is success
 }
 
@@ -624,7 +699,7 @@ async fn bad_input_is_a_typed_error_before_anything_is_sent() {
         );
     }
     let (_r, mut conn, q) = setup().await;
-    let q = q.max_payload_bytes(16).unwrap();
+    let q = q.max_payload_bytes(16);
     let mut big = job("x", Priority::Normal);
     big.payload = format!("\"{}\"", "a".repeat(100));
     let err = q
@@ -659,14 +734,18 @@ async fn renewal_keeps_the_owner_and_does_not_count_a_delivery() {
     q.enqueue(&mut conn, &[job("x", Priority::High)])
         .await
         .unwrap();
-    let d = q.claim(&mut conn, "me", 1).await.unwrap().remove(0);
+    let d = q
+        .consumer("me")
+        .claim(&mut conn, 1)
+        .await
+        .unwrap()
+        .remove(0);
     for _ in 0..3 {
         let lost = q
+            .consumer("me")
             .renew(
                 &mut conn,
-                "me",
-                Priority::High,
-                std::slice::from_ref(&d.entry_id),
+                &entries(Priority::High, std::slice::from_ref(&d.entry.id)),
             )
             .await
             .unwrap();
@@ -714,18 +793,20 @@ async fn add_wide_entry(conn: &mut MultiplexedConnection, q: &Queue, extra: usiz
 async fn an_entry_with_thousands_of_fields_can_be_dead_lettered() {
     let (_r, mut conn, q) = setup().await;
     add_wide_entry(&mut conn, &q, 5000).await;
-    let d = q.claim(&mut conn, "c", 1).await.unwrap().remove(0);
+    let d = q.consumer("c").claim(&mut conn, 1).await.unwrap().remove(0);
     assert!(
-        q.dead_letter(&mut conn, "c", &d, "too wide", true)
+        q.consumer("c")
+            .dead_letter(&mut conn, &d, "too wide", DeadLetterKind::Malformed)
             .await
             .unwrap()
             .moved
     );
     // The same through recovery's poison path.
     add_wide_entry(&mut conn, &q, 5000).await;
-    q.claim(&mut conn, "c", 1).await.unwrap();
+    q.consumer("c").claim(&mut conn, 1).await.unwrap();
     let r = q
-        .recover(&mut conn, "d", Priority::Normal, 0, "0-0", 1, 0)
+        .consumer("d")
+        .recover(&mut conn, &rec(Priority::Normal, 0, "0-0", 1, 0))
         .await
         .unwrap();
     assert_eq!(r.dead, 1);
@@ -748,20 +829,25 @@ async fn renew_and_ack_handle_more_ids_than_one_script_call_takes() {
     let batch: Vec<NewJob> = (0..9000).map(|_| job("x", Priority::Normal)).collect();
     q.enqueue(&mut conn, &batch).await.unwrap();
     let ids: Vec<String> = q
-        .claim(&mut conn, "c", 9000)
+        .consumer("c")
+        .claim(&mut conn, 9000)
         .await
         .unwrap()
         .into_iter()
-        .map(|d| d.entry_id)
+        .map(|d| d.entry.id)
         .collect();
     assert_eq!(ids.len(), 9000);
     assert!(q
-        .renew(&mut conn, "c", Priority::Normal, &ids)
+        .consumer("c")
+        .renew(&mut conn, &entries(Priority::Normal, &ids))
         .await
         .unwrap()
         .is_empty());
     assert_eq!(
-        q.ack(&mut conn, "c", Priority::Normal, &ids).await.unwrap(),
+        q.consumer("c")
+            .ack(&mut conn, &entries(Priority::Normal, &ids))
+            .await
+            .unwrap(),
         9000
     );
     assert!(q.stats(&mut conn).await.unwrap().is_idle());
@@ -774,20 +860,22 @@ async fn recovery_scans_past_a_long_run_of_live_entries() {
     let batch: Vec<NewJob> = (0..250).map(|_| job("live", Priority::Normal)).collect();
     q.enqueue(&mut conn, &batch).await.unwrap();
     let live: Vec<String> = q
-        .claim(&mut conn, "live", 250)
+        .consumer("live")
+        .claim(&mut conn, 250)
         .await
         .unwrap()
         .into_iter()
-        .map(|d| d.entry_id)
+        .map(|d| d.entry.id)
         .collect();
     q.enqueue(&mut conn, &[job("orphan", Priority::Normal)])
         .await
         .unwrap();
-    q.claim(&mut conn, "dead", 1).await.unwrap();
+    q.consumer("dead").claim(&mut conn, 1).await.unwrap();
     // Let every entry idle past a 50 ms lease (no event marks idle time), then
     // renew only the live ones.
     tokio::time::sleep(std::time::Duration::from_millis(80)).await;
-    q.renew(&mut conn, "live", Priority::Normal, &live)
+    q.consumer("live")
+        .renew(&mut conn, &entries(Priority::Normal, &live))
         .await
         .unwrap();
     // One free slot: XAUTOCLAIM COUNT 1 scans 10 ids per call and recover.lua
@@ -795,7 +883,8 @@ async fn recovery_scans_past_a_long_run_of_live_entries() {
     let mut cursor = "0-0".to_owned();
     for pass in 1..=3 {
         let r = q
-            .recover(&mut conn, "me", Priority::Normal, 50, &cursor, 1, 5)
+            .consumer("me")
+            .recover(&mut conn, &rec(Priority::Normal, 50, &cursor, 1, 5))
             .await
             .unwrap();
         if let Some(d) = r.claimed.first() {
@@ -819,10 +908,14 @@ async fn a_poison_job_does_not_push_the_jobs_claimed_with_it_to_max_deliveries()
     ];
     q.enqueue(&mut conn, &batch).await.unwrap();
     // Delivery 1 in one batch; the poison job kills the worker.
-    assert_eq!(q.claim(&mut conn, "w0", 10).await.unwrap().len(), 4);
+    assert_eq!(
+        q.consumer("w0").claim(&mut conn, 10).await.unwrap().len(),
+        4
+    );
     // First recovery: not suspects yet, taken together (delivery 2); killed again.
     let r = q
-        .recover(&mut conn, "w1", Priority::Normal, 0, "0-0", 10, 3)
+        .consumer("w1")
+        .recover(&mut conn, &rec(Priority::Normal, 0, "0-0", 10, 3))
         .await
         .unwrap();
     assert_eq!(r.claimed.len(), 4);
@@ -832,35 +925,28 @@ async fn a_poison_job_does_not_push_the_jobs_claimed_with_it_to_max_deliveries()
     let mut done = Vec::new();
     for w in 2..20 {
         let r = q
-            .recover(
-                &mut conn,
-                &format!("w{w}"),
-                Priority::Normal,
-                0,
-                "0-0",
-                10,
-                3,
-            )
+            .consumer(format!("w{w}"))
+            .recover(&mut conn, &rec(Priority::Normal, 0, "0-0", 10, 3))
             .await
             .unwrap();
         assert!(r.claimed.len() <= 1, "suspects come alone: {:?}", r.claimed);
         if let Some(d) = r.claimed.first() {
             assert!(d.suspect);
             // Its worker has made room and starts it: now the delivery counts.
-            q.start_suspect(&mut conn, &format!("w{w}"), Priority::Normal, &d.entry_id)
+            q.consumer(format!("w{w}"))
+                .start_suspect(&mut conn, d)
                 .await
                 .unwrap()
                 .expect("still ours");
             let kind = d.envelope(1024).unwrap().job_type;
             if kind != "poison" {
-                q.ack(
-                    &mut conn,
-                    &format!("w{w}"),
-                    Priority::Normal,
-                    std::slice::from_ref(&d.entry_id),
-                )
-                .await
-                .unwrap();
+                q.consumer(format!("w{w}"))
+                    .ack(
+                        &mut conn,
+                        &entries(Priority::Normal, std::slice::from_ref(&d.entry.id)),
+                    )
+                    .await
+                    .unwrap();
                 done.push(kind);
             }
         }
@@ -891,7 +977,7 @@ async fn bulk_claim_is_strict_priority_and_fifo_too() {
     }
     q.enqueue(&mut conn, &batch).await.unwrap();
     // 45 slots: all 30 critical, then the first 15 high, nothing lower.
-    let first = q.claim_bulk(&mut conn, "c", 45).await.unwrap();
+    let first = q.consumer("c").claim_bulk(&mut conn, 45).await.unwrap();
     let names: Vec<String> = first
         .iter()
         .map(|d| d.envelope(1024).unwrap().job_type)
@@ -901,9 +987,14 @@ async fn bulk_claim_is_strict_priority_and_fifo_too() {
         .chain((0..15).map(|i| format!("high-{i:02}")))
         .collect();
     assert_eq!(names, expected);
-    let rest = q.claim_bulk(&mut conn, "c", 1000).await.unwrap();
+    let rest = q.consumer("c").claim_bulk(&mut conn, 1000).await.unwrap();
     assert_eq!(rest.len(), 75);
     assert_eq!(rest[0].envelope(1024).unwrap().job_type, "high-15");
     assert_eq!(rest[74].envelope(1024).unwrap().job_type, "low-29");
-    assert!(q.claim_bulk(&mut conn, "c", 10).await.unwrap().is_empty());
+    assert!(q
+        .consumer("c")
+        .claim_bulk(&mut conn, 10)
+        .await
+        .unwrap()
+        .is_empty());
 }

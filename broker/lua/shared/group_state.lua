@@ -1,33 +1,5 @@
--- shared/group_state.lua: prepended to the scripts that need the consumer
--- group's state (see scripts.rs). Defines local functions only.
-
--- Splits a stream entry id 'ms-seq' into its two decimal parts.
-local function id_parts(id)
-  return string.match(id, '^(%d+)-(%d+)$')
-end
-
--- a < b for decimal strings without leading zeros (exact at any size).
-local function decimal_less(a, b)
-  if #a ~= #b then return #a < #b end
-  return a < b
-end
-
--- a < b for stream entry ids.
-local function id_less(a, b)
-  local am, as = id_parts(a)
-  local bm, bs = id_parts(b)
-  if not (am and bm) then return false end
-  if am ~= bm then return decimal_less(am, bm) end
-  return decimal_less(as, bs)
-end
-
--- The smallest id after `id` (`id` itself when its sequence is too large
--- for exact arithmetic here; then one finished entry is kept a while longer).
-local function next_id(id)
-  local ms, seq = id_parts(id)
-  if ms and #seq <= 13 then return ms .. '-' .. (tonumber(seq) + 1) end
-  return id
-end
+-- shared/group_state.lua: prepended to every script. The consumer group's
+-- state on a stream, and how many entries wait in it.
 
 -- The state of `group` on `stream` from XINFO GROUPS, or nil when the
 -- stream or the group does not exist: {pending, last (last-delivered-id),
@@ -52,15 +24,23 @@ local function group_state(stream, group)
   return nil
 end
 
--- Entries of `stream` not yet delivered to the group, counted up to
--- `limit`, whatever finished entries the stream still holds: Redis's lag
--- when it has one; before 7.0, XLEN - pending (exact there, since
--- remove_done deletes every finished entry it cannot trim at once); on
--- 7.0+ without a lag, a bounded XRANGE after the last-delivered id.
+-- Entries of `stream` not yet delivered to the group, counted exactly up to
+-- `limit`, whatever finished entries the stream still holds (claims use
+-- this): Redis's lag when it has one; before 7.0, XLEN - pending (exact
+-- there, since remove_done deletes every finished entry it cannot trim at
+-- once); on 7.0+ without a lag, a bounded XRANGE after the last-delivered id.
 local function waiting(stream, st, limit)
   if st.lag then return math.min(st.lag, limit) end
   if not st.lag_field then
     return math.min(limit, math.max(0, redis.call('XLEN', stream) - st.pending))
   end
   return #redis.call('XRANGE', stream, '(' .. st.last, '+', 'COUNT', limit)
+end
+
+-- Entries of `stream` not yet delivered, for stats: the lag when Redis has
+-- one, otherwise XLEN - pending in O(1), which on 7.0+ may also count
+-- finished entries the bulk trim has not reached yet (at most 10,000).
+local function waiting_estimate(stream, st)
+  if st.lag then return st.lag end
+  return math.max(0, redis.call('XLEN', stream) - st.pending)
 end

@@ -1,5 +1,5 @@
--- shared/remove_done.lua: prepended (after group_state.lua) to the scripts
--- that finish entries. Defines local functions only.
+-- shared/remove_done.lua: prepended to every script. Finishing entries:
+-- acknowledge them and remove them from their stream, in bulk.
 
 -- Most finished entries a stream keeps waiting for the bulk trim while an
 -- older entry is still pending (jobs finishing out of order). Past this,
@@ -37,4 +37,12 @@ local function remove_done(stream, group, done)
     end
   end
   if #late > 0 then redis.call('XDEL', stream, unpack(late)) end
+end
+
+-- Acknowledges `ids` (pending entries of `stream`) and removes them;
+-- returns how many XACK acknowledged.
+local function finish(stream, group, ids)
+  local n = redis.call('XACK', stream, group, unpack(ids))
+  remove_done(stream, group, ids)
+  return n
 end

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use ferry_broker::Priority;
+use ferry_broker::EntryId;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -65,22 +65,18 @@ impl Acker {
 
     /// Acknowledges one batch: one script call per (queue, priority) in it.
     pub(crate) async fn run_once(&self, batch: &mut Vec<Completion>) -> u64 {
-        let mut groups: BTreeMap<(usize, Priority), Vec<String>> = BTreeMap::new();
+        let mut groups: BTreeMap<usize, Vec<EntryId>> = BTreeMap::new();
         for c in batch.drain(..) {
-            groups
-                .entry((c.queue, c.priority))
-                .or_default()
-                .push(c.entry_id);
+            groups.entry(c.queue).or_default().push(c.entry);
         }
         let mut acked = 0;
-        let consumer = self.shared.consumer.as_str();
-        for ((qi, priority), ids) in groups {
+        for (qi, ids) in groups {
             let queue = &self.shared.queues[qi];
             let n = self
                 .shared
                 .persist("acknowledging finished jobs", |mut conn| {
-                    let (queue, ids) = (queue.clone(), &ids);
-                    async move { queue.ack(&mut conn, consumer, priority, ids).await }
+                    let ids = &ids;
+                    async move { queue.ack(&mut conn, ids).await }
                 })
                 .await
                 .unwrap_or(0);
@@ -94,7 +90,7 @@ impl Acker {
             acked += n;
             // Acknowledged (or given up on: then recovery runs it again), so
             // its lease need not be renewed any more.
-            self.shared.inflight.remove_all(qi, priority, &ids);
+            self.shared.inflight.remove_all(qi, &ids);
             for _ in &ids {
                 self.shared.activity.finished();
             }

@@ -34,9 +34,7 @@ struct Finished<'a> {
 impl Drop for Finished<'_> {
     fn drop(&mut self) {
         if !self.handed_to_acker.get() {
-            self.shared
-                .inflight
-                .remove(self.qi, self.delivery.priority, &self.delivery.entry_id);
+            self.shared.inflight.remove(self.qi, &self.delivery.entry);
             self.shared.activity.finished();
         }
     }
@@ -57,23 +55,20 @@ pub(crate) async fn run(
     };
     let _permit = permit;
     let queue = &shared.queues[qi];
-    if shared
-        .inflight
-        .is_lost(qi, delivery.priority, &delivery.entry_id)
-    {
+    if shared.inflight.is_lost(qi, &delivery.entry) {
         // It waited for a slot while another worker recovered it: not ours to run.
-        tracing::warn!(queue = %queue.name(), entry = %delivery.entry_id, "lease lost before the job started; left to its new owner");
+        tracing::warn!(queue = %queue.queue().name(), entry = %delivery.entry.id, "lease lost before the job started; left to its new owner");
         return;
     }
-    match delivery.envelope(queue.payload_limit()) {
+    match delivery.envelope(queue.queue().payload_limit()) {
         Ok(env) => {
             let span = tracing::info_span!(
                 "job",
-                queue = %queue.name(),
+                queue = %queue.queue().name(),
                 id = %env.id,
                 r#type = %env.job_type,
                 attempt = env.attempt,
-                priority = %delivery.priority,
+                priority = %delivery.priority(),
             );
             if run_envelope(shared, qi, &delivery, env)
                 .instrument(span)
@@ -83,7 +78,7 @@ pub(crate) async fn run(
             }
         }
         Err(malformed) => {
-            let span = tracing::info_span!("job", queue = %queue.name(), entry = %delivery.entry_id, priority = %delivery.priority);
+            let span = tracing::info_span!("job", queue = %queue.queue().name(), entry = %delivery.entry.id, priority = %delivery.priority());
             dead_letter(shared, qi, &delivery, &malformed.to_string(), true)
                 .instrument(span)
                 .await;
@@ -109,8 +104,8 @@ async fn run_envelope(shared: &Arc<Shared>, qi: usize, delivery: &Delivery, env:
         job_id: env.id.clone(),
         attempt: env.attempt,
         max_retries: env.max_retries,
-        queue: queue.name().to_owned(),
-        priority: delivery.priority,
+        queue: queue.queue().name().to_owned(),
+        priority: delivery.priority(),
         enqueued_at: env.enqueued_at,
         last_error: env.last_error.clone(),
         shutdown: shared.stopping.clone(),
@@ -135,10 +130,7 @@ async fn run_envelope(shared: &Arc<Shared>, qi: usize, delivery: &Delivery, env:
         Ok(Err(_elapsed)) => Outcome::Failed(format!("timed out after {timeout:?}")),
         Err(panic) => Outcome::Failed(format!("handler panicked: {}", panic_message(&*panic))),
     };
-    if shared
-        .inflight
-        .is_lost(qi, delivery.priority, &delivery.entry_id)
-    {
+    if shared.inflight.is_lost(qi, &delivery.entry) {
         tracing::warn!("lease was lost while the job ran; another worker owns it now, so this outcome is not recorded");
         return false;
     }
@@ -154,8 +146,7 @@ async fn run_envelope(shared: &Arc<Shared>, qi: usize, delivery: &Delivery, env:
                 .acks
                 .send(Completion {
                     queue: qi,
-                    priority: delivery.priority,
-                    entry_id: delivery.entry_id.clone(),
+                    entry: delivery.entry.clone(),
                 })
                 .is_ok();
         }
@@ -187,15 +178,10 @@ async fn retry(shared: &Arc<Shared>, qi: usize, delivery: &Delivery, env: Envelo
         last_error: Some(error.clone()),
         ..env
     };
-    let consumer = shared.consumer.as_str();
     let moved = shared
         .persist("scheduling a retry", |mut conn| {
-            let (queue, next) = (queue.clone(), next.clone());
-            async move {
-                queue
-                    .retry(&mut conn, consumer, delivery, &next, run_at)
-                    .await
-            }
+            let next = &next;
+            async move { queue.retry(&mut conn, delivery, next, run_at).await }
         })
         .await;
     match moved {
@@ -222,15 +208,14 @@ async fn dead_letter(
     malformed: bool,
 ) {
     let queue = &shared.queues[qi];
-    let consumer = shared.consumer.as_str();
+    let kind = if malformed {
+        ferry_broker::DeadLetterKind::Malformed
+    } else {
+        ferry_broker::DeadLetterKind::Failed
+    };
     let res = shared
-        .persist("dead-lettering", |mut conn| {
-            let queue = queue.clone();
-            async move {
-                queue
-                    .dead_letter(&mut conn, consumer, delivery, reason, malformed)
-                    .await
-            }
+        .persist("dead-lettering", |mut conn| async move {
+            queue.dead_letter(&mut conn, delivery, reason, kind).await
         })
         .await;
     if let Some(r) = res {
@@ -239,7 +224,7 @@ async fn dead_letter(
                 .activity
                 .dead
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            tracing::error!(entry = %delivery.entry_id, reason, dead_letter = %queue.keys().dead(), "moved to the dead-letter stream");
+            tracing::error!(entry = %delivery.entry.id, reason, dead_letter = %queue.queue().keys().dead(), "moved to the dead-letter stream");
         }
         if r.dropped > 0 {
             tracing::error!(

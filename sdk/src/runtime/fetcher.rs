@@ -37,14 +37,14 @@ impl Fetcher {
     /// its end (at most the block time) so that nothing it returns is stranded.
     pub(crate) async fn run(mut self) {
         let queue = self.shared.queues[self.qi].clone();
-        tracing::debug!(queue = %queue.name(), consumer = %self.shared.consumer, "fetcher started");
+        tracing::debug!(queue = %queue.queue().name(), consumer = %self.shared.consumer, "fetcher started");
         let mut errors = ErrorBackoff::new("claiming jobs");
         let mut groups_ready = false;
         let mut last_claim = 0;
         loop {
             if !groups_ready {
                 let mut conn = self.shared.conn.clone();
-                match queue.ensure_groups(&mut conn).await {
+                match queue.queue().ensure_groups(&mut conn).await {
                     Ok(()) => groups_ready = true,
                     Err(e) => {
                         let wait = errors.failed(&e);
@@ -61,11 +61,10 @@ impl Fetcher {
             let mut conn = self.shared.conn.clone();
             // Big batches skip Lua (two round trips, less Redis CPU per
             // entry); small ones take one round trip (lower latency).
-            let consumer = self.shared.consumer.as_str();
             let claimed = if last_claim >= BULK_CLAIM && permits.len() >= BULK_CLAIM {
-                queue.claim_bulk(&mut conn, consumer, permits.len()).await
+                queue.claim_bulk(&mut conn, permits.len()).await
             } else {
-                queue.claim(&mut conn, consumer, permits.len()).await
+                queue.claim(&mut conn, permits.len()).await
             };
             last_claim = claimed.as_ref().map(Vec::len).unwrap_or(0);
             match claimed {
@@ -90,10 +89,7 @@ impl Fetcher {
                 break;
             }
             let block_ms = self.shared.settings.block_time.as_millis() as u64;
-            match queue
-                .read_blocking(&mut self.blocking, &self.shared.consumer, block_ms)
-                .await
-            {
+            match queue.read_blocking(&mut self.blocking, block_ms).await {
                 Ok(read) => {
                     errors.ok();
                     if read.len() > permits.len() {
@@ -111,7 +107,7 @@ impl Fetcher {
                 }
             }
         }
-        tracing::debug!(queue = %queue.name(), "fetcher stopped");
+        tracing::debug!(queue = %queue.queue().name(), "fetcher stopped");
     }
 
     /// Waits `d` unless shutdown starts; true when it did.

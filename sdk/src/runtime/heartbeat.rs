@@ -42,13 +42,10 @@ impl Heartbeat {
     pub(crate) async fn run_once(&self) -> ferry_broker::Result<usize> {
         let mut lost_total = 0;
         let mut first_error = None;
-        for ((qi, priority), ids) in self.shared.inflight.snapshot() {
+        for (qi, ids) in self.shared.inflight.snapshot() {
             let queue = &self.shared.queues[qi];
             let mut conn = self.shared.conn.clone();
-            let lost = match queue
-                .renew(&mut conn, &self.shared.consumer, priority, &ids)
-                .await
-            {
+            let lost = match queue.renew(&mut conn, &ids).await {
                 Ok(lost) => lost,
                 Err(e) => {
                     first_error.get_or_insert(e);
@@ -57,11 +54,11 @@ impl Heartbeat {
             };
             if !lost.is_empty() {
                 tracing::warn!(
-                    queue = %queue.name(),
+                    queue = %queue.queue().name(),
                     lost = lost.len(),
                     "lease lost: entries were recovered by another worker (this one missed renewals)"
                 );
-                self.shared.inflight.mark_lost(qi, priority, &lost);
+                self.shared.inflight.mark_lost(qi, &lost);
                 lost_total += lost.len();
             }
         }

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
-use ferry_broker::Priority;
+use ferry_broker::{EntryId, Priority};
 
 type Key = (usize, Priority);
 
@@ -28,14 +28,14 @@ impl InFlight {
             return;
         };
         deliveries.retain(|d| {
-            let ids = m.entry((queue, d.priority)).or_default();
-            match ids.get_mut(&d.entry_id) {
+            let ids = m.entry((queue, d.priority())).or_default();
+            match ids.get_mut(&d.entry.id) {
                 Some(lost) => {
                     *lost = false;
                     false
                 }
                 None => {
-                    ids.insert(d.entry_id.clone(), false);
+                    ids.insert(d.entry.id.clone(), false);
                     true
                 }
             }
@@ -43,26 +43,22 @@ impl InFlight {
     }
 
     /// Removes finished entries under one lock.
-    pub(crate) fn remove_all(&self, queue: usize, priority: Priority, entry_ids: &[String]) {
+    pub(crate) fn remove_all(&self, queue: usize, entries: &[EntryId]) {
         if let Ok(mut m) = self.inner.lock() {
-            if let Some(ids) = m.get_mut(&(queue, priority)) {
-                for id in entry_ids {
-                    ids.remove(id);
+            for e in entries {
+                if let Some(ids) = m.get_mut(&(queue, e.priority)) {
+                    ids.remove(&e.id);
                 }
             }
         }
     }
 
-    pub(crate) fn remove(&self, queue: usize, priority: Priority, entry_id: &str) {
-        if let Ok(mut m) = self.inner.lock() {
-            if let Some(ids) = m.get_mut(&(queue, priority)) {
-                ids.remove(entry_id);
-            }
-        }
+    pub(crate) fn remove(&self, queue: usize, entry: &EntryId) {
+        self.remove_all(queue, std::slice::from_ref(entry));
     }
 
     /// True when recovery gave this entry to another worker.
-    pub(crate) fn is_lost(&self, queue: usize, priority: Priority, entry_id: &str) -> bool {
+    pub(crate) fn is_lost(&self, queue: usize, entry: &EntryId) -> bool {
         if !self.any_lost.load(std::sync::atomic::Ordering::Acquire) {
             return false;
         }
@@ -70,38 +66,39 @@ impl InFlight {
             .lock()
             .ok()
             .and_then(|m| {
-                m.get(&(queue, priority))
-                    .and_then(|ids| ids.get(entry_id).copied())
+                m.get(&(queue, entry.priority))
+                    .and_then(|ids| ids.get(&entry.id).copied())
             })
             .unwrap_or(false)
     }
 
-    pub(crate) fn mark_lost(&self, queue: usize, priority: Priority, entry_ids: &[String]) {
+    pub(crate) fn mark_lost(&self, queue: usize, entries: &[EntryId]) {
         self.any_lost
             .store(true, std::sync::atomic::Ordering::Release);
         if let Ok(mut m) = self.inner.lock() {
-            if let Some(ids) = m.get_mut(&(queue, priority)) {
-                for id in entry_ids {
-                    if let Some(lost) = ids.get_mut(id) {
-                        *lost = true;
-                    }
+            for e in entries {
+                if let Some(lost) = m
+                    .get_mut(&(queue, e.priority))
+                    .and_then(|ids| ids.get_mut(&e.id))
+                {
+                    *lost = true;
                 }
             }
         }
     }
 
-    /// The ids still owned, grouped by (queue, priority), for renewal.
-    pub(crate) fn snapshot(&self) -> BTreeMap<Key, Vec<String>> {
-        let mut out = BTreeMap::new();
+    /// The entries still owned, per queue, for renewal.
+    pub(crate) fn snapshot(&self) -> BTreeMap<usize, Vec<EntryId>> {
+        let mut out: BTreeMap<usize, Vec<EntryId>> = BTreeMap::new();
         if let Ok(m) = self.inner.lock() {
-            for (k, ids) in m.iter() {
-                let owned: Vec<String> = ids
-                    .iter()
-                    .filter(|(_, lost)| !**lost)
-                    .map(|(id, _)| id.clone())
-                    .collect();
-                if !owned.is_empty() {
-                    out.insert(*k, owned);
+            for ((queue, priority), ids) in m.iter() {
+                for (id, lost) in ids {
+                    if !*lost {
+                        out.entry(*queue).or_default().push(EntryId {
+                            priority: *priority,
+                            id: id.clone(),
+                        });
+                    }
                 }
             }
         }
@@ -115,8 +112,10 @@ mod tests {
 
     fn delivery(priority: Priority, id: &str) -> ferry_broker::Delivery {
         ferry_broker::Delivery {
-            priority,
-            entry_id: id.to_owned(),
+            entry: EntryId {
+                priority,
+                id: id.to_owned(),
+            },
             fields: Vec::new(),
             deliveries: 1,
             suspect: false,
@@ -141,18 +140,19 @@ mod tests {
             insert(&f, 1, Priority::High, "1-0"),
             "same id on another queue is another entry"
         );
-        f.mark_lost(0, Priority::High, &["1-0".to_owned()]);
-        assert!(f.is_lost(0, Priority::High, "1-0"));
+        let e = EntryId {
+            priority: Priority::High,
+            id: "1-0".to_owned(),
+        };
+        f.mark_lost(0, std::slice::from_ref(&e));
+        assert!(f.is_lost(0, &e));
         assert!(
-            !f.snapshot().contains_key(&(0, Priority::High)),
+            !f.snapshot().contains_key(&0),
             "lost entries are not renewed"
         );
         assert!(!insert(&f, 0, Priority::High, "1-0"));
-        assert!(
-            !f.is_lost(0, Priority::High, "1-0"),
-            "reclaimed by this worker: owned again"
-        );
-        f.remove_all(0, Priority::High, &["1-0".to_owned()]);
+        assert!(!f.is_lost(0, &e), "reclaimed by this worker: owned again");
+        f.remove_all(0, std::slice::from_ref(&e));
         assert!(insert(&f, 0, Priority::High, "1-0"));
     }
 }

@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ferry_broker::{Backoff, Delivery, Queue};
+use ferry_broker::{Backoff, Consumer, Delivery};
 use redis::aio::ConnectionManager;
 use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -116,15 +116,14 @@ impl Activity {
 #[derive(Debug)]
 pub(crate) struct Completion {
     pub queue: usize,
-    pub priority: ferry_broker::Priority,
-    pub entry_id: String,
+    pub entry: ferry_broker::EntryId,
 }
 
 /// State shared by every component of one worker.
 pub(crate) struct Shared {
     pub conn: ConnectionManager,
     pub consumer: String,
-    pub queues: Vec<Queue>,
+    pub queues: Vec<Consumer>,
     pub handlers: Registry,
     pub settings: Settings,
     pub slots: Arc<Semaphore>,
@@ -175,28 +174,27 @@ impl Shared {
                     },
                 };
                 let Some(permit) = permit else {
-                    shared.inflight.remove(qi, delivery.priority, &delivery.entry_id);
+                    shared.inflight.remove(qi, &delivery.entry);
                     shared.activity.finished();
                     return;
                 };
                 let mut delivery = delivery;
                 if suspect {
-                    let (queue, consumer, priority, id) =
-                        (&shared.queues[qi], shared.consumer.as_str(), delivery.priority, delivery.entry_id.as_str());
+                    let consumer = &shared.queues[qi];
                     let started = shared
                         .persist("starting a recovered entry", |mut conn| {
-                            let queue = queue.clone();
-                            async move { queue.start_suspect(&mut conn, consumer, priority, id).await }
+                            let d = &delivery;
+                            async move { consumer.start_suspect(&mut conn, d).await }
                         })
                         .await
                         .flatten();
                     match started {
                         Some(n) => {
                             delivery.deliveries = n;
-                            tracing::info!(entry = %delivery.entry_id, deliveries = n, "running a recovered entry alone");
+                            tracing::info!(entry = %delivery.entry.id, deliveries = n, "running a recovered entry alone");
                         }
                         None => {
-                            shared.inflight.remove(qi, delivery.priority, &delivery.entry_id);
+                            shared.inflight.remove(qi, &delivery.entry);
                             shared.activity.finished();
                             return;
                         }

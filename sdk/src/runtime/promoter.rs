@@ -24,7 +24,7 @@ impl Promoter {
     }
 
     pub(crate) async fn run(self) {
-        tracing::debug!(queue = %self.shared.queues[self.qi].name(), "promoter started");
+        tracing::debug!(queue = %self.shared.queues[self.qi].queue().name(), "promoter started");
         let max = self.shared.settings.promote_interval;
         let mut errors = ErrorBackoff::new("promoting delayed jobs");
         loop {
@@ -57,6 +57,7 @@ impl Promoter {
     pub(crate) async fn run_once(&self) -> ferry_broker::Result<(u64, Option<u64>)> {
         let mut conn = self.shared.conn.clone();
         let p = self.shared.queues[self.qi]
+            .queue()
             .promote_due(&mut conn, ferry_broker::now_ms())
             .await?;
         if p.moved > 0 {

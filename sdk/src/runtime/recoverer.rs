@@ -62,7 +62,6 @@ impl Recoverer {
     /// at the end.
     pub(crate) async fn run_once(&mut self) -> ferry_broker::Result<usize> {
         let s = Arc::clone(&self.shared);
-        let lease_ms = s.settings.lease.as_millis() as u64;
         let mut taken = 0;
         let mut first_error = None;
         for (qi, queue) in s.queues.iter().enumerate() {
@@ -73,21 +72,13 @@ impl Recoverer {
                 let mut conn = s.conn.clone();
                 let cursor = &self.cursors[qi][p.index()];
                 let max = s.settings.max_deliveries;
-                let r = match queue
-                    .recover(
-                        &mut conn,
-                        &s.consumer,
-                        p,
-                        lease_ms,
-                        cursor,
-                        permits.len(),
-                        max,
-                    )
-                    .await
-                {
+                let options = ferry_broker::RecoverOptions::new(p, s.settings.lease, max)
+                    .count(permits.len())
+                    .cursor(cursor.clone());
+                let r = match queue.recover(&mut conn, &options).await {
                     Ok(r) => r,
                     Err(e) => {
-                        tracing::debug!(queue = %queue.name(), priority = %p, error = %e, "recovery of one stream failed");
+                        tracing::debug!(queue = %queue.queue().name(), priority = %p, error = %e, "recovery of one stream failed");
                         first_error.get_or_insert(e);
                         continue;
                     }
@@ -95,7 +86,7 @@ impl Recoverer {
                 self.cursors[qi][p.index()] = r.cursor;
                 if r.dead > 0 {
                     tracing::error!(
-                        queue = %queue.name(),
+                        queue = %queue.queue().name(),
                         priority = %p,
                         count = r.dead,
                         max_deliveries = max,
@@ -109,11 +100,11 @@ impl Recoverer {
                     );
                 }
                 if r.deleted > 0 {
-                    tracing::debug!(queue = %queue.name(), count = r.deleted, "pending ids of deleted entries cleared");
+                    tracing::debug!(queue = %queue.queue().name(), count = r.deleted, "pending ids of deleted entries cleared");
                 }
                 if !r.claimed.is_empty() {
                     tracing::info!(
-                        queue = %queue.name(),
+                        queue = %queue.queue().name(),
                         priority = %p,
                         count = r.claimed.len(),
                         "recovered entries of a worker that stopped renewing its lease"
@@ -128,16 +119,13 @@ impl Recoverer {
             .is_none_or(|t| t.elapsed() >= CLEANUP_EVERY)
         {
             self.last_cleanup = Some(Instant::now());
-            let idle_ms = s.settings.consumer_idle_timeout.as_millis() as u64;
+            let idle = s.settings.consumer_idle_timeout;
             for queue in &s.queues {
                 let mut conn = s.conn.clone();
-                match queue
-                    .remove_idle_consumers(&mut conn, &s.consumer, idle_ms)
-                    .await
-                {
+                match queue.remove_idle_consumers(&mut conn, idle).await {
                     Ok(0) => {}
                     Ok(n) => {
-                        tracing::info!(queue = %queue.name(), removed = n, "removed idle consumers that owned no entries")
+                        tracing::info!(queue = %queue.queue().name(), removed = n, "removed idle consumers that owned no entries")
                     }
                     Err(e) => {
                         first_error.get_or_insert(e);

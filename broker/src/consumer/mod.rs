@@ -1,0 +1,104 @@
+//! The consumer side of the protocol: a [`Consumer`] is one worker process's
+//! handle on a queue, and every operation that hands entries to it or
+//! settles them takes it.
+//!
+//! - [`claim`](self::claim): strict-priority claims and the blocking read.
+//! - [`delivery`](self::delivery): [`Delivery`] and [`EntryId`], parsed from replies.
+//! - [`settle`](self::settle): ack, retry and dead-letter.
+//! - [`recovery`](crate::recovery): lease renewal and recovery, also on [`Consumer`].
+
+pub mod claim;
+pub mod delivery;
+pub mod settle;
+
+use redis::aio::ConnectionLike;
+
+use crate::error::Result;
+use crate::keys::GROUP;
+use crate::priority::Priority;
+use crate::queue::Queue;
+
+pub use delivery::{Delivery, EntryId};
+pub use settle::{DeadLetterKind, DeadLettered};
+
+/// Most entry ids passed to one script call (ack, renew): Lua's `unpack`
+/// accepts about 8,000 values, so longer lists are sent in chunks.
+pub const MAX_IDS_PER_CALL: usize = 1000;
+
+/// One consumer of a queue's group: a worker process, by the name it reads
+/// with (unique per process; see XINFO CONSUMERS). Cheap to clone.
+///
+/// ```no_run
+/// # async fn example() -> ferry_broker::Result<()> {
+/// use ferry_broker::Queue;
+/// let client = redis::Client::open("redis://127.0.0.1:6379")?;
+/// let mut conn = client.get_multiplexed_async_connection().await?;
+/// let queue = Queue::new("emails")?;
+/// queue.ensure_groups(&mut conn).await?;
+/// let me = queue.consumer("host-1234-abcdef");
+/// for delivery in me.claim(&mut conn, 10).await? {
+///     // ... run it, then settle it:
+///     me.ack(&mut conn, &[delivery.entry]).await?;
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Consumer {
+    queue: Queue,
+    name: String,
+}
+
+impl Consumer {
+    pub(crate) fn new(queue: Queue, name: String) -> Self {
+        Self { queue, name }
+    }
+
+    /// The consumer's name in the group.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The queue it consumes.
+    pub fn queue(&self) -> &Queue {
+        &self.queue
+    }
+}
+
+impl Queue {
+    /// Creates the consumer group on every priority stream (MKSTREAM,
+    /// reading from the start); an existing group is left as it is.
+    ///
+    /// # Errors
+    /// [`Error::Redis`](crate::Error::Redis) for anything but BUSYGROUP.
+    pub async fn ensure_groups<C: ConnectionLike + Send>(&self, conn: &mut C) -> Result<()> {
+        for stream in self.keys().streams() {
+            let res: redis::RedisResult<()> = redis::cmd("XGROUP")
+                .arg("CREATE")
+                .arg(stream)
+                .arg(GROUP)
+                .arg("0")
+                .arg("MKSTREAM")
+                .query_async(conn)
+                .await;
+            match res {
+                Ok(()) => {}
+                Err(e) if e.code() == Some("BUSYGROUP") => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The ids of `entries` grouped by priority, highest first, for the scripts
+/// that take the ids of one stream per call.
+pub(crate) fn ids_by_priority(entries: &[EntryId]) -> impl Iterator<Item = (Priority, Vec<&str>)> {
+    let mut groups: [Vec<&str>; 4] = Default::default();
+    for e in entries {
+        groups[e.priority.index()].push(e.id.as_str());
+    }
+    Priority::ALL
+        .into_iter()
+        .zip(groups)
+        .filter(|(_, ids)| !ids.is_empty())
+}

@@ -1,0 +1,127 @@
+//! Settling deliveries: acknowledge (done), retry (to the delayed set) or
+//! dead-letter, each one script that first checks the consumer still owns
+//! the entry (`lua/shared/ownership.lua`), so a worker that lost its lease
+//! cannot finish the new owner's job.
+
+use redis::aio::ConnectionLike;
+use redis::Value;
+
+use super::{ids_by_priority, Consumer, Delivery, EntryId, MAX_IDS_PER_CALL};
+use crate::envelope::Envelope;
+use crate::error::{Error, Result};
+use crate::queue::now_ms;
+use crate::reply;
+use crate::scripts;
+use crate::stats::counter;
+
+/// Why an entry is dead-lettered, which decides the counter it bumps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeadLetterKind {
+    /// A job that failed for good (counter `dead`).
+    Failed,
+    /// An entry that is not a valid job (counter `malformed`).
+    Malformed,
+}
+
+impl DeadLetterKind {
+    fn counter(self) -> &'static str {
+        match self {
+            DeadLetterKind::Failed => counter::DEAD,
+            DeadLetterKind::Malformed => counter::MALFORMED,
+        }
+    }
+}
+
+/// What happened to a dead-letter move.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeadLettered {
+    /// False when the entry was no longer this consumer's (nothing was moved).
+    pub moved: bool,
+    /// Old dead-letter entries the cap removed to make room.
+    pub dropped: u64,
+}
+
+impl Consumer {
+    /// Acknowledges finished entries that this consumer still owns and
+    /// removes them from their streams (in bulk, see `ack.lua` and
+    /// `shared/remove_done.lua`); returns how many were acknowledged.
+    /// Entries recovery gave to another consumer are left to their new owner.
+    /// One script call per priority (and per 1,000 ids).
+    ///
+    /// # Errors
+    /// [`Error::Redis`] or [`Error::Protocol`].
+    pub async fn ack<C: ConnectionLike + Send>(
+        &self,
+        conn: &mut C,
+        entries: &[EntryId],
+    ) -> Result<u64> {
+        let mut acked = 0;
+        for (priority, ids) in ids_by_priority(entries) {
+            for chunk in ids.chunks(MAX_IDS_PER_CALL) {
+                let mut inv = self.queue().invoke(&scripts::ACK);
+                inv.arg(self.name()).arg(priority.script_index()).arg(chunk);
+                let n: u64 = inv.invoke_async(conn).await?;
+                acked += n;
+            }
+        }
+        Ok(acked)
+    }
+
+    /// Moves a failed delivery to the delayed set as its next attempt,
+    /// `next`, to run at `run_at` (ms). Returns false, moving nothing, when
+    /// the entry is no longer pending for this consumer.
+    ///
+    /// # Errors
+    /// [`Error::Redis`].
+    pub async fn retry<C: ConnectionLike + Send>(
+        &self,
+        conn: &mut C,
+        delivery: &Delivery,
+        next: &Envelope,
+        run_at: u64,
+    ) -> Result<bool> {
+        let mut inv = self.queue().invoke(&scripts::RETRY);
+        inv.arg(self.name())
+            .arg(delivery.priority().script_index())
+            .arg(&delivery.entry.id)
+            .arg(next.to_delayed_member(delivery.priority()))
+            .arg(run_at);
+        let moved: i64 = inv.invoke_async(conn).await?;
+        Ok(moved == 1)
+    }
+
+    /// Moves a delivery to the dead-letter stream with its original fields
+    /// (those `shared/dead_letter.lua` keeps) plus `error` (`reason`),
+    /// `failed_at` and `priority`, atomically with its ack. Its `attempt`
+    /// field is the number of attempts made.
+    ///
+    /// # Errors
+    /// [`Error::Redis`] or [`Error::Protocol`].
+    pub async fn dead_letter<C: ConnectionLike + Send>(
+        &self,
+        conn: &mut C,
+        delivery: &Delivery,
+        reason: &str,
+        kind: DeadLetterKind,
+    ) -> Result<DeadLettered> {
+        let mut inv = self.queue().invoke(&scripts::DEAD_LETTER);
+        inv.arg(self.name())
+            .arg(delivery.priority().script_index())
+            .arg(&delivery.entry.id)
+            .arg(self.queue().dead_letter_limit())
+            .arg(kind.counter())
+            .arg(reason)
+            .arg(now_ms());
+        for (k, v) in &delivery.fields {
+            inv.arg(k.as_slice()).arg(v.as_slice());
+        }
+        let v: Value = inv.invoke_async(conn).await?;
+        match reply::array(&v) {
+            Some([moved, dropped]) => Ok(DeadLettered {
+                moved: reply::count(moved)? == 1,
+                dropped: reply::count(dropped)?,
+            }),
+            _ => Err(Error::Protocol(format!("dead_letter: {v:?}"))),
+        }
+    }
+}
