@@ -8,9 +8,13 @@
 -- for this consumer; dropped counts old dead-letter entries the cap removed
 -- (also added to the counter 'dead_dropped'). The dead letter keeps the
 -- fields shared/dead_letter.lua chooses.
-local stream, priority = stream_at(ARGV[3])
-local id = ARGV[4]
+local stream = stream_at(ARGV[3])
+local priority = PRIORITIES[tonumber(ARGV[3])]
+local id, counter = ARGV[4], ARGV[6]
+if counter ~= COUNTER_DEAD and counter ~= COUNTER_MALFORMED then
+  error('ferry: bad dead-letter counter ' .. tostring(counter))
+end
 if not pending_for(stream, GROUP, ARGV[2], id) then return {0, 0} end
-local dropped = write_dead_letter(ARGV, 9, ARGV[7], ARGV[8], priority, tonumber(ARGV[5]), ARGV[6])
+local dropped = write_dead_letter(ARGV, 9, ARGV[7], ARGV[8], priority, tonumber(ARGV[5]), counter)
 finish(stream, GROUP, {id})
 return {1, dropped}

@@ -25,7 +25,8 @@
 -- suspect: it is taken only alone, one per call, and the worker runs it
 -- alone; its delivery is counted when it starts. Entries not taken are set back to look
 -- expired (IDLE = lease), so the next recovery pass takes them.
-local stream, priority = stream_at(ARGV[3])
+local stream = stream_at(ARGV[3])
+local priority = PRIORITIES[tonumber(ARGV[3])]
 local consumer, lease = ARGV[2], ARGV[4]
 local want = tonumber(ARGV[6])
 local max_deliveries = tonumber(ARGV[7])
@@ -54,7 +55,7 @@ for _ = 1, 10 do
       if deliveries >= max_deliveries then
         local reason = 'delivered ' .. deliveries .. ' times without finishing (max_deliveries ' ..
           max_deliveries .. '): its worker crashed or lost its lease each time'
-        dropped = dropped + write_dead_letter(entry[2], 1, reason, ARGV[9], priority, cap, 'dead')
+        dropped = dropped + write_dead_letter(entry[2], 1, reason, ARGV[9], priority, cap, COUNTER_DEAD)
         finish(stream, GROUP, {id})
         n_dead = n_dead + 1
       elseif suspect_taken or (suspect and #taken > 0) then
@@ -76,5 +77,5 @@ for _ = 1, 10 do
   end
   if #taken >= want or suspect_taken or cursor == '0-0' then break end
 end
-if #taken > 0 then redis.call('HINCRBY', STATS, COUNTERS.recovered, #taken) end
+if #taken > 0 then redis.call('HINCRBY', STATS, COUNTER_RECOVERED, #taken) end
 return {cursor, taken, deleted, n_dead, dropped}

@@ -1,14 +1,15 @@
 -- renew.lua: reset the idle time of the entries a live consumer is still running.
 -- KEYS: the queue's keys (shared/queue.lua)
--- ARGV[1] group   ARGV[2] consumer   ARGV[3] priority index (1-4)   ARGV[4..] entry ids
+-- ARGV[1] group   ARGV[2] consumer   ARGV[3] priority index (1-4)
+-- ARGV[4] lowest id   ARGV[5] highest id   ARGV[6..] entry ids
 -- Returns the ids this consumer no longer owns (recovery gave them to
 -- another worker); those are not taken back.
 local stream = stream_at(ARGV[3])
 local consumer = ARGV[2]
 local ids = {}
-for i = 4, #ARGV do ids[#ids + 1] = ARGV[i] end
+for i = 6, #ARGV do ids[#ids + 1] = ARGV[i] end
 if #ids == 0 then return {} end
-local owned = owned_among(stream, GROUP, consumer, ids)
+local owned = owned_among(stream, GROUP, consumer, ARGV[4], ARGV[5], ids)
 if #owned > 0 then
   -- JUSTID keeps the delivery count as it is; min-idle 0 resets the idle time.
   local args = {stream, GROUP, consumer, 0}

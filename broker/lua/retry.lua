@@ -9,5 +9,5 @@ local id = ARGV[4]
 if not pending_for(stream, GROUP, ARGV[2], id) then return 0 end
 redis.call('ZADD', DELAYED, ARGV[6], ARGV[5])
 finish(stream, GROUP, {id})
-redis.call('HINCRBY', STATS, COUNTERS.retried, 1)
+redis.call('HINCRBY', STATS, COUNTER_RETRIED, 1)
 return 1

@@ -8,7 +8,7 @@ use redis::aio::ConnectionLike;
 use redis::Value;
 
 use crate::consumer::delivery::push_entries;
-use crate::consumer::{ids_by_priority, Consumer, Delivery, EntryId, MAX_IDS_PER_CALL};
+use crate::consumer::{id_range, ids_by_priority, Consumer, Delivery, EntryId, MAX_IDS_PER_CALL};
 use crate::error::{Error, Result};
 use crate::priority::Priority;
 use crate::queue::now_ms;
@@ -151,8 +151,13 @@ impl Consumer {
         let mut lost = Vec::new();
         for (priority, ids) in ids_by_priority(entries) {
             for chunk in ids.chunks(MAX_IDS_PER_CALL) {
+                let (lo, hi) = id_range(chunk);
                 let mut inv = self.queue().invoke(&scripts::RENEW);
-                inv.arg(self.name()).arg(priority.script_index()).arg(chunk);
+                inv.arg(self.name())
+                    .arg(priority.script_index())
+                    .arg(lo)
+                    .arg(hi)
+                    .arg(chunk);
                 let l: Vec<String> = inv.invoke_async(conn).await?;
                 lost.extend(l.into_iter().map(|id| EntryId { priority, id }));
             }

@@ -4,9 +4,11 @@
 //! takes the same KEYS, the queue's seven keys in [`Keys::all`] order, and
 //! the consumer group as ARGV\[1\]; [`Queue::invoke`] passes them. The rules
 //! several scripts share live once, in `broker/lua/shared/`, prepended to
-//! every script (Redis scripts cannot include files):
+//! the scripts that use them (Redis scripts cannot include files; each
+//! script takes only what it uses, since the helpers run on every call):
 //!
-//! - `queue.lua`: the KEYS layout, priority names, field and counter names;
+//! - `queue.lua` (every script): the KEYS layout and the counter names;
+//! - `names.lua`: priority and field names;
 //! - `entry_ids.lua`: comparing stream entry ids;
 //! - `group_state.lua`: the consumer group's state, and how many entries wait;
 //! - `ownership.lua`: whether a consumer still owns a pending entry;
@@ -26,17 +28,13 @@ use redis::Script;
 
 use crate::error::{Error, Result};
 
-/// A script: the shared helpers, then `lua/<file>`.
+/// A script: the shared helpers it names (`lua/shared/<name>.lua`, in
+/// the order given: each may use those before it), then `lua/<file>`.
 macro_rules! script {
-    ($file:literal) => {
+    ($file:literal: $($shared:ident),*) => {
         LazyLock::new(|| {
             Script::new(concat!(
-                include_str!("../lua/shared/queue.lua"),
-                include_str!("../lua/shared/entry_ids.lua"),
-                include_str!("../lua/shared/group_state.lua"),
-                include_str!("../lua/shared/ownership.lua"),
-                include_str!("../lua/shared/remove_done.lua"),
-                include_str!("../lua/shared/dead_letter.lua"),
+                $(include_str!(concat!("../lua/shared/", stringify!($shared), ".lua")),)*
                 include_str!(concat!("../lua/", $file)),
             ))
         })
@@ -44,29 +42,34 @@ macro_rules! script {
 }
 
 /// `claim.lua`: strict-priority XREADGROUP over the four streams, one round trip.
-pub(crate) static CLAIM: LazyLock<Script> = script!("claim.lua");
+pub(crate) static CLAIM: LazyLock<Script> = script!("claim.lua": queue);
 /// `claim_counts.lua`: how many entries to claim from each stream (strict priority).
-pub(crate) static CLAIM_COUNTS: LazyLock<Script> = script!("claim_counts.lua");
+pub(crate) static CLAIM_COUNTS: LazyLock<Script> = script!("claim_counts.lua": queue, group_state);
 /// `ack.lua`: acknowledge and remove the entries this consumer still owns.
-pub(crate) static ACK: LazyLock<Script> = script!("ack.lua");
+pub(crate) static ACK: LazyLock<Script> =
+    script!("ack.lua": queue, entry_ids, group_state, ownership, remove_done);
 /// `retry.lua`: stream entry -> delayed set.
-pub(crate) static RETRY: LazyLock<Script> = script!("retry.lua");
+pub(crate) static RETRY: LazyLock<Script> =
+    script!("retry.lua": queue, entry_ids, group_state, ownership, remove_done);
 /// `dead_letter.lua`: stream entry -> dead-letter stream.
-pub(crate) static DEAD_LETTER: LazyLock<Script> = script!("dead_letter.lua");
+pub(crate) static DEAD_LETTER: LazyLock<Script> = script!("dead_letter.lua":
+    queue, names, entry_ids, group_state, ownership, remove_done, dead_letter);
 /// `promote.lua`: due delayed jobs -> their priority streams.
-pub(crate) static PROMOTE: LazyLock<Script> = script!("promote.lua");
+pub(crate) static PROMOTE: LazyLock<Script> = script!("promote.lua": queue, names);
 /// `recover.lua`: XAUTOCLAIM of entries idle past the lease; poison entries -> dead-letter.
-pub(crate) static RECOVER: LazyLock<Script> = script!("recover.lua");
+pub(crate) static RECOVER: LazyLock<Script> =
+    script!("recover.lua": queue, names, entry_ids, group_state, remove_done, dead_letter);
 /// `renew.lua`: reset the idle time of entries this consumer still owns.
-pub(crate) static RENEW: LazyLock<Script> = script!("renew.lua");
+pub(crate) static RENEW: LazyLock<Script> = script!("renew.lua": queue, ownership);
 /// `remove_idle_consumers.lua`: XGROUP DELCONSUMER of idle consumers with nothing pending.
-pub(crate) static REMOVE_IDLE_CONSUMERS: LazyLock<Script> = script!("remove_idle_consumers.lua");
+pub(crate) static REMOVE_IDLE_CONSUMERS: LazyLock<Script> =
+    script!("remove_idle_consumers.lua": queue);
 /// `start_suspect.lua`: count the delivery of a suspect entry as it starts.
-pub(crate) static START_SUSPECT: LazyLock<Script> = script!("start_suspect.lua");
+pub(crate) static START_SUSPECT: LazyLock<Script> = script!("start_suspect.lua": queue, ownership);
 /// `replay.lua`: dead-letter entry -> its priority stream, attempt 1.
-pub(crate) static REPLAY: LazyLock<Script> = script!("replay.lua");
+pub(crate) static REPLAY: LazyLock<Script> = script!("replay.lua": queue, names);
 /// `stats.lua`: depth per priority, delayed, dead and counters, read in one round trip.
-pub(crate) static STATS: LazyLock<Script> = script!("stats.lua");
+pub(crate) static STATS: LazyLock<Script> = script!("stats.lua": queue, group_state);
 
 /// Every script with its file name.
 fn all() -> [(&'static str, &'static Script); 12] {
@@ -118,20 +121,21 @@ pub async fn load_all<C: ConnectionLike + Send>(conn: &mut C) -> Result<Vec<&'st
 #[cfg(test)]
 mod tests {
     //! The names the scripts share with the Rust side, checked against each
-    //! other (`lua/shared/queue.lua` against the Rust constants).
+    //! other (`lua/shared/queue.lua` and `names.lua` against the Rust constants).
 
     use crate::envelope::field;
     use crate::priority::Priority;
     use crate::stats::counter;
 
     const QUEUE_LUA: &str = include_str!("../lua/shared/queue.lua");
+    const NAMES_LUA: &str = include_str!("../lua/shared/names.lua");
 
-    /// The quoted strings of the Lua table assigned to `name` (`local NAME = {...}`).
-    fn lua_strings(name: &str) -> Vec<String> {
-        let start = QUEUE_LUA
+    /// The quoted strings of the Lua table `local NAME = {...}` in `lua`.
+    fn lua_strings(lua: &str, name: &str) -> Vec<String> {
+        let start = lua
             .find(&format!("local {name} = {{"))
-            .unwrap_or_else(|| panic!("no table {name} in queue.lua"));
-        let body = &QUEUE_LUA[start..];
+            .unwrap_or_else(|| panic!("no table {name}"));
+        let body = &lua[start..];
         let body = &body[body.find('{').unwrap() + 1..body.find('}').unwrap()];
         body.split('\'')
             .skip(1)
@@ -140,33 +144,39 @@ mod tests {
             .collect()
     }
 
+    /// True when `lua` has the line `local NAME = 'value'`.
+    fn has_string(lua: &str, name: &str, value: &str) -> bool {
+        lua.lines()
+            .any(|l| l.trim() == format!("local {name} = '{value}'"))
+    }
+
     #[test]
-    fn lua_envelope_fields_match_rust() {
-        assert_eq!(lua_strings("ENVELOPE_FIELDS"), field::ENVELOPE);
-        assert_eq!(
-            lua_strings("DEAD_LETTER_FIELDS"),
-            [field::ERROR, field::FAILED_AT, field::PRIORITY]
-        );
-        assert!(QUEUE_LUA.contains(&format!("local RAW_FIELD = '{}'", field::RAW)));
-        assert!(QUEUE_LUA.contains(&format!(
-            "local OMITTED_FIELD = '{}'",
-            field::OMITTED_FIELDS
-        )));
+    fn lua_field_names_match_rust() {
+        assert_eq!(lua_strings(NAMES_LUA, "ENVELOPE_FIELDS"), field::ENVELOPE);
+        for (name, value) in [
+            ("ERROR_FIELD", field::ERROR),
+            ("FAILED_AT_FIELD", field::FAILED_AT),
+            ("PRIORITY_FIELD", field::PRIORITY),
+            ("RAW_FIELD", field::RAW),
+            ("OMITTED_FIELD", field::OMITTED_FIELDS),
+        ] {
+            assert!(has_string(NAMES_LUA, name, value), "{name} = '{value}'");
+        }
     }
 
     #[test]
     fn lua_priorities_match_rust() {
         let names: Vec<&str> = Priority::ALL.iter().map(|p| p.as_str()).collect();
-        assert_eq!(lua_strings("PRIORITIES"), names);
+        assert_eq!(lua_strings(NAMES_LUA, "PRIORITIES"), names);
         let index: Vec<String> = Priority::ALL
             .iter()
             .map(|p| format!("{} = {}", p.as_str(), p.script_index()))
             .collect();
         assert!(
-            QUEUE_LUA.contains(&format!("local PRIORITY_INDEX = {{{}}}", index.join(", "))),
+            NAMES_LUA.contains(&format!("local PRIORITY_INDEX = {{{}}}", index.join(", "))),
             "PRIORITY_INDEX is {index:?}"
         );
-        assert!(QUEUE_LUA.contains(&format!(
+        assert!(NAMES_LUA.contains(&format!(
             "local DEFAULT_PRIORITY = {}",
             Priority::default().script_index()
         )));
@@ -174,10 +184,14 @@ mod tests {
 
     #[test]
     fn lua_counters_match_rust() {
-        // `{completed = 'completed', ...}`: each value is its own name.
-        assert_eq!(lua_strings("COUNTERS"), counter::ALL);
+        let lua: Vec<&str> = QUEUE_LUA
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("local COUNTER_"))
+            .collect();
+        assert_eq!(lua.len(), counter::ALL.len(), "{lua:?}");
         for name in counter::ALL {
-            assert!(QUEUE_LUA.contains(&format!("{name} = '{name}'")), "{name}");
+            let line = format!("{} = '{name}'", name.to_uppercase());
+            assert!(lua.contains(&line.as_str()), "COUNTER_{line}");
         }
     }
 }

@@ -1,5 +1,5 @@
--- shared/entry_ids.lua: prepended to every script. Stream entry ids
--- ('ms-seq') compared exactly, whatever their size.
+-- shared/entry_ids.lua: stream entry ids ('ms-seq') compared exactly,
+-- whatever their size.
 
 -- Splits a stream entry id 'ms-seq' into its two decimal parts.
 local function id_parts(id)

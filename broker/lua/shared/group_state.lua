@@ -1,5 +1,5 @@
--- shared/group_state.lua: prepended to every script. The consumer group's
--- state on a stream, and how many entries wait in it.
+-- shared/group_state.lua: the consumer group's state on a stream, and how
+-- many entries wait in it.
 
 -- The state of `group` on `stream` from XINFO GROUPS, or nil when the
 -- stream or the group does not exist: {pending, last (last-delivered-id),

@@ -1,5 +1,6 @@
--- shared/remove_done.lua: prepended to every script. Finishing entries:
--- acknowledge them and remove them from their stream, in bulk.
+-- shared/remove_done.lua (needs entry_ids.lua and group_state.lua):
+-- finishing entries, acknowledging them and removing them from their
+-- stream in bulk.
 
 -- Most finished entries a stream keeps waiting for the bulk trim while an
 -- older entry is still pending (jobs finishing out of order). Past this,

@@ -90,6 +90,29 @@ impl Queue {
     }
 }
 
+/// The lowest and highest of stream entry ids (`ms-seq`, compared as
+/// numbers), as XPENDING range bounds; `-` and `+` when one does not parse.
+pub(crate) fn id_range(ids: &[&str]) -> (String, String) {
+    let parse = |id: &str| -> Option<(u64, u64)> {
+        let (ms, seq) = id.split_once('-')?;
+        Some((ms.parse().ok()?, seq.parse().ok()?))
+    };
+    let mut range: Option<((u64, u64), (u64, u64))> = None;
+    for id in ids {
+        let Some(p) = parse(id) else {
+            return ("-".to_owned(), "+".to_owned());
+        };
+        range = Some(match range {
+            None => (p, p),
+            Some((lo, hi)) => (lo.min(p), hi.max(p)),
+        });
+    }
+    match range {
+        Some((lo, hi)) => (format!("{}-{}", lo.0, lo.1), format!("{}-{}", hi.0, hi.1)),
+        None => ("-".to_owned(), "+".to_owned()),
+    }
+}
+
 /// The ids of `entries` grouped by priority, highest first, for the scripts
 /// that take the ids of one stream per call.
 pub(crate) fn ids_by_priority(entries: &[EntryId]) -> impl Iterator<Item = (Priority, Vec<&str>)> {

@@ -6,7 +6,7 @@
 use redis::aio::ConnectionLike;
 use redis::Value;
 
-use super::{ids_by_priority, Consumer, Delivery, EntryId, MAX_IDS_PER_CALL};
+use super::{id_range, ids_by_priority, Consumer, Delivery, EntryId, MAX_IDS_PER_CALL};
 use crate::envelope::Envelope;
 use crate::error::{Error, Result};
 use crate::queue::now_ms;
@@ -58,8 +58,13 @@ impl Consumer {
         let mut acked = 0;
         for (priority, ids) in ids_by_priority(entries) {
             for chunk in ids.chunks(MAX_IDS_PER_CALL) {
+                let (lo, hi) = id_range(chunk);
                 let mut inv = self.queue().invoke(&scripts::ACK);
-                inv.arg(self.name()).arg(priority.script_index()).arg(chunk);
+                inv.arg(self.name())
+                    .arg(priority.script_index())
+                    .arg(lo)
+                    .arg(hi)
+                    .arg(chunk);
                 let n: u64 = inv.invoke_async(conn).await?;
                 acked += n;
             }
