@@ -4,8 +4,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
-use ferry::{Client, EnqueueOptions, Handler, Job, JobContext, JobError, Worker};
+use ferry_queue::{Client, EnqueueOptions, Handler, Job, JobContext, JobError, Worker};
 use redis::aio::MultiplexedConnection;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
@@ -64,9 +63,9 @@ impl Tally {
 
 struct NoopHandler(Arc<Tally>);
 
-#[async_trait]
 impl Handler for NoopHandler {
     type Job = BenchJob;
+    type Output = ();
     async fn handle(&self, job: BenchJob, _ctx: JobContext) -> Result<(), JobError> {
         let started = now_us();
         if let Some(l) = self.0.latencies.lock().expect("latencies").as_mut() {
@@ -83,7 +82,7 @@ impl Handler for NoopHandler {
 /// A running in-process worker.
 pub struct RunningWorker {
     token: tokio_util::sync::CancellationToken,
-    handle: tokio::task::JoinHandle<ferry::Result<()>>,
+    handle: tokio::task::JoinHandle<ferry_queue::Result<()>>,
 }
 
 impl RunningWorker {
@@ -115,12 +114,7 @@ pub fn start_worker(
 
 /// Waits until the queue's `completed` counter reaches `n` (acknowledged).
 async fn wait_acked(conn: &mut MultiplexedConnection, client: &Client, queue: &str, n: u64) {
-    let key = client
-        .queue(queue)
-        .expect("queue")
-        .keys()
-        .stats()
-        .to_owned();
+    let key = client.keys(queue).expect("queue").stats().to_owned();
     loop {
         let done: Option<u64> = redis::cmd("HGET")
             .arg(&key)
@@ -142,7 +136,7 @@ pub async fn fill(client: &Client, queue: &str, n: u64) {
         let batch: Vec<BenchJob> = (seq..(seq + 1000).min(n)).map(BenchJob::new).collect();
         seq += batch.len() as u64;
         client
-            .enqueue_batch(queue, &batch, EnqueueOptions::default())
+            .enqueue_batch(&batch, EnqueueOptions::new().queue(queue))
             .await
             .expect("enqueue");
     }
@@ -158,7 +152,10 @@ pub async fn enqueue_single(client: &Client, queue: &str, n: u64, tasks: u64) ->
         handles.push(tokio::spawn(async move {
             for i in 0..per {
                 client
-                    .enqueue(&queue, &BenchJob::new(t * per + i))
+                    .enqueue_with(
+                        &BenchJob::new(t * per + i),
+                        EnqueueOptions::new().queue(&queue),
+                    )
                     .await
                     .expect("enqueue");
             }
@@ -262,7 +259,7 @@ pub async fn latency(
         let (client, queue) = (client.clone(), queue.to_owned());
         async move {
             client
-                .enqueue(&queue, &BenchJob::new(seq))
+                .enqueue_with(&BenchJob::new(seq), EnqueueOptions::new().queue(&queue))
                 .await
                 .expect("enqueue");
         }
@@ -298,7 +295,7 @@ pub async fn depth(
     let tally = Arc::new(Tally::default());
     tally.reset(u64::MAX, false);
     let worker = start_worker(url, prefix, queue, concurrency, tally.clone());
-    let q = client.queue(queue).expect("queue");
+    let q = ferry_broker::Queue::with_prefix(client.prefix(), queue).expect("queue");
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let topper = {
         let (client, queue, stop, mut conn, q) = (

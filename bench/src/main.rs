@@ -24,7 +24,7 @@ mod raw;
 use std::time::Instant;
 
 use clap::Parser;
-use ferry::Client;
+use ferry_queue::Client;
 use measure::{info_field, percentile, Figure, Measured, OwnRedis};
 use serde::Serialize;
 
@@ -154,10 +154,10 @@ impl Bench {
             .expect("flushall");
         self.round += 1;
         let prefix = format!("bench{}", self.round);
-        let client = Client::connect(self.url.as_str())
-            .expect("client")
-            .with_prefix(&prefix)
-            .expect("prefix");
+        let client = Client::builder(self.url.as_str())
+            .prefix(&prefix)
+            .connect()
+            .expect("client");
         (prefix, client)
     }
 

@@ -1,4 +1,5 @@
-//! Retry delays: exponential backoff with full jitter, as one pure function.
+//! Retry delays: exponential backoff with half-jitter, and the one jitter
+//! function every randomised delay uses.
 
 use std::time::Duration;
 
@@ -48,22 +49,32 @@ impl Backoff {
 
     /// The delay after `attempt` failed, given `unit` in `[0, 1)` as the jitter draw.
     pub fn delay_with(&self, attempt: u32, unit: f64) -> Duration {
-        let ceiling = self.ceiling(attempt);
-        let unit = if unit.is_finite() {
-            unit.clamp(0.0, 1.0)
-        } else {
-            0.0
-        };
-        // A factor in [0.5, 1]; float rounding near Duration::MAX must not panic.
-        Duration::try_from_secs_f64(ceiling.as_secs_f64() * (0.5 + unit / 2.0))
-            .map(|d| d.min(ceiling))
-            .unwrap_or(ceiling)
+        jitter_with(self.ceiling(attempt), unit)
     }
 
     /// The delay after `attempt` failed, with a random jitter draw.
     pub fn delay(&self, attempt: u32) -> Duration {
         self.delay_with(attempt, fastrand::f64())
     }
+}
+
+/// A random duration in `[d/2, d]`: half-jitter, for retry delays and for
+/// the periods of background loops (so a fleet does not act in lockstep).
+pub fn jitter(d: Duration) -> Duration {
+    jitter_with(d, fastrand::f64())
+}
+
+/// `d` scaled by a factor in `[0.5, 1]` given `unit` in `[0, 1]` as the draw.
+fn jitter_with(d: Duration, unit: f64) -> Duration {
+    let unit = if unit.is_finite() {
+        unit.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    // Float rounding near Duration::MAX must not panic.
+    Duration::try_from_secs_f64(d.as_secs_f64() * (0.5 + unit / 2.0))
+        .map(|j| j.min(d))
+        .unwrap_or(d)
 }
 
 #[cfg(test)]

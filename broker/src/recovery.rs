@@ -143,10 +143,10 @@ impl Consumer {
     ///
     /// # Errors
     /// [`Error::Redis`].
-    pub async fn renew<C: ConnectionLike + Send>(
+    pub async fn renew<'e, C: ConnectionLike + Send>(
         &self,
         conn: &mut C,
-        entries: &[EntryId],
+        entries: impl IntoIterator<Item = &'e EntryId>,
     ) -> Result<Vec<EntryId>> {
         let mut lost = Vec::new();
         for (priority, ids) in ids_by_priority(entries) {

@@ -1,80 +1,97 @@
 //! The client: enqueue typed jobs, read queue stats and dead letters.
 
-use std::time::Duration;
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
-use ferry_broker::{DeadLetter, NewJob, Priority, Queue, QueueStats, DEFAULT_MAX_PAYLOAD_BYTES};
+use ferry_broker::{
+    DeadLetter, Keys, NewJob, Prefix, Queue, QueueStats, DEFAULT_MAX_PAYLOAD_BYTES,
+};
 use redis::aio::ConnectionManager;
 
+use crate::config::check_payload_limit;
 use crate::connection::RedisConfig;
-use crate::error::{ConfigError, Result};
+use crate::enqueue::EnqueueOptions;
+use crate::error::{ConfigError, Error, Result};
 use crate::job::Job;
 
-/// Default retries after the first attempt.
-pub const DEFAULT_MAX_RETRIES: u32 = 3;
+/// Most queues whose key names a client keeps built; past it the cache starts over.
+const MAX_CACHED_QUEUES: usize = 1024;
 
-/// How to enqueue a job.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct EnqueueOptions {
-    /// Which stream it goes to. Default: normal.
-    pub priority: Priority,
-    /// Retries after the first attempt. Default: 3.
-    pub max_retries: u32,
-    /// Wait this long before the first run. Default: none.
-    pub delay: Option<Duration>,
+/// Builds a [`Client`]. See [`Client::builder`].
+#[derive(Debug)]
+#[must_use = "a builder does nothing until connect()"]
+pub struct ClientBuilder {
+    redis: RedisConfig,
+    prefix: Option<String>,
+    max_payload_bytes: usize,
 }
 
-impl Default for EnqueueOptions {
-    fn default() -> Self {
-        Self {
-            priority: Priority::Normal,
-            max_retries: DEFAULT_MAX_RETRIES,
-            delay: None,
-        }
-    }
-}
-
-impl EnqueueOptions {
-    /// Sets the priority.
-    pub fn priority(mut self, priority: Priority) -> Self {
-        self.priority = priority;
+impl ClientBuilder {
+    /// Uses key namespace `prefix` instead of `ferry` (workers must use the same).
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = Some(prefix.into());
         self
     }
 
-    /// Sets the retries allowed after the first attempt.
-    pub fn max_retries(mut self, max_retries: u32) -> Self {
-        self.max_retries = max_retries;
+    /// Refuses payloads over `limit` bytes of JSON at enqueue (default 1 MiB).
+    pub fn max_payload_bytes(mut self, limit: usize) -> Self {
+        self.max_payload_bytes = limit;
         self
     }
 
-    /// Runs the job no earlier than `delay` from now.
-    pub fn delay(mut self, delay: Duration) -> Self {
-        self.delay = Some(delay);
-        self
+    /// Checks the settings and makes the client. It connects on first use
+    /// and reconnects by itself.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the setting: a URL that does not parse
+    /// (`redis_url`), a bad prefix, a zero payload limit or timeout.
+    pub fn connect(self) -> Result<Client> {
+        let prefix = match self.prefix {
+            Some(p) => Prefix::new(p)?,
+            None => Prefix::default(),
+        };
+        check_payload_limit(self.max_payload_bytes)?;
+        Ok(Client {
+            conn: self.redis.manager(self.redis.response_timeout)?,
+            prefix,
+            max_payload_bytes: self.max_payload_bytes,
+            queues: Arc::new(Mutex::new(HashMap::new())),
+        })
     }
 }
 
 /// Enqueues jobs and reads queue state. Cheap to clone: clones share one
-/// multiplexed, auto-reconnecting connection.
+/// multiplexed, auto-reconnecting connection and the queues' key names.
 ///
 /// ```no_run
 /// # use serde::{Deserialize, Serialize};
 /// # #[derive(Serialize, Deserialize)] struct SendWelcome { to: String }
-/// # impl ferry::Job for SendWelcome { const TYPE: &'static str = "send_welcome"; }
-/// # async fn example() -> ferry::Result<()> {
-/// use ferry::{Client, EnqueueOptions, Priority};
+/// # impl ferry_queue::Job for SendWelcome {
+/// #     const TYPE: &'static str = "send_welcome";
+/// #     const QUEUE: &'static str = "emails";
+/// # }
+/// # async fn example() -> ferry_queue::Result<()> {
+/// use ferry_queue::{Client, EnqueueOptions, Priority};
 /// let client = Client::connect("redis://127.0.0.1:6379")?;
-/// let id = client.enqueue("emails", &SendWelcome { to: "ada@example.com".into() }).await?;
+/// // To SendWelcome's queue, with its defaults:
+/// let id = client.enqueue(&SendWelcome { to: "ada@example.com".into() }).await?;
+/// // Many in one round trip, with options:
 /// let ids = client
-///     .enqueue_batch("emails", &[SendWelcome { to: "a@x".into() }, SendWelcome { to: "b@x".into() }],
-///         EnqueueOptions::default().priority(Priority::High))
+///     .enqueue_batch(
+///         &[SendWelcome { to: "a@x".into() }, SendWelcome { to: "b@x".into() }],
+///         EnqueueOptions::new().priority(Priority::High),
+///     )
 ///     .await?;
 /// # Ok(()) }
 /// ```
 #[derive(Clone)]
 pub struct Client {
     conn: ConnectionManager,
-    prefix: ferry_broker::Prefix,
+    prefix: Prefix,
     max_payload_bytes: usize,
+    /// Each queue's key names, built once.
+    queues: Arc<Mutex<HashMap<String, Queue>>>,
 }
 
 impl std::fmt::Debug for Client {
@@ -86,83 +103,74 @@ impl std::fmt::Debug for Client {
 }
 
 impl Client {
-    /// A client for the Redis at `config` (a URL or a [`RedisConfig`]). It
-    /// connects on first use and reconnects by itself.
+    /// A client for the Redis at `redis` (a URL or a [`RedisConfig`]) with
+    /// default settings. It connects on first use and reconnects by itself.
     ///
     /// # Errors
-    /// [`Error::Redis`](crate::Error::Redis) for a URL that does not parse.
-    pub fn connect(config: impl Into<RedisConfig>) -> Result<Self> {
-        let config = config.into();
-        Ok(Self {
-            conn: config.manager(config.response_timeout)?,
-            prefix: ferry_broker::Prefix::default(),
+    /// As [`ClientBuilder::connect`].
+    pub fn connect(redis: impl Into<RedisConfig>) -> Result<Self> {
+        Self::builder(redis).connect()
+    }
+
+    /// A builder for a client of the Redis at `redis`, to change its settings.
+    pub fn builder(redis: impl Into<RedisConfig>) -> ClientBuilder {
+        ClientBuilder {
+            redis: redis.into(),
+            prefix: None,
             max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
-        })
-    }
-
-    /// Uses key namespace `prefix` instead of `ferry` (workers must use the same).
-    ///
-    /// # Errors
-    /// [`ConfigError::InvalidPrefix`].
-    pub fn with_prefix(mut self, prefix: &str) -> Result<Self, ConfigError> {
-        self.prefix = ferry_broker::Prefix::new(prefix)?;
-        Ok(self)
-    }
-
-    /// Refuses payloads over `limit` bytes of JSON at enqueue (default 1 MiB).
-    ///
-    /// # Errors
-    /// [`ConfigError::InvalidSetting`] for 0.
-    pub fn with_max_payload_bytes(mut self, limit: usize) -> Result<Self, ConfigError> {
-        if limit == 0 {
-            return Err(ConfigError::InvalidSetting {
-                name: "max_payload_bytes",
-                reason: "must be at least 1".into(),
-            });
         }
-        self.max_payload_bytes = limit;
-        Ok(self)
     }
 
-    /// The protocol-level handle of `queue` (for operations the client does not wrap).
+    /// The key namespace.
+    pub fn prefix(&self) -> &Prefix {
+        &self.prefix
+    }
+
+    /// The key names of `queue`, for looking at it with `redis-cli` or any
+    /// Redis client (the README's Keys section documents them).
     ///
     /// # Errors
     /// [`ConfigError::InvalidQueueName`].
-    pub fn queue(&self, queue: &str) -> Result<Queue, ConfigError> {
-        Ok(Queue::with_prefix(&self.prefix, queue)?.max_payload_bytes(self.max_payload_bytes))
+    pub fn keys(&self, queue: &str) -> Result<Keys, ConfigError> {
+        Ok(self.queue(queue)?.keys().clone())
     }
 
-    /// A clone of the underlying connection.
-    pub fn connection(&self) -> ConnectionManager {
-        self.conn.clone()
+    /// The queue named `name`, its key names built once and cached.
+    fn queue(&self, name: &str) -> Result<Queue, ConfigError> {
+        // A poisoned lock only means another thread panicked while holding
+        // it; the map is still a valid cache.
+        let mut queues = self.queues.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(q) = queues.get(name) {
+            return Ok(q.clone());
+        }
+        let q = Queue::with_prefix(&self.prefix, name)?.max_payload_bytes(self.max_payload_bytes);
+        if queues.len() >= MAX_CACHED_QUEUES {
+            queues.clear();
+        }
+        queues.insert(name.to_owned(), q.clone());
+        Ok(q)
     }
 
-    /// Enqueues one job with default options; returns its id.
+    /// Enqueues one job to its type's queue, with its type's defaults;
+    /// returns its id.
     ///
     /// # Errors
-    /// [`Error::Config`](crate::Error::Config) for a bad queue name or an
-    /// oversized payload, [`Error::Redis`](crate::Error::Redis) when Redis is
-    /// unreachable (within the response timeout).
-    pub async fn enqueue<J: Job>(&self, queue: &str, job: &J) -> Result<String> {
-        self.enqueue_with(queue, job, EnqueueOptions::default())
-            .await
+    /// [`Error::Config`] for a bad queue name or an oversized payload,
+    /// [`Error::Redis`] when Redis is unreachable (within the response timeout).
+    pub async fn enqueue<J: Job>(&self, job: &J) -> Result<String> {
+        self.enqueue_with(job, EnqueueOptions::new()).await
     }
 
     /// Enqueues one job with `options`; returns its id.
     ///
     /// # Errors
     /// As [`Client::enqueue`].
-    pub async fn enqueue_with<J: Job>(
-        &self,
-        queue: &str,
-        job: &J,
-        options: EnqueueOptions,
-    ) -> Result<String> {
+    pub async fn enqueue_with<J: Job>(&self, job: &J, options: EnqueueOptions) -> Result<String> {
         let mut ids = self
-            .enqueue_batch(queue, std::slice::from_ref(job), options)
+            .enqueue_batch(std::slice::from_ref(job), options)
             .await?;
         ids.pop()
-            .ok_or_else(|| crate::Error::Protocol("enqueue returned no id".into()))
+            .ok_or_else(|| Error::Protocol("enqueue returned no id".into()))
     }
 
     /// Enqueues many jobs of one type in one round trip, all or none; returns
@@ -172,33 +180,30 @@ impl Client {
     /// As [`Client::enqueue`]; on error no job of the batch was added.
     pub async fn enqueue_batch<J: Job>(
         &self,
-        queue: &str,
         jobs: &[J],
         options: EnqueueOptions,
     ) -> Result<Vec<String>> {
-        let q = self.queue(queue)?;
-        let run_at = options
-            .delay
-            .filter(|d| !d.is_zero())
-            .map(|d| ferry_broker::now_ms().saturating_add(d.as_millis() as u64));
+        let queue = self.queue(options.queue_for::<J>())?;
+        let run_at = options.run_at_ms(ferry_broker::now_ms());
+        let (priority, max_retries) = (options.priority_for::<J>(), options.max_retries_for::<J>());
         let mut batch = Vec::with_capacity(jobs.len());
         for job in jobs {
             batch.push(NewJob {
-                job_type: std::borrow::Cow::Borrowed(J::TYPE),
+                job_type: Cow::Borrowed(J::TYPE),
                 payload: serde_json::to_string(job)?,
-                priority: options.priority,
-                max_retries: options.max_retries,
+                priority,
+                max_retries,
                 run_at,
             });
         }
         let mut conn = self.conn.clone();
-        Ok(q.enqueue(&mut conn, &batch).await?)
+        Ok(queue.enqueue(&mut conn, &batch).await?)
     }
 
     /// Depth and counters of `queue`.
     ///
     /// # Errors
-    /// [`Error::Config`](crate::Error::Config) or [`Error::Redis`](crate::Error::Redis).
+    /// [`Error::Config`] or [`Error::Redis`].
     pub async fn stats(&self, queue: &str) -> Result<QueueStats> {
         let mut conn = self.conn.clone();
         Ok(self.queue(queue)?.stats(&mut conn).await?)
@@ -207,17 +212,18 @@ impl Client {
     /// The oldest `count` entries of `queue`'s dead-letter stream.
     ///
     /// # Errors
-    /// [`Error::Config`](crate::Error::Config) or [`Error::Redis`](crate::Error::Redis).
+    /// [`Error::Config`] or [`Error::Redis`].
     pub async fn dead_letters(&self, queue: &str, count: usize) -> Result<Vec<DeadLetter>> {
         let mut conn = self.conn.clone();
         Ok(self.queue(queue)?.dead_letters(&mut conn, count).await?)
     }
 
-    /// Moves one dead-letter entry back to its priority stream as attempt 1.
-    /// Returns the new entry id, or `None` if there is no such entry.
+    /// Moves one dead-letter entry of `queue` back to its priority stream as
+    /// attempt 1, keeping its job id. Returns the new stream entry id, or
+    /// `None` if there is no such dead-letter entry.
     ///
     /// # Errors
-    /// [`Error::Config`](crate::Error::Config) or [`Error::Redis`](crate::Error::Redis).
+    /// [`Error::Config`] or [`Error::Redis`].
     pub async fn replay_dead(&self, queue: &str, entry_id: &str) -> Result<Option<String>> {
         let mut conn = self.conn.clone();
         Ok(self.queue(queue)?.replay_dead(&mut conn, entry_id).await?)

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
-use crate::error::Result;
+use crate::config::{check_duration, MAX_DURATION};
+use crate::error::{ConfigError, Result};
 
 /// Default time to wait for a reply before a command fails with a timeout.
 pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -70,22 +71,49 @@ impl RedisConfig {
         self
     }
 
+    /// Checks the URL, the CA certificate and the timeouts without connecting.
+    ///
+    /// # Errors
+    /// [`ConfigError::InvalidSetting`] naming `redis_url` (a URL that does not
+    /// parse, with the reason), `tls_root_cert` (not PEM), or a timeout that
+    /// is zero or over a day.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.client().map(|_| ())
+    }
+
     /// A `redis::Client` for this configuration (with the CA, for TLS).
     ///
     /// # Errors
-    /// [`Error::Redis`](crate::Error::Redis) for a URL that does not parse or
-    /// a CA certificate that is not PEM.
-    pub fn client(&self) -> Result<redis::Client> {
-        Ok(match &self.tls_root_cert {
+    /// As [`RedisConfig::validate`].
+    pub fn client(&self) -> Result<redis::Client, ConfigError> {
+        for (name, d) in [
+            ("response_timeout", self.response_timeout),
+            ("connect_timeout", self.connect_timeout),
+        ] {
+            check_duration(name, d, Duration::from_millis(1), MAX_DURATION)?;
+        }
+        let invalid = |name: &'static str, e: redis::RedisError| ConfigError::InvalidSetting {
+            name,
+            reason: e.to_string(),
+        };
+        match &self.tls_root_cert {
             Some(pem) => redis::Client::build_with_tls(
                 self.url.as_str(),
                 redis::TlsCertificates {
                     client_tls: None,
                     root_cert: Some(pem.clone()),
                 },
-            )?,
-            None => redis::Client::open(self.url.as_str())?,
-        })
+            )
+            .map_err(|e| {
+                // Both the URL and the certificate are read here; say which.
+                if redis::Client::open(self.url.as_str()).is_err() {
+                    invalid("redis_url", e)
+                } else {
+                    invalid("tls_root_cert", e)
+                }
+            }),
+            None => redis::Client::open(self.url.as_str()).map_err(|e| invalid("redis_url", e)),
+        }
     }
 
     /// A connection that reconnects by itself; it connects on first use.

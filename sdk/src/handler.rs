@@ -1,10 +1,15 @@
-//! The handler trait and the context a handler gets.
+//! Handlers: the [`Handler`] trait, closure handlers, and the context a
+//! handler gets. Handlers are written with plain `async fn`; the worker boxes
+//! their futures where it erases their types.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use ferry_broker::Priority;
+use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::JobError;
@@ -12,18 +17,21 @@ use crate::job::Job;
 
 /// Runs jobs of one type.
 ///
+/// `Ok` acknowledges the job (its output is the job's result); a retryable
+/// error schedules the next attempt with backoff; a permanent one
+/// dead-letters it. A panic or a timeout counts as a retryable failure.
+///
 /// ```
-/// use async_trait::async_trait;
-/// use ferry::{Handler, Job, JobContext, JobError};
+/// use ferry_queue::{Handler, Job, JobContext, JobError};
 /// # use serde::{Deserialize, Serialize};
 /// # #[derive(Serialize, Deserialize)] struct SendWelcome { to: String }
 /// # impl Job for SendWelcome { const TYPE: &'static str = "send_welcome"; }
 ///
 /// struct Welcomer;
 ///
-/// #[async_trait]
 /// impl Handler for Welcomer {
 ///     type Job = SendWelcome;
+///     type Output = ();
 ///     async fn handle(&self, job: SendWelcome, ctx: JobContext) -> Result<(), JobError> {
 ///         if job.to.is_empty() {
 ///             return Err(JobError::permanent("no recipient"));
@@ -33,19 +41,27 @@ use crate::job::Job;
 ///     }
 /// }
 /// ```
-#[async_trait]
+///
+/// For a handler without state, a closure does the same:
+/// [`WorkerBuilder::handle`](crate::WorkerBuilder::handle).
 pub trait Handler: Send + Sync + 'static {
     /// The job type this handler runs.
     type Job: Job;
+    /// What a successful run returns: the job's result (any serde value;
+    /// `()` for none).
+    type Output: Serialize + Send + 'static;
 
-    /// Runs one attempt. `Ok` acknowledges the job; a retryable error
-    /// schedules the next attempt with backoff; a permanent one dead-letters it.
-    /// A panic counts as a retryable failure.
-    async fn handle(&self, job: Self::Job, ctx: JobContext) -> Result<(), JobError>;
+    /// Runs one attempt.
+    fn handle(
+        &self,
+        job: Self::Job,
+        ctx: JobContext,
+    ) -> impl Future<Output = Result<Self::Output, JobError>> + Send;
 }
 
 /// What a handler knows about the job it runs.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct JobContext {
     /// The job id (UUID v7), the same across attempts.
     pub job_id: String,
@@ -67,30 +83,148 @@ pub struct JobContext {
     pub shutdown: CancellationToken,
 }
 
+impl JobContext {
+    /// A context for attempt 1 of job `job_id` from `queue`, for calling a
+    /// handler directly (in a unit test, say); the worker builds its own.
+    pub fn new(job_id: impl Into<String>, queue: impl Into<String>) -> Self {
+        Self {
+            job_id: job_id.into(),
+            attempt: 1,
+            max_retries: crate::job::DEFAULT_MAX_RETRIES,
+            queue: queue.into(),
+            priority: Priority::Normal,
+            enqueued_at: ferry_broker::now_ms(),
+            last_error: None,
+            shutdown: CancellationToken::new(),
+        }
+    }
+}
+
+/// A handler made of a closure (see [`WorkerBuilder::handle`](crate::WorkerBuilder::handle)).
+pub struct HandlerFn<J, F> {
+    f: F,
+    job: PhantomData<fn(J)>,
+}
+
+impl<J, F> HandlerFn<J, F> {
+    /// Wraps `f`.
+    pub fn new(f: F) -> Self {
+        Self {
+            f,
+            job: PhantomData,
+        }
+    }
+}
+
+impl<J, F, Fut, O> Handler for HandlerFn<J, F>
+where
+    J: Job,
+    F: Fn(J, JobContext) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<O, JobError>> + Send,
+    O: Serialize + Send + 'static,
+{
+    type Job = J;
+    type Output = O;
+
+    fn handle(&self, job: J, ctx: JobContext) -> impl Future<Output = Result<O, JobError>> + Send {
+        (self.f)(job, ctx)
+    }
+}
+
+/// A running attempt of a type-erased handler: its result, as JSON.
+pub(crate) type Attempt<'a> =
+    Pin<Box<dyn Future<Output = Result<serde_json::Value, JobError>> + Send + 'a>>;
+
 /// A handler with its job type erased, so handlers of many types share a map.
-#[async_trait]
 pub(crate) trait ErasedHandler: Send + Sync {
-    async fn call(&self, payload: &str, ctx: JobContext) -> Result<(), JobError>;
+    /// Decodes `payload` and starts the attempt.
+    ///
+    /// # Errors
+    /// A permanent [`JobError`] when the payload is not a valid job of this type.
+    fn call(&self, payload: &str, ctx: JobContext) -> Result<Attempt<'_>, JobError>;
 }
 
 struct Typed<H>(H);
 
-#[async_trait]
 impl<H: Handler> ErasedHandler for Typed<H> {
-    async fn call(&self, payload: &str, ctx: JobContext) -> Result<(), JobError> {
+    fn call(&self, payload: &str, ctx: JobContext) -> Result<Attempt<'_>, JobError> {
         let job: H::Job = serde_json::from_str(payload).map_err(|e| {
             JobError::permanent(format!(
                 "payload is not a valid `{}` job: {e}",
                 <H::Job as Job>::TYPE
             ))
         })?;
-        self.0.handle(job, ctx).await
+        Ok(Box::pin(async move {
+            let output = self.0.handle(job, ctx).await?;
+            // `()` and other plain values convert without allocating.
+            serde_json::to_value(output).map_err(|e| {
+                JobError::permanent(format!("the handler's output is not serializable: {e}"))
+            })
+        }))
     }
 }
 
 /// Handlers by job type.
 pub(crate) type Registry = HashMap<&'static str, Arc<dyn ErasedHandler>>;
 
+/// `handler` with its type erased, under its job type name.
 pub(crate) fn erase<H: Handler>(handler: H) -> (&'static str, Arc<dyn ErasedHandler>) {
     (<H::Job as Job>::TYPE, Arc::new(Typed(handler)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Serialize, Deserialize)]
+    struct Add {
+        a: i64,
+        b: i64,
+    }
+    impl Job for Add {
+        const TYPE: &'static str = "add";
+    }
+
+    struct Adder;
+    impl Handler for Adder {
+        type Job = Add;
+        type Output = i64;
+        async fn handle(&self, job: Add, _ctx: JobContext) -> Result<i64, JobError> {
+            Ok(job.a + job.b)
+        }
+    }
+
+    #[tokio::test]
+    async fn trait_and_closure_handlers_erase_to_their_output_as_json() {
+        let ctx = || JobContext::new("id", "q");
+        let (kind, adder) = erase(Adder);
+        assert_eq!(kind, "add");
+        let out = adder
+            .call(r#"{"a":2,"b":3}"#, ctx())
+            .unwrap()
+            .await
+            .unwrap();
+        assert_eq!(out, serde_json::json!(5));
+
+        let (_, closure) = erase(HandlerFn::new(|job: Add, ctx: JobContext| async move {
+            Ok::<_, JobError>(format!("{} in {}", job.a * job.b, ctx.queue))
+        }));
+        let out = closure
+            .call(r#"{"a":2,"b":3}"#, ctx())
+            .unwrap()
+            .await
+            .unwrap();
+        assert_eq!(out, serde_json::json!("6 in q"));
+    }
+
+    #[test]
+    fn a_payload_that_is_not_the_job_type_is_a_permanent_error() {
+        let (_, adder) = erase(Adder);
+        let Err(err) = adder.call(r#"{"a":"x"}"#, JobContext::new("id", "q")) else {
+            panic!("decoded a bad payload");
+        };
+        assert!(err.is_permanent());
+        assert!(err.message().contains("not a valid `add` job"), "{err}");
+    }
 }

@@ -1,4 +1,4 @@
-//! # ferry
+//! # ferry-queue
 //!
 //! The Ferry SDK: enqueue typed jobs with a [`Client`], run typed
 //! [`Handler`]s on a [`Worker`]. Jobs live in per-priority Redis streams read
@@ -6,31 +6,25 @@
 //! at-least-once delivery, retries with backoff, and a dead-letter stream.
 //!
 //! ```no_run
-//! use async_trait::async_trait;
-//! use ferry::{Client, Handler, Job, JobContext, JobError, Worker};
+//! use ferry_queue::{Client, Job, JobContext, JobError, Worker};
 //! use serde::{Deserialize, Serialize};
 //!
 //! #[derive(Serialize, Deserialize)]
 //! struct SendWelcome { to: String }
-//! impl Job for SendWelcome { const TYPE: &'static str = "send_welcome"; }
-//!
-//! struct Welcomer;
-//! #[async_trait]
-//! impl Handler for Welcomer {
-//!     type Job = SendWelcome;
-//!     async fn handle(&self, job: SendWelcome, ctx: JobContext) -> Result<(), JobError> {
-//!         println!("welcome {} (attempt {})", job.to, ctx.attempt);
-//!         Ok(())
-//!     }
+//! impl Job for SendWelcome {
+//!     const TYPE: &'static str = "send_welcome";
+//!     const QUEUE: &'static str = "emails";
 //! }
 //!
-//! # async fn example() -> ferry::Result<()> {
+//! # async fn example() -> ferry_queue::Result<()> {
 //! let client = Client::connect("redis://127.0.0.1:6379")?;
-//! client.enqueue("emails", &SendWelcome { to: "ada@example.com".into() }).await?;
+//! client.enqueue(&SendWelcome { to: "ada@example.com".into() }).await?;
 //!
 //! Worker::builder("redis://127.0.0.1:6379")
-//!     .queue("emails")
-//!     .register(Welcomer)
+//!     .handle(|job: SendWelcome, ctx: JobContext| async move {
+//!         println!("welcome {} (attempt {})", job.to, ctx.attempt);
+//!         Ok::<_, JobError>(())
+//!     })
 //!     .concurrency(20)
 //!     .build()?
 //!     .run()
@@ -39,13 +33,16 @@
 //! ```
 //!
 //! # Layout
-//! - [`job`]: the [`Job`] trait.
-//! - [`handler`]: the [`Handler`] trait and [`JobContext`].
-//! - [`client`]: [`Client`] and [`EnqueueOptions`].
-//! - [`worker`]: [`Worker`] and its builder.
-//! - `runtime`: the worker's components (fetcher, executor, acker, heartbeat, recoverer, promoter).
+//! - [`job`]: the [`Job`] trait: a type name and defaults (queue, priority, retries).
+//! - [`handler`]: the [`Handler`] trait, closure handlers and [`JobContext`].
+//! - [`client`]: [`Client`] and its [`ClientBuilder`].
+//! - [`enqueue`]: [`EnqueueOptions`], what one enqueue overrides.
+//! - [`worker`]: [`Worker`] and [`WorkerBuilder`].
+//! - [`config`]: [`WorkerConfig`], the worker's settings and their checks.
+//! - `runtime`: the running worker's components (supervisor, fetcher,
+//!   executor, settler, acker, heartbeat, recoverer, promoter).
 //! - [`connection`]: how to reach Redis ([`RedisConfig`]).
-//! - [`error`]: [`Error`] and [`JobError`].
+//! - [`error`]: [`Error`], [`ConfigError`] and [`JobError`].
 
 #![cfg_attr(
     not(test),
@@ -53,19 +50,26 @@
 )]
 
 pub mod client;
+pub mod config;
 pub mod connection;
+pub mod enqueue;
 pub mod error;
 pub mod handler;
 pub mod job;
 mod runtime;
 pub mod worker;
 
-pub use client::{Client, EnqueueOptions};
+pub use client::{Client, ClientBuilder};
+pub use config::WorkerConfig;
 pub use connection::RedisConfig;
+pub use enqueue::EnqueueOptions;
 pub use error::{ConfigError, Error, JobError, Result};
-pub use ferry_broker as broker;
-pub use ferry_broker::{Backoff, Priority, QueueStats};
-pub use handler::{Handler, JobContext};
+pub use ferry_broker::{Backoff, DeadLetter, Keys, Prefix, Priority, QueueStats};
+pub use handler::{Handler, HandlerFn, JobContext};
 pub use job::Job;
+pub use runtime::supervisor::shutdown_signal;
 pub use runtime::Activity;
-pub use worker::{shutdown_signal, Worker, WorkerBuilder};
+pub use worker::{Worker, WorkerBuilder};
+
+/// The counters of a queue's stats hash, for [`QueueStats::counter`].
+pub use ferry_broker::stats::counter;

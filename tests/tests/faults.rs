@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ferry::{Client, Job, RedisConfig};
+use ferry_queue::{Client, EnqueueOptions, Job, RedisConfig};
 use ferry_tests::scenario::{setup, with_redis, Scenario, EXIT};
 use ferry_tests::{heavy, long_faults, wait_until, RedisServer, WorkerProcess};
 use serde::{Deserialize, Serialize};
@@ -38,10 +38,7 @@ impl Producer {
         let mut config = RedisConfig::new(s.redis.url());
         config.response_timeout = timeout;
         config.connect_timeout = timeout;
-        let client = Client::connect(config)
-            .unwrap()
-            .with_prefix(&s.prefix)
-            .unwrap();
+        let client = Client::builder(config).prefix(&s.prefix).connect().unwrap();
         let (ok, errors, slowest_error, stop) = (
             Arc::new(Mutex::new(Vec::new())),
             Arc::new(AtomicU64::new(0)),
@@ -62,11 +59,11 @@ impl Producer {
                     n += 1;
                     let started = Instant::now();
                     match client
-                        .enqueue(
-                            &queue,
+                        .enqueue_with(
                             &Echo {
                                 message: format!("m{n}"),
                             },
+                            EnqueueOptions::new().queue(&queue),
                         )
                         .await
                     {

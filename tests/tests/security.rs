@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use ferry::{Client, Job};
+use ferry_queue::{Client, EnqueueOptions, Job};
 use ferry_tests::scenario::EXIT;
 use ferry_tests::{produce, wait_until, RedisServer, WorkerProcess};
 use serde::{Deserialize, Serialize};
@@ -135,21 +135,21 @@ async fn acl_user_limited_to_the_prefix_runs_producer_and_workers() {
         .await
         .unwrap_err();
     assert!(noperm(&err), "{err}");
-    let outside = Client::connect(url.as_str())
-        .unwrap()
-        .with_prefix("other")
+    let outside = Client::builder(url.as_str())
+        .prefix("other")
+        .connect()
         .unwrap();
     let err = outside
-        .enqueue(
-            "q",
+        .enqueue_with(
             &Echo {
                 message: "x".into(),
             },
+            EnqueueOptions::new().queue("q"),
         )
         .await
         .unwrap_err();
     assert!(
-        matches!(err, ferry::Error::Redis(_)) && noperm(&err),
+        matches!(err, ferry_queue::Error::Redis(_)) && noperm(&err),
         "{err}"
     );
     // And so are commands it does not need.
@@ -170,9 +170,9 @@ async fn tls_carries_the_whole_job_path_and_an_untrusted_server_is_refused() {
     let ca = std::fs::read(&tls.ca_cert).unwrap();
     let (prefix, queue, audit) = (ferry_tests::unique("tls"), "secure", "audit");
     let audit = format!("{prefix}:{audit}");
-    let client = Client::connect(ferry::RedisConfig::new(redis.url()).tls_root_cert(ca))
-        .unwrap()
-        .with_prefix(&prefix)
+    let client = Client::builder(ferry_queue::RedisConfig::new(redis.url()).tls_root_cert(ca))
+        .prefix(&prefix)
+        .connect()
         .unwrap();
     let jobs: Vec<Echo> = (0..30)
         .map(|i| Echo {
@@ -180,7 +180,7 @@ async fn tls_carries_the_whole_job_path_and_an_untrusted_server_is_refused() {
         })
         .collect();
     let ids = client
-        .enqueue_batch(queue, &jobs, ferry::EnqueueOptions::default())
+        .enqueue_batch(&jobs, EnqueueOptions::new().queue(queue))
         .await
         .unwrap();
     let ca_path = tls.ca_cert.to_str().unwrap();
@@ -217,23 +217,23 @@ async fn tls_carries_the_whole_job_path_and_an_untrusted_server_is_refused() {
         redis.url().to_owned(),
         format!("redis://127.0.0.1:{}", redis.port()),
     ] {
-        let mut config = ferry::RedisConfig::new(url.as_str());
+        let mut config = ferry_queue::RedisConfig::new(url.as_str());
         config.connect_timeout = Duration::from_millis(500);
         config.response_timeout = Duration::from_millis(500);
         let refused = Client::connect(config).unwrap();
         let err = tokio::time::timeout(
             Duration::from_secs(30),
-            refused.enqueue(
-                queue,
+            refused.enqueue_with(
                 &Echo {
                     message: "x".into(),
                 },
+                EnqueueOptions::new().queue(queue),
             ),
         )
         .await
         .expect("no hang")
         .unwrap_err();
-        assert!(matches!(err, ferry::Error::Redis(_)), "{url}: {err}");
+        assert!(matches!(err, ferry_queue::Error::Redis(_)), "{url}: {err}");
         if url.starts_with("rediss://") {
             assert!(
                 err.to_string().contains("certificate"),

@@ -3,8 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
-use ferry::{
+use ferry_queue::{
     Backoff, Client, EnqueueOptions, Handler, Job, JobContext, JobError, Priority, Worker,
     WorkerBuilder,
 };
@@ -12,6 +11,9 @@ use ferry_tests::{queue, unique, wait_until, RedisServer};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+
+/// The queue the test jobs declare as theirs.
+const QUEUE: &str = "jobs";
 
 #[derive(Serialize, Deserialize, Debug)]
 struct Step {
@@ -21,6 +23,7 @@ struct Step {
 }
 impl Job for Step {
     const TYPE: &'static str = "step";
+    const QUEUE: &'static str = QUEUE;
 }
 
 #[derive(Debug)]
@@ -31,9 +34,9 @@ struct Event {
 }
 
 struct StepHandler(mpsc::UnboundedSender<Event>);
-#[async_trait]
 impl Handler for StepHandler {
     type Job = Step;
+    type Output = ();
     async fn handle(&self, job: Step, ctx: JobContext) -> Result<(), JobError> {
         let _ = self.0.send(Event {
             label: job.label.clone(),
@@ -54,11 +57,12 @@ impl Handler for StepHandler {
 struct Boom {}
 impl Job for Boom {
     const TYPE: &'static str = "boom";
+    const QUEUE: &'static str = QUEUE;
 }
 struct BoomHandler;
-#[async_trait]
 impl Handler for BoomHandler {
     type Job = Boom;
+    type Output = ();
     #[allow(clippy::panic)]
     async fn handle(&self, _: Boom, _: JobContext) -> Result<(), JobError> {
         panic!("boom handler panicked")
@@ -69,11 +73,12 @@ impl Handler for BoomHandler {
 struct Refuse {}
 impl Job for Refuse {
     const TYPE: &'static str = "refuse";
+    const QUEUE: &'static str = QUEUE;
 }
 struct RefuseHandler;
-#[async_trait]
 impl Handler for RefuseHandler {
     type Job = Refuse;
+    type Output = ();
     async fn handle(&self, _: Refuse, _: JobContext) -> Result<(), JobError> {
         Err(JobError::permanent("refused: bad input"))
     }
@@ -83,11 +88,12 @@ impl Handler for RefuseHandler {
 struct Hang {}
 impl Job for Hang {
     const TYPE: &'static str = "hang";
+    const QUEUE: &'static str = QUEUE;
 }
 struct HangHandler;
-#[async_trait]
 impl Handler for HangHandler {
     type Job = Hang;
+    type Output = ();
     async fn handle(&self, _: Hang, _: JobContext) -> Result<(), JobError> {
         std::future::pending::<()>().await;
         Ok(())
@@ -106,16 +112,16 @@ struct Setup {
 async fn setup() -> Setup {
     let redis = RedisServer::start().await;
     let prefix = unique("w");
-    let client = Client::connect(redis.url())
-        .unwrap()
-        .with_prefix(&prefix)
+    let client = Client::builder(redis.url())
+        .prefix(&prefix)
+        .connect()
         .unwrap();
     let (tx, events) = mpsc::unbounded_channel();
     Setup {
         redis,
         client,
         prefix,
-        queue: "jobs".into(),
+        queue: QUEUE.into(),
         events,
         tx,
     }
@@ -125,7 +131,6 @@ impl Setup {
     fn builder(&self) -> WorkerBuilder {
         Worker::builder(self.redis.url())
             .prefix(self.prefix.clone())
-            .queue(self.queue.clone())
             .register(StepHandler(self.tx.clone()))
             .register(BoomHandler)
             .register(RefuseHandler)
@@ -138,9 +143,9 @@ impl Setup {
         &self,
         builder: WorkerBuilder,
     ) -> (
-        tokio::task::JoinHandle<ferry::Result<()>>,
+        tokio::task::JoinHandle<ferry_queue::Result<()>>,
         CancellationToken,
-        std::sync::Arc<ferry::Activity>,
+        std::sync::Arc<ferry_queue::Activity>,
     ) {
         let worker = builder.build().unwrap();
         let token = worker.shutdown_token();
@@ -177,7 +182,7 @@ async fn worker_runs_jobs_in_strict_priority_then_fifo_order() {
         for p in order {
             let job = Setup::step(&format!("{p}-{i}"), 0);
             s.client
-                .enqueue_with(&s.queue, &job, EnqueueOptions::default().priority(p))
+                .enqueue_with(&job, EnqueueOptions::new().priority(p))
                 .await
                 .unwrap();
         }
@@ -200,11 +205,17 @@ async fn worker_runs_jobs_in_strict_priority_then_fifo_order() {
 async fn one_worker_serves_several_queues() {
     let mut s = setup().await;
     s.client
-        .enqueue("alpha", &Setup::step("from-alpha", 0))
+        .enqueue_with(
+            &Setup::step("from-alpha", 0),
+            EnqueueOptions::new().queue("alpha"),
+        )
         .await
         .unwrap();
     s.client
-        .enqueue("beta", &Setup::step("from-beta", 0))
+        .enqueue_with(
+            &Setup::step("from-beta", 0),
+            EnqueueOptions::new().queue("beta"),
+        )
         .await
         .unwrap();
     let (handle, token, _) = s.start(s.builder().queue("alpha").queue("beta"));
@@ -220,9 +231,8 @@ async fn fail_twice_then_succeed_on_attempt_three_with_growing_delays() {
     let mut s = setup().await;
     s.client
         .enqueue_with(
-            &s.queue,
             &Setup::step("flaky", 2),
-            EnqueueOptions::default().max_retries(3),
+            EnqueueOptions::new().max_retries(3),
         )
         .await
         .unwrap();
@@ -261,9 +271,8 @@ async fn always_failing_job_ends_in_the_dead_letter_stream_with_error_attempts_a
     let id = s
         .client
         .enqueue_with(
-            &s.queue,
             &Setup::step("hopeless", 99),
-            EnqueueOptions::default()
+            EnqueueOptions::new()
                 .max_retries(2)
                 .priority(Priority::High),
         )
@@ -307,7 +316,7 @@ async fn always_failing_job_ends_in_the_dead_letter_stream_with_error_attempts_a
 async fn a_handler_panic_is_a_failed_attempt_and_the_worker_keeps_serving() {
     let mut s = setup().await;
     s.client
-        .enqueue_with(&s.queue, &Boom {}, EnqueueOptions::default().max_retries(1))
+        .enqueue_with(&Boom {}, EnqueueOptions::new().max_retries(1))
         .await
         .unwrap();
     let (handle, token, activity) = s.start(s.builder().concurrency(1));
@@ -333,10 +342,7 @@ async fn a_handler_panic_is_a_failed_attempt_and_the_worker_keeps_serving() {
     );
     assert_eq!(dead[0].get("attempt"), Some("2"));
     // Still serving.
-    s.client
-        .enqueue(&s.queue, &Setup::step("after", 0))
-        .await
-        .unwrap();
+    s.client.enqueue(&Setup::step("after", 0)).await.unwrap();
     assert_eq!(s.next().await.label, "after");
     token.cancel();
     handle.await.unwrap().unwrap();
@@ -346,11 +352,7 @@ async fn a_handler_panic_is_a_failed_attempt_and_the_worker_keeps_serving() {
 async fn a_permanent_error_dead_letters_at_once() {
     let s = setup().await;
     s.client
-        .enqueue_with(
-            &s.queue,
-            &Refuse {},
-            EnqueueOptions::default().max_retries(5),
-        )
+        .enqueue_with(&Refuse {}, EnqueueOptions::new().max_retries(5))
         .await
         .unwrap();
     let (handle, token, activity) = s.start(s.builder());
@@ -370,7 +372,7 @@ async fn a_permanent_error_dead_letters_at_once() {
 async fn an_attempt_past_the_job_timeout_fails() {
     let s = setup().await;
     s.client
-        .enqueue_with(&s.queue, &Hang {}, EnqueueOptions::default().max_retries(0))
+        .enqueue_with(&Hang {}, EnqueueOptions::new().max_retries(0))
         .await
         .unwrap();
     let (handle, token, activity) = s.start(s.builder().job_timeout(Duration::from_millis(200)));
@@ -398,9 +400,8 @@ async fn a_delayed_job_runs_no_earlier_than_its_delay() {
     let enqueued = Instant::now();
     s.client
         .enqueue_with(
-            &s.queue,
             &Setup::step("later", 0),
-            EnqueueOptions::default().delay(Duration::from_millis(400)),
+            EnqueueOptions::new().delay(Duration::from_millis(400)),
         )
         .await
         .unwrap();
@@ -496,7 +497,7 @@ async fn malformed_entries_are_dead_lettered_with_a_reason_while_good_jobs_run()
     let mut good = 0;
     for (fields, _) in &catalogue {
         s.client
-            .enqueue(&s.queue, &Setup::step(&format!("good-{good}"), 0))
+            .enqueue(&Setup::step(&format!("good-{good}"), 0))
             .await
             .unwrap();
         good += 1;
@@ -572,46 +573,90 @@ async fn an_unreachable_redis_is_a_typed_error_not_a_hang() {
         .local_addr()
         .unwrap()
         .port();
-    let mut config = ferry::RedisConfig::new(format!("redis://127.0.0.1:{port}"));
+    let mut config = ferry_queue::RedisConfig::new(format!("redis://127.0.0.1:{port}"));
     config.connect_timeout = Duration::from_millis(300);
     config.response_timeout = Duration::from_millis(300);
     let client = Client::connect(config).unwrap();
     let result = tokio::time::timeout(
         Duration::from_secs(30),
-        client.enqueue("q", &Setup::step("x", 0)),
+        client.enqueue(&Setup::step("x", 0)),
     )
     .await
     .expect("enqueue must not hang");
     let err = result.unwrap_err();
-    assert!(matches!(err, ferry::Error::Redis(_)), "{err}");
+    assert!(matches!(err, ferry_queue::Error::Redis(_)), "{err}");
     assert!(err.is_connection_error(), "{err}");
+}
+
+/// A job type whose declared queue is not a valid queue name.
+#[derive(Serialize, Deserialize, Debug)]
+struct Misplaced {}
+impl Job for Misplaced {
+    const TYPE: &'static str = "misplaced";
+    const QUEUE: &'static str = "bad name";
 }
 
 #[tokio::test]
 async fn bad_worker_settings_are_rejected_by_build() {
     let s = setup().await;
     let cases = [
-        s.builder().concurrency(0),
-        s.builder().lease(Duration::ZERO),
-        s.builder().max_deliveries(0),
-        s.builder().queue("bad name"),
-        Worker::builder(s.redis.url()).register(RefuseHandler),
-        Worker::builder(s.redis.url()).queue("q"),
-        s.builder().register(RefuseHandler),
+        (s.builder().concurrency(0), "concurrency"),
+        (s.builder().lease(Duration::ZERO), "lease"),
+        (s.builder().max_deliveries(0), "max_deliveries"),
+        (s.builder().queue("bad name"), "queue name"),
+        (
+            Worker::builder(s.redis.url()).handle(|_: Misplaced, _: JobContext| async { Ok(()) }),
+            "queue name",
+        ),
+        (Worker::builder(s.redis.url()).queue("q"), "handlers"),
+        (s.builder().register(RefuseHandler), "handlers"),
+        (s.builder().prefix("bad{prefix}"), "prefix"),
+        (
+            Worker::builder("redis//no-scheme").register(RefuseHandler),
+            "redis_url",
+        ),
     ];
-    for builder in cases {
+    for (builder, what) in cases {
         let err = builder.build().unwrap_err();
-        assert!(matches!(err, ferry::Error::Config(_)), "{err}");
+        assert!(matches!(err, ferry_queue::Error::Config(_)), "{err}");
+        let named = match &err {
+            ferry_queue::Error::Config(ferry_queue::ConfigError::InvalidSetting {
+                name, ..
+            }) => *name == what,
+            ferry_queue::Error::Config(ferry_queue::ConfigError::InvalidQueueName(_)) => {
+                what == "queue name"
+            }
+            ferry_queue::Error::Config(ferry_queue::ConfigError::InvalidPrefix(_)) => {
+                what == "prefix"
+            }
+            _ => false,
+        };
+        assert!(named, "the error names {what}: {err}");
     }
+    // A URL that does not parse is a config error at connect, for producers too.
+    let err = Client::connect("redis//no-scheme").unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ferry_queue::Error::Config(ferry_queue::ConfigError::InvalidSetting {
+                name: "redis_url",
+                ..
+            })
+        ),
+        "{err}"
+    );
     let err = s
         .client
-        .enqueue("bad name", &Setup::step("x", 0))
+        .enqueue_with(
+            &Setup::step("x", 0),
+            EnqueueOptions::new().queue("bad name"),
+        )
         .await
         .unwrap_err();
     assert!(
         matches!(
             err,
-            ferry::Error::Config(ferry::ConfigError::InvalidQueueName(_))
+            ferry_queue::Error::Config(ferry_queue::ConfigError::InvalidQueueName(_))
         ),
         "{err}"
     );

@@ -5,7 +5,7 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ferry::{Client, EnqueueOptions, Priority};
+use ferry_queue::{Client, EnqueueOptions, Priority};
 
 use crate::jobs::Kind;
 use crate::{build_worker, enqueue_kind, spawn_idle_exit, AnyResult, WorkArgs};
@@ -100,8 +100,10 @@ pub(crate) async fn run(redis_url: &str, keep_redis: bool) -> AnyResult {
     let prefix = "ferry";
     let client = Client::connect(url.as_str())?;
     // Start clean: the demo owns the `demo` queue.
-    let mut conn = client.connection();
-    let keys = client.queue(QUEUE)?.keys().clone();
+    let mut conn = redis::Client::open(url.as_str())?
+        .get_multiplexed_async_connection()
+        .await?;
+    let keys = client.keys(QUEUE)?;
     let mut del = redis::cmd("DEL");
     for k in keys.streams() {
         del.arg(k);
@@ -132,7 +134,7 @@ pub(crate) async fn run(redis_url: &str, keep_redis: bool) -> AnyResult {
     println!("\nEnqueueing into queue `{QUEUE}`:");
     let mut total = 0;
     for (label, kind, priority, count, retries) in &plan {
-        let opts = EnqueueOptions::default()
+        let opts = EnqueueOptions::new()
             .priority(*priority)
             .max_retries(*retries);
         enqueue_kind(&client, QUEUE, kind, *count, opts).await?;
@@ -152,7 +154,7 @@ pub(crate) async fn run(redis_url: &str, keep_redis: bool) -> AnyResult {
         backoff_max_ms: 2_000,
         job_timeout_ms: 10_000,
     };
-    let worker = build_worker(&ferry::RedisConfig::new(url.as_str()), prefix, &args)?;
+    let worker = build_worker(&ferry_queue::RedisConfig::new(url.as_str()), prefix, &args)?;
     let activity = worker.activity();
     spawn_idle_exit(
         &worker,

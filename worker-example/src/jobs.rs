@@ -4,8 +4,7 @@
 
 use std::time::Duration;
 
-use async_trait::async_trait;
-use ferry::{Handler, Job, JobContext, JobError};
+use ferry_queue::{Handler, Job, JobContext, JobError};
 use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
 
@@ -82,9 +81,9 @@ impl Job for Abort {
 
 /// Runs [`Abort`]: kills its own process, as a segfault or OOM would.
 pub struct AbortHandler;
-#[async_trait]
 impl Handler for AbortHandler {
     type Job = Abort;
+    type Output = ();
     async fn handle(&self, _job: Abort, ctx: JobContext) -> Result<(), JobError> {
         tracing::error!(job_id = %ctx.job_id, "abort job: aborting the worker process");
         std::process::abort()
@@ -93,9 +92,9 @@ impl Handler for AbortHandler {
 
 /// Runs [`Echo`].
 pub struct EchoHandler(pub Audit);
-#[async_trait]
 impl Handler for EchoHandler {
     type Job = Echo;
+    type Output = ();
     async fn handle(&self, job: Echo, ctx: JobContext) -> Result<(), JobError> {
         tracing::debug!(message = %job.message, "echo");
         self.0.record(&ctx.job_id).await
@@ -104,9 +103,9 @@ impl Handler for EchoHandler {
 
 /// Runs [`Sleep`].
 pub struct SleepHandler(pub Audit);
-#[async_trait]
 impl Handler for SleepHandler {
     type Job = Sleep;
+    type Output = ();
     async fn handle(&self, job: Sleep, ctx: JobContext) -> Result<(), JobError> {
         tokio::time::sleep(Duration::from_millis(job.ms)).await;
         self.0.record(&ctx.job_id).await
@@ -115,9 +114,9 @@ impl Handler for SleepHandler {
 
 /// Runs [`FailTimes`].
 pub struct FailHandler(pub Audit);
-#[async_trait]
 impl Handler for FailHandler {
     type Job = FailTimes;
+    type Output = ();
     async fn handle(&self, job: FailTimes, ctx: JobContext) -> Result<(), JobError> {
         if ctx.attempt <= job.times {
             return Err(JobError::retry(format!(
@@ -131,9 +130,9 @@ impl Handler for FailHandler {
 
 /// Runs [`AlwaysFail`].
 pub struct AlwaysFailHandler;
-#[async_trait]
 impl Handler for AlwaysFailHandler {
     type Job = AlwaysFail;
+    type Output = ();
     async fn handle(&self, _job: AlwaysFail, ctx: JobContext) -> Result<(), JobError> {
         Err(JobError::retry(format!(
             "always-fail job failed on attempt {}",
@@ -144,9 +143,9 @@ impl Handler for AlwaysFailHandler {
 
 /// Runs [`Panic`].
 pub struct PanicHandler;
-#[async_trait]
 impl Handler for PanicHandler {
     type Job = Panic;
+    type Output = ();
     #[allow(clippy::panic)]
     async fn handle(&self, _job: Panic, ctx: JobContext) -> Result<(), JobError> {
         panic!("panic job panicked on attempt {}", ctx.attempt)

@@ -22,7 +22,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use ferry::{Backoff, Client, EnqueueOptions, Job, Priority, RedisConfig, Worker};
+use ferry_queue::{Backoff, Client, EnqueueOptions, Job, Priority, RedisConfig, Worker};
 use jobs::*;
 
 #[derive(Parser)]
@@ -197,7 +197,7 @@ fn redis_config(url: &str, ca: Option<&std::path::Path>) -> AnyResult<RedisConfi
 }
 
 fn client(redis: &RedisConfig, prefix: &str) -> AnyResult<Client> {
-    Ok(Client::connect(redis.clone())?.with_prefix(prefix)?)
+    Ok(Client::builder(redis.clone()).prefix(prefix).connect()?)
 }
 
 /// Enqueues `count` jobs made by `make`, in batches of 1,000 per round trip.
@@ -207,16 +207,17 @@ pub(crate) async fn enqueue_many<J: Job>(
     count: usize,
     options: EnqueueOptions,
     make: impl Fn(usize) -> J,
-) -> ferry::Result<Vec<String>> {
+) -> ferry_queue::Result<Vec<String>> {
+    let options = options.queue(queue);
     if count == 1 {
-        return Ok(vec![client.enqueue_with(queue, &make(0), options).await?]);
+        return Ok(vec![client.enqueue_with(&make(0), options).await?]);
     }
     let mut ids = Vec::with_capacity(count);
     let mut start = 0;
     while start < count {
         let end = (start + 1000).min(count);
         let batch: Vec<J> = (start..end).map(&make).collect();
-        ids.extend(client.enqueue_batch(queue, &batch, options.clone()).await?);
+        ids.extend(client.enqueue_batch(&batch, options.clone()).await?);
         start = end;
     }
     Ok(ids)
@@ -228,7 +229,7 @@ pub(crate) async fn enqueue_kind(
     kind: &Kind,
     count: usize,
     options: EnqueueOptions,
-) -> ferry::Result<Vec<String>> {
+) -> ferry_queue::Result<Vec<String>> {
     match *kind {
         Kind::Echo => {
             enqueue_many(client, queue, count, options, |i| Echo {
@@ -248,7 +249,7 @@ pub(crate) async fn enqueue_kind(
 
 async fn produce(redis: &RedisConfig, prefix: &str, args: ProduceArgs) -> AnyResult {
     let client = client(redis, prefix)?;
-    let mut options = EnqueueOptions::default()
+    let mut options = EnqueueOptions::new()
         .priority(args.priority)
         .max_retries(args.max_retries);
     if let Some(ms) = args.delay_ms {

@@ -115,7 +115,9 @@ pub(crate) fn id_range(ids: &[&str]) -> (String, String) {
 
 /// The ids of `entries` grouped by priority, highest first, for the scripts
 /// that take the ids of one stream per call.
-pub(crate) fn ids_by_priority(entries: &[EntryId]) -> impl Iterator<Item = (Priority, Vec<&str>)> {
+pub(crate) fn ids_by_priority<'e>(
+    entries: impl IntoIterator<Item = &'e EntryId>,
+) -> impl Iterator<Item = (Priority, Vec<&'e str>)> {
     let mut groups: [Vec<&str>; 4] = Default::default();
     for e in entries {
         groups[e.priority.index()].push(e.id.as_str());

@@ -50,10 +50,10 @@ impl Consumer {
     ///
     /// # Errors
     /// [`Error::Redis`] or [`Error::Protocol`].
-    pub async fn ack<C: ConnectionLike + Send>(
+    pub async fn ack<'e, C: ConnectionLike + Send>(
         &self,
         conn: &mut C,
-        entries: &[EntryId],
+        entries: impl IntoIterator<Item = &'e EntryId>,
     ) -> Result<u64> {
         let mut acked = 0;
         for (priority, ids) in ids_by_priority(entries) {

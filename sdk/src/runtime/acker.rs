@@ -1,43 +1,49 @@
-//! Acknowledges finished jobs in batches: whatever completed while the last
-//! round trip was in flight goes in the next one (group commit without a
-//! timer, so a lone completion is acknowledged at once).
+//! The acker: acknowledges finished jobs in batches. Whatever completed
+//! while the last round trip was in flight goes in the next one (group
+//! commit without a timer, so a lone completion is acknowledged at once).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use ferry_broker::EntryId;
+use redis::aio::ConnectionManager;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{Completion, Shared};
+use super::inflight::Lease;
+use super::retry::RedisRetry;
+use super::served::ServedQueue;
 
 /// Times the acker yields to other tasks before sending a batch.
 const GATHER_YIELDS: usize = 3;
 
-/// Most entries acknowledged in one script call.
+/// Most entries acknowledged in one round.
 const MAX_BATCH: usize = 512;
 
+/// A finished job waiting for its acknowledgement. Its lease is kept (and
+/// renewed) until the ack is written, then dropped.
+pub(crate) struct Ack {
+    pub queue: Arc<ServedQueue>,
+    pub lease: Lease,
+}
+
 pub(crate) struct Acker {
-    shared: Arc<Shared>,
-    rx: mpsc::UnboundedReceiver<Completion>,
+    pub conn: ConnectionManager,
+    pub rx: mpsc::UnboundedReceiver<Ack>,
+    /// Cancelled when the grace period is over: writes stop retrying.
+    pub hard_stop: CancellationToken,
 }
 
 impl Acker {
-    pub(crate) fn new(shared: Arc<Shared>, rx: mpsc::UnboundedReceiver<Completion>) -> Self {
-        Self { shared, rx }
-    }
-
-    /// Acknowledges completions until `done` is cancelled, then drains what is left.
-    pub(crate) async fn run(mut self, done: CancellationToken) {
+    /// Acknowledges completions until `stop`, then drains what is left.
+    pub(crate) async fn run(mut self, stop: CancellationToken) {
         tracing::debug!("acker started");
         let mut batch = Vec::with_capacity(MAX_BATCH);
         loop {
             let first = tokio::select! {
-                c = self.rx.recv() => c,
-                _ = done.cancelled() => None,
+                a = self.rx.recv() => a,
+                _ = stop.cancelled() => None,
             };
             match first {
-                Some(c) => batch.push(c),
+                Some(a) => batch.push(a),
                 None => break,
             }
             // Group commit without a timer: let jobs that are about to finish
@@ -47,14 +53,14 @@ impl Acker {
             }
             while batch.len() < MAX_BATCH {
                 match self.rx.try_recv() {
-                    Ok(c) => batch.push(c),
+                    Ok(a) => batch.push(a),
                     Err(_) => break,
                 }
             }
             self.run_once(&mut batch).await;
         }
-        while let Ok(c) = self.rx.try_recv() {
-            batch.push(c);
+        while let Ok(a) = self.rx.try_recv() {
+            batch.push(a);
             if batch.len() >= MAX_BATCH {
                 self.run_once(&mut batch).await;
             }
@@ -63,37 +69,42 @@ impl Acker {
         tracing::debug!("acker stopped");
     }
 
-    /// Acknowledges one batch: one script call per (queue, priority) in it.
-    pub(crate) async fn run_once(&self, batch: &mut Vec<Completion>) -> u64 {
-        let mut groups: BTreeMap<usize, Vec<EntryId>> = BTreeMap::new();
-        for c in batch.drain(..) {
-            groups.entry(c.queue).or_default().push(c.entry);
+    /// Acknowledges one batch: one script call per queue and priority in it.
+    /// Returns how many entries were acknowledged.
+    pub(crate) async fn run_once(&self, batch: &mut Vec<Ack>) -> u64 {
+        let mut by_queue: Vec<(Arc<ServedQueue>, Vec<Lease>)> = Vec::new();
+        for Ack { queue, lease } in batch.drain(..) {
+            match by_queue.iter_mut().find(|(q, _)| Arc::ptr_eq(q, &queue)) {
+                Some((_, leases)) => leases.push(lease),
+                None => by_queue.push((queue, vec![lease])),
+            }
         }
         let mut acked = 0;
-        for (qi, ids) in groups {
-            let queue = &self.shared.queues[qi];
-            let n = self
-                .shared
-                .persist("acknowledging finished jobs", |mut conn| {
-                    let ids = &ids;
-                    async move { queue.ack(&mut conn, ids).await }
-                })
-                .await
-                .unwrap_or(0);
-            if (n as usize) < ids.len() {
+        for (queue, leases) in by_queue {
+            let (consumer, leases) = (&queue.consumer, &leases);
+            let n = RedisRetry::persist(
+                "acknowledging finished jobs",
+                &self.conn,
+                &self.hard_stop,
+                |mut conn| async move {
+                    consumer
+                        .ack(&mut conn, leases.iter().map(Lease::entry))
+                        .await
+                },
+            )
+            .await
+            .unwrap_or(0);
+            if (n as usize) < leases.len() {
                 tracing::warn!(
+                    queue = %queue.name(),
                     acked = n,
-                    finished = ids.len(),
+                    finished = leases.len(),
                     "some finished entries were no longer ours (lease lost); their new owner decides"
                 );
             }
             acked += n;
             // Acknowledged (or given up on: then recovery runs it again), so
-            // its lease need not be renewed any more.
-            self.shared.inflight.remove_all(qi, &ids);
-            for _ in &ids {
-                self.shared.activity.finished();
-            }
+            // the leases are released here, when `leases` goes.
         }
         acked
     }

@@ -1,237 +1,229 @@
-//! Runs one claimed entry: decode, find the handler, run it under the job
-//! timeout with panics caught, then record the outcome (ack, retry or
-//! dead-letter) atomically in Redis.
+//! The executor: runs claimed jobs, one task each. A job waits for a slot
+//! if it came without one (a suspect waits for every slot), then its entry
+//! is decoded, its handler runs under the job timeout with panics caught,
+//! and the [`Settler`] records the outcome. At shutdown it gives running
+//! jobs the grace period, then drops the rest (left pending for recovery).
 
 use std::any::Any;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::time::Duration;
 
-use ferry_broker::{Delivery, Envelope};
+use ferry_broker::{DeadLetterKind, Delivery, Envelope};
 use futures::FutureExt;
-use tokio::sync::OwnedSemaphorePermit;
+use redis::aio::ConnectionManager;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use super::{Completion, Shared};
-use crate::handler::JobContext;
+use super::activity::Activity;
+use super::claimed::ClaimedJob;
+use super::retry::RedisRetry;
+use super::served::ServedQueue;
+use super::settler::{Outcome, Settler};
+use super::slots::{Slot, Slots};
+use crate::handler::{JobContext, Registry};
 
-enum Outcome {
-    Done,
-    Failed(String),
-    Permanent(String),
+/// What the executor needs: handlers, settler, slots, and its settings.
+pub(crate) struct ExecutorParts {
+    pub handlers: Registry,
+    pub settler: Settler,
+    pub slots: Slots,
+    pub conn: ConnectionManager,
+    pub activity: Arc<Activity>,
+    /// Cancelled when shutdown starts: jobs without a slot yet are not
+    /// started; handlers see it in their context.
+    pub shutdown: CancellationToken,
+    /// Cancelled here when the grace period is over: running jobs are dropped.
+    pub hard_stop: CancellationToken,
+    pub job_timeout: Duration,
+    pub grace_period: Duration,
 }
 
-/// Removes an entry from the in-flight set when its job ends, however it ends
-/// (even by a panic outside the handler), so the heartbeat stops renewing it,
-/// unless the job succeeded: then the acker removes it once the ack is
-/// written, so its lease is renewed until then.
-struct Finished<'a> {
-    shared: &'a Shared,
-    qi: usize,
-    delivery: &'a Delivery,
-    handed_to_acker: std::cell::Cell<bool>,
+/// Starts and runs jobs. Cheap to clone: the fetchers and the recoverer
+/// each hold one to start the jobs they claim.
+#[derive(Clone)]
+pub(crate) struct Executor {
+    parts: Arc<ExecutorParts>,
+    tracker: TaskTracker,
 }
 
-impl Drop for Finished<'_> {
-    fn drop(&mut self) {
-        if !self.handed_to_acker.get() {
-            self.shared.inflight.remove(self.qi, &self.delivery.entry);
-            self.shared.activity.finished();
+impl Executor {
+    pub(crate) fn new(parts: ExecutorParts) -> Self {
+        Self {
+            parts: Arc::new(parts),
+            tracker: TaskTracker::new(),
         }
     }
-}
 
-/// Runs `delivery` of queue `qi`, holding `permit` until the outcome is recorded.
-pub(crate) async fn run(
-    shared: &Arc<Shared>,
-    qi: usize,
-    delivery: Delivery,
-    permit: Option<OwnedSemaphorePermit>,
-) {
-    let finished = Finished {
-        shared,
-        qi,
-        delivery: &delivery,
-        handed_to_acker: std::cell::Cell::new(false),
-    };
-    let _permit = permit;
-    let queue = &shared.queues[qi];
-    if shared.inflight.is_lost(qi, &delivery.entry) {
-        // It waited for a slot while another worker recovered it: not ours to run.
-        tracing::warn!(queue = %queue.queue().name(), entry = %delivery.entry.id, "lease lost before the job started; left to its new owner");
-        return;
+    /// Starts a job for each of `deliveries` of `queue` this worker is not
+    /// already running, with a slot each from `slots` while they last.
+    /// Deliveries beyond the slots wait for a free one (already claimed,
+    /// their lease is renewed while they wait); a suspect gives back the
+    /// slot it would get and waits for all of them, so it runs alone and two
+    /// suspects never deadlock. Unused slots are released.
+    pub(crate) fn start(
+        &self,
+        queue: &Arc<ServedQueue>,
+        deliveries: Vec<Delivery>,
+        mut slots: Vec<Slot>,
+    ) {
+        for (delivery, lease) in queue.inflight.lease_all(deliveries) {
+            let slot = if delivery.suspect { None } else { slots.pop() };
+            let job = ClaimedJob {
+                queue: Arc::clone(queue),
+                delivery,
+                lease,
+                slot,
+            };
+            let this = self.clone();
+            self.tracker.spawn(async move { this.run(job).await });
+        }
     }
-    match delivery.envelope(queue.queue().payload_limit()) {
-        Ok(env) => {
-            let span = tracing::info_span!(
-                "job",
-                queue = %queue.queue().name(),
-                id = %env.id,
-                r#type = %env.job_type,
-                attempt = env.attempt,
-                priority = %delivery.priority(),
+
+    /// Waits for `stop` (every claiming loop has ended), then gives running
+    /// jobs the grace period; past it, cancels them (their entries stay
+    /// pending for recovery) and waits for their tasks to end.
+    pub(crate) async fn drain(self, stop: CancellationToken) {
+        stop.cancelled().await;
+        self.tracker.close();
+        let grace = self.parts.grace_period;
+        if tokio::time::timeout(grace, self.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                left = self.parts.activity.running(),
+                "grace period over: jobs still running are dropped and stay pending for recovery"
             );
-            if run_envelope(shared, qi, &delivery, env)
-                .instrument(span)
-                .await
-            {
-                finished.handed_to_acker.set(true);
+            self.parts.hard_stop.cancel();
+            self.tracker.wait().await;
+        }
+    }
+
+    /// Runs one job: a slot first if it has none, then, for a suspect, its
+    /// delivery is counted, then the handler.
+    async fn run(&self, mut job: ClaimedJob) {
+        if job.slot.is_none() {
+            let all = job.delivery.suspect;
+            // Not started before shutdown: dropped, it stays pending for recovery.
+            let Some(slot) = self.parts.slots.wait_for(all, &self.parts.shutdown).await else {
+                return;
+            };
+            job.slot = Some(slot);
+        }
+        if job.delivery.suspect && !self.start_suspect(&mut job).await {
+            return;
+        }
+        self.execute(job).await;
+    }
+
+    /// Counts a suspect's delivery now that it runs alone (see
+    /// `recover.lua`); false when the entry is no longer this worker's.
+    async fn start_suspect(&self, job: &mut ClaimedJob) -> bool {
+        let (consumer, delivery) = (&job.queue.consumer, &job.delivery);
+        let started = RedisRetry::persist(
+            "starting a recovered entry",
+            &self.parts.conn,
+            &self.parts.hard_stop,
+            |mut conn| async move { consumer.start_suspect(&mut conn, delivery).await },
+        )
+        .await
+        .flatten();
+        match started {
+            Some(n) => {
+                job.delivery.deliveries = n;
+                tracing::info!(queue = %job.queue.name(), entry = %job.delivery.entry.id, deliveries = n, "running a recovered entry alone");
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Decodes the entry and runs its handler in the job's span, or
+    /// dead-letters an entry that is not a valid job.
+    async fn execute(&self, job: ClaimedJob) {
+        let queue = Arc::clone(&job.queue);
+        if job.lease.is_lost() {
+            // It waited for a slot while another worker recovered it: not ours to run.
+            tracing::warn!(queue = %queue.name(), entry = %job.delivery.entry.id, "lease lost before the job started; left to its new owner");
+            return;
+        }
+        let priority = job.delivery.priority();
+        match job
+            .delivery
+            .envelope(queue.consumer.queue().payload_limit())
+        {
+            Ok(env) => {
+                let span = tracing::info_span!(
+                    "job",
+                    queue = %queue.name(),
+                    id = %env.id,
+                    r#type = %env.job_type,
+                    attempt = env.attempt,
+                    priority = %priority,
+                );
+                self.run_handler(job, env).instrument(span).await;
+            }
+            Err(malformed) => {
+                let span = tracing::info_span!("job", queue = %queue.name(), entry = %job.delivery.entry.id, priority = %priority);
+                self.parts
+                    .settler
+                    .dead_letter(job, &malformed.to_string(), DeadLetterKind::Malformed)
+                    .instrument(span)
+                    .await;
             }
         }
-        Err(malformed) => {
-            let span = tracing::info_span!("job", queue = %queue.queue().name(), entry = %delivery.entry.id, priority = %delivery.priority());
-            dead_letter(shared, qi, &delivery, &malformed.to_string(), true)
-                .instrument(span)
-                .await;
-        }
     }
-}
 
-/// Runs one job; true when it succeeded and its ack was handed to the acker.
-async fn run_envelope(shared: &Arc<Shared>, qi: usize, delivery: &Delivery, env: Envelope) -> bool {
-    let queue = &shared.queues[qi];
-    let Some(handler) = shared.handlers.get(env.job_type.as_str()).cloned() else {
-        let mut known: Vec<&str> = shared.handlers.keys().copied().collect();
-        known.sort_unstable();
-        let reason = format!(
-            "unknown job type `{}`: no handler registered on this worker (it handles: {})",
-            env.job_type,
-            known.join(", ")
-        );
-        dead_letter(shared, qi, delivery, &reason, false).await;
-        return false;
-    };
-    let ctx = JobContext {
-        job_id: env.id.clone(),
-        attempt: env.attempt,
-        max_retries: env.max_retries,
-        queue: queue.queue().name().to_owned(),
-        priority: delivery.priority(),
-        enqueued_at: env.enqueued_at,
-        last_error: env.last_error.clone(),
-        shutdown: shared.stopping.clone(),
-    };
-    let timeout = shared.settings.job_timeout;
-    let attempt = AssertUnwindSafe(tokio::time::timeout(
-        timeout,
-        handler.call(&env.payload, ctx),
-    ))
-    .catch_unwind();
-    let result = tokio::select! {
-        r = attempt => r,
-        _ = shared.hard_stop.cancelled() => {
-            tracing::warn!("shutdown grace period over; job left pending for another worker");
-            return false;
-        }
-    };
-    let outcome = match result {
-        Ok(Ok(Ok(()))) => Outcome::Done,
-        Ok(Ok(Err(e))) if e.is_permanent() => Outcome::Permanent(e.message().to_owned()),
-        Ok(Ok(Err(e))) => Outcome::Failed(e.message().to_owned()),
-        Ok(Err(_elapsed)) => Outcome::Failed(format!("timed out after {timeout:?}")),
-        Err(panic) => Outcome::Failed(format!("handler panicked: {}", panic_message(&*panic))),
-    };
-    if shared.inflight.is_lost(qi, &delivery.entry) {
-        tracing::warn!("lease was lost while the job ran; another worker owns it now, so this outcome is not recorded");
-        return false;
-    }
-    match outcome {
-        Outcome::Done => {
-            tracing::debug!("job done");
-            shared
-                .activity
-                .completed
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            // The acker removes it from the in-flight set once acknowledged.
-            return shared
-                .acks
-                .send(Completion {
-                    queue: qi,
-                    entry: delivery.entry.clone(),
-                })
-                .is_ok();
-        }
-        Outcome::Failed(error) if !env.is_last_attempt() => {
-            retry(shared, qi, delivery, env, error).await
-        }
-        Outcome::Failed(error) => {
+    async fn run_handler(&self, job: ClaimedJob, env: Envelope) {
+        let settler = &self.parts.settler;
+        let Some(handler) = self.parts.handlers.get(env.job_type.as_str()) else {
+            let mut known: Vec<&str> = self.parts.handlers.keys().copied().collect();
+            known.sort_unstable();
             let reason = format!(
-                "{error} (attempt {} of {}; no retries left)",
-                env.attempt,
-                env.max_retries + 1
+                "unknown job type `{}`: no handler registered on this worker (it handles: {})",
+                env.job_type,
+                known.join(", ")
             );
-            dead_letter(shared, qi, delivery, &reason, false).await;
-        }
-        Outcome::Permanent(error) => {
-            let reason = format!("{error} (permanent failure at attempt {})", env.attempt);
-            dead_letter(shared, qi, delivery, &reason, false).await;
-        }
-    }
-    false
-}
-
-async fn retry(shared: &Arc<Shared>, qi: usize, delivery: &Delivery, env: Envelope, error: String) {
-    let queue = &shared.queues[qi];
-    let delay = shared.settings.backoff.delay(env.attempt);
-    let run_at = ferry_broker::now_ms().saturating_add(delay.as_millis() as u64);
-    let next = Envelope {
-        attempt: env.attempt + 1,
-        last_error: Some(error.clone()),
-        ..env
-    };
-    let moved = shared
-        .persist("scheduling a retry", |mut conn| {
-            let next = &next;
-            async move { queue.retry(&mut conn, delivery, next, run_at).await }
-        })
-        .await;
-    match moved {
-        Some(true) => {
-            shared
-                .activity
-                .retried
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            tracing::warn!(%error, retry_in_ms = delay.as_millis() as u64, "attempt failed; retry scheduled");
-            shared.promote_wake[qi].notify_one();
-        }
-        Some(false) => {
-            tracing::warn!(%error, "attempt failed, but the entry is no longer ours; its new owner retries it")
-        }
-        None => {}
-    }
-}
-
-async fn dead_letter(
-    shared: &Arc<Shared>,
-    qi: usize,
-    delivery: &Delivery,
-    reason: &str,
-    malformed: bool,
-) {
-    let queue = &shared.queues[qi];
-    let kind = if malformed {
-        ferry_broker::DeadLetterKind::Malformed
-    } else {
-        ferry_broker::DeadLetterKind::Failed
-    };
-    let res = shared
-        .persist("dead-lettering", |mut conn| async move {
-            queue.dead_letter(&mut conn, delivery, reason, kind).await
-        })
-        .await;
-    if let Some(r) = res {
-        if r.moved {
-            shared
-                .activity
-                .dead
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            tracing::error!(entry = %delivery.entry.id, reason, dead_letter = %queue.queue().keys().dead(), "moved to the dead-letter stream");
-        }
-        if r.dropped > 0 {
-            tracing::error!(
-                dropped = r.dropped,
-                "dead-letter cap reached: oldest dead-letter entries dropped"
-            );
-        }
+            return settler
+                .dead_letter(job, &reason, DeadLetterKind::Failed)
+                .await;
+        };
+        let ctx = JobContext {
+            job_id: env.id.clone(),
+            attempt: env.attempt,
+            max_retries: env.max_retries,
+            queue: job.queue.name().to_owned(),
+            priority: job.delivery.priority(),
+            enqueued_at: env.enqueued_at,
+            last_error: env.last_error.clone(),
+            shutdown: self.parts.shutdown.clone(),
+        };
+        let attempt = match handler.call(&env.payload, ctx) {
+            Ok(attempt) => attempt,
+            Err(bad_payload) => {
+                let outcome = Outcome::Permanent(bad_payload.message().to_owned());
+                return settler.settle(job, &env, outcome).await;
+            }
+        };
+        let timeout = self.parts.job_timeout;
+        let attempt = AssertUnwindSafe(tokio::time::timeout(timeout, attempt)).catch_unwind();
+        let result = tokio::select! {
+            r = attempt => r,
+            _ = self.parts.hard_stop.cancelled() => {
+                tracing::warn!("shutdown grace period over; job left pending for another worker");
+                return;
+            }
+        };
+        let outcome = match result {
+            Ok(Ok(Ok(output))) => Outcome::Done(output),
+            Ok(Ok(Err(e))) if e.is_permanent() => Outcome::Permanent(e.message().to_owned()),
+            Ok(Ok(Err(e))) => Outcome::Failed(e.message().to_owned()),
+            Ok(Err(_elapsed)) => Outcome::Failed(format!("timed out after {timeout:?}")),
+            Err(panic) => Outcome::Failed(format!("handler panicked: {}", panic_message(&*panic))),
+        };
+        settler.settle(job, &env, outcome).await;
     }
 }
 

@@ -1,13 +1,19 @@
-//! Claims entries of one queue for free slots: `claim.lua` takes up to the
-//! number of free slots in strict priority in one round trip; when every
-//! stream is empty it blocks in XREADGROUP on a connection of its own
+//! The fetcher of one queue: claims entries for free slots and hands them
+//! to the executor. `claim.lua` takes up to the number of free slots in
+//! strict priority in one round trip (`claim_bulk` for big batches); when
+//! every stream is empty it blocks in XREADGROUP on a connection of its own
 //! (never a sleep-poll loop), and Redis wakes it when an entry arrives.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use redis::aio::ConnectionManager;
+use tokio_util::sync::CancellationToken;
 
-use super::{ErrorBackoff, Shared};
+use super::executor::Executor;
+use super::retry::RedisRetry;
+use super::served::ServedQueue;
+use super::slots::Slots;
 
 /// Claims at least this large use `claim_bulk` (measured: passing entries
 /// through Lua costs Redis ~2.4 µs each; an extra round trip costs less than
@@ -15,106 +21,98 @@ use super::{ErrorBackoff, Shared};
 const BULK_CLAIM: usize = 16;
 
 /// Most entries claimed in one call.
-pub(crate) const MAX_CLAIM: usize = 500;
+const MAX_CLAIM: usize = 500;
 
 pub(crate) struct Fetcher {
-    shared: Arc<Shared>,
-    qi: usize,
+    pub queue: Arc<ServedQueue>,
+    pub conn: ConnectionManager,
     /// Dedicated to blocking reads: its response timeout exceeds the block time.
-    blocking: ConnectionManager,
+    pub blocking: ConnectionManager,
+    pub slots: Slots,
+    pub executor: Executor,
+    /// Longest XREADGROUP BLOCK.
+    pub block_time: Duration,
 }
 
 impl Fetcher {
-    pub(crate) fn new(shared: Arc<Shared>, qi: usize, blocking: ConnectionManager) -> Self {
-        Self {
-            shared,
-            qi,
-            blocking,
-        }
-    }
-
-    /// Claims until shutdown starts. A blocking read in progress then runs to
-    /// its end (at most the block time) so that nothing it returns is stranded.
-    pub(crate) async fn run(mut self) {
-        let queue = self.shared.queues[self.qi].clone();
-        tracing::debug!(queue = %queue.queue().name(), consumer = %self.shared.consumer, "fetcher started");
-        let mut errors = ErrorBackoff::new("claiming jobs");
+    /// Claims until `stop`. A blocking read in progress then runs to its end
+    /// (at most the block time) so that nothing it returns is stranded.
+    pub(crate) async fn run(mut self, stop: CancellationToken) {
+        tracing::debug!(queue = %self.queue.name(), consumer = %self.queue.consumer.name(), "fetcher started");
+        let mut errors = RedisRetry::new("claiming jobs");
         let mut groups_ready = false;
         let mut last_claim = 0;
         loop {
             if !groups_ready {
-                let mut conn = self.shared.conn.clone();
-                match queue.queue().ensure_groups(&mut conn).await {
+                let mut conn = self.conn.clone();
+                match self.queue.consumer.queue().ensure_groups(&mut conn).await {
                     Ok(()) => groups_ready = true,
                     Err(e) => {
-                        let wait = errors.failed(&e);
-                        if self.pause(wait).await {
+                        if pause(errors.failed(&e), &stop).await {
                             break;
                         }
                         continue;
                     }
                 }
             }
-            let Some(mut permits) = self.shared.take_slots(MAX_CLAIM).await else {
-                break;
-            };
-            let mut conn = self.shared.conn.clone();
-            // Big batches skip Lua (two round trips, less Redis CPU per
-            // entry); small ones take one round trip (lower latency).
-            let claimed = if last_claim >= BULK_CLAIM && permits.len() >= BULK_CLAIM {
-                queue.claim_bulk(&mut conn, permits.len()).await
-            } else {
-                queue.claim(&mut conn, permits.len()).await
-            };
-            last_claim = claimed.as_ref().map(Vec::len).unwrap_or(0);
-            match claimed {
-                Ok(claimed) if !claimed.is_empty() => {
-                    errors.ok();
-                    self.shared.dispatch(self.qi, claimed, permits);
-                    continue;
-                }
-                Ok(_) => errors.ok(),
+            match self.run_once(&mut last_claim, &stop).await {
+                Ok(true) => errors.ok(),
+                Ok(false) => break,
                 Err(e) => {
-                    drop(permits);
-                    let wait = errors.failed(&e);
-                    if self.pause(wait).await {
-                        break;
-                    }
-                    continue;
-                }
-            }
-            // Nothing waiting: keep one slot and block until an entry arrives.
-            permits.truncate(1);
-            if self.shared.stopping.is_cancelled() {
-                break;
-            }
-            let block_ms = self.shared.settings.block_time.as_millis() as u64;
-            match queue.read_blocking(&mut self.blocking, block_ms).await {
-                Ok(read) => {
-                    errors.ok();
-                    if read.len() > permits.len() {
-                        let more = self.shared.try_take_slots(read.len() - permits.len());
-                        permits.extend(more);
-                    }
-                    self.shared.dispatch(self.qi, read, permits);
-                }
-                Err(e) => {
-                    drop(permits);
-                    let wait = errors.failed(&e);
-                    if self.pause(wait).await {
+                    if pause(errors.failed(&e), &stop).await {
                         break;
                     }
                 }
             }
         }
-        tracing::debug!(queue = %queue.queue().name(), "fetcher stopped");
+        tracing::debug!(queue = %self.queue.name(), "fetcher stopped");
     }
 
-    /// Waits `d` unless shutdown starts; true when it did.
-    async fn pause(&self, d: std::time::Duration) -> bool {
-        tokio::select! {
-            _ = self.shared.stopping.cancelled() => true,
-            _ = tokio::time::sleep(d) => false,
+    /// One claim for the free slots (waiting for at least one), and if
+    /// nothing is waiting, one blocking read. Returns false when `stop`
+    /// fired instead.
+    async fn run_once(
+        &mut self,
+        last_claim: &mut usize,
+        stop: &CancellationToken,
+    ) -> ferry_broker::Result<bool> {
+        let Some(mut slots) = self.slots.take(MAX_CLAIM, stop).await else {
+            return Ok(false);
+        };
+        let consumer = &self.queue.consumer;
+        let mut conn = self.conn.clone();
+        // Big batches skip Lua (two round trips, less Redis CPU per entry);
+        // small ones take one round trip (lower latency).
+        let claimed = if *last_claim >= BULK_CLAIM && slots.len() >= BULK_CLAIM {
+            consumer.claim_bulk(&mut conn, slots.len()).await
+        } else {
+            consumer.claim(&mut conn, slots.len()).await
+        };
+        *last_claim = claimed.as_ref().map(Vec::len).unwrap_or(0);
+        let claimed = claimed?;
+        if !claimed.is_empty() {
+            self.executor.start(&self.queue, claimed, slots);
+            return Ok(true);
         }
+        // Nothing waiting: keep one slot and block until an entry arrives.
+        slots.truncate(1);
+        if stop.is_cancelled() {
+            return Ok(false);
+        }
+        let block_ms = self.block_time.as_millis() as u64;
+        let read = consumer.read_blocking(&mut self.blocking, block_ms).await?;
+        if read.len() > slots.len() {
+            slots.extend(self.slots.try_take(read.len() - slots.len()));
+        }
+        self.executor.start(&self.queue, read, slots);
+        Ok(true)
+    }
+}
+
+/// Waits `d` unless `stop` fires first; true when it did.
+async fn pause(d: Duration, stop: &CancellationToken) -> bool {
+    tokio::select! {
+        _ = stop.cancelled() => true,
+        _ = tokio::time::sleep(d) => false,
     }
 }

@@ -1,31 +1,35 @@
-//! Renews the lease of every entry this worker holds, every lease/3, so a job
-//! that runs longer than the lease is never taken from a live worker.
+//! The heartbeat: renews the lease of every entry this worker holds, every
+//! lease/3, so a job that runs longer than the lease is never taken from a
+//! live worker. Entries it finds taken (this worker missed renewals) are
+//! marked lost, so their outcomes are not recorded here.
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use ferry_broker::backoff::jitter;
+use redis::aio::ConnectionManager;
 use tokio_util::sync::CancellationToken;
 
-use super::{jitter, ErrorBackoff, Shared};
+use super::retry::RedisRetry;
+use super::served::ServedQueue;
 
 pub(crate) struct Heartbeat {
-    shared: Arc<Shared>,
+    pub queues: Vec<Arc<ServedQueue>>,
+    pub conn: ConnectionManager,
+    /// Time between renewals (lease/3).
+    pub period: Duration,
 }
 
 impl Heartbeat {
-    pub(crate) fn new(shared: Arc<Shared>) -> Self {
-        Self { shared }
-    }
-
-    /// Renews until `done` is cancelled (the worker stops it last).
-    pub(crate) async fn run(self, done: CancellationToken) {
+    /// Renews until `stop` (the supervisor stops it last).
+    pub(crate) async fn run(self, stop: CancellationToken) {
         tracing::debug!("heartbeat started");
-        let period = self.shared.settings.lease / 3;
-        let mut errors = ErrorBackoff::new("lease renewal");
+        let mut errors = RedisRetry::new("lease renewal");
         loop {
             tokio::select! {
                 biased;
-                _ = done.cancelled() => break,
-                _ = tokio::time::sleep(jitter(period)) => {}
+                _ = stop.cancelled() => break,
+                _ = tokio::time::sleep(jitter(self.period)) => {}
             }
             match self.run_once().await {
                 Ok(_) => errors.ok(),
@@ -38,14 +42,17 @@ impl Heartbeat {
     }
 
     /// One renewal pass; returns how many entries were found lost. An error
-    /// on one stream does not stop the others; the first one is returned.
+    /// on one queue does not stop the others; the first one is returned.
     pub(crate) async fn run_once(&self) -> ferry_broker::Result<usize> {
         let mut lost_total = 0;
         let mut first_error = None;
-        for (qi, ids) in self.shared.inflight.snapshot() {
-            let queue = &self.shared.queues[qi];
-            let mut conn = self.shared.conn.clone();
-            let lost = match queue.renew(&mut conn, &ids).await {
+        for queue in &self.queues {
+            let held = queue.inflight.owned();
+            if held.is_empty() {
+                continue;
+            }
+            let mut conn = self.conn.clone();
+            let lost = match queue.consumer.renew(&mut conn, &held).await {
                 Ok(lost) => lost,
                 Err(e) => {
                     first_error.get_or_insert(e);
@@ -54,11 +61,11 @@ impl Heartbeat {
             };
             if !lost.is_empty() {
                 tracing::warn!(
-                    queue = %queue.queue().name(),
+                    queue = %queue.name(),
                     lost = lost.len(),
                     "lease lost: entries were recovered by another worker (this one missed renewals)"
                 );
-                self.shared.inflight.mark_lost(qi, &lost);
+                queue.inflight.mark_lost(&lost);
                 lost_total += lost.len();
             }
         }

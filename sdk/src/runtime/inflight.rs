@@ -1,117 +1,137 @@
-//! The entries this worker holds: claimed and not yet finished. The heartbeat
-//! renews their lease; the recoverer and the fetcher add to it.
+//! The entries a worker holds for one queue: claimed and not yet finished.
+//! Each is a [`Lease`]: the heartbeat renews every lease in the set, and
+//! dropping the lease takes the entry out of it.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use ferry_broker::{EntryId, Priority};
+use ferry_broker::{Delivery, EntryId};
 
-type Key = (usize, Priority);
+use super::activity::Activity;
 
-/// Entry ids per (queue index, priority), with a flag set when the lease was lost.
-#[derive(Debug, Default)]
+/// The entries held, each with a flag set when its lease was lost.
+#[derive(Debug)]
 pub(crate) struct InFlight {
-    inner: Mutex<HashMap<Key, HashMap<String, bool>>>,
+    entries: Mutex<HashMap<EntryId, bool>>,
     /// Set once any entry was marked lost: until then `is_lost` needs no lock.
-    any_lost: std::sync::atomic::AtomicBool,
+    any_lost: AtomicBool,
+    activity: Arc<Activity>,
 }
 
 impl InFlight {
-    /// Keeps only the deliveries this worker is not already running and
-    /// registers them, under one lock. An entry it already runs is dropped:
-    /// that happens when its own recovery reclaims an entry whose renewals
-    /// failed (a Redis outage longer than the lease); the entry is owned
-    /// again, so a `lost` mark is cleared, and the job must not start twice.
-    pub(crate) fn insert_new(&self, queue: usize, deliveries: &mut Vec<ferry_broker::Delivery>) {
-        let Ok(mut m) = self.inner.lock() else {
-            deliveries.clear();
-            return;
-        };
-        deliveries.retain(|d| {
-            let ids = m.entry((queue, d.priority())).or_default();
-            match ids.get_mut(&d.entry.id) {
-                Some(lost) => {
-                    *lost = false;
-                    false
-                }
-                None => {
-                    ids.insert(d.entry.id.clone(), false);
-                    true
-                }
-            }
-        });
+    pub(crate) fn new(activity: Arc<Activity>) -> Arc<Self> {
+        Arc::new(Self {
+            entries: Mutex::new(HashMap::new()),
+            any_lost: AtomicBool::new(false),
+            activity,
+        })
     }
 
-    /// Removes finished entries under one lock.
-    pub(crate) fn remove_all(&self, queue: usize, entries: &[EntryId]) {
-        if let Ok(mut m) = self.inner.lock() {
-            for e in entries {
-                if let Some(ids) = m.get_mut(&(queue, e.priority)) {
-                    ids.remove(&e.id);
-                }
-            }
-        }
+    /// A poisoned lock only means another thread panicked while holding it;
+    /// the map is still consistent (every change is one map operation).
+    fn lock(&self) -> MutexGuard<'_, HashMap<EntryId, bool>> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub(crate) fn remove(&self, queue: usize, entry: &EntryId) {
-        self.remove_all(queue, std::slice::from_ref(entry));
-    }
-
-    /// True when recovery gave this entry to another worker.
-    pub(crate) fn is_lost(&self, queue: usize, entry: &EntryId) -> bool {
-        if !self.any_lost.load(std::sync::atomic::Ordering::Acquire) {
-            return false;
-        }
-        self.inner
-            .lock()
-            .ok()
-            .and_then(|m| {
-                m.get(&(queue, entry.priority))
-                    .and_then(|ids| ids.get(&entry.id).copied())
-            })
-            .unwrap_or(false)
-    }
-
-    pub(crate) fn mark_lost(&self, queue: usize, entries: &[EntryId]) {
-        self.any_lost
-            .store(true, std::sync::atomic::Ordering::Release);
-        if let Ok(mut m) = self.inner.lock() {
-            for e in entries {
-                if let Some(lost) = m
-                    .get_mut(&(queue, e.priority))
-                    .and_then(|ids| ids.get_mut(&e.id))
-                {
-                    *lost = true;
-                }
-            }
-        }
-    }
-
-    /// The entries still owned, per queue, for renewal.
-    pub(crate) fn snapshot(&self) -> BTreeMap<usize, Vec<EntryId>> {
-        let mut out: BTreeMap<usize, Vec<EntryId>> = BTreeMap::new();
-        if let Ok(m) = self.inner.lock() {
-            for ((queue, priority), ids) in m.iter() {
-                for (id, lost) in ids {
-                    if !*lost {
-                        out.entry(*queue).or_default().push(EntryId {
-                            priority: *priority,
-                            id: id.clone(),
-                        });
+    /// Takes a lease on each delivery this worker is not already running,
+    /// under one lock. A delivery already held is dropped: that happens when
+    /// this worker's own recovery reclaims an entry whose renewals failed (a
+    /// Redis outage longer than the lease); the entry is owned again, so its
+    /// `lost` mark is cleared, and the job must not start twice.
+    pub(crate) fn lease_all(self: &Arc<Self>, deliveries: Vec<Delivery>) -> Vec<(Delivery, Lease)> {
+        let mut out = Vec::with_capacity(deliveries.len());
+        {
+            let mut entries = self.lock();
+            for d in deliveries {
+                match entries.get_mut(&d.entry) {
+                    Some(lost) => *lost = false,
+                    None => {
+                        entries.insert(d.entry.clone(), false);
+                        let lease = Lease {
+                            inflight: Arc::clone(self),
+                            entry: d.entry.clone(),
+                        };
+                        out.push((d, lease));
                     }
                 }
             }
         }
+        if !out.is_empty() {
+            self.activity.claimed(out.len());
+        }
         out
+    }
+
+    /// Marks entries recovery gave to another worker: their leases are no
+    /// longer renewed, and their outcomes are not recorded.
+    pub(crate) fn mark_lost(&self, lost: &[EntryId]) {
+        self.any_lost.store(true, Ordering::Release);
+        let mut entries = self.lock();
+        for e in lost {
+            if let Some(flag) = entries.get_mut(e) {
+                *flag = true;
+            }
+        }
+    }
+
+    /// The entries still owned, for renewal.
+    pub(crate) fn owned(&self) -> Vec<EntryId> {
+        self.lock()
+            .iter()
+            .filter(|(_, lost)| !**lost)
+            .map(|(e, _)| e.clone())
+            .collect()
+    }
+
+    fn is_lost(&self, entry: &EntryId) -> bool {
+        if !self.any_lost.load(Ordering::Acquire) {
+            return false;
+        }
+        self.lock().get(entry).copied().unwrap_or(false)
+    }
+
+    fn release(&self, entry: &EntryId) {
+        self.lock().remove(entry);
+        self.activity.finished();
+    }
+}
+
+/// This worker's hold on one pending entry: while it lives, the heartbeat
+/// renews the entry's lease in Redis. Dropping it (the job was settled, or
+/// abandoned at shutdown) releases the entry once.
+#[derive(Debug)]
+pub(crate) struct Lease {
+    inflight: Arc<InFlight>,
+    entry: EntryId,
+}
+
+impl Lease {
+    /// The entry held.
+    pub(crate) fn entry(&self) -> &EntryId {
+        &self.entry
+    }
+
+    /// True when recovery gave the entry to another worker (this one missed
+    /// renewals): its outcome must not be recorded here.
+    pub(crate) fn is_lost(&self) -> bool {
+        self.inflight.is_lost(&self.entry)
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.inflight.release(&self.entry);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ferry_broker::Priority;
 
-    fn delivery(priority: Priority, id: &str) -> ferry_broker::Delivery {
-        ferry_broker::Delivery {
+    fn delivery(priority: Priority, id: &str) -> Delivery {
+        Delivery {
             entry: EntryId {
                 priority,
                 id: id.to_owned(),
@@ -122,37 +142,46 @@ mod tests {
         }
     }
 
-    fn insert(f: &InFlight, queue: usize, priority: Priority, id: &str) -> bool {
-        let mut batch = vec![delivery(priority, id)];
-        f.insert_new(queue, &mut batch);
-        !batch.is_empty()
+    #[test]
+    fn an_entry_already_running_is_not_leased_twice_and_a_reclaimed_one_is_owned_again() {
+        let activity = Arc::new(Activity::new());
+        let f = InFlight::new(Arc::clone(&activity));
+        let mut leases = f.lease_all(vec![delivery(Priority::High, "1-0")]);
+        assert_eq!(leases.len(), 1);
+        assert!(
+            f.lease_all(vec![delivery(Priority::High, "1-0")])
+                .is_empty(),
+            "a second claim of a running entry is refused"
+        );
+        let other = f.lease_all(vec![delivery(Priority::Low, "1-0")]);
+        assert_eq!(other.len(), 1, "same id in another stream is another entry");
+        assert_eq!(activity.running(), 2);
+
+        let (_, lease) = leases.remove(0);
+        f.mark_lost(std::slice::from_ref(lease.entry()));
+        assert!(lease.is_lost());
+        assert_eq!(f.owned().len(), 1, "lost entries are not renewed");
+        assert!(f
+            .lease_all(vec![delivery(Priority::High, "1-0")])
+            .is_empty());
+        assert!(!lease.is_lost(), "reclaimed by this worker: owned again");
+
+        drop(lease);
+        assert_eq!(activity.running(), 1, "dropping a lease releases it once");
+        assert_eq!(f.lease_all(vec![delivery(Priority::High, "1-0")]).len(), 1);
     }
 
     #[test]
-    fn an_entry_already_running_is_not_registered_twice_and_a_reclaimed_one_is_owned_again() {
-        let f = InFlight::default();
-        assert!(insert(&f, 0, Priority::High, "1-0"));
-        assert!(
-            !insert(&f, 0, Priority::High, "1-0"),
-            "a second dispatch of a running entry is refused"
-        );
-        assert!(
-            insert(&f, 1, Priority::High, "1-0"),
-            "same id on another queue is another entry"
-        );
-        let e = EntryId {
-            priority: Priority::High,
-            id: "1-0".to_owned(),
-        };
-        f.mark_lost(0, std::slice::from_ref(&e));
-        assert!(f.is_lost(0, &e));
-        assert!(
-            !f.snapshot().contains_key(&0),
-            "lost entries are not renewed"
-        );
-        assert!(!insert(&f, 0, Priority::High, "1-0"));
-        assert!(!f.is_lost(0, &e), "reclaimed by this worker: owned again");
-        f.remove_all(0, std::slice::from_ref(&e));
-        assert!(insert(&f, 0, Priority::High, "1-0"));
+    fn claiming_nothing_does_not_count_as_activity() {
+        // `--exit-when-idle` and the like watch the idle time: recovery passes
+        // that find nothing (every lease/2) must not reset it.
+        let activity = Arc::new(Activity::new());
+        let f = InFlight::new(Arc::clone(&activity));
+        let idle = std::time::Duration::from_millis(30);
+        std::thread::sleep(idle);
+        assert!(f.lease_all(Vec::new()).is_empty());
+        assert!(activity.idle_for() >= idle, "{:?}", activity.idle_for());
+        let _lease = f.lease_all(vec![delivery(Priority::High, "1-0")]);
+        assert!(activity.idle_for() < idle);
     }
 }

@@ -1,68 +1,69 @@
-//! Moves due jobs from a queue's delayed set into their priority streams.
-//! It sleeps until the earliest job is due (at most `promote_interval`, so
-//! jobs delayed by other processes are seen), and wakes early when this
-//! worker schedules a retry.
+//! The promoter of one queue: moves due jobs from its delayed set into its
+//! priority streams. It sleeps until the earliest job is due (at most the
+//! promote interval, so jobs delayed by other processes are seen), and
+//! wakes early when this worker schedules a retry.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferry_broker::delayed::PROMOTE_BATCH;
-use tokio::sync::Notify;
+use ferry_broker::backoff::jitter;
+use ferry_broker::Promoted;
+use redis::aio::ConnectionManager;
+use tokio_util::sync::CancellationToken;
 
-use super::{jitter, ErrorBackoff, Shared};
+use super::retry::RedisRetry;
+use super::served::ServedQueue;
 
 pub(crate) struct Promoter {
-    shared: Arc<Shared>,
-    qi: usize,
-    wake: Arc<Notify>,
+    pub queue: Arc<ServedQueue>,
+    pub conn: ConnectionManager,
+    /// Longest wait between two looks at the delayed set.
+    pub interval: Duration,
 }
 
 impl Promoter {
-    pub(crate) fn new(shared: Arc<Shared>, qi: usize) -> Self {
-        let wake = Arc::clone(&shared.promote_wake[qi]);
-        Self { shared, qi, wake }
-    }
-
-    pub(crate) async fn run(self) {
-        tracing::debug!(queue = %self.shared.queues[self.qi].queue().name(), "promoter started");
-        let max = self.shared.settings.promote_interval;
-        let mut errors = ErrorBackoff::new("promoting delayed jobs");
+    /// Promotes until `stop`.
+    pub(crate) async fn run(self, stop: CancellationToken) {
+        tracing::debug!(queue = %self.queue.name(), "promoter started");
+        let mut errors = RedisRetry::new("promoting delayed jobs");
         loop {
             let wait = match self.run_once().await {
-                Ok((moved, _)) if moved >= PROMOTE_BATCH as u64 => {
+                Ok(p) if p.is_full_batch() => {
                     errors.ok();
                     Duration::ZERO
                 }
-                Ok((_, next_at)) => {
+                Ok(p) => {
                     errors.ok();
                     let now = ferry_broker::now_ms();
-                    next_at
+                    p.next_at
                         .map(|t| Duration::from_millis(t.saturating_sub(now)))
-                        .unwrap_or(max)
-                        .min(jitter(max))
+                        .unwrap_or(self.interval)
+                        .min(jitter(self.interval))
                 }
                 Err(e) => errors.failed(&e),
             };
             tokio::select! {
                 biased;
-                _ = self.shared.stopping.cancelled() => break,
-                _ = self.wake.notified() => {}
+                _ = stop.cancelled() => break,
+                _ = self.queue.promote_wake.notified() => {}
                 _ = tokio::time::sleep(wait) => {}
             }
         }
-        tracing::debug!("promoter stopped");
+        tracing::debug!(queue = %self.queue.name(), "promoter stopped");
     }
 
-    /// One promote call: (jobs moved, run-at of the next one).
-    pub(crate) async fn run_once(&self) -> ferry_broker::Result<(u64, Option<u64>)> {
-        let mut conn = self.shared.conn.clone();
-        let p = self.shared.queues[self.qi]
+    /// One promote call: what moved, and when the next job is due.
+    pub(crate) async fn run_once(&self) -> ferry_broker::Result<Promoted> {
+        let mut conn = self.conn.clone();
+        let p = self
+            .queue
+            .consumer
             .queue()
             .promote_due(&mut conn, ferry_broker::now_ms())
             .await?;
         if p.moved > 0 {
-            tracing::debug!(moved = p.moved, "promoted due jobs");
+            tracing::debug!(queue = %self.queue.name(), moved = p.moved, "promoted due jobs");
         }
-        Ok((p.moved, p.next_at))
+        Ok(p)
     }
 }

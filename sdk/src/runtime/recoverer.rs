@@ -1,50 +1,83 @@
-//! Takes over entries whose worker died: every lease/2 it runs XAUTOCLAIM
-//! (in recover.lua) over each priority stream for entries idle past the
-//! lease, as many as it has free slots, and runs them. Poison entries
-//! (delivered more than max_deliveries times) are dead-lettered instead.
-//! Now and then it also removes consumers that are gone and own nothing.
+//! The recoverer: takes over entries whose worker died. Every lease/2 it
+//! runs XAUTOCLAIM (in `recover.lua`) over each priority stream of each
+//! queue for entries idle past the lease, as many as it has free slots, and
+//! runs them. Poison entries (delivered `max_deliveries` times) are
+//! dead-lettered instead. Once a minute it also removes consumers that are
+//! gone and own nothing.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ferry_broker::Priority;
+use ferry_broker::backoff::jitter;
+use ferry_broker::{Priority, RecoverOptions};
+use redis::aio::ConnectionManager;
+use tokio_util::sync::CancellationToken;
 
-use super::{jitter, ErrorBackoff, Shared};
+use super::executor::Executor;
+use super::retry::RedisRetry;
+use super::served::ServedQueue;
+use super::slots::Slots;
 
 const CLEANUP_EVERY: Duration = Duration::from_secs(60);
 
+/// One queue's recovery state: a pass's options per priority stream, with
+/// the XAUTOCLAIM cursor each pass carries on from.
+struct QueueRecovery {
+    queue: Arc<ServedQueue>,
+    streams: [RecoverOptions; 4],
+}
+
 pub(crate) struct Recoverer {
-    shared: Arc<Shared>,
-    cursors: Vec<[String; 4]>,
+    queues: Vec<QueueRecovery>,
+    conn: ConnectionManager,
+    slots: Slots,
+    executor: Executor,
+    lease: Duration,
+    consumer_idle_timeout: Duration,
     last_cleanup: Option<Instant>,
 }
 
 impl Recoverer {
-    pub(crate) fn new(shared: Arc<Shared>) -> Self {
-        let cursors = shared
-            .queues
+    pub(crate) fn new(
+        queues: &[Arc<ServedQueue>],
+        conn: ConnectionManager,
+        slots: Slots,
+        executor: Executor,
+        lease: Duration,
+        max_deliveries: u32,
+        consumer_idle_timeout: Duration,
+    ) -> Self {
+        let queues = queues
             .iter()
-            .map(|_| Priority::ALL.map(|_| "0-0".to_owned()))
+            .map(|queue| QueueRecovery {
+                queue: Arc::clone(queue),
+                streams: Priority::ALL.map(|p| RecoverOptions::new(p, lease, max_deliveries)),
+            })
             .collect();
         Self {
-            shared,
-            cursors,
+            queues,
+            conn,
+            slots,
+            executor,
+            lease,
+            consumer_idle_timeout,
             last_cleanup: None,
         }
     }
 
-    pub(crate) async fn run(mut self) {
+    /// Recovers until `stop`.
+    pub(crate) async fn run(mut self, stop: CancellationToken) {
         tracing::debug!("recoverer started");
-        let period = self.shared.settings.lease / 2;
-        let mut errors = ErrorBackoff::new("recovery");
+        let period = self.lease / 2;
+        let mut errors = RedisRetry::new("recovery");
         let mut wait = Duration::ZERO;
         loop {
             tokio::select! {
                 biased;
-                _ = self.shared.stopping.cancelled() => break,
+                _ = stop.cancelled() => break,
                 _ = tokio::time::sleep(wait) => {}
             }
-            wait = match self.run_once().await {
+            wait = match self.run_once(&stop).await {
                 Ok(_) => {
                     errors.ok();
                     jitter(period)
@@ -56,40 +89,37 @@ impl Recoverer {
     }
 
     /// One pass over every stream of every queue; returns how many entries
-    /// it took over. It waits for a free slot before each stream (the slot
-    /// semaphore is fair, so fetchers holding slots cannot starve it). An
-    /// error on one stream does not stop the pass; the first one is returned
-    /// at the end.
-    pub(crate) async fn run_once(&mut self) -> ferry_broker::Result<usize> {
-        let s = Arc::clone(&self.shared);
+    /// it took over. It waits for a free slot before each stream (the slots
+    /// are fair, so fetchers holding slots cannot starve it). An error on one
+    /// stream does not stop the pass; the first one is returned at the end.
+    pub(crate) async fn run_once(
+        &mut self,
+        stop: &CancellationToken,
+    ) -> ferry_broker::Result<usize> {
         let mut taken = 0;
         let mut first_error = None;
-        for (qi, queue) in s.queues.iter().enumerate() {
-            for p in Priority::ALL {
-                let Some(permits) = s.take_slots(s.settings.concurrency).await else {
+        for QueueRecovery { queue, streams } in &mut self.queues {
+            for options in streams.iter_mut() {
+                let Some(slots) = self.slots.take(self.slots.total(), stop).await else {
                     return Ok(taken); // shutting down
                 };
-                let mut conn = s.conn.clone();
-                let cursor = &self.cursors[qi][p.index()];
-                let max = s.settings.max_deliveries;
-                let options = ferry_broker::RecoverOptions::new(p, s.settings.lease, max)
-                    .count(permits.len())
-                    .cursor(cursor.clone());
-                let r = match queue.recover(&mut conn, &options).await {
+                options.count = slots.len();
+                let mut conn = self.conn.clone();
+                let r = match queue.consumer.recover(&mut conn, options).await {
                     Ok(r) => r,
                     Err(e) => {
-                        tracing::debug!(queue = %queue.queue().name(), priority = %p, error = %e, "recovery of one stream failed");
+                        tracing::debug!(queue = %queue.name(), priority = %options.priority, error = %e, "recovery of one stream failed");
                         first_error.get_or_insert(e);
                         continue;
                     }
                 };
-                self.cursors[qi][p.index()] = r.cursor;
+                options.cursor = r.cursor;
                 if r.dead > 0 {
                     tracing::error!(
-                        queue = %queue.queue().name(),
-                        priority = %p,
+                        queue = %queue.name(),
+                        priority = %options.priority,
                         count = r.dead,
-                        max_deliveries = max,
+                        max_deliveries = options.max_deliveries,
                         "entries delivered too many times without finishing moved to the dead-letter stream"
                     );
                 }
@@ -100,18 +130,18 @@ impl Recoverer {
                     );
                 }
                 if r.deleted > 0 {
-                    tracing::debug!(queue = %queue.queue().name(), count = r.deleted, "pending ids of deleted entries cleared");
+                    tracing::debug!(queue = %queue.name(), count = r.deleted, "pending ids of deleted entries cleared");
                 }
                 if !r.claimed.is_empty() {
                     tracing::info!(
-                        queue = %queue.queue().name(),
-                        priority = %p,
+                        queue = %queue.name(),
+                        priority = %options.priority,
                         count = r.claimed.len(),
                         "recovered entries of a worker that stopped renewing its lease"
                     );
                     taken += r.claimed.len();
                 }
-                s.dispatch(qi, r.claimed, permits);
+                self.executor.start(queue, r.claimed, slots);
             }
         }
         if self
@@ -119,13 +149,16 @@ impl Recoverer {
             .is_none_or(|t| t.elapsed() >= CLEANUP_EVERY)
         {
             self.last_cleanup = Some(Instant::now());
-            let idle = s.settings.consumer_idle_timeout;
-            for queue in &s.queues {
-                let mut conn = s.conn.clone();
-                match queue.remove_idle_consumers(&mut conn, idle).await {
+            for QueueRecovery { queue, .. } in &self.queues {
+                let mut conn = self.conn.clone();
+                match queue
+                    .consumer
+                    .remove_idle_consumers(&mut conn, self.consumer_idle_timeout)
+                    .await
+                {
                     Ok(0) => {}
                     Ok(n) => {
-                        tracing::info!(queue = %queue.queue().name(), removed = n, "removed idle consumers that owned no entries")
+                        tracing::info!(queue = %queue.name(), removed = n, "removed idle consumers that owned no entries")
                     }
                     Err(e) => {
                         first_error.get_or_insert(e);

@@ -1,0 +1,159 @@
+//! [`EnqueueOptions`]: how one enqueue overrides a job type's defaults.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ferry_broker::Priority;
+
+use crate::job::Job;
+
+/// When a job may first run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Schedule {
+    /// This long after the enqueue.
+    Delay(Duration),
+    /// No earlier than this time.
+    At(SystemTime),
+}
+
+/// How to enqueue a job: overrides of the job type's defaults
+/// ([`Job::QUEUE`], [`Job::PRIORITY`], [`Job::MAX_RETRIES`]) and when it may
+/// first run. Every setter returns the options, so they chain:
+///
+/// ```
+/// use std::time::Duration;
+/// use ferry_queue::{EnqueueOptions, Priority};
+/// let options = EnqueueOptions::new()
+///     .queue("emails-eu")
+///     .priority(Priority::High)
+///     .max_retries(5)
+///     .delay(Duration::from_secs(60));
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EnqueueOptions {
+    queue: Option<String>,
+    priority: Option<Priority>,
+    max_retries: Option<u32>,
+    schedule: Option<Schedule>,
+}
+
+impl EnqueueOptions {
+    /// The job type's defaults, to run now.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sends the job to `queue` instead of its type's [`Job::QUEUE`].
+    pub fn queue(mut self, queue: impl Into<String>) -> Self {
+        self.queue = Some(queue.into());
+        self
+    }
+
+    /// Sets the priority (instead of [`Job::PRIORITY`]).
+    pub fn priority(mut self, priority: Priority) -> Self {
+        self.priority = Some(priority);
+        self
+    }
+
+    /// Sets the retries allowed after the first attempt (instead of [`Job::MAX_RETRIES`]).
+    pub fn max_retries(mut self, max_retries: u32) -> Self {
+        self.max_retries = Some(max_retries);
+        self
+    }
+
+    /// Runs the job no earlier than `delay` from now. Replaces a
+    /// [`run_at`](EnqueueOptions::run_at) set before.
+    pub fn delay(mut self, delay: Duration) -> Self {
+        self.schedule = Some(Schedule::Delay(delay));
+        self
+    }
+
+    /// Runs the job no earlier than `at` (a time in the past runs it now).
+    /// Replaces a [`delay`](EnqueueOptions::delay) set before.
+    pub fn run_at(mut self, at: SystemTime) -> Self {
+        self.schedule = Some(Schedule::At(at));
+        self
+    }
+
+    /// The queue for a job of type `J`.
+    pub(crate) fn queue_for<J: Job>(&self) -> &str {
+        self.queue.as_deref().unwrap_or(J::QUEUE)
+    }
+
+    /// The priority for a job of type `J`.
+    pub(crate) fn priority_for<J: Job>(&self) -> Priority {
+        self.priority.unwrap_or(J::PRIORITY)
+    }
+
+    /// The retries for a job of type `J`.
+    pub(crate) fn max_retries_for<J: Job>(&self) -> u32 {
+        self.max_retries.unwrap_or(J::MAX_RETRIES)
+    }
+
+    /// When the job may first run, in ms since the epoch; `None` for now.
+    pub(crate) fn run_at_ms(&self, now_ms: u64) -> Option<u64> {
+        match self.schedule? {
+            Schedule::Delay(d) if d.is_zero() => None,
+            Schedule::Delay(d) => Some(now_ms.saturating_add(millis(d))),
+            Schedule::At(at) => {
+                let at = millis(at.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO));
+                (at > now_ms).then_some(at)
+            }
+        }
+    }
+}
+
+/// Whole milliseconds of `d`, saturating.
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::{Deserialize, Serialize};
+
+    #[derive(Serialize, Deserialize)]
+    struct Report;
+    impl Job for Report {
+        const TYPE: &'static str = "report";
+        const QUEUE: &'static str = "reports";
+        const PRIORITY: Priority = Priority::Low;
+    }
+
+    #[test]
+    fn options_override_the_job_types_defaults() {
+        let none = EnqueueOptions::new();
+        assert_eq!(none.queue_for::<Report>(), "reports");
+        assert_eq!(none.priority_for::<Report>(), Priority::Low);
+        assert_eq!(none.max_retries_for::<Report>(), 3);
+        assert_eq!(none.run_at_ms(1000), None);
+        let some = EnqueueOptions::new()
+            .queue("other")
+            .priority(Priority::Critical)
+            .max_retries(0)
+            .delay(Duration::from_millis(250));
+        assert_eq!(some.queue_for::<Report>(), "other");
+        assert_eq!(some.priority_for::<Report>(), Priority::Critical);
+        assert_eq!(some.max_retries_for::<Report>(), 0);
+        assert_eq!(some.run_at_ms(1000), Some(1250));
+    }
+
+    #[test]
+    fn run_at_is_absolute_and_the_last_schedule_wins() {
+        let at = UNIX_EPOCH + Duration::from_millis(5000);
+        assert_eq!(EnqueueOptions::new().run_at(at).run_at_ms(1000), Some(5000));
+        assert_eq!(
+            EnqueueOptions::new().run_at(at).run_at_ms(9000),
+            None,
+            "past: now"
+        );
+        let delayed = EnqueueOptions::new()
+            .run_at(at)
+            .delay(Duration::from_millis(1));
+        assert_eq!(delayed.run_at_ms(1000), Some(1001));
+        assert_eq!(
+            EnqueueOptions::new().delay(Duration::ZERO).run_at_ms(1000),
+            None
+        );
+    }
+}

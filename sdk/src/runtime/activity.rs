@@ -1,0 +1,83 @@
+//! [`Activity`]: what a worker is doing, for callers that watch it (tests,
+//! the example's `--exit-when-idle`). Lock-free counters.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// What a worker is doing: jobs running, outcomes so far, idle time.
+#[derive(Debug)]
+pub struct Activity {
+    running: AtomicUsize,
+    completed: AtomicU64,
+    retried: AtomicU64,
+    dead: AtomicU64,
+    /// When this worker last claimed or finished an entry, in ms since `epoch`.
+    last_claim_ms: AtomicU64,
+    epoch: Instant,
+}
+
+impl Activity {
+    pub(crate) fn new() -> Self {
+        Self {
+            running: AtomicUsize::new(0),
+            completed: AtomicU64::new(0),
+            retried: AtomicU64::new(0),
+            dead: AtomicU64::new(0),
+            last_claim_ms: AtomicU64::new(0),
+            epoch: Instant::now(),
+        }
+    }
+
+    /// Jobs claimed by this worker and not finished yet.
+    pub fn running(&self) -> usize {
+        self.running.load(Ordering::SeqCst)
+    }
+
+    /// Jobs this worker finished successfully.
+    pub fn completed(&self) -> u64 {
+        self.completed.load(Ordering::Relaxed)
+    }
+
+    /// Failed attempts this worker scheduled for retry.
+    pub fn retried(&self) -> u64 {
+        self.retried.load(Ordering::Relaxed)
+    }
+
+    /// Jobs or entries this worker moved to a dead-letter stream.
+    pub fn dead(&self) -> u64 {
+        self.dead.load(Ordering::Relaxed)
+    }
+
+    /// Time since this worker last claimed or finished an entry (or started).
+    pub fn idle_for(&self) -> Duration {
+        let last = Duration::from_millis(self.last_claim_ms.load(Ordering::Relaxed));
+        self.epoch.elapsed().saturating_sub(last)
+    }
+
+    fn touch(&self) {
+        self.last_claim_ms
+            .store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    pub(crate) fn claimed(&self, n: usize) {
+        self.running.fetch_add(n, Ordering::SeqCst);
+        self.touch();
+    }
+
+    pub(crate) fn finished(&self) {
+        self.running.fetch_sub(1, Ordering::SeqCst);
+        self.touch();
+    }
+
+    pub(crate) fn count_completed(&self) {
+        self.completed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn count_retried(&self) {
+        self.retried.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn count_dead(&self) {
+        self.dead.fetch_add(1, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,34 @@
+//! [`ServedQueue`]: everything the runtime keeps per queue it serves.
+
+use std::sync::Arc;
+
+use ferry_broker::Consumer;
+use tokio::sync::Notify;
+
+use super::activity::Activity;
+use super::inflight::InFlight;
+
+/// One queue this worker serves: its consumer handle (the queue's keys and
+/// this worker's consumer name), the entries it holds, and the wake-up of
+/// its promoter.
+pub(crate) struct ServedQueue {
+    pub consumer: Consumer,
+    pub inflight: Arc<InFlight>,
+    /// Wakes the queue's promoter early (a retry was just scheduled).
+    pub promote_wake: Notify,
+}
+
+impl ServedQueue {
+    pub(crate) fn new(consumer: Consumer, activity: Arc<Activity>) -> Self {
+        Self {
+            consumer,
+            inflight: InFlight::new(activity),
+            promote_wake: Notify::new(),
+        }
+    }
+
+    /// The queue's name.
+    pub(crate) fn name(&self) -> &str {
+        self.consumer.queue().name()
+    }
+}

@@ -1,0 +1,131 @@
+//! The settler: the one place a job's outcome is recorded. Success goes to
+//! the [`acker`](super::acker) (acknowledged in batches); a failure with
+//! retries left is moved to the delayed set with backoff; anything else is
+//! dead-lettered. Each write checks in Redis that this worker still owns the
+//! entry, and is retried by the [`RedisRetry`] policy.
+
+use std::sync::Arc;
+
+use ferry_broker::{now_ms, Backoff, DeadLetterKind, Envelope};
+use redis::aio::ConnectionManager;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::acker::Ack;
+use super::activity::Activity;
+use super::claimed::ClaimedJob;
+use super::retry::RedisRetry;
+
+/// How an attempt ended.
+pub(crate) enum Outcome {
+    /// The handler succeeded, with its output as JSON (the job's result).
+    Done(serde_json::Value),
+    /// A retryable failure: retried while retries are left.
+    Failed(String),
+    /// A failure no retry can fix: dead-lettered at once.
+    Permanent(String),
+}
+
+/// Records outcomes. Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Settler {
+    pub conn: ConnectionManager,
+    pub backoff: Backoff,
+    pub acks: mpsc::UnboundedSender<Ack>,
+    pub activity: Arc<Activity>,
+    /// Cancelled when the grace period is over: writes stop retrying.
+    pub hard_stop: CancellationToken,
+}
+
+impl Settler {
+    /// Records `outcome` of an attempt of `job` (whose envelope is `env`),
+    /// unless its lease was lost while it ran: then another worker owns the
+    /// entry, and its outcome is that worker's to record.
+    pub(crate) async fn settle(&self, job: ClaimedJob, env: &Envelope, outcome: Outcome) {
+        if job.lease.is_lost() {
+            tracing::warn!("lease was lost while the job ran; another worker owns it now, so this outcome is not recorded");
+            return;
+        }
+        match outcome {
+            Outcome::Done(_result) => {
+                tracing::debug!("job done");
+                self.activity.count_completed();
+                // The slot is free now; the lease is kept (and renewed) until
+                // the acker has written the ack. Should the acker be gone,
+                // the ack is dropped with its lease: the entry stays pending.
+                let ClaimedJob { queue, lease, .. } = job;
+                let _ = self.acks.send(Ack { queue, lease });
+            }
+            Outcome::Failed(error) if !env.is_last_attempt() => self.retry(job, env, error).await,
+            Outcome::Failed(error) => {
+                let reason = format!(
+                    "{error} (attempt {} of {}; no retries left)",
+                    env.attempt,
+                    env.max_retries.saturating_add(1)
+                );
+                self.dead_letter(job, &reason, DeadLetterKind::Failed).await;
+            }
+            Outcome::Permanent(error) => {
+                let reason = format!("{error} (permanent failure at attempt {})", env.attempt);
+                self.dead_letter(job, &reason, DeadLetterKind::Failed).await;
+            }
+        }
+    }
+
+    /// Schedules the next attempt after the backoff.
+    async fn retry(&self, job: ClaimedJob, env: &Envelope, error: String) {
+        let delay = self.backoff.delay(env.attempt);
+        let run_at = now_ms().saturating_add(delay.as_millis() as u64);
+        let next = Envelope {
+            attempt: env.attempt.saturating_add(1),
+            last_error: Some(error.clone()),
+            ..env.clone()
+        };
+        let (consumer, delivery, next) = (&job.queue.consumer, &job.delivery, &next);
+        let moved = RedisRetry::persist(
+            "scheduling a retry",
+            &self.conn,
+            &self.hard_stop,
+            |mut conn| async move { consumer.retry(&mut conn, delivery, next, run_at).await },
+        )
+        .await;
+        match moved {
+            Some(true) => {
+                self.activity.count_retried();
+                tracing::warn!(%error, retry_in_ms = delay.as_millis() as u64, "attempt failed; retry scheduled");
+                job.queue.promote_wake.notify_one();
+            }
+            Some(false) => {
+                tracing::warn!(%error, "attempt failed, but the entry is no longer ours; its new owner retries it")
+            }
+            None => {}
+        }
+    }
+
+    /// Moves `job`'s entry to the dead-letter stream with `reason`.
+    pub(crate) async fn dead_letter(&self, job: ClaimedJob, reason: &str, kind: DeadLetterKind) {
+        let (consumer, delivery) = (&job.queue.consumer, &job.delivery);
+        let res = RedisRetry::persist(
+            "dead-lettering",
+            &self.conn,
+            &self.hard_stop,
+            |mut conn| async move {
+                consumer
+                    .dead_letter(&mut conn, delivery, reason, kind)
+                    .await
+            },
+        )
+        .await;
+        let Some(r) = res else { return };
+        if r.moved {
+            self.activity.count_dead();
+            tracing::error!(entry = %delivery.entry.id, reason, dead_letter = %consumer.queue().keys().dead(), "moved to the dead-letter stream");
+        }
+        if r.dropped > 0 {
+            tracing::error!(
+                dropped = r.dropped,
+                "dead-letter cap reached: oldest dead-letter entries dropped"
+            );
+        }
+    }
+}

@@ -1,0 +1,192 @@
+//! The supervisor: builds a running worker's components, each with only
+//! what it uses, runs them, and stops them in order:
+//!
+//! 1. stop claiming: fetchers, recoverer and promoters end (a blocking read
+//!    in progress runs to its end, at most the block time);
+//! 2. the executor gives running jobs the grace period, then drops the rest
+//!    (their entries stay pending for recovery);
+//! 3. the acker writes what finished;
+//! 4. the heartbeat stops last, so leases are renewed until the very end.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use ferry_broker::Queue;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::acker::Acker;
+use super::activity::Activity;
+use super::executor::{Executor, ExecutorParts};
+use super::fetcher::Fetcher;
+use super::heartbeat::Heartbeat;
+use super::promoter::Promoter;
+use super::recoverer::Recoverer;
+use super::served::ServedQueue;
+use super::settler::Settler;
+use super::slots::Slots;
+use crate::config::WorkerConfig;
+use crate::connection::RedisConfig;
+use crate::error::Result;
+use crate::handler::Registry;
+
+/// A worker about to run (made by [`Worker::run_until`](crate::Worker::run_until)).
+pub(crate) struct Supervisor {
+    pub redis: RedisConfig,
+    pub config: WorkerConfig,
+    pub queues: Vec<Queue>,
+    pub handlers: Registry,
+    pub consumer: String,
+    pub activity: Arc<Activity>,
+}
+
+impl Supervisor {
+    /// Runs the worker until `signal` completes, then shuts it down in order.
+    pub(crate) async fn run(self, signal: impl Future<Output = ()> + Send) -> Result<()> {
+        let Self {
+            redis,
+            config,
+            queues,
+            handlers,
+            consumer,
+            activity,
+        } = self;
+        let conn = redis.manager(redis.response_timeout)?;
+        let queues: Vec<Arc<ServedQueue>> = queues
+            .iter()
+            .map(|q| {
+                Arc::new(ServedQueue::new(
+                    q.consumer(consumer.clone()),
+                    Arc::clone(&activity),
+                ))
+            })
+            .collect();
+        tracing::info!(
+            consumer = %consumer,
+            queues = ?queues.iter().map(|q| q.name()).collect::<Vec<_>>(),
+            concurrency = config.concurrency,
+            lease_ms = config.lease.as_millis() as u64,
+            "worker started"
+        );
+
+        // One token per stage, cancelled in order.
+        let claiming = CancellationToken::new();
+        let executing = CancellationToken::new();
+        let acking = CancellationToken::new();
+        let renewing = CancellationToken::new();
+        let hard_stop = CancellationToken::new();
+
+        let slots = Slots::new(config.concurrency);
+        let (acks, acks_rx) = mpsc::unbounded_channel();
+        let settler = Settler {
+            conn: conn.clone(),
+            backoff: config.backoff,
+            acks,
+            activity: Arc::clone(&activity),
+            hard_stop: hard_stop.clone(),
+        };
+        let executor = Executor::new(ExecutorParts {
+            handlers,
+            settler,
+            slots: slots.clone(),
+            conn: conn.clone(),
+            activity: Arc::clone(&activity),
+            shutdown: claiming.clone(),
+            hard_stop: hard_stop.clone(),
+            job_timeout: config.job_timeout,
+            grace_period: config.grace_period,
+        });
+
+        let claimers = TaskTracker::new();
+        for queue in &queues {
+            // Blocking reads need a connection of their own whose response
+            // timeout outlasts the block time.
+            let blocking = redis.manager(config.block_time + redis.response_timeout)?;
+            let fetcher = Fetcher {
+                queue: Arc::clone(queue),
+                conn: conn.clone(),
+                blocking,
+                slots: slots.clone(),
+                executor: executor.clone(),
+                block_time: config.block_time,
+            };
+            claimers.spawn(fetcher.run(claiming.clone()));
+            let promoter = Promoter {
+                queue: Arc::clone(queue),
+                conn: conn.clone(),
+                interval: config.promote_interval,
+            };
+            claimers.spawn(promoter.run(claiming.clone()));
+        }
+        let recoverer = Recoverer::new(
+            &queues,
+            conn.clone(),
+            slots,
+            executor.clone(),
+            config.lease,
+            config.max_deliveries,
+            config.consumer_idle_timeout,
+        );
+        claimers.spawn(recoverer.run(claiming.clone()));
+        let executor = tokio::spawn(executor.drain(executing.clone()));
+        let acker = Acker {
+            conn: conn.clone(),
+            rx: acks_rx,
+            hard_stop,
+        };
+        let acker = tokio::spawn(acker.run(acking.clone()));
+        let heartbeat = Heartbeat {
+            queues,
+            conn,
+            period: config.lease / 3,
+        };
+        let heartbeat = tokio::spawn(heartbeat.run(renewing.clone()));
+
+        signal.await;
+
+        tracing::info!(
+            running = activity.running(),
+            grace_ms = config.grace_period.as_millis() as u64,
+            "shutting down: no new jobs; waiting for running ones"
+        );
+        // 1. Stop claiming.
+        claiming.cancel();
+        claimers.close();
+        claimers.wait().await;
+        // 2. Let running jobs finish within the grace period.
+        executing.cancel();
+        let _ = executor.await;
+        // 3. Acknowledge what finished, 4. stop renewing leases last.
+        acking.cancel();
+        let _ = acker.await;
+        renewing.cancel();
+        let _ = heartbeat.await;
+        tracing::info!(completed = activity.completed(), "worker stopped");
+        Ok(())
+    }
+}
+
+/// Completes on SIGINT (ctrl-c) or SIGTERM.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; only ctrl-c stops the worker");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
