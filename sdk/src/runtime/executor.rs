@@ -112,7 +112,8 @@ impl Executor {
             };
             job.slot = Some(slot);
         }
-        if job.delivery.suspect && !self.start_suspect(&mut job).await {
+        // Boxed: a rare path, kept out of every job's task.
+        if job.delivery.suspect && !Box::pin(self.start_suspect(&mut job)).await {
             return;
         }
         self.execute(job).await;
