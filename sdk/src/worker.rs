@@ -1,6 +1,6 @@
 //! The worker: [`WorkerBuilder`] registers handlers and checks the settings;
 //! [`Worker`] serves queues until SIGINT/SIGTERM. The running machinery is
-//! in `runtime` (its [`Supervisor`](crate::runtime::supervisor) starts and
+//! in `runtime` (its supervisor, `runtime/supervisor.rs`, starts and
 //! stops the components).
 
 use std::future::Future;

@@ -2,9 +2,9 @@
 //! handle on a queue, and every operation that hands entries to it or
 //! settles them takes it.
 //!
-//! - [`claim`](self::claim): strict-priority claims and the blocking read.
-//! - [`delivery`](self::delivery): [`Delivery`] and [`EntryId`], parsed from replies.
-//! - [`settle`](self::settle): ack, retry and dead-letter.
+//! - [`claim`]: strict-priority claims and the blocking read.
+//! - [`delivery`]: [`Delivery`] and [`EntryId`], parsed from replies.
+//! - [`settle`]: ack, retry and dead-letter.
 //! - [`recovery`](crate::recovery): lease renewal and recovery, also on [`Consumer`].
 
 pub mod claim;
