@@ -77,14 +77,15 @@ impl Executor {
                 slot,
             };
             let this = self.clone();
-            self.tracker.spawn(async move { this.run(job).await });
+            self.tracker.spawn(async move { this.run_job(job).await });
         }
     }
 
-    /// Waits for `stop` (every claiming loop has ended), then gives running
-    /// jobs the grace period; past it, cancels them (their entries stay
-    /// pending for recovery) and waits for their tasks to end.
-    pub(crate) async fn drain(self, stop: CancellationToken) {
+    /// Runs until `stop` (every claiming loop has ended: no job starts with
+    /// a slot after it), then gives running jobs the grace period; past it,
+    /// cancels them (their entries stay pending for recovery) and waits for
+    /// their tasks to end.
+    pub(crate) async fn run(self, stop: CancellationToken) {
         stop.cancelled().await;
         self.tracker.close();
         let grace = self.parts.grace_period;
@@ -103,7 +104,7 @@ impl Executor {
 
     /// Runs one job: a slot first if it has none, then, for a suspect, its
     /// delivery is counted, then the handler.
-    async fn run(&self, mut job: ClaimedJob) {
+    async fn run_job(&self, mut job: ClaimedJob) {
         if job.slot.is_none() {
             let all = job.delivery.suspect;
             // Not started before shutdown: dropped, it stays pending for recovery.

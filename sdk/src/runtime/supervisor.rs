@@ -129,7 +129,7 @@ impl Supervisor {
             config.consumer_idle_timeout,
         );
         claimers.spawn(recoverer.run(claiming.clone()));
-        let executor = tokio::spawn(executor.drain(executing.clone()));
+        let executor = tokio::spawn(executor.run(executing.clone()));
         let acker = Acker {
             conn: conn.clone(),
             rx: acks_rx,
