@@ -69,9 +69,11 @@ impl QueueStats {
 }
 
 impl Queue {
-    /// Reads the queue's depth and counters in one round trip: waiting is
-    /// the consumer group's lag per stream (see `lua/shared/group_state.lua`),
-    /// pending its pending-list size.
+    /// Reads the queue's depth and counters in one round trip (`stats.lua`).
+    /// Waiting is the consumer group's lag per stream; when Redis reports no
+    /// lag, `XLEN - pending`, which on Redis 7.0+ may also count up to 10,000
+    /// finished entries the bulk trim has not reached yet (see
+    /// `lua/shared/group_state.lua`). Pending is the pending-list size.
     ///
     /// # Errors
     /// [`Error::Redis`] or [`Error::Protocol`].

@@ -16,7 +16,10 @@ pub const MIN_LEASE: Duration = Duration::from_millis(30);
 
 /// A worker's settings. Start from [`WorkerConfig::default`] and change
 /// what you need; [`WorkerBuilder::build`](crate::WorkerBuilder::build)
-/// checks them with [`WorkerConfig::validate`].
+/// checks them with [`WorkerConfig::validate`]. The struct is
+/// `#[non_exhaustive]`, so settings can be added without breaking you:
+/// outside this crate it is built from `default()`, not with a struct
+/// literal.
 ///
 /// ```
 /// use std::time::Duration;

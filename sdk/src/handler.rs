@@ -17,9 +17,14 @@ use crate::job::Job;
 
 /// Runs jobs of one type.
 ///
-/// `Ok` acknowledges the job (its output is the job's result); a retryable
-/// error schedules the next attempt with backoff; a permanent one
-/// dead-letters it. A panic or a timeout counts as a retryable failure.
+/// `Ok` acknowledges the job; a retryable error schedules the next attempt
+/// with backoff; a permanent one dead-letters it. A panic or a timeout
+/// counts as a retryable failure.
+///
+/// The output of a success is the job's result: any serde value, `()` for
+/// none. Ferry does not store results yet (the job lifecycle will, without
+/// a change to this trait); today it is dropped once the job is
+/// acknowledged.
 ///
 /// ```
 /// use ferry_queue::{Handler, Job, JobContext, JobError};
@@ -48,7 +53,7 @@ pub trait Handler: Send + Sync + 'static {
     /// The job type this handler runs.
     type Job: Job;
     /// What a successful run returns: the job's result (any serde value;
-    /// `()` for none).
+    /// `()` for none). Not stored yet: see the trait's documentation.
     type Output: Serialize + Send + 'static;
 
     /// Runs one attempt.
@@ -137,30 +142,33 @@ pub(crate) type Attempt<'a> =
 
 /// A handler with its job type erased, so handlers of many types share a map.
 pub(crate) trait ErasedHandler: Send + Sync {
-    /// Decodes `payload` and starts the attempt.
-    ///
-    /// # Errors
-    /// A permanent [`JobError`] when the payload is not a valid job of this type.
-    fn call(&self, payload: &str, ctx: JobContext) -> Result<Attempt<'_>, JobError>;
+    /// One attempt: decodes `payload`, then runs the handler. Decoding is
+    /// part of the attempt, so a `Deserialize` that panics is a failed
+    /// attempt like any panic. A payload that is not a valid job of this
+    /// type is a permanent [`JobError`].
+    fn call<'a>(&'a self, payload: &'a str, ctx: JobContext) -> Attempt<'a>;
 }
 
 struct Typed<H>(H);
 
 impl<H: Handler> ErasedHandler for Typed<H> {
-    fn call(&self, payload: &str, ctx: JobContext) -> Result<Attempt<'_>, JobError> {
-        let job: H::Job = serde_json::from_str(payload).map_err(|e| {
-            JobError::permanent(format!(
-                "payload is not a valid `{}` job: {e}",
-                <H::Job as Job>::TYPE
-            ))
-        })?;
-        Ok(Box::pin(async move {
+    fn call<'a>(&'a self, payload: &'a str, ctx: JobContext) -> Attempt<'a> {
+        Box::pin(async move {
+            let job: H::Job = serde_json::from_str(payload).map_err(|e| {
+                JobError::permanent(format!(
+                    "payload is not a valid `{}` job: {e}",
+                    <H::Job as Job>::TYPE
+                ))
+            })?;
             let output = self.0.handle(job, ctx).await?;
-            // `()` and other plain values convert without allocating.
-            serde_json::to_value(output).map_err(|e| {
-                JobError::permanent(format!("the handler's output is not serializable: {e}"))
-            })
-        }))
+            // `()` and other plain values convert without allocating. An
+            // output that cannot be serialized does not undo a success: the
+            // job is done, without a result.
+            Ok(serde_json::to_value(output).unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "the handler succeeded, but its output cannot be serialized as JSON; the job is done without a result");
+                serde_json::Value::Null
+            }))
+        })
     }
 }
 
@@ -200,31 +208,36 @@ mod tests {
         let ctx = || JobContext::new("id", "q");
         let (kind, adder) = erase(Adder);
         assert_eq!(kind, "add");
-        let out = adder
-            .call(r#"{"a":2,"b":3}"#, ctx())
-            .unwrap()
-            .await
-            .unwrap();
+        let out = adder.call(r#"{"a":2,"b":3}"#, ctx()).await.unwrap();
         assert_eq!(out, serde_json::json!(5));
 
         let (_, closure) = erase(HandlerFn::new(|job: Add, ctx: JobContext| async move {
             Ok::<_, JobError>(format!("{} in {}", job.a * job.b, ctx.queue))
         }));
-        let out = closure
-            .call(r#"{"a":2,"b":3}"#, ctx())
-            .unwrap()
-            .await
-            .unwrap();
+        let out = closure.call(r#"{"a":2,"b":3}"#, ctx()).await.unwrap();
         assert_eq!(out, serde_json::json!("6 in q"));
     }
 
-    #[test]
-    fn a_payload_that_is_not_the_job_type_is_a_permanent_error() {
+    #[tokio::test]
+    async fn a_payload_that_is_not_the_job_type_is_a_permanent_error() {
         let (_, adder) = erase(Adder);
-        let Err(err) = adder.call(r#"{"a":"x"}"#, JobContext::new("id", "q")) else {
-            panic!("decoded a bad payload");
-        };
+        let err = adder
+            .call(r#"{"a":"x"}"#, JobContext::new("id", "q"))
+            .await
+            .unwrap_err();
         assert!(err.is_permanent());
         assert!(err.message().contains("not a valid `add` job"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn an_output_that_cannot_be_serialized_still_counts_as_success() {
+        // JSON object keys must be strings: a map keyed by tuples is not JSON.
+        let (_, pairs) = erase(HandlerFn::new(|_: Add, _: JobContext| async {
+            Ok::<_, JobError>(std::collections::HashMap::from([((1, 2), 3)]))
+        }));
+        let out = pairs
+            .call(r#"{"a":1,"b":2}"#, JobContext::new("id", "q"))
+            .await;
+        assert_eq!(out.unwrap(), serde_json::Value::Null);
     }
 }

@@ -289,7 +289,10 @@ impl Worker {
     /// jitter and resumes when Redis answers.
     ///
     /// # Errors
-    /// [`Error::Redis`](crate::Error::Redis) if a connection cannot be set up.
+    /// [`Error::Redis`](crate::Error::Redis) if a connection cannot be set
+    /// up. (Settings, the URL included, were checked by
+    /// [`WorkerBuilder::build`], which reports them as
+    /// [`Error::Config`](crate::Error::Config).)
     pub async fn run_until(self, signal: impl Future<Output = ()> + Send) -> Result<()> {
         let supervisor = Supervisor {
             redis: self.redis,

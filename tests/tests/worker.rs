@@ -348,6 +348,53 @@ async fn a_handler_panic_is_a_failed_attempt_and_the_worker_keeps_serving() {
     handle.await.unwrap().unwrap();
 }
 
+/// A job whose payload panics when decoded (a user `Deserialize` with a bug).
+#[derive(Serialize, Debug)]
+struct Touchy {}
+impl<'de> Deserialize<'de> for Touchy {
+    #[allow(clippy::panic)]
+    fn deserialize<D: serde::Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
+        panic!("touchy does not decode")
+    }
+}
+impl Job for Touchy {
+    const TYPE: &'static str = "touchy";
+    const QUEUE: &'static str = QUEUE;
+}
+
+#[tokio::test]
+async fn a_panic_while_decoding_the_payload_is_a_failed_attempt_too() {
+    let s = setup().await;
+    s.client
+        .enqueue_with(&Touchy {}, EnqueueOptions::new().max_retries(1))
+        .await
+        .unwrap();
+    let builder = s
+        .builder()
+        .concurrency(1)
+        .handle(|_: Touchy, _: JobContext| async { Ok(()) });
+    let (handle, token, activity) = s.start(builder);
+    wait_until(
+        Duration::from_secs(10),
+        "the job is dead-lettered",
+        || async { activity.dead() == 1 },
+    )
+    .await;
+    assert_eq!(activity.retried(), 1, "the first panic was retried");
+    let dead = s.client.dead_letters(&s.queue, 10).await.unwrap();
+    assert!(
+        dead[0]
+            .get("error")
+            .unwrap()
+            .contains("handler panicked: touchy does not decode"),
+        "{:?}",
+        dead[0]
+    );
+    assert_eq!(dead[0].get("attempt"), Some("2"));
+    token.cancel();
+    handle.await.unwrap().unwrap();
+}
+
 #[tokio::test]
 async fn a_permanent_error_dead_letters_at_once() {
     let s = setup().await;

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use ferry_broker::Priority;
 use redis::aio::ConnectionManager;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -69,42 +70,47 @@ impl Acker {
         tracing::debug!("acker stopped");
     }
 
-    /// Acknowledges one batch: one script call per queue and priority in it.
-    /// Returns how many entries were acknowledged.
+    /// Acknowledges one batch: one script call per queue and priority in it,
+    /// each retried on its own. Returns how many entries were acknowledged.
     pub(crate) async fn run_once(&self, batch: &mut Vec<Ack>) -> u64 {
-        let mut by_queue: Vec<(Arc<ServedQueue>, Vec<Lease>)> = Vec::new();
+        let mut groups: Vec<(Arc<ServedQueue>, Priority, Vec<Lease>)> = Vec::new();
         for Ack { queue, lease } in batch.drain(..) {
-            match by_queue.iter_mut().find(|(q, _)| Arc::ptr_eq(q, &queue)) {
-                Some((_, leases)) => leases.push(lease),
-                None => by_queue.push((queue, vec![lease])),
+            let priority = lease.entry().priority;
+            match groups
+                .iter_mut()
+                .find(|(q, p, _)| *p == priority && Arc::ptr_eq(q, &queue))
+            {
+                Some((_, _, leases)) => leases.push(lease),
+                None => groups.push((queue, priority, vec![lease])),
             }
         }
         let mut acked = 0;
-        for (queue, leases) in by_queue {
-            let (consumer, leases) = (&queue.consumer, &leases);
-            let n = RedisRetry::persist(
-                "acknowledging finished jobs",
-                &self.conn,
-                &self.hard_stop,
-                |mut conn| async move {
-                    consumer
-                        .ack(&mut conn, leases.iter().map(Lease::entry))
-                        .await
-                },
-            )
-            .await
-            .unwrap_or(0);
-            if (n as usize) < leases.len() {
-                tracing::warn!(
+        for (queue, _, leases) in groups {
+            let (consumer, held) = (&queue.consumer, &leases);
+            let n =
+                RedisRetry::persist(
+                    "acknowledging finished jobs",
+                    &self.conn,
+                    &self.hard_stop,
+                    |mut conn| async move {
+                        consumer.ack(&mut conn, held.iter().map(Lease::entry)).await
+                    },
+                )
+                .await;
+            match n {
+                Some(n) if (n as usize) < leases.len() => tracing::warn!(
                     queue = %queue.name(),
                     acked = n,
                     finished = leases.len(),
                     "some finished entries were no longer ours (lease lost); their new owner decides"
-                );
+                ),
+                // Never written (logged by the retry policy): the entries
+                // stay pending, and recovery runs the jobs again.
+                _ => {}
             }
-            acked += n;
-            // Acknowledged (or given up on: then recovery runs it again), so
-            // the leases are released here, when `leases` goes.
+            acked += n.unwrap_or(0);
+            // Acknowledged or given up on: the leases need no more renewal.
+            queue.inflight.release_all(leases);
         }
         acked
     }

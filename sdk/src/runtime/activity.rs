@@ -64,9 +64,11 @@ impl Activity {
         self.touch();
     }
 
-    pub(crate) fn finished(&self) {
-        self.running.fetch_sub(1, Ordering::SeqCst);
-        self.touch();
+    pub(crate) fn finished(&self, n: usize) {
+        if n > 0 {
+            self.running.fetch_sub(n, Ordering::SeqCst);
+            self.touch();
+        }
     }
 
     pub(crate) fn count_completed(&self) {

@@ -76,8 +76,8 @@ impl Executor {
                 lease,
                 slot,
             };
-            let this = self.clone();
-            self.tracker.spawn(async move { this.run_job(job).await });
+            let parts = Arc::clone(&self.parts);
+            self.tracker.spawn(async move { parts.run_job(job).await });
         }
     }
 
@@ -101,14 +101,16 @@ impl Executor {
             self.tracker.wait().await;
         }
     }
+}
 
+impl ExecutorParts {
     /// Runs one job: a slot first if it has none, then, for a suspect, its
     /// delivery is counted, then the handler.
     async fn run_job(&self, mut job: ClaimedJob) {
         if job.slot.is_none() {
             let all = job.delivery.suspect;
             // Not started before shutdown: dropped, it stays pending for recovery.
-            let Some(slot) = self.parts.slots.wait_for(all, &self.parts.shutdown).await else {
+            let Some(slot) = self.slots.wait_for(all, &self.shutdown).await else {
                 return;
             };
             job.slot = Some(slot);
@@ -126,8 +128,8 @@ impl Executor {
         let (consumer, delivery) = (&job.queue.consumer, &job.delivery);
         let started = RedisRetry::persist(
             "starting a recovered entry",
-            &self.parts.conn,
-            &self.parts.hard_stop,
+            &self.conn,
+            &self.hard_stop,
             |mut conn| async move { consumer.start_suspect(&mut conn, delivery).await },
         )
         .await
@@ -145,21 +147,19 @@ impl Executor {
     /// Decodes the entry and runs its handler in the job's span, or
     /// dead-letters an entry that is not a valid job.
     async fn execute(&self, job: ClaimedJob) {
-        let queue = Arc::clone(&job.queue);
+        let queue = job.queue.name();
         if job.lease.is_lost() {
             // It waited for a slot while another worker recovered it: not ours to run.
-            tracing::warn!(queue = %queue.name(), entry = %job.delivery.entry.id, "lease lost before the job started; left to its new owner");
+            tracing::warn!(queue, entry = %job.delivery.entry.id, "lease lost before the job started; left to its new owner");
             return;
         }
         let priority = job.delivery.priority();
-        match job
-            .delivery
-            .envelope(queue.consumer.queue().payload_limit())
-        {
+        let limit = job.queue.consumer.queue().payload_limit();
+        match job.delivery.envelope(limit) {
             Ok(env) => {
                 let span = tracing::info_span!(
                     "job",
-                    queue = %queue.name(),
+                    queue,
                     id = %env.id,
                     r#type = %env.job_type,
                     attempt = env.attempt,
@@ -168,9 +168,8 @@ impl Executor {
                 self.run_handler(job, env).instrument(span).await;
             }
             Err(malformed) => {
-                let span = tracing::info_span!("job", queue = %queue.name(), entry = %job.delivery.entry.id, priority = %priority);
-                self.parts
-                    .settler
+                let span = tracing::info_span!("job", queue, entry = %job.delivery.entry.id, priority = %priority);
+                self.settler
                     .dead_letter(job, &malformed.to_string(), DeadLetterKind::Malformed)
                     .instrument(span)
                     .await;
@@ -179,9 +178,9 @@ impl Executor {
     }
 
     async fn run_handler(&self, job: ClaimedJob, env: Envelope) {
-        let settler = &self.parts.settler;
-        let Some(handler) = self.parts.handlers.get(env.job_type.as_str()) else {
-            let mut known: Vec<&str> = self.parts.handlers.keys().copied().collect();
+        let settler = &self.settler;
+        let Some(handler) = self.handlers.get(env.job_type.as_str()) else {
+            let mut known: Vec<&str> = self.handlers.keys().copied().collect();
             known.sort_unstable();
             let reason = format!(
                 "unknown job type `{}`: no handler registered on this worker (it handles: {})",
@@ -200,20 +199,14 @@ impl Executor {
             priority: job.delivery.priority(),
             enqueued_at: env.enqueued_at,
             last_error: env.last_error.clone(),
-            shutdown: self.parts.shutdown.clone(),
+            shutdown: self.shutdown.clone(),
         };
-        let attempt = match handler.call(&env.payload, ctx) {
-            Ok(attempt) => attempt,
-            Err(bad_payload) => {
-                let outcome = Outcome::Permanent(bad_payload.message().to_owned());
-                return settler.settle(job, &env, outcome).await;
-            }
-        };
-        let timeout = self.parts.job_timeout;
+        let timeout = self.job_timeout;
+        let attempt = handler.call(&env.payload, ctx);
         let attempt = AssertUnwindSafe(tokio::time::timeout(timeout, attempt)).catch_unwind();
         let result = tokio::select! {
             r = attempt => r,
-            _ = self.parts.hard_stop.cancelled() => {
+            _ = self.hard_stop.cancelled() => {
                 tracing::warn!("shutdown grace period over; job left pending for another worker");
                 return;
             }

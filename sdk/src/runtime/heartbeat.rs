@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ferry_broker::backoff::jitter;
+use ferry_broker::Priority;
 use redis::aio::ConnectionManager;
 use tokio_util::sync::CancellationToken;
 
@@ -41,32 +42,26 @@ impl Heartbeat {
         tracing::debug!("heartbeat stopped");
     }
 
-    /// One renewal pass; returns how many entries were found lost. An error
-    /// on one queue does not stop the others; the first one is returned.
+    /// One renewal pass, one script call per stream holding entries;
+    /// returns how many entries were found lost. An error on one stream does
+    /// not stop the others; the first one is returned.
     pub(crate) async fn run_once(&self) -> ferry_broker::Result<usize> {
         let mut lost_total = 0;
         let mut first_error = None;
         for queue in &self.queues {
             let held = queue.inflight.owned();
-            if held.is_empty() {
-                continue;
-            }
-            let mut conn = self.conn.clone();
-            let lost = match queue.consumer.renew(&mut conn, &held).await {
-                Ok(lost) => lost,
-                Err(e) => {
-                    first_error.get_or_insert(e);
+            for priority in Priority::ALL {
+                let of_stream = held.iter().filter(|e| e.priority == priority);
+                if of_stream.clone().next().is_none() {
                     continue;
                 }
-            };
-            if !lost.is_empty() {
-                tracing::warn!(
-                    queue = %queue.name(),
-                    lost = lost.len(),
-                    "lease lost: entries were recovered by another worker (this one missed renewals)"
-                );
-                queue.inflight.mark_lost(&lost);
-                lost_total += lost.len();
+                let mut conn = self.conn.clone();
+                match queue.consumer.renew(&mut conn, of_stream).await {
+                    Ok(lost) => lost_total += record_lost(queue, &lost),
+                    Err(e) => {
+                        first_error.get_or_insert(e);
+                    }
+                }
             }
         }
         match first_error {
@@ -74,4 +69,17 @@ impl Heartbeat {
             None => Ok(lost_total),
         }
     }
+}
+
+/// Marks `lost` entries of `queue` and says so; returns how many.
+fn record_lost(queue: &ServedQueue, lost: &[ferry_broker::EntryId]) -> usize {
+    if !lost.is_empty() {
+        tracing::warn!(
+            queue = %queue.name(),
+            lost = lost.len(),
+            "lease lost: entries were recovered by another worker (this one missed renewals)"
+        );
+        queue.inflight.mark_lost(lost);
+    }
+    lost.len()
 }

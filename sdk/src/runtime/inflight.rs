@@ -51,6 +51,7 @@ impl InFlight {
                         let lease = Lease {
                             inflight: Arc::clone(self),
                             entry: d.entry.clone(),
+                            released: false,
                         };
                         out.push((d, lease));
                     }
@@ -93,7 +94,25 @@ impl InFlight {
 
     fn release(&self, entry: &EntryId) {
         self.lock().remove(entry);
-        self.activity.finished();
+        self.activity.finished(1);
+    }
+
+    /// Releases a batch of this set's leases under one lock (the acker's
+    /// batches run to hundreds). A lease of another set is released by its
+    /// own drop.
+    pub(crate) fn release_all(&self, mut leases: Vec<Lease>) {
+        let mut released = 0;
+        {
+            let mut entries = self.lock();
+            for lease in &mut leases {
+                if std::ptr::eq(Arc::as_ptr(&lease.inflight), self) {
+                    entries.remove(&lease.entry);
+                    lease.released = true;
+                    released += 1;
+                }
+            }
+        }
+        self.activity.finished(released);
     }
 }
 
@@ -104,6 +123,8 @@ impl InFlight {
 pub(crate) struct Lease {
     inflight: Arc<InFlight>,
     entry: EntryId,
+    /// Set by [`InFlight::release_all`], which did the drop's work.
+    released: bool,
 }
 
 impl Lease {
@@ -121,7 +142,9 @@ impl Lease {
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        self.inflight.release(&self.entry);
+        if !self.released {
+            self.inflight.release(&self.entry);
+        }
     }
 }
 
@@ -169,6 +192,34 @@ mod tests {
         drop(lease);
         assert_eq!(activity.running(), 1, "dropping a lease releases it once");
         assert_eq!(f.lease_all(vec![delivery(Priority::High, "1-0")]).len(), 1);
+    }
+
+    #[test]
+    fn a_batch_release_releases_each_lease_once() {
+        let activity = Arc::new(Activity::new());
+        let a = InFlight::new(Arc::clone(&activity));
+        let b = InFlight::new(Arc::clone(&activity));
+        let mut leases: Vec<Lease> = a
+            .lease_all(
+                (0..3)
+                    .map(|i| delivery(Priority::Normal, &format!("{i}-0")))
+                    .collect(),
+            )
+            .into_iter()
+            .map(|(_, lease)| lease)
+            .collect();
+        let (_, other) = b
+            .lease_all(vec![delivery(Priority::Normal, "9-0")])
+            .remove(0);
+        leases.push(other);
+        assert_eq!(activity.running(), 4);
+        a.release_all(leases);
+        assert_eq!(
+            activity.running(),
+            0,
+            "a's three by the batch, b's by its drop"
+        );
+        assert!(a.owned().is_empty() && b.owned().is_empty());
     }
 
     #[test]
