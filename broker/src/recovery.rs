@@ -8,7 +8,7 @@ use redis::aio::ConnectionLike;
 use redis::Value;
 
 use crate::consumer::delivery::push_entries;
-use crate::consumer::{id_range, ids_by_priority, Consumer, Delivery, EntryId, MAX_IDS_PER_CALL};
+use crate::consumer::{Consumer, Delivery, EntryId};
 use crate::error::{Error, Result};
 use crate::priority::Priority;
 use crate::queue::now_ms;
@@ -149,18 +149,9 @@ impl Consumer {
         entries: impl IntoIterator<Item = &'e EntryId>,
     ) -> Result<Vec<EntryId>> {
         let mut lost = Vec::new();
-        for (priority, ids) in ids_by_priority(entries) {
-            for chunk in ids.chunks(MAX_IDS_PER_CALL) {
-                let (lo, hi) = id_range(chunk);
-                let mut inv = self.queue().invoke(&scripts::RENEW);
-                inv.arg(self.name())
-                    .arg(priority.script_index())
-                    .arg(lo)
-                    .arg(hi)
-                    .arg(chunk);
-                let l: Vec<String> = inv.invoke_async(conn).await?;
-                lost.extend(l.into_iter().map(|id| EntryId { priority, id }));
-            }
+        for (priority, call) in self.calls_on_entries(&scripts::RENEW, entries) {
+            let ids: Vec<String> = call.invoke_async(conn).await?;
+            lost.extend(ids.into_iter().map(|id| EntryId { priority, id }));
         }
         Ok(lost)
     }

@@ -12,6 +12,7 @@ pub mod delivery;
 pub mod settle;
 
 use redis::aio::ConnectionLike;
+use redis::{Script, ScriptInvocation};
 
 use crate::error::Result;
 use crate::keys::GROUP;
@@ -62,6 +63,31 @@ impl Consumer {
     pub fn queue(&self) -> &Queue {
         &self.queue
     }
+
+    /// One invocation of `script` per stream of `entries` and per
+    /// [`MAX_IDS_PER_CALL`] of its ids, with the ARGV of the scripts that
+    /// take a list of this consumer's entries (`ack.lua`, `renew.lua`):
+    /// consumer, priority index, lowest id, highest id, the ids.
+    pub(crate) fn calls_on_entries<'s, 'e>(
+        &self,
+        script: &'s Script,
+        entries: impl IntoIterator<Item = &'e EntryId>,
+    ) -> Vec<(Priority, ScriptInvocation<'s>)> {
+        let mut calls = Vec::new();
+        for (priority, ids) in ids_by_priority(entries) {
+            for chunk in ids.chunks(MAX_IDS_PER_CALL) {
+                let (lo, hi) = id_range(chunk);
+                let mut inv = self.queue.invoke(script);
+                inv.arg(&self.name)
+                    .arg(priority.script_index())
+                    .arg(lo)
+                    .arg(hi)
+                    .arg(chunk);
+                calls.push((priority, inv));
+            }
+        }
+        calls
+    }
 }
 
 impl Queue {
@@ -92,7 +118,7 @@ impl Queue {
 
 /// The lowest and highest of stream entry ids (`ms-seq`, compared as
 /// numbers), as XPENDING range bounds; `-` and `+` when one does not parse.
-pub(crate) fn id_range(ids: &[&str]) -> (String, String) {
+fn id_range(ids: &[&str]) -> (String, String) {
     let parse = |id: &str| -> Option<(u64, u64)> {
         let (ms, seq) = id.split_once('-')?;
         Some((ms.parse().ok()?, seq.parse().ok()?))
@@ -115,7 +141,7 @@ pub(crate) fn id_range(ids: &[&str]) -> (String, String) {
 
 /// The ids of `entries` grouped by priority, highest first, for the scripts
 /// that take the ids of one stream per call.
-pub(crate) fn ids_by_priority<'e>(
+fn ids_by_priority<'e>(
     entries: impl IntoIterator<Item = &'e EntryId>,
 ) -> impl Iterator<Item = (Priority, Vec<&'e str>)> {
     let mut groups: [Vec<&str>; 4] = Default::default();

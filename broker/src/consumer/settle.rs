@@ -6,7 +6,7 @@
 use redis::aio::ConnectionLike;
 use redis::Value;
 
-use super::{id_range, ids_by_priority, Consumer, Delivery, EntryId, MAX_IDS_PER_CALL};
+use super::{Consumer, Delivery, EntryId};
 use crate::envelope::Envelope;
 use crate::error::{Error, Result};
 use crate::queue::now_ms;
@@ -56,18 +56,9 @@ impl Consumer {
         entries: impl IntoIterator<Item = &'e EntryId>,
     ) -> Result<u64> {
         let mut acked = 0;
-        for (priority, ids) in ids_by_priority(entries) {
-            for chunk in ids.chunks(MAX_IDS_PER_CALL) {
-                let (lo, hi) = id_range(chunk);
-                let mut inv = self.queue().invoke(&scripts::ACK);
-                inv.arg(self.name())
-                    .arg(priority.script_index())
-                    .arg(lo)
-                    .arg(hi)
-                    .arg(chunk);
-                let n: u64 = inv.invoke_async(conn).await?;
-                acked += n;
-            }
+        for (_, call) in self.calls_on_entries(&scripts::ACK, entries) {
+            let n: u64 = call.invoke_async(conn).await?;
+            acked += n;
         }
         Ok(acked)
     }
