@@ -1,5 +1,5 @@
 -- ack.lua: acknowledge and remove finished entries that this consumer still owns.
--- KEYS: the queue's keys (shared/queue.lua)
+-- KEYS: the four streams, stats (shared/queue.lua)
 -- ARGV[1] group   ARGV[2] consumer   ARGV[3] priority index (1-4)
 -- ARGV[4] lowest id   ARGV[5] highest id   ARGV[6..] entry ids
 -- Returns the number of entries acknowledged. An entry that recovery handed to

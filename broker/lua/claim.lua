@@ -1,5 +1,5 @@
 -- claim.lua: hand up to N new entries to one consumer, highest priority first.
--- KEYS: the queue's keys (shared/queue.lua)
+-- KEYS: the four streams (shared/queue.lua)
 -- ARGV[1] group   ARGV[2] consumer   ARGV[3] N (the consumer's free slots)
 -- Returns a flat list {index, entries, index, entries, ...} where index is the
 -- priority index (1-4) of the stream and entries is XREADGROUP's

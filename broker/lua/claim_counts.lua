@@ -1,5 +1,5 @@
 -- claim_counts.lua: how many new entries to claim from each priority stream.
--- KEYS: the queue's keys (shared/queue.lua)
+-- KEYS: the four streams (shared/queue.lua)
 -- ARGV[1] group   ARGV[2] N (the consumer's free slots)
 -- Returns {c1, c2, c3, c4}: take c1 from critical, then c2 from high, ...;
 -- sum <= N, strict priority (a lower stream gets a count only when the higher

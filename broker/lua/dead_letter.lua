@@ -1,5 +1,5 @@
 -- dead_letter.lua: move a failed or malformed entry from its stream to the dead-letter stream.
--- KEYS: the queue's keys (shared/queue.lua)
+-- KEYS: the four streams, stats, delayed, dead (shared/queue.lua)
 -- ARGV[1] group   ARGV[2] consumer   ARGV[3] priority index (1-4)   ARGV[4] entry id
 -- ARGV[5] cap on the dead-letter stream's length (0 = keep every entry)
 -- ARGV[6] counter to bump: 'dead' or 'malformed'

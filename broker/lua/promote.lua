@@ -1,5 +1,5 @@
 -- promote.lua: move due jobs from the delayed set into their priority streams.
--- KEYS: the queue's keys (shared/queue.lua)
+-- KEYS: the four streams, stats, delayed (shared/queue.lua)
 -- ARGV[1] group (unused)   ARGV[2] now (ms)   ARGV[3] most members to move in this call
 -- Returns {moved, next}: next is the run-at (ms) of the earliest job still
 -- delayed, or -1 when the set is empty.

@@ -1,5 +1,5 @@
 -- recover.lua: take over entries whose consumer stopped renewing them, or dead-letter poison ones.
--- KEYS: the queue's keys (shared/queue.lua)
+-- KEYS: the four streams, stats, delayed, dead (shared/queue.lua)
 -- ARGV[1] group   ARGV[2] consumer   ARGV[3] priority index (1-4) of the stream
 -- ARGV[4] lease (min idle, ms)   ARGV[5] XAUTOCLAIM cursor   ARGV[6] most entries to take (at least 1)
 -- ARGV[7] max deliveries   ARGV[8] dead-letter cap (0 = none)   ARGV[9] now (ms)

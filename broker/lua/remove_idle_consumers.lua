@@ -1,5 +1,5 @@
 -- remove_idle_consumers.lua: delete consumers that are gone and own no pending entries.
--- KEYS: the queue's keys (shared/queue.lua)
+-- KEYS: the four streams (shared/queue.lua)
 -- ARGV[1] group   ARGV[2] this consumer (never removed)
 -- ARGV[3] idle threshold (ms): consumers idle at least this long qualify
 -- Returns the number of consumers removed. Checking and deleting happen in

@@ -1,5 +1,5 @@
 -- renew.lua: reset the idle time of the entries a live consumer is still running.
--- KEYS: the queue's keys (shared/queue.lua)
+-- KEYS: the four streams (shared/queue.lua)
 -- ARGV[1] group   ARGV[2] consumer   ARGV[3] priority index (1-4)
 -- ARGV[4] lowest id   ARGV[5] highest id   ARGV[6..] entry ids
 -- Returns the ids this consumer no longer owns (recovery gave them to

@@ -1,5 +1,5 @@
 -- replay.lua: move one dead-letter entry back into its priority stream as a fresh job.
--- KEYS: the queue's keys (shared/queue.lua)
+-- KEYS: the four streams, stats, delayed, dead (shared/queue.lua)
 -- ARGV[1] group (unused)   ARGV[2] dead-letter entry id   ARGV[3] now (ms)
 -- Returns the new stream entry id, or false when no such dead-letter entry exists.
 -- The job keeps its id, type, payload and max_retries; attempt starts again

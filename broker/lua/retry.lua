@@ -1,5 +1,5 @@
 -- retry.lua: move a failed entry from its stream to the delayed set.
--- KEYS: the queue's keys (shared/queue.lua)
+-- KEYS: the four streams, stats, delayed (shared/queue.lua)
 -- ARGV[1] group   ARGV[2] consumer   ARGV[3] priority index (1-4)   ARGV[4] entry id
 -- ARGV[5] delayed member (envelope JSON with the next attempt)   ARGV[6] run-at (ms)
 -- Returns 1 if moved, 0 if the entry is no longer pending for this consumer

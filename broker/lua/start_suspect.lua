@@ -1,5 +1,5 @@
 -- start_suspect.lua: count the delivery of a suspect entry as it starts.
--- KEYS: the queue's keys (shared/queue.lua)
+-- KEYS: the four streams (shared/queue.lua)
 -- ARGV[1] group   ARGV[2] consumer   ARGV[3] priority index (1-4)   ARGV[4] entry id
 -- Returns the entry's delivery count, this one included, or 0 when the entry
 -- is no longer pending for this consumer (then it must not run here).

@@ -1,5 +1,5 @@
 -- stats.lua: a queue's depth and counters, in one round trip (reads only).
--- KEYS: the queue's keys (shared/queue.lua)
+-- KEYS: the four streams, stats, delayed, dead (shared/queue.lua)
 -- ARGV[1] group
 -- Returns {waiting, pending, delayed, dead, counters}: waiting and pending
 -- are lists of four numbers, one per priority stream, highest first

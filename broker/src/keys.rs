@@ -97,17 +97,19 @@ impl fmt::Display for Prefix {
     }
 }
 
-/// Positions of the non-stream keys in [`Keys::all`], after the four streams.
-const DELAYED: usize = 4;
-const DEAD: usize = 5;
-const STATS: usize = 6;
+/// Positions of the non-stream keys in [`Keys::all`], after the four
+/// streams, in the order scripts need them (a script is given the keys up
+/// to the last one it uses: the hot ones take the fewest).
+const STATS: usize = 4;
+const DELAYED: usize = 5;
+const DEAD: usize = 6;
 
 /// The key names of one queue, `{prefix}:{{{queue}}}:{suffix}`, built once.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Keys {
     queue: QueueName,
-    /// The four streams (highest priority first), delayed, dead, stats: the
-    /// KEYS of every script, in this order (`lua/shared/queue.lua`).
+    /// The four streams (highest priority first), stats, delayed, dead: the
+    /// KEYS of the scripts, in this order (`lua/shared/queue.lua`).
     all: [String; 7],
 }
 
@@ -121,9 +123,9 @@ impl Keys {
             high,
             normal,
             low,
+            format!("{base}:stats"),
             format!("{base}:delayed"),
             format!("{base}:dead"),
-            format!("{base}:stats"),
         ];
         Self { queue, all }
     }
@@ -158,7 +160,8 @@ impl Keys {
         &self.all[STATS]
     }
 
-    /// Every key of the queue, in the order every script takes them as KEYS.
+    /// Every key of the queue, in the order the scripts take them as KEYS:
+    /// the four streams (highest priority first), stats, delayed, dead.
     pub fn all(&self) -> &[String; 7] {
         &self.all
     }

@@ -4,11 +4,12 @@
 
 use std::sync::Arc;
 
-use redis::{Script, ScriptInvocation};
+use redis::ScriptInvocation;
 
 use crate::consumer::Consumer;
 use crate::error::ConfigError;
 use crate::keys::{Keys, Prefix, QueueName, GROUP};
+use crate::scripts::QueueScript;
 
 /// Default payload limit: 1 MiB of JSON.
 pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 1024 * 1024;
@@ -86,10 +87,10 @@ impl Queue {
     }
 
     /// An invocation of `script` with what every script takes first: the
-    /// queue's keys as KEYS and the consumer group as ARGV\[1\].
-    pub(crate) fn invoke<'a>(&self, script: &'a Script) -> ScriptInvocation<'a> {
-        let mut inv = script.prepare_invoke();
-        for key in self.keys.all() {
+    /// queue's keys it uses as KEYS and the consumer group as ARGV\[1\].
+    pub(crate) fn invoke<'a>(&self, script: &'a QueueScript) -> ScriptInvocation<'a> {
+        let mut inv = script.script.prepare_invoke();
+        for key in &self.keys.all()[..script.keys] {
             inv.key(key);
         }
         inv.arg(GROUP);

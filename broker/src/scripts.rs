@@ -1,8 +1,9 @@
 //! The Lua scripts of the queue protocol, one per atomic operation (`broker/lua/*.lua`).
 //!
 //! Each script opens with its contract (KEYS, ARGV, reply). Every script
-//! takes the same KEYS, the queue's seven keys in [`Keys::all`] order, and
-//! the consumer group as ARGV\[1\]; [`Queue::invoke`] passes them. The rules
+//! takes the queue's keys in [`Keys::all`] order, up to the last one it uses
+//! (the four streams always at KEYS\[1..4\]), and the consumer group as
+//! ARGV\[1\]; [`Queue::invoke`] passes them. The rules
 //! several scripts share live once, in `broker/lua/shared/`, prepended to
 //! the scripts that use them (Redis scripts cannot include files; each
 //! script takes only what it uses, since the helpers run on every call):
@@ -10,7 +11,8 @@
 //! - `queue.lua` (every script): the KEYS layout and the counter names;
 //! - `names.lua`: priority and field names;
 //! - `entry_ids.lua`: comparing stream entry ids;
-//! - `group_state.lua`: the consumer group's state, and how many entries wait;
+//! - `group_state.lua`: the consumer group's state;
+//! - `waiting.lua`: how many entries wait for the group;
 //! - `ownership.lua`: whether a consumer still owns a pending entry;
 //! - `remove_done.lua`: acknowledging and removing finished entries in bulk;
 //! - `dead_letter.lua`: which fields a dead letter keeps, its cap and counters.
@@ -28,51 +30,69 @@ use redis::Script;
 
 use crate::error::{Error, Result};
 
-/// A script: the shared helpers it names (`lua/shared/<name>.lua`, in
-/// the order given: each may use those before it), then `lua/<file>`.
+/// A script of the protocol, and how many of the queue's keys it takes:
+/// [`Keys::all`] up to the last one it uses (4: the streams; 5: and stats;
+/// 6: and delayed; 7: and dead).
+///
+/// [`Keys::all`]: crate::Keys::all
+pub(crate) struct QueueScript {
+    pub(crate) script: Script,
+    pub(crate) keys: usize,
+    /// The Lua source, helpers included (read by the tests).
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) code: &'static str,
+}
+
+/// A script taking `$keys` keys: the shared helpers it names
+/// (`lua/shared/<name>.lua`, in the order given: each may use those before
+/// it), then `lua/<file>`.
 macro_rules! script {
-    ($file:literal: $($shared:ident),*) => {
+    ($file:literal, $keys:literal: $($shared:ident),*) => {
         LazyLock::new(|| {
-            Script::new(concat!(
+            let code = concat!(
                 $(include_str!(concat!("../lua/shared/", stringify!($shared), ".lua")),)*
                 include_str!(concat!("../lua/", $file)),
-            ))
+            );
+            QueueScript { script: Script::new(code), keys: $keys, code }
         })
     };
 }
 
 /// `claim.lua`: strict-priority XREADGROUP over the four streams, one round trip.
-pub(crate) static CLAIM: LazyLock<Script> = script!("claim.lua": queue);
+pub(crate) static CLAIM: LazyLock<QueueScript> = script!("claim.lua", 4: queue);
 /// `claim_counts.lua`: how many entries to claim from each stream (strict priority).
-pub(crate) static CLAIM_COUNTS: LazyLock<Script> = script!("claim_counts.lua": queue, group_state);
+pub(crate) static CLAIM_COUNTS: LazyLock<QueueScript> =
+    script!("claim_counts.lua", 4: queue, group_state, waiting);
 /// `ack.lua`: acknowledge and remove the entries this consumer still owns.
-pub(crate) static ACK: LazyLock<Script> =
-    script!("ack.lua": queue, entry_ids, group_state, ownership, remove_done);
+pub(crate) static ACK: LazyLock<QueueScript> =
+    script!("ack.lua", 5: queue, entry_ids, group_state, ownership, remove_done);
 /// `retry.lua`: stream entry -> delayed set.
-pub(crate) static RETRY: LazyLock<Script> =
-    script!("retry.lua": queue, entry_ids, group_state, ownership, remove_done);
+pub(crate) static RETRY: LazyLock<QueueScript> =
+    script!("retry.lua", 6: queue, entry_ids, group_state, ownership, remove_done);
 /// `dead_letter.lua`: stream entry -> dead-letter stream.
-pub(crate) static DEAD_LETTER: LazyLock<Script> = script!("dead_letter.lua":
+pub(crate) static DEAD_LETTER: LazyLock<QueueScript> = script!("dead_letter.lua", 7:
     queue, names, entry_ids, group_state, ownership, remove_done, dead_letter);
 /// `promote.lua`: due delayed jobs -> their priority streams.
-pub(crate) static PROMOTE: LazyLock<Script> = script!("promote.lua": queue, names);
+pub(crate) static PROMOTE: LazyLock<QueueScript> = script!("promote.lua", 6: queue, names);
 /// `recover.lua`: XAUTOCLAIM of entries idle past the lease; poison entries -> dead-letter.
-pub(crate) static RECOVER: LazyLock<Script> =
-    script!("recover.lua": queue, names, entry_ids, group_state, remove_done, dead_letter);
+pub(crate) static RECOVER: LazyLock<QueueScript> = script!("recover.lua", 7:
+    queue, names, entry_ids, group_state, remove_done, dead_letter);
 /// `renew.lua`: reset the idle time of entries this consumer still owns.
-pub(crate) static RENEW: LazyLock<Script> = script!("renew.lua": queue, ownership);
+pub(crate) static RENEW: LazyLock<QueueScript> = script!("renew.lua", 4: queue, ownership);
 /// `remove_idle_consumers.lua`: XGROUP DELCONSUMER of idle consumers with nothing pending.
-pub(crate) static REMOVE_IDLE_CONSUMERS: LazyLock<Script> =
-    script!("remove_idle_consumers.lua": queue);
+pub(crate) static REMOVE_IDLE_CONSUMERS: LazyLock<QueueScript> =
+    script!("remove_idle_consumers.lua", 4: queue);
 /// `start_suspect.lua`: count the delivery of a suspect entry as it starts.
-pub(crate) static START_SUSPECT: LazyLock<Script> = script!("start_suspect.lua": queue, ownership);
+pub(crate) static START_SUSPECT: LazyLock<QueueScript> =
+    script!("start_suspect.lua", 4: queue, ownership);
 /// `replay.lua`: dead-letter entry -> its priority stream, attempt 1.
-pub(crate) static REPLAY: LazyLock<Script> = script!("replay.lua": queue, names);
+pub(crate) static REPLAY: LazyLock<QueueScript> = script!("replay.lua", 7: queue, names);
 /// `stats.lua`: depth per priority, delayed, dead and counters, read in one round trip.
-pub(crate) static STATS: LazyLock<Script> = script!("stats.lua": queue, group_state);
+pub(crate) static STATS: LazyLock<QueueScript> =
+    script!("stats.lua", 7: queue, group_state, waiting);
 
 /// Every script with its file name.
-fn all() -> [(&'static str, &'static Script); 12] {
+fn all() -> [(&'static str, &'static QueueScript); 12] {
     [
         ("claim.lua", &CLAIM),
         ("claim_counts.lua", &CLAIM_COUNTS),
@@ -98,7 +118,7 @@ fn all() -> [(&'static str, &'static Script); 12] {
 /// [`Error::Script`] naming the script that Redis refused (or whose SHA differs).
 pub async fn load_all<C: ConnectionLike + Send>(conn: &mut C) -> Result<Vec<&'static str>> {
     let mut loaded = Vec::new();
-    for (name, script) in all() {
+    for (name, QueueScript { script, .. }) in all() {
         let sha: String = script
             .prepare_invoke()
             .load_async(conn)
@@ -180,6 +200,30 @@ mod tests {
             "local DEFAULT_PRIORITY = {}",
             Priority::default().script_index()
         )));
+    }
+
+    #[test]
+    fn every_script_is_given_the_keys_it_uses() {
+        // Past the shared layout (queue.lua, always first), a script that
+        // names STATS needs 5 keys, DELAYED 6, DEAD 7: a key not passed is
+        // nil in Lua, which only fails when that line runs.
+        for (name, script) in super::all() {
+            let body = script.code.strip_prefix(QUEUE_LUA).expect(name);
+            let names: std::collections::HashSet<&str> = body
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .collect();
+            let needs = [("STATS", 5), ("DELAYED", 6), ("DEAD", 7)]
+                .iter()
+                .filter(|(key, _)| names.contains(key))
+                .map(|(_, n)| *n)
+                .max()
+                .unwrap_or(4);
+            assert!(
+                script.keys >= needs,
+                "{name} uses key {needs} but is given {}",
+                script.keys
+            );
+        }
     }
 
     #[test]

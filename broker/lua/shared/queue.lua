@@ -5,10 +5,12 @@
 -- Redis CPU each time.
 
 -- KEYS, the same positions in every script: the four priority streams,
--- highest first, then the delayed set, the dead-letter stream and the
--- counters hash of one queue (all under one hash tag: one cluster slot).
+-- highest first, then the counters hash, the delayed set and the
+-- dead-letter stream of one queue (all under one hash tag: one cluster
+-- slot). A script is given the keys up to the last one it uses (see
+-- scripts.rs): fewer keys make the per-job calls cheaper.
 local STREAMS = {KEYS[1], KEYS[2], KEYS[3], KEYS[4]}
-local DELAYED, DEAD, STATS = KEYS[5], KEYS[6], KEYS[7]
+local STATS, DELAYED, DEAD = KEYS[5], KEYS[6], KEYS[7]
 -- ARGV[1] of every script: the consumer group the workers read through.
 local GROUP = ARGV[1]
 

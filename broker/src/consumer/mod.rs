@@ -12,12 +12,13 @@ pub mod delivery;
 pub mod settle;
 
 use redis::aio::ConnectionLike;
-use redis::{Script, ScriptInvocation};
+use redis::ScriptInvocation;
 
 use crate::error::Result;
 use crate::keys::GROUP;
 use crate::priority::Priority;
 use crate::queue::Queue;
+use crate::scripts::QueueScript;
 
 pub use delivery::{Delivery, EntryId};
 pub use settle::{DeadLetterKind, DeadLettered};
@@ -70,7 +71,7 @@ impl Consumer {
     /// consumer, priority index, lowest id, highest id, the ids.
     pub(crate) fn calls_on_entries<'s, 'e>(
         &self,
-        script: &'s Script,
+        script: &'s QueueScript,
         entries: impl IntoIterator<Item = &'e EntryId>,
     ) -> Vec<(Priority, ScriptInvocation<'s>)> {
         let mut calls = Vec::new();
