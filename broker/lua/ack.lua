@@ -6,10 +6,8 @@
 -- another consumer (this one lost its lease) is left alone: the new owner's
 -- pending entry stays, and the completion is not counted twice.
 local stream = stream_at(ARGV[3])
-local ids = {}
-for i = 6, #ARGV do ids[#ids + 1] = ARGV[i] end
-if #ids == 0 then return 0 end
-local owned = owned_among(stream, GROUP, ARGV[2], ARGV[4], ARGV[5], ids)
+if #ARGV < 6 then return 0 end
+local owned = owned_among(stream, GROUP, ARGV[2], ARGV[4], ARGV[5], ARGV, 6)
 if #owned == 0 then return 0 end
 local n = finish(stream, GROUP, owned)
 redis.call('HINCRBY', STATS, COUNTER_COMPLETED, n)

@@ -6,10 +6,8 @@
 -- another worker); those are not taken back.
 local stream = stream_at(ARGV[3])
 local consumer = ARGV[2]
-local ids = {}
-for i = 6, #ARGV do ids[#ids + 1] = ARGV[i] end
-if #ids == 0 then return {} end
-local owned = owned_among(stream, GROUP, consumer, ARGV[4], ARGV[5], ids)
+if #ARGV < 6 then return {} end
+local owned = owned_among(stream, GROUP, consumer, ARGV[4], ARGV[5], ARGV, 6)
 if #owned > 0 then
   -- JUSTID keeps the delivery count as it is; min-idle 0 resets the idle time.
   local args = {stream, GROUP, consumer, 0}
@@ -17,10 +15,10 @@ if #owned > 0 then
   args[#args + 1] = 'JUSTID'
   redis.call('XCLAIM', unpack(args))
 end
-if #owned == #ids then return {} end
+if #owned == #ARGV - 5 then return {} end
 local is_owned, lost = {}, {}
 for _, id in ipairs(owned) do is_owned[id] = true end
-for _, id in ipairs(ids) do
-  if not is_owned[id] then lost[#lost + 1] = id end
+for i = 6, #ARGV do
+  if not is_owned[ARGV[i]] then lost[#lost + 1] = ARGV[i] end
 end
 return lost
