@@ -74,7 +74,7 @@ impl Settler {
 
     /// Schedules the next attempt after the backoff. (Boxed, like
     /// [`Settler::dead_letter`]: a rare path whose future would otherwise
-    /// grow every job's task, measured at 25% more worker CPU per job.)
+    /// grow every job's task (measured: about 20% more worker CPU per job).)
     async fn retry(&self, job: ClaimedJob, env: &Envelope, error: String) {
         Box::pin(self.retry_now(job, env, error)).await;
     }
