@@ -4,10 +4,10 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use crate::link::Link;
 use ferry_broker::{
     DeadLetter, Keys, NewJob, Prefix, Queue, QueueStats, DEFAULT_MAX_PAYLOAD_BYTES,
 };
-use redis::aio::ConnectionManager;
 
 use crate::config::check_payload_limit;
 use crate::connection::RedisConfig;
@@ -53,7 +53,7 @@ impl ClientBuilder {
         };
         check_payload_limit(self.max_payload_bytes)?;
         Ok(Client {
-            conn: self.redis.manager(self.redis.response_timeout)?,
+            conn: self.redis.link(self.redis.response_timeout)?,
             prefix,
             max_payload_bytes: self.max_payload_bytes,
             queues: Arc::new(Mutex::new(HashMap::new())),
@@ -87,7 +87,7 @@ impl ClientBuilder {
 /// ```
 #[derive(Clone)]
 pub struct Client {
-    conn: ConnectionManager,
+    conn: Link,
     prefix: Prefix,
     max_payload_bytes: usize,
     /// Each queue's key names, built once.

@@ -3,10 +3,9 @@
 
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-
 use crate::config::{check_duration, MAX_DURATION};
 use crate::error::{ConfigError, Result};
+use crate::link::Link;
 
 /// Default time to wait for a reply before a command fails with a timeout.
 pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -117,15 +116,12 @@ impl RedisConfig {
     }
 
     /// A connection that reconnects by itself; it connects on first use.
-    pub(crate) fn manager(&self, response_timeout: Duration) -> Result<ConnectionManager> {
-        let client = self.client()?;
-        let config = ConnectionManagerConfig::new()
-            .set_response_timeout(Some(response_timeout))
-            .set_connection_timeout(Some(self.connect_timeout))
-            .set_number_of_retries(2)
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_secs(1));
-        Ok(ConnectionManager::new_lazy_with_config(client, config)?)
+    pub(crate) fn link(&self, response_timeout: Duration) -> Result<Link> {
+        Ok(Link::new(
+            self.client()?,
+            response_timeout,
+            self.connect_timeout,
+        )?)
     }
 }
 

@@ -56,6 +56,7 @@ pub mod enqueue;
 pub mod error;
 pub mod handler;
 pub mod job;
+mod link;
 mod runtime;
 pub mod worker;
 

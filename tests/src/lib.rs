@@ -15,6 +15,7 @@
 
 pub mod harness;
 pub mod process;
+pub mod proxy;
 pub mod scenario;
 
 pub use harness::{unique, RedisServer};

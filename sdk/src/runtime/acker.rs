@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
+use crate::link::Link;
 use ferry_broker::Priority;
-use redis::aio::ConnectionManager;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -27,7 +27,7 @@ pub(crate) struct Ack {
 }
 
 pub(crate) struct Acker {
-    pub conn: ConnectionManager,
+    pub conn: Link,
     pub rx: mpsc::UnboundedReceiver<Ack>,
     /// Cancelled when the grace period is over: writes stop retrying.
     pub hard_stop: CancellationToken,

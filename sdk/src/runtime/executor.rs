@@ -9,9 +9,9 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::link::Link;
 use ferry_broker::{DeadLetterKind, Delivery, Envelope};
 use futures::FutureExt;
-use redis::aio::ConnectionManager;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
@@ -29,7 +29,7 @@ pub(crate) struct ExecutorParts {
     pub handlers: Registry,
     pub settler: Settler,
     pub slots: Slots,
-    pub conn: ConnectionManager,
+    pub conn: Link,
     pub activity: Arc<Activity>,
     /// Cancelled when shutdown starts: jobs without a slot yet are not
     /// started; handlers see it in their context.

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
+use crate::link::Link;
 use tokio_util::sync::CancellationToken;
 
 use super::executor::Executor;
@@ -25,9 +25,9 @@ const MAX_CLAIM: usize = 500;
 
 pub(crate) struct Fetcher {
     pub queue: Arc<ServedQueue>,
-    pub conn: ConnectionManager,
+    pub conn: Link,
     /// Dedicated to blocking reads: its response timeout exceeds the block time.
-    pub blocking: ConnectionManager,
+    pub blocking: Link,
     pub slots: Slots,
     pub executor: Executor,
     /// Longest XREADGROUP BLOCK.

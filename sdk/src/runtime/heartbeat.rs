@@ -6,9 +6,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::link::Link;
 use ferry_broker::backoff::jitter;
 use ferry_broker::Priority;
-use redis::aio::ConnectionManager;
 use tokio_util::sync::CancellationToken;
 
 use super::retry::RedisRetry;
@@ -16,7 +16,7 @@ use super::served::ServedQueue;
 
 pub(crate) struct Heartbeat {
     pub queues: Vec<Arc<ServedQueue>>,
-    pub conn: ConnectionManager,
+    pub conn: Link,
     /// Time between renewals (lease/3).
     pub period: Duration,
 }

@@ -8,9 +8,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::link::Link;
 use ferry_broker::backoff::jitter;
 use ferry_broker::{Priority, RecoverOptions};
-use redis::aio::ConnectionManager;
 use tokio_util::sync::CancellationToken;
 
 use super::executor::Executor;
@@ -29,7 +29,7 @@ struct QueueRecovery {
 
 pub(crate) struct Recoverer {
     queues: Vec<QueueRecovery>,
-    conn: ConnectionManager,
+    conn: Link,
     slots: Slots,
     executor: Executor,
     lease: Duration,
@@ -40,7 +40,7 @@ pub(crate) struct Recoverer {
 impl Recoverer {
     pub(crate) fn new(
         queues: &[Arc<ServedQueue>],
-        conn: ConnectionManager,
+        conn: Link,
         slots: Slots,
         executor: Executor,
         lease: Duration,

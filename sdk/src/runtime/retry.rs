@@ -6,8 +6,8 @@
 use std::future::Future;
 use std::time::Duration;
 
+use crate::link::Link;
 use ferry_broker::backoff::jitter;
-use redis::aio::ConnectionManager;
 use tokio_util::sync::CancellationToken;
 
 const BASE: Duration = Duration::from_millis(100);
@@ -54,12 +54,12 @@ impl RedisRetry {
     /// pending and recovery runs the job again, so nothing is lost.
     pub(crate) async fn persist<T, F, Fut>(
         what: &'static str,
-        conn: &ConnectionManager,
+        conn: &Link,
         stop: &CancellationToken,
         mut step: F,
     ) -> Option<T>
     where
-        F: FnMut(ConnectionManager) -> Fut,
+        F: FnMut(Link) -> Fut,
         Fut: Future<Output = ferry_broker::Result<T>>,
     {
         let mut policy = Self::new(what);

@@ -6,8 +6,8 @@
 
 use std::sync::Arc;
 
+use crate::link::Link;
 use ferry_broker::{now_ms, Backoff, DeadLetterKind, Envelope};
-use redis::aio::ConnectionManager;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -29,7 +29,7 @@ pub(crate) enum Outcome {
 /// Records outcomes. Cheap to clone.
 #[derive(Clone)]
 pub(crate) struct Settler {
-    pub conn: ConnectionManager,
+    pub conn: Link,
     pub backoff: Backoff,
     pub acks: mpsc::UnboundedSender<Ack>,
     pub activity: Arc<Activity>,

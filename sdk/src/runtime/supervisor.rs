@@ -52,7 +52,7 @@ impl Supervisor {
             consumer,
             activity,
         } = self;
-        let conn = redis.manager(redis.response_timeout)?;
+        let conn = redis.link(redis.response_timeout)?;
         let queues: Vec<Arc<ServedQueue>> = queues
             .iter()
             .map(|q| {
@@ -102,7 +102,7 @@ impl Supervisor {
         for queue in &queues {
             // Blocking reads need a connection of their own whose response
             // timeout outlasts the block time.
-            let blocking = redis.manager(config.block_time + redis.response_timeout)?;
+            let blocking = redis.link(config.block_time + redis.response_timeout)?;
             let fetcher = Fetcher {
                 queue: Arc::clone(queue),
                 conn: conn.clone(),
