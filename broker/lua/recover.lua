@@ -34,6 +34,11 @@ local cap = tonumber(ARGV[8])
 local taken, deleted, n_dead, dropped = {}, 0, 0, 0
 local suspect_taken = false
 
+-- A stream with no group yet (no worker has claimed from it) has nothing
+-- pending: nothing to recover, and no error to report.
+local has_group = pcall(redis.call, 'XINFO', 'CONSUMERS', stream, GROUP)
+if not has_group then return {'0-0', {}, 0, 0, 0} end
+
 local cursor = ARGV[5]
 -- XAUTOCLAIM scans at most COUNT * 10 pending ids per call; keep scanning
 -- (up to 10 calls) so a worker with few free slots still finds expired

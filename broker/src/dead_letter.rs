@@ -65,7 +65,8 @@ impl Queue {
 
     /// Moves one dead-letter entry back to its priority stream as attempt 1,
     /// keeping its job id. Returns the new stream entry id, or `None` when no
-    /// such dead-letter entry exists.
+    /// such dead-letter entry exists (or `entry_id` is not a stream entry id,
+    /// `<ms>-<seq>`).
     ///
     /// # Errors
     /// [`Error::Redis`](crate::Error::Redis).
@@ -74,6 +75,9 @@ impl Queue {
         conn: &mut C,
         entry_id: &str,
     ) -> Result<Option<String>> {
+        if !is_entry_id(entry_id) {
+            return Ok(None);
+        }
         let mut inv = self.invoke(&scripts::REPLAY);
         inv.arg(entry_id).arg(now_ms());
         Ok(inv.invoke_async(conn).await?)
@@ -93,5 +97,46 @@ impl Queue {
             .query_async(conn)
             .await?;
         Ok(len)
+    }
+}
+
+/// True for a whole stream entry id, `<ms>-<seq>` (digits, each part a u64).
+fn is_entry_id(id: &str) -> bool {
+    id.split_once('-').is_some_and(|(ms, seq)| {
+        [ms, seq].iter().all(|p| {
+            !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u64>().is_ok()
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_entry_id;
+
+    #[test]
+    fn entry_ids_are_told_from_other_text() {
+        for ok in [
+            "0-1",
+            "1700000000000-0",
+            "18446744073709551615-18446744073709551615",
+        ] {
+            assert!(is_entry_id(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "-",
+            "1",
+            "1-",
+            "-1",
+            "a-1",
+            "1-b",
+            "1-2-3",
+            " 1-2",
+            "18446744073709551616-0",
+            "+",
+            "-1-0",
+        ] {
+            assert!(!is_entry_id(bad), "{bad}");
+        }
     }
 }

@@ -77,5 +77,16 @@ impl Error {
 /// True when a Redis error came from the connection (I/O, timeout, dropped or
 /// refused connection) rather than from the command.
 pub fn is_connection_failure(e: &redis::RedisError) -> bool {
-    e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal()
+    e.is_io_error()
+        || e.is_timeout()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || is_maxclients(e)
+}
+
+/// True for the error a server at `maxclients` sends as it closes a new
+/// connection.
+pub fn is_maxclients(e: &redis::RedisError) -> bool {
+    e.detail()
+        .is_some_and(|d| d.contains("max number of clients reached"))
 }

@@ -156,6 +156,18 @@ impl Consumer {
         Ok(lost)
     }
 
+    /// Removes this consumer from the group of each stream where it owns
+    /// no pending entry (a worker that stops cleanly). Returns in how many
+    /// streams it still owns entries, and so stays listed.
+    ///
+    /// # Errors
+    /// [`Error::Redis`].
+    pub async fn leave<C: ConnectionLike + Send>(&self, conn: &mut C) -> Result<u64> {
+        let mut inv = self.queue().invoke(&scripts::REMOVE_CONSUMER);
+        inv.arg(self.name());
+        Ok(inv.invoke_async(conn).await?)
+    }
+
     /// Deletes the queue's other consumers that have been idle for more than
     /// `idle` and own no pending entries. Returns how many were removed.
     ///

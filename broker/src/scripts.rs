@@ -82,6 +82,8 @@ pub(crate) static RENEW: LazyLock<QueueScript> = script!("renew.lua", 4: queue, 
 /// `remove_idle_consumers.lua`: XGROUP DELCONSUMER of idle consumers with nothing pending.
 pub(crate) static REMOVE_IDLE_CONSUMERS: LazyLock<QueueScript> =
     script!("remove_idle_consumers.lua", 4: queue);
+/// `remove_consumer.lua`: a stopping worker's own XGROUP DELCONSUMER, where it owns nothing.
+pub(crate) static REMOVE_CONSUMER: LazyLock<QueueScript> = script!("remove_consumer.lua", 4: queue);
 /// `start_suspect.lua`: count the delivery of a suspect entry as it starts.
 pub(crate) static START_SUSPECT: LazyLock<QueueScript> =
     script!("start_suspect.lua", 4: queue, ownership);
@@ -92,7 +94,7 @@ pub(crate) static STATS: LazyLock<QueueScript> =
     script!("stats.lua", 7: queue, group_state, waiting);
 
 /// Every script with its file name.
-fn all() -> [(&'static str, &'static QueueScript); 12] {
+fn all() -> [(&'static str, &'static QueueScript); 13] {
     [
         ("claim.lua", &CLAIM),
         ("claim_counts.lua", &CLAIM_COUNTS),
@@ -103,6 +105,7 @@ fn all() -> [(&'static str, &'static QueueScript); 12] {
         ("recover.lua", &RECOVER),
         ("renew.lua", &RENEW),
         ("remove_idle_consumers.lua", &REMOVE_IDLE_CONSUMERS),
+        ("remove_consumer.lua", &REMOVE_CONSUMER),
         ("start_suspect.lua", &START_SUSPECT),
         ("replay.lua", &REPLAY),
         ("stats.lua", &STATS),

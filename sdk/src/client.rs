@@ -4,6 +4,8 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use tokio::sync::OnceCell;
+
 use crate::link::Link;
 use ferry_broker::{
     DeadLetter, Keys, NewJob, Prefix, Queue, QueueStats, DEFAULT_MAX_PAYLOAD_BYTES,
@@ -25,9 +27,19 @@ pub struct ClientBuilder {
     redis: RedisConfig,
     prefix: Option<String>,
     max_payload_bytes: usize,
+    strict_memory_policy: bool,
 }
 
 impl ClientBuilder {
+    /// With `true`, the client refuses to work with a Redis whose
+    /// `maxmemory-policy` may delete its keys (`allkeys-*`): every call
+    /// fails with [`Error::EvictionPolicy`]. By default it logs a warning
+    /// once and carries on.
+    pub fn strict_memory_policy(mut self, strict: bool) -> Self {
+        self.strict_memory_policy = strict;
+        self
+    }
+
     /// Uses key namespace `prefix` instead of `ferry` (workers must use the same).
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = Some(prefix.into());
@@ -54,6 +66,9 @@ impl ClientBuilder {
         check_payload_limit(self.max_payload_bytes)?;
         Ok(Client {
             conn: self.redis.link(self.redis.response_timeout)?,
+            host: self.redis.host().into(),
+            checked: Arc::new(OnceCell::new()),
+            strict_memory_policy: self.strict_memory_policy,
             prefix,
             max_payload_bytes: self.max_payload_bytes,
             queues: Arc::new(Mutex::new(HashMap::new())),
@@ -88,6 +103,11 @@ impl ClientBuilder {
 #[derive(Clone)]
 pub struct Client {
     conn: Link,
+    /// `host:port`, for error messages.
+    host: Arc<str>,
+    /// Set once the first-use check ([`preflight`](crate::preflight)) passed.
+    checked: Arc<OnceCell<()>>,
+    strict_memory_policy: bool,
     prefix: Prefix,
     max_payload_bytes: usize,
     /// Each queue's key names, built once.
@@ -118,7 +138,26 @@ impl Client {
             redis: redis.into(),
             prefix: None,
             max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
+            strict_memory_policy: false,
         }
+    }
+
+    /// The connection, after the first-use check: the credentials work and
+    /// the eviction policy is safe (or warned about). The check runs once;
+    /// a connection failure leaves it to the next call.
+    async fn conn(&self) -> Result<Link> {
+        let mut conn = self.conn.clone();
+        self.checked
+            .get_or_try_init(|| {
+                crate::preflight::check(&mut conn, &self.host, self.strict_memory_policy)
+            })
+            .await?;
+        Ok(self.conn.clone())
+    }
+
+    /// The typed form of a failed call's error, naming the server.
+    fn fail(&self, e: impl Into<Error>) -> Error {
+        e.into().with_host(&self.host)
     }
 
     /// The key namespace.
@@ -184,7 +223,9 @@ impl Client {
         options: EnqueueOptions,
     ) -> Result<Vec<String>> {
         let queue = self.queue(options.queue_for::<J>())?;
-        let run_at = options.run_at_ms(ferry_broker::now_ms());
+        let now = ferry_broker::now_ms();
+        options.check(now)?;
+        let run_at = options.run_at_ms(now);
         let (priority, max_retries) = (options.priority_for::<J>(), options.max_retries_for::<J>());
         let mut batch = Vec::with_capacity(jobs.len());
         for job in jobs {
@@ -196,8 +237,11 @@ impl Client {
                 run_at,
             });
         }
-        let mut conn = self.conn.clone();
-        Ok(queue.enqueue(&mut conn, &batch).await?)
+        let mut conn = self.conn().await?;
+        queue
+            .enqueue(&mut conn, &batch)
+            .await
+            .map_err(|e| self.fail(e))
     }
 
     /// Depth and counters of `queue`.
@@ -205,8 +249,9 @@ impl Client {
     /// # Errors
     /// [`Error::Config`] or [`Error::Redis`].
     pub async fn stats(&self, queue: &str) -> Result<QueueStats> {
-        let mut conn = self.conn.clone();
-        Ok(self.queue(queue)?.stats(&mut conn).await?)
+        let queue = self.queue(queue)?;
+        let mut conn = self.conn().await?;
+        queue.stats(&mut conn).await.map_err(|e| self.fail(e))
     }
 
     /// The oldest `count` entries of `queue`'s dead-letter stream.
@@ -214,18 +259,31 @@ impl Client {
     /// # Errors
     /// [`Error::Config`] or [`Error::Redis`].
     pub async fn dead_letters(&self, queue: &str, count: usize) -> Result<Vec<DeadLetter>> {
-        let mut conn = self.conn.clone();
-        Ok(self.queue(queue)?.dead_letters(&mut conn, count).await?)
+        let queue = self.queue(queue)?;
+        let mut conn = self.conn().await?;
+        queue
+            .dead_letters(&mut conn, count)
+            .await
+            .map_err(|e| self.fail(e))
     }
 
     /// Moves one dead-letter entry of `queue` back to its priority stream as
-    /// attempt 1, keeping its job id. Returns the new stream entry id, or
-    /// `None` if there is no such dead-letter entry.
+    /// attempt 1, keeping its job id. Returns the new stream entry id.
     ///
     /// # Errors
-    /// [`Error::Config`] or [`Error::Redis`].
-    pub async fn replay_dead(&self, queue: &str, entry_id: &str) -> Result<Option<String>> {
-        let mut conn = self.conn.clone();
-        Ok(self.queue(queue)?.replay_dead(&mut conn, entry_id).await?)
+    /// [`Error::DeadLetterNotFound`] when `queue` has no dead-letter entry
+    /// `entry_id` (or it is not a stream entry id); [`Error::Config`] or
+    /// [`Error::Redis`].
+    pub async fn replay_dead(&self, queue_name: &str, entry_id: &str) -> Result<String> {
+        let queue = self.queue(queue_name)?;
+        let mut conn = self.conn().await?;
+        queue
+            .replay_dead(&mut conn, entry_id)
+            .await
+            .map_err(|e| self.fail(e))?
+            .ok_or_else(|| Error::DeadLetterNotFound {
+                queue: queue_name.to_owned(),
+                entry_id: entry_id.to_owned(),
+            })
     }
 }

@@ -62,6 +62,11 @@ pub struct WorkerConfig {
     pub dead_letter_cap: u64,
     /// Key namespace (default `ferry`); producers must use the same.
     pub prefix: Prefix,
+    /// Refuse to start on a Redis whose `maxmemory-policy` may delete
+    /// Ferry's keys (`allkeys-*`): `run()` fails with
+    /// [`Error::EvictionPolicy`](crate::Error::EvictionPolicy). Default
+    /// `false`: a warning at start-up.
+    pub strict_memory_policy: bool,
 }
 
 impl Default for WorkerConfig {
@@ -79,6 +84,7 @@ impl Default for WorkerConfig {
             max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
             dead_letter_cap: 0,
             prefix: Prefix::default(),
+            strict_memory_policy: false,
         }
     }
 }

@@ -32,17 +32,8 @@ pub struct RedisConfig {
 impl std::fmt::Debug for RedisConfig {
     /// Leaves out the URL's password.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let url = match self.url.split_once('@') {
-            Some((scheme_user, host)) => match scheme_user.rsplit_once(':') {
-                Some((scheme_user, _)) if scheme_user.contains("//") => {
-                    format!("{scheme_user}:***@{host}")
-                }
-                _ => format!("***@{host}"),
-            },
-            None => self.url.clone(),
-        };
         f.debug_struct("RedisConfig")
-            .field("url", &url)
+            .field("url", &self.redacted_url())
             .field("response_timeout", &self.response_timeout)
             .field("connect_timeout", &self.connect_timeout)
             .field(
@@ -61,6 +52,19 @@ impl RedisConfig {
             response_timeout: DEFAULT_RESPONSE_TIMEOUT,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             tls_root_cert: None,
+        }
+    }
+
+    /// The URL with its password replaced by `***`, for logs and messages.
+    pub fn redacted_url(&self) -> String {
+        match self.url.rsplit_once('@') {
+            Some((scheme_user, host)) => match scheme_user.rsplit_once(':') {
+                Some((scheme_user, _)) if scheme_user.contains("//") => {
+                    format!("{scheme_user}:***@{host}")
+                }
+                _ => format!("***@{host}"),
+            },
+            None => self.url.clone(),
         }
     }
 
@@ -95,23 +99,33 @@ impl RedisConfig {
             name,
             reason: e.to_string(),
         };
+        let info = redis::IntoConnectionInfo::into_connection_info(self.url.as_str())
+            .map_err(|e| invalid("redis_url", e))?;
+        // No CLIENT SETINFO at connect: its reply is ignored, so an error
+        // the server sends on accept ("max number of clients reached")
+        // would be swallowed and the caller would see only "broken pipe".
+        // Without it, the first command reads that error.
+        let settings = info.redis_settings().clone().set_skip_set_lib_name();
+        let info = info.set_redis_settings(settings);
         match &self.tls_root_cert {
             Some(pem) => redis::Client::build_with_tls(
-                self.url.as_str(),
+                info,
                 redis::TlsCertificates {
                     client_tls: None,
                     root_cert: Some(pem.clone()),
                 },
             )
-            .map_err(|e| {
-                // Both the URL and the certificate are read here; say which.
-                if redis::Client::open(self.url.as_str()).is_err() {
-                    invalid("redis_url", e)
-                } else {
-                    invalid("tls_root_cert", e)
-                }
-            }),
-            None => redis::Client::open(self.url.as_str()).map_err(|e| invalid("redis_url", e)),
+            .map_err(|e| invalid("tls_root_cert", e)),
+            None => redis::Client::open(info).map_err(|e| invalid("redis_url", e)),
+        }
+    }
+
+    /// The server's `host:port` (or socket path), for messages; never the
+    /// password. The URL as given when it does not parse.
+    pub fn host(&self) -> String {
+        match self.client() {
+            Ok(c) => c.get_connection_info().addr().to_string(),
+            Err(_) => "(a URL that does not parse)".to_owned(),
         }
     }
 

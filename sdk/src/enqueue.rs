@@ -4,6 +4,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ferry_broker::Priority;
 
+use crate::error::ConfigError;
 use crate::job::Job;
 
 /// When a job may first run.
@@ -98,6 +99,36 @@ impl EnqueueOptions {
                 let at = millis(at.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO));
                 (at > now_ms).then_some(at)
             }
+        }
+    }
+}
+
+/// The furthest ahead a job may be scheduled: ten years. Further is a
+/// mistake (a unit slip, `u64::MAX`), and the job would never run.
+pub const MAX_SCHEDULE_AHEAD: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
+impl EnqueueOptions {
+    /// Checks the schedule against [`MAX_SCHEDULE_AHEAD`], with `now_ms`
+    /// as now.
+    ///
+    /// # Errors
+    /// [`ConfigError::InvalidSetting`] naming `delay` or `run_at`.
+    pub(crate) fn check(&self, now_ms: u64) -> Result<(), ConfigError> {
+        let limit = millis(MAX_SCHEDULE_AHEAD);
+        match self.schedule {
+            Some(Schedule::Delay(d)) if millis(d) > limit => Err(ConfigError::InvalidSetting {
+                name: "delay",
+                reason: format!("{d:?} is more than ten years ahead; the job would never run"),
+            }),
+            Some(Schedule::At(_))
+                if self.run_at_ms(now_ms).is_some_and(|at| at - now_ms > limit) =>
+            {
+                Err(ConfigError::InvalidSetting {
+                    name: "run_at",
+                    reason: "more than ten years ahead; the job would never run".into(),
+                })
+            }
+            _ => Ok(()),
         }
     }
 }

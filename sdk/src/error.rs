@@ -22,6 +22,58 @@ pub enum Error {
     /// writing Ferry's keys. Report it with the message.
     #[error("unexpected reply from redis: {0}")]
     Protocol(String),
+    /// The server refused the user or password in the URL.
+    #[error("redis at {host} refused the credentials ({reason}): check the user and password in the redis URL (redis://user:password@host:port) against the server's requirepass or ACL users")]
+    AuthFailed {
+        /// `host:port` of the server (never the password).
+        host: String,
+        /// What the server said.
+        reason: String,
+    },
+    /// The server needs a password and the URL gave none.
+    #[error("redis at {host} requires authentication and the URL has no password ({reason}): put it in the redis URL, redis://:password@host:port or redis://user:password@host:port")]
+    AuthRequired {
+        /// `host:port` of the server.
+        host: String,
+        /// What the server said.
+        reason: String,
+    },
+    /// The server is at `maxmemory` with the `noeviction` policy and refused
+    /// a write. Nothing of the call was written.
+    #[error("redis at {host} is out of memory and refused the write ({reason}); nothing of this call was written: raise maxmemory, free memory, or let workers drain the queues, then retry")]
+    OutOfMemory {
+        /// `host:port` of the server.
+        host: String,
+        /// What the server said.
+        reason: String,
+    },
+    /// The server is a read-only replica, even after a reconnect to the
+    /// address (a failover in progress, or a URL that names a replica).
+    /// Nothing was written.
+    #[error("redis at {host} is a read-only replica ({reason}); nothing was written: point the URL at the primary, or retry once the failover has finished")]
+    ReadOnly {
+        /// `host:port` of the server.
+        host: String,
+        /// What the server said.
+        reason: String,
+    },
+    /// The server may evict keys under memory pressure, so queued jobs could
+    /// vanish, and the strict eviction check was asked for.
+    #[error("redis at {host} has maxmemory-policy {policy}: under memory pressure it deletes keys, queued jobs included. Set `maxmemory-policy noeviction` (CONFIG SET maxmemory-policy noeviction, or in redis.conf)")]
+    EvictionPolicy {
+        /// `host:port` of the server.
+        host: String,
+        /// The server's `maxmemory-policy`.
+        policy: String,
+    },
+    /// No dead-letter entry with this id in this queue.
+    #[error("no dead-letter entry {entry_id:?} in queue {queue:?}: list them with Client::dead_letters (or XRANGE on the queue's dead-letter stream)")]
+    DeadLetterNotFound {
+        /// The queue.
+        queue: String,
+        /// The entry id asked for.
+        entry_id: String,
+    },
 }
 
 impl From<ferry_broker::Error> for Error {
@@ -37,12 +89,45 @@ impl From<ferry_broker::Error> for Error {
 }
 
 impl Error {
-    /// True when the error came from the connection (outage, timeout): the
-    /// same call may succeed later.
+    /// True when the error came from the connection (outage, timeout) or
+    /// from a failover in progress (a read-only replica): the same call may
+    /// succeed later.
     pub fn is_connection_error(&self) -> bool {
         match self {
             Error::Redis(e) => ferry_broker::error::is_connection_failure(e),
+            Error::ReadOnly { .. } => true,
             _ => false,
+        }
+    }
+
+    /// True when retrying cannot help until someone changes a setting: the
+    /// credentials, or (with the strict check) the eviction policy.
+    pub fn needs_operator(&self) -> bool {
+        matches!(
+            self,
+            Error::AuthFailed { .. } | Error::AuthRequired { .. } | Error::EvictionPolicy { .. }
+        )
+    }
+
+    /// Gives a Redis error its typed form, naming `host`: credentials
+    /// refused or missing, out of memory, read-only replica. Others stay
+    /// [`Error::Redis`].
+    pub(crate) fn with_host(self, host: &str) -> Self {
+        let Error::Redis(e) = self else { return self };
+        let codes = crate::link::server_codes(&e);
+        let has = |code: &str| codes.iter().any(|c| c == code);
+        let reason = e.to_string();
+        let host = host.to_owned();
+        if e.kind() == redis::ErrorKind::AuthenticationFailed || has("WRONGPASS") {
+            Error::AuthFailed { host, reason }
+        } else if has("NOAUTH") || reason.contains("unauthenticated") {
+            Error::AuthRequired { host, reason }
+        } else if has("OOM") {
+            Error::OutOfMemory { host, reason }
+        } else if has("READONLY") {
+            Error::ReadOnly { host, reason }
+        } else {
+            Error::Redis(e)
         }
     }
 }

@@ -57,6 +57,7 @@ pub mod error;
 pub mod handler;
 pub mod job;
 mod link;
+mod preflight;
 mod runtime;
 pub mod worker;
 

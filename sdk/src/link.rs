@@ -299,5 +299,5 @@ pub(crate) fn is_role_error(e: &RedisError) -> bool {
 /// True when the connection failed (refused, dropped), as opposed to the
 /// server answering with an error or a command timing out.
 fn is_connection_failure(e: &RedisError) -> bool {
-    e.is_connection_refusal() || e.is_connection_dropped()
+    e.is_connection_refusal() || e.is_connection_dropped() || ferry_broker::error::is_maxclients(e)
 }

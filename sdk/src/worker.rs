@@ -126,6 +126,9 @@ impl WorkerBuilder {
         /// Caps each dead-letter stream at this many entries (default 0: keep all).
         /// Entries the cap drops are counted (`dead_dropped`) and logged.
         dead_letter_cap: u64;
+        /// Refuse to start on a Redis whose `maxmemory-policy` may delete
+        /// queued jobs (`allkeys-*`); by default a warning at start-up.
+        strict_memory_policy: bool;
     }
 
     /// Checks the settings and builds the worker. Nothing connects yet.
@@ -274,8 +277,11 @@ impl Worker {
     ///
     /// # Errors
     /// As [`Worker::run_until`].
+    ///
+    /// A second SIGINT or SIGTERM during the shutdown forces it: running
+    /// jobs are dropped at once (their entries stay pending for recovery).
     pub async fn run(self) -> Result<()> {
-        self.run_until(crate::runtime::supervisor::shutdown_signal())
+        self.start(crate::runtime::supervisor::shutdown_signal(), true)
             .await
     }
 
@@ -288,13 +294,29 @@ impl Worker {
     /// Redis outages do not end the worker: every loop logs, backs off with
     /// jitter and resumes when Redis answers.
     ///
+    /// Before it starts, the worker checks the server: it waits (logging,
+    /// with backoff) while Redis cannot be reached, and gives up on what
+    /// waiting cannot fix.
+    ///
     /// # Errors
-    /// [`Error::Redis`](crate::Error::Redis) if a connection cannot be set
-    /// up. (Settings, the URL included, were checked by
-    /// [`WorkerBuilder::build`], which reports them as
-    /// [`Error::Config`](crate::Error::Config).)
+    /// [`Error::AuthFailed`](crate::Error::AuthFailed) or
+    /// [`Error::AuthRequired`](crate::Error::AuthRequired) when the server
+    /// refuses the URL's credentials;
+    /// [`Error::EvictionPolicy`](crate::Error::EvictionPolicy) with
+    /// [`WorkerConfig::strict_memory_policy`](crate::WorkerConfig::strict_memory_policy).
+    /// (Settings, the URL included, were checked by [`WorkerBuilder::build`],
+    /// which reports them as [`Error::Config`](crate::Error::Config).)
     pub async fn run_until(self, signal: impl Future<Output = ()> + Send) -> Result<()> {
+        self.start(signal, false).await
+    }
+
+    async fn start(
+        self,
+        signal: impl Future<Output = ()> + Send,
+        force_on_second_signal: bool,
+    ) -> Result<()> {
         let supervisor = Supervisor {
+            force_on_second_signal,
             redis: self.redis,
             config: self.config,
             queues: self.queues,

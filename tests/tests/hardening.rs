@@ -22,6 +22,16 @@ impl Job for Note {
     const QUEUE: &'static str = "notes";
 }
 
+/// The example worker's `echo` job.
+#[derive(Serialize, Deserialize, Debug)]
+struct Echo {
+    message: String,
+}
+impl Job for Echo {
+    const TYPE: &'static str = "echo";
+    const QUEUE: &'static str = "notes";
+}
+
 /// The ids of the jobs a worker ran.
 type Ran = Arc<Mutex<HashSet<String>>>;
 
@@ -214,5 +224,455 @@ async fn a_client_whose_idle_connection_was_closed_carries_on() {
             .iter()
             .sum::<u64>(),
         1
+    );
+}
+
+/// The enqueue of one note, with its error.
+async fn enqueue_one(url: &str) -> ferry_queue::Result<String> {
+    Client::builder(url)
+        .prefix(unique("errors"))
+        .connect()?
+        .enqueue(&Note { n: 1 })
+        .await
+}
+
+/// A worker's `run()` on `url`, which must end by itself.
+async fn run_worker(worker: Worker) -> ferry_queue::Result<()> {
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        worker.run_until(std::future::pending()),
+    )
+    .await
+    .expect("run() ends by itself")
+}
+
+fn note_worker(url: &str) -> ferry_queue::WorkerBuilder {
+    Worker::builder(url)
+        .prefix(unique("errors"))
+        .handle(|_: Note, _: JobContext| async { Ok::<_, JobError>(()) })
+}
+
+/// Item 13. Each failure an operator must fix is a distinct typed error
+/// whose message names the server (never the password) and says what to do.
+#[tokio::test]
+async fn errors_name_the_server_and_say_what_to_do() {
+    let redis = RedisServer::start_own(&[]).await;
+    // A password from now on; this connection is already in.
+    let mut admin = redis.conn().await;
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("requirepass")
+        .arg("s3cret-pw")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let host = format!("127.0.0.1:{}", redis.port());
+    let good = format!("redis://:s3cret-pw@{host}");
+    let check = |e: &ferry_queue::Error, what: &str| {
+        let text = e.to_string();
+        assert!(text.contains(&host), "{what}: names the server: {text}");
+        assert!(
+            !text.contains("s3cret") && !text.contains("wrong-pw"),
+            "{what}: no password: {text}"
+        );
+    };
+
+    // A URL that does not parse: a config error naming the setting.
+    let e = Client::connect("redis://127.0.0.1:notaport").unwrap_err();
+    assert!(
+        matches!(
+            e,
+            ferry_queue::Error::Config(ferry_queue::ConfigError::InvalidSetting {
+                name: "redis_url",
+                ..
+            })
+        ),
+        "{e}"
+    );
+
+    // A wrong password, then none at all.
+    let e = enqueue_one(&format!("redis://:wrong-pw@{host}"))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, ferry_queue::Error::AuthFailed { .. }), "{e:?}");
+    check(&e, "wrong password");
+    let e = enqueue_one(&format!("redis://{host}")).await.unwrap_err();
+    assert!(
+        matches!(e, ferry_queue::Error::AuthRequired { .. }),
+        "{e:?}"
+    );
+    check(&e, "missing password");
+
+    // A worker that cannot authenticate fails run() with that error.
+    let e = run_worker(
+        note_worker(&format!("redis://:wrong-pw@{host}"))
+            .build()
+            .unwrap(),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(e, ferry_queue::Error::AuthFailed { .. }), "{e:?}");
+    let e = run_worker(note_worker(&format!("redis://{host}")).build().unwrap())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, ferry_queue::Error::AuthRequired { .. }),
+        "{e:?}"
+    );
+
+    // An unknown dead-letter id, well formed or not.
+    let client = Client::connect(good.as_str()).unwrap();
+    for id in ["1-0", "not-an-id", ""] {
+        let e = client.replay_dead("notes", id).await.unwrap_err();
+        assert!(
+            matches!(e, ferry_queue::Error::DeadLetterNotFound { .. }),
+            "{id}: {e:?}"
+        );
+        assert!(e.to_string().contains("notes"), "{e}");
+    }
+
+    // Out of memory: writes are refused under maxmemory with noeviction.
+    let _: () = redis::cmd("SET")
+        .arg("filler")
+        .arg(vec![b'x'; 4 << 20])
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg("1mb")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let e = enqueue_one(&good).await.unwrap_err();
+    assert!(matches!(e, ferry_queue::Error::OutOfMemory { .. }), "{e:?}");
+    check(&e, "out of memory");
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg("0")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+
+    // A replica: READONLY even after the reconnect.
+    let primary = RedisServer::start_own(&[]).await;
+    let _: () = redis::cmd("REPLICAOF")
+        .arg("127.0.0.1")
+        .arg(primary.port())
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let e = enqueue_one(&good).await.unwrap_err();
+    assert!(matches!(e, ferry_queue::Error::ReadOnly { .. }), "{e:?}");
+    assert!(e.is_connection_error(), "a failover in progress may pass");
+    check(&e, "read-only replica");
+}
+
+/// Item 4. Under `allkeys-*` Redis deletes queued jobs when memory runs
+/// out. Client and worker check the policy: a warning by default, a
+/// refusal when strict; where neither INFO nor CONFIG is permitted, they
+/// carry on.
+#[tokio::test]
+async fn an_evicting_redis_is_warned_about_or_refused() {
+    let redis = RedisServer::start_own(&["--maxmemory-policy", "allkeys-lru"]).await;
+    let strict = Client::builder(redis.url())
+        .prefix(unique("evict"))
+        .strict_memory_policy(true)
+        .connect()
+        .unwrap();
+    let e = strict.enqueue(&Note { n: 1 }).await.unwrap_err();
+    assert!(
+        matches!(e, ferry_queue::Error::EvictionPolicy { ref policy, .. } if policy == "allkeys-lru"),
+        "{e:?}"
+    );
+    assert!(
+        e.to_string().contains("maxmemory-policy noeviction"),
+        "says what to set: {e}"
+    );
+    let e = run_worker(
+        note_worker(redis.url())
+            .strict_memory_policy(true)
+            .build()
+            .unwrap(),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(e, ferry_queue::Error::EvictionPolicy { .. }),
+        "{e:?}"
+    );
+
+    // Not strict: the call goes through, and a worker process warns.
+    enqueue_one(redis.url()).await.unwrap();
+    let mut worker =
+        ferry_tests::WorkerProcess::spawn(redis.url(), &unique("evict"), &["--queue", "notes"]);
+    wait_until(Duration::from_secs(30), "the worker warns about the policy", || {
+        let log = worker.log_text();
+        async move { log.contains("maxmemory_policy=allkeys-lru") && log.contains("noeviction") }
+    })
+    .await;
+    assert!(worker.exited().is_none(), "a warning, not a refusal");
+    worker.kill().await;
+
+    // A safe policy passes the strict check.
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory-policy")
+        .arg("volatile-lru")
+        .query_async(&mut redis.conn().await)
+        .await
+        .unwrap();
+    strict.enqueue(&Note { n: 2 }).await.unwrap();
+}
+
+async fn info_field(
+    conn: &mut redis::aio::MultiplexedConnection,
+    section: &str,
+    field: &str,
+) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg(section)
+        .query_async(conn)
+        .await
+        .unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("INFO {section} has {field}"))
+}
+
+/// Item 12. At `maxclients` a running worker's connections are closed and
+/// new ones refused with the server's reason. The reason reaches the log,
+/// reconnects back off, and a repeated error is logged once per interval
+/// with a count. When a slot frees, the worker carries on.
+#[tokio::test]
+async fn at_maxclients_the_reason_is_logged_rarely_and_reconnects_back_off() {
+    let redis = RedisServer::start_own(&[]).await;
+    let mut admin = redis.conn().await;
+    let prefix = unique("maxclients");
+    let mut worker = ferry_tests::WorkerProcess::spawn(redis.url(), &prefix, &["--queue", "notes"]);
+    wait_until(Duration::from_secs(60), "the worker starts", || {
+        let log = worker.log_text();
+        async move { log.contains("worker started") }
+    })
+    .await;
+    let lines_before = worker.log_text().lines().count();
+    let rejected_before = info_field(&mut admin, "stats", "rejected_connections").await;
+
+    // Only the admin connection fits; every other one is closed.
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxclients")
+        .arg("1")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let _: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("normal")
+        .arg("SKIPME")
+        .arg("yes")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let started = Instant::now();
+    wait_until(
+        Duration::from_secs(30),
+        "the server's reason reaches the log",
+        || {
+            let log = worker.log_text();
+            async move { log.contains("max number of clients reached") }
+        },
+    )
+    .await;
+    // A fixed window to count in (a measurement, not a synchronisation).
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let window = started.elapsed().as_secs_f64();
+    let lines = worker.log_text().lines().count() - lines_before;
+    let rejected = info_field(&mut admin, "stats", "rejected_connections").await - rejected_before;
+    println!(
+        "maxclients: {lines} log lines and {rejected} refused connections in {window:.1} s \
+         ({:.1} lines/s, {:.1} connections/s)",
+        lines as f64 / window,
+        rejected as f64 / window
+    );
+    assert!(
+        lines as f64 / window < 2.0,
+        "at most a few lines per interval: {lines} in {window:.1} s\n{}",
+        worker.log_text()
+    );
+    assert!(
+        rejected as f64 / window < 15.0,
+        "reconnects back off: {rejected} in {window:.1} s"
+    );
+    assert!(worker.exited().is_none(), "the worker waits for redis");
+
+    // A slot frees: the worker runs a new job.
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxclients")
+        .arg("100")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let client = Client::builder(redis.url())
+        .prefix(&prefix)
+        .connect()
+        .unwrap();
+    client
+        .enqueue(&Echo {
+            message: "again".into(),
+        })
+        .await
+        .unwrap();
+    wait_until(
+        Duration::from_secs(30),
+        "the worker runs a job again",
+        || {
+            let client = client.clone();
+            async move { client.stats("notes").await.unwrap().counter("completed") == 1 }
+        },
+    )
+    .await;
+    worker.kill().await;
+}
+
+/// Item 14. A cleanly stopped worker leaves the group of every stream
+/// where it owns nothing, so XINFO CONSUMERS lists live workers only.
+#[tokio::test]
+async fn a_cleanly_stopped_worker_removes_its_own_consumer() {
+    let redis = RedisServer::start_own(&[]).await;
+    let prefix = unique("leave");
+    let client = Client::builder(redis.url())
+        .prefix(&prefix)
+        .connect()
+        .unwrap();
+    let ran: Ran = Arc::default();
+    let (stop, worker) = start_worker(redis.url(), &prefix, &ran);
+    let ids = enqueue_notes(&client, 5).await;
+    wait_until(Duration::from_secs(30), "the jobs run", || {
+        let ran = Arc::clone(&ran);
+        let ids = ids.clone();
+        async move { ids.iter().all(|id| ran.lock().unwrap().contains(id)) }
+    })
+    .await;
+    let keys = client.keys("notes").unwrap();
+    let mut conn = redis.conn().await;
+    let consumers = |conn: &mut redis::aio::MultiplexedConnection| {
+        let stream = keys.stream(ferry_queue::Priority::Normal).to_owned();
+        let mut conn = conn.clone();
+        async move {
+            let list: Vec<redis::Value> = redis::cmd("XINFO")
+                .arg("CONSUMERS")
+                .arg(stream)
+                .arg("workers")
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            list.len()
+        }
+    };
+    assert_eq!(
+        consumers(&mut conn).await,
+        1,
+        "the running worker is listed"
+    );
+    stop.cancel();
+    worker.await.unwrap();
+    assert_eq!(
+        consumers(&mut conn).await,
+        0,
+        "the stopped worker is gone from XINFO CONSUMERS"
+    );
+}
+
+/// Item 14. Schedules that would never run are refused.
+#[tokio::test]
+async fn a_schedule_that_would_never_run_is_refused() {
+    let redis = RedisServer::start_own(&[]).await;
+    let client = Client::builder(redis.url())
+        .prefix(unique("sched"))
+        .connect()
+        .unwrap();
+    for options in [
+        EnqueueOptions::new().delay(Duration::from_millis(u64::MAX)),
+        EnqueueOptions::new().delay(Duration::MAX),
+        EnqueueOptions::new()
+            .run_at(std::time::SystemTime::now() + Duration::from_secs(11 * 365 * 24 * 3600)),
+    ] {
+        let e = client
+            .enqueue_with(&Note { n: 1 }, options)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                ferry_queue::Error::Config(ferry_queue::ConfigError::InvalidSetting { .. })
+            ),
+            "{e:?}"
+        );
+    }
+    // A year ahead is fine.
+    client
+        .enqueue_with(
+            &Note { n: 2 },
+            EnqueueOptions::new().delay(Duration::from_secs(365 * 24 * 3600)),
+        )
+        .await
+        .unwrap();
+}
+
+/// Item 5. Redis at `maxmemory` with `noeviction`: a worker started then
+/// still drains what is queued (draining frees memory), although Redis
+/// refuses XGROUP CREATE even for a group that exists; an enqueue gets a
+/// typed out-of-memory error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_started_during_oom_drains_the_queue() {
+    let redis = RedisServer::start_own(&[]).await;
+    let prefix = unique("oom");
+    let mut admin = redis.conn().await;
+    ferry_tests::queue(&prefix, "notes")
+        .ensure_groups(&mut admin)
+        .await
+        .unwrap();
+    let client = Client::builder(redis.url())
+        .prefix(&prefix)
+        .connect()
+        .unwrap();
+    let ids = enqueue_notes(&client, 300).await;
+    // Full: maxmemory below what is used.
+    let used = info_field(&mut admin, "memory", "used_memory").await;
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg((used - 200_000).to_string())
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let e = client.enqueue(&Note { n: 0 }).await.unwrap_err();
+    assert!(matches!(e, ferry_queue::Error::OutOfMemory { .. }), "{e:?}");
+
+    let ran: Ran = Arc::default();
+    let (stop, worker) = start_worker(redis.url(), &prefix, &ran);
+    wait_until(
+        Duration::from_secs(60),
+        "the 300 queued jobs run during OOM",
+        || {
+            let ran = Arc::clone(&ran);
+            let ids = ids.clone();
+            async move { ids.iter().all(|id| ran.lock().unwrap().contains(id)) }
+        },
+    )
+    .await;
+    stop.cancel();
+    worker.await.unwrap();
+    let stats = client.stats("notes").await.unwrap();
+    assert_eq!(
+        stats.total_pending() + stats.total_waiting(),
+        0,
+        "{stats:?}"
     );
 }

@@ -151,3 +151,41 @@ async fn four_workers_share_2000_jobs_with_no_job_run_twice() {
         "the fleet shared the work: {per_worker:?}"
     );
 }
+
+/// Issue 9, item 14: a second SIGTERM during the shutdown forces it. The
+/// running job is dropped at once and its entry stays pending for recovery.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_signal_forces_the_shutdown() {
+    let s = setup("force").await;
+    let mut worker = s.worker(&["--grace-ms", "60000", "--concurrency", "1"]);
+    s.produce(&["--kind", "sleep:60000"]).await;
+    wait_until(Duration::from_secs(60), "the long job runs", || async {
+        s.stats().await.total_pending() == 1
+    })
+    .await;
+    worker.terminate();
+    wait_until(
+        Duration::from_secs(30),
+        "the worker starts its shutdown",
+        || {
+            let log = worker.log_text();
+            async move { log.contains("shutting down") }
+        },
+    )
+    .await;
+    let second = std::time::Instant::now();
+    worker.terminate();
+    let status = worker.wait(Duration::from_secs(30)).await;
+    let took = second.elapsed();
+    println!("second signal: exited {took:?} after it (grace period 60 s)");
+    assert!(status.success(), "{status:?}\n{}", worker.log_text());
+    assert!(
+        took < Duration::from_secs(15),
+        "forced, not the 60 s grace: {took:?}"
+    );
+    assert_eq!(
+        s.stats().await.total_pending(),
+        1,
+        "the dropped job stays pending for recovery"
+    );
+}

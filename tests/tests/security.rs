@@ -105,11 +105,7 @@ async fn acl_user_limited_to_the_prefix_runs_producer_and_workers() {
     // Operator commands as the ACL user too.
     let client = Client::connect(url.as_str()).unwrap();
     let dead = client.dead_letters(queue, 10).await.unwrap();
-    assert!(client
-        .replay_dead(queue, &dead[0].entry_id)
-        .await
-        .unwrap()
-        .is_some());
+    client.replay_dead(queue, &dead[0].entry_id).await.unwrap();
 
     // Nothing Ferry did was denied.
     let log: Vec<redis::Value> = redis::cmd("ACL")

@@ -89,27 +89,32 @@ async fn start_redis() -> AnyResult<(String, OwnRedis)> {
 }
 
 pub(crate) async fn run(redis_url: &str, keep_redis: bool) -> AnyResult {
-    let (url, own) = if answers(redis_url).await {
-        println!("Using Redis at {redis_url}");
-        (redis_url.to_owned(), None)
+    let shown = ferry_queue::RedisConfig::new(redis_url).redacted_url();
+    // On a Redis of the user's, the demo's keys get a prefix of their own,
+    // new each run: the demo never touches (or deletes) keys it did not
+    // create. On its own throwaway server it uses the default prefix.
+    let (url, own, prefix) = if answers(redis_url).await {
+        let prefix = format!(
+            "ferry-demo-{:08x}",
+            std::process::id()
+                ^ (std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.subsec_nanos())
+                    .unwrap_or(0))
+        );
+        println!("Using Redis at {shown} (the demo's keys start with `{prefix}:`)");
+        (redis_url.to_owned(), None, prefix)
     } else {
         let (url, own) = start_redis().await?;
-        println!("No Redis at {redis_url}; started a throwaway redis-server at {url}");
-        (url, Some(own))
+        println!("No Redis at {shown}; started a throwaway redis-server at {url}");
+        (url, Some(own), "ferry".to_owned())
     };
-    let prefix = "ferry";
-    let client = Client::connect(url.as_str())?;
-    // Start clean: the demo owns the `demo` queue.
+    let prefix = prefix.as_str();
+    let client = Client::builder(url.as_str()).prefix(prefix).connect()?;
     let mut conn = redis::Client::open(url.as_str())?
         .get_multiplexed_async_connection()
         .await?;
     let keys = client.keys(QUEUE)?;
-    let mut del = redis::cmd("DEL");
-    for k in keys.streams() {
-        del.arg(k);
-    }
-    del.arg(keys.delayed()).arg(keys.dead()).arg(keys.stats());
-    del.query_async::<i64>(&mut conn).await?;
 
     let plan: [(&str, Kind, Priority, usize, u32); 6] = [
         ("echo", Kind::Echo, Priority::Low, 20, 3),
@@ -153,6 +158,7 @@ pub(crate) async fn run(redis_url: &str, keep_redis: bool) -> AnyResult {
         backoff_base_ms: 100,
         backoff_max_ms: 2_000,
         job_timeout_ms: 10_000,
+        strict_memory_policy: false,
     };
     let worker = build_worker(&ferry_queue::RedisConfig::new(url.as_str()), prefix, &args)?;
     let activity = worker.activity();

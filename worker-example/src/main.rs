@@ -125,7 +125,7 @@ struct WorkArgs {
     #[arg(long)]
     audit: Option<String>,
     /// Exit after this many seconds with nothing claimed, running, waiting, pending or delayed.
-    #[arg(long)]
+    #[arg(long, value_parser = parse_idle_seconds)]
     exit_when_idle: Option<f64>,
     /// Deliveries before an entry is dead-lettered as poison.
     #[arg(long, default_value_t = 5)]
@@ -142,6 +142,9 @@ struct WorkArgs {
     /// Time limit of one attempt, ms.
     #[arg(long, default_value_t = 60_000)]
     job_timeout_ms: u64,
+    /// Refuse to start when Redis's maxmemory-policy may evict queued jobs (allkeys-*).
+    #[arg(long)]
+    strict_memory_policy: bool,
 }
 
 #[tokio::main]
@@ -180,6 +183,18 @@ async fn main() -> ExitCode {
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `--exit-when-idle`: seconds, finite, from 0 to a day.
+fn parse_idle_seconds(s: &str) -> Result<f64, String> {
+    let secs: f64 = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if secs.is_finite() && (0.0..=86_400.0).contains(&secs) {
+        Ok(secs)
+    } else {
+        Err(format!("{s:?} must be a number of seconds from 0 to 86400"))
     }
 }
 
@@ -297,6 +312,7 @@ pub(crate) fn build_worker(
         .max_deliveries(args.max_deliveries)
         .grace_period(Duration::from_millis(args.grace_ms))
         .job_timeout(Duration::from_millis(args.job_timeout_ms))
+        .strict_memory_policy(args.strict_memory_policy)
         .backoff(Backoff::new(
             Duration::from_millis(args.backoff_base_ms),
             Duration::from_millis(args.backoff_max_ms),
@@ -389,9 +405,7 @@ async fn dead(redis: &RedisConfig, prefix: &str, queue: &str, count: usize) -> A
 }
 
 async fn replay(redis: &RedisConfig, prefix: &str, queue: &str, entry: &str) -> AnyResult {
-    match client(redis, prefix)?.replay_dead(queue, entry).await? {
-        Some(id) => println!("replayed as stream entry {id}"),
-        None => return Err(format!("no dead-letter entry {entry} in queue {queue}").into()),
-    }
+    let id = client(redis, prefix)?.replay_dead(queue, entry).await?;
+    println!("replayed as stream entry {id}");
     Ok(())
 }

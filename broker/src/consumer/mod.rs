@@ -93,10 +93,14 @@ impl Consumer {
 
 impl Queue {
     /// Creates the consumer group on every priority stream (MKSTREAM,
-    /// reading from the start); an existing group is left as it is.
+    /// reading from the start); an existing group is left as it is. When
+    /// Redis is out of memory it refuses XGROUP CREATE even for a group that
+    /// exists; then a group that exists is enough (so a worker started
+    /// during OOM still drains the queue, which frees memory).
     ///
     /// # Errors
-    /// [`Error::Redis`](crate::Error::Redis) for anything but BUSYGROUP.
+    /// [`Error::Redis`](crate::Error::Redis) for anything but BUSYGROUP, and
+    /// OOM where a group is missing.
     pub async fn ensure_groups<C: ConnectionLike + Send>(&self, conn: &mut C) -> Result<()> {
         for stream in self.keys().streams() {
             let res: redis::RedisResult<()> = redis::cmd("XGROUP")
@@ -110,6 +114,17 @@ impl Queue {
             match res {
                 Ok(()) => {}
                 Err(e) if e.code() == Some("BUSYGROUP") => {}
+                Err(e) if e.code() == Some("OOM") => {
+                    let exists: redis::RedisResult<redis::Value> = redis::cmd("XINFO")
+                        .arg("CONSUMERS")
+                        .arg(stream)
+                        .arg(GROUP)
+                        .query_async(conn)
+                        .await;
+                    if exists.is_err() {
+                        return Err(e.into());
+                    }
+                }
                 Err(e) => return Err(e.into()),
             }
         }

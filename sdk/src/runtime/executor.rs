@@ -83,25 +83,40 @@ impl Executor {
 
     /// Runs until `stop` (every claiming loop has ended: no job starts with
     /// a slot after it), then gives running jobs the grace period; past it,
-    /// cancels them (their entries stay pending for recovery) and waits for
-    /// their tasks to end.
+    /// or at once when the stop is forced (`hard_stop`, a second signal),
+    /// cancels them (their entries stay pending for recovery) and waits a
+    /// moment for their tasks to end.
     pub(crate) async fn run(self, stop: CancellationToken) {
         stop.cancelled().await;
         self.tracker.close();
-        let grace = self.parts.grace_period;
-        if tokio::time::timeout(grace, self.tracker.wait())
+        tokio::select! {
+            _ = self.tracker.wait() => return,
+            _ = tokio::time::sleep(self.parts.grace_period) => tracing::warn!(
+                left = self.parts.activity.running(),
+                "grace period over: jobs still running are dropped and stay pending for recovery"
+            ),
+            _ = self.parts.hard_stop.cancelled() => tracing::warn!(
+                left = self.parts.activity.running(),
+                "stop forced: jobs still running are dropped and stay pending for recovery"
+            ),
+        }
+        self.parts.hard_stop.cancel();
+        // A job's task ends at its handler's next await. A handler that
+        // blocks its thread cannot be stopped; do not wait for it.
+        if tokio::time::timeout(CANCEL_WAIT, self.tracker.wait())
             .await
             .is_err()
         {
             tracing::warn!(
                 left = self.parts.activity.running(),
-                "grace period over: jobs still running are dropped and stay pending for recovery"
+                "jobs blocking their threads could not be stopped; their entries stay pending for recovery"
             );
-            self.parts.hard_stop.cancel();
-            self.tracker.wait().await;
         }
     }
 }
+
+/// How long cancelled jobs get to end their tasks.
+const CANCEL_WAIT: Duration = Duration::from_secs(1);
 
 impl ExecutorParts {
     /// Runs one job: a slot first if it has none, then, for a suspect, its

@@ -23,6 +23,7 @@ use super::fetcher::Fetcher;
 use super::heartbeat::Heartbeat;
 use super::promoter::Promoter;
 use super::recoverer::Recoverer;
+use super::retry::RedisRetry;
 use super::served::ServedQueue;
 use super::settler::Settler;
 use super::slots::Slots;
@@ -30,6 +31,8 @@ use crate::config::WorkerConfig;
 use crate::connection::RedisConfig;
 use crate::error::Result;
 use crate::handler::Registry;
+use crate::link::Link;
+use futures::future::{FusedFuture, FutureExt};
 
 /// A worker about to run (made by [`Worker::run_until`](crate::Worker::run_until)).
 pub(crate) struct Supervisor {
@@ -39,6 +42,9 @@ pub(crate) struct Supervisor {
     pub handlers: Registry,
     pub consumer: String,
     pub activity: Arc<Activity>,
+    /// Whether a second SIGINT/SIGTERM during shutdown forces the stop
+    /// (set by [`Worker::run`](crate::Worker::run), which listens to them).
+    pub force_on_second_signal: bool,
 }
 
 impl Supervisor {
@@ -51,8 +57,15 @@ impl Supervisor {
             handlers,
             consumer,
             activity,
+            force_on_second_signal,
         } = self;
         let conn = redis.link(redis.response_timeout)?;
+        let signal = signal.fuse();
+        tokio::pin!(signal);
+        let host = redis.host();
+        if !preflight(&conn, &host, config.strict_memory_policy, &mut signal).await? {
+            return Ok(());
+        }
         let queues: Vec<Arc<ServedQueue>> = queues
             .iter()
             .map(|q| {
@@ -133,23 +146,31 @@ impl Supervisor {
         let acker = Acker {
             conn: conn.clone(),
             rx: acks_rx,
-            hard_stop,
+            hard_stop: hard_stop.clone(),
         };
         let acker = tokio::spawn(acker.run(acking.clone()));
         let heartbeat = Heartbeat {
-            queues,
-            conn,
+            queues: queues.clone(),
+            conn: conn.clone(),
             period: config.lease / 3,
         };
         let heartbeat = tokio::spawn(heartbeat.run(renewing.clone()));
 
-        signal.await;
+        (&mut signal).await;
 
         tracing::info!(
             running = activity.running(),
             grace_ms = config.grace_period.as_millis() as u64,
             "shutting down: no new jobs; waiting for running ones"
         );
+        if force_on_second_signal {
+            let force = hard_stop.clone();
+            tokio::spawn(async move {
+                shutdown_signal().await;
+                tracing::warn!("second signal: stopping now");
+                force.cancel();
+            });
+        }
         // 1. Stop claiming.
         claiming.cancel();
         claimers.close();
@@ -162,8 +183,48 @@ impl Supervisor {
         let _ = acker.await;
         renewing.cancel();
         let _ = heartbeat.await;
+        // 5. Leave the group where nothing is left pending, so that XINFO
+        // CONSUMERS tells live workers from gone ones.
+        for queue in &queues {
+            let mut conn = conn.clone();
+            if let Err(e) = queue.consumer.leave(&mut conn).await {
+                tracing::debug!(error = %e, queue = queue.name(), "could not remove this consumer; recovery removes it once idle");
+            }
+        }
         tracing::info!(completed = activity.completed(), "worker stopped");
         Ok(())
+    }
+}
+
+/// Checks the server before the worker starts (see
+/// [`preflight`](crate::preflight)), waiting with backoff while it cannot be
+/// reached. `Ok(false)` when `signal` came first.
+async fn preflight(
+    conn: &Link,
+    host: &str,
+    strict: bool,
+    signal: &mut (impl FusedFuture<Output = ()> + Unpin),
+) -> Result<bool> {
+    let mut retry = RedisRetry::new("connecting to redis");
+    loop {
+        let mut probe = conn.clone();
+        match crate::preflight::check(&mut probe, host, strict).await {
+            Ok(()) => {
+                retry.ok();
+                return Ok(true);
+            }
+            Err(e) if e.needs_operator() => {
+                tracing::error!(error = %e, "the worker cannot start");
+                return Err(e);
+            }
+            Err(e) => {
+                let wait = retry.failed(&e);
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = &mut *signal => return Ok(false),
+                }
+            }
+        }
     }
 }
 
