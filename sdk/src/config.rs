@@ -67,6 +67,12 @@ pub struct WorkerConfig {
     /// [`Error::EvictionPolicy`](crate::Error::EvictionPolicy). Default
     /// `false`: a warning at start-up.
     pub strict_memory_policy: bool,
+    /// How long a job of a type this worker has no handler for may wait for
+    /// a worker that has one (a rolling deploy: producers first). Until then
+    /// the worker puts it back, delayed a few seconds, without using up its
+    /// retries; past it (counted from the enqueue), it is dead-lettered.
+    /// Default 6 h; zero dead-letters at once.
+    pub unknown_type_window: Duration,
 }
 
 impl Default for WorkerConfig {
@@ -85,6 +91,7 @@ impl Default for WorkerConfig {
             dead_letter_cap: 0,
             prefix: Prefix::default(),
             strict_memory_policy: false,
+            unknown_type_window: Duration::from_secs(6 * 3600),
         }
     }
 }
@@ -120,6 +127,12 @@ impl WorkerConfig {
         check_duration(
             "consumer_idle_timeout",
             self.consumer_idle_timeout,
+            Duration::ZERO,
+            MAX_DURATION,
+        )?;
+        check_duration(
+            "unknown_type_window",
+            self.unknown_type_window,
             Duration::ZERO,
             MAX_DURATION,
         )?;

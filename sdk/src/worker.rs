@@ -129,6 +129,10 @@ impl WorkerBuilder {
         /// Refuse to start on a Redis whose `maxmemory-policy` may delete
         /// queued jobs (`allkeys-*`); by default a warning at start-up.
         strict_memory_policy: bool;
+        /// How long a job of a type no handler here knows may wait for a worker
+        /// that knows it (put back, retries untouched) before it is
+        /// dead-lettered (default 6 h; zero: at once).
+        unknown_type_window: Duration;
     }
 
     /// Checks the settings and builds the worker. Nothing connects yet.

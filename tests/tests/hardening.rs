@@ -676,3 +676,95 @@ async fn a_worker_started_during_oom_drains_the_queue() {
         "{stats:?}"
     );
 }
+
+/// A job type a worker of the old deploy does not know.
+#[derive(Serialize, Deserialize, Debug)]
+struct Fresh {
+    n: u32,
+}
+impl Job for Fresh {
+    const TYPE: &'static str = "fresh";
+    const QUEUE: &'static str = "notes";
+}
+
+/// Item 8. A rolling deploy, producers first: jobs of a new type reach a
+/// worker that has no handler for it. They go back for another worker,
+/// retries untouched, and run once a worker that knows the type starts;
+/// none is dead-lettered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_of_a_type_no_worker_knows_yet_wait_for_one_that_does() {
+    let redis = RedisServer::start_own(&[]).await;
+    let prefix = unique("deploy");
+    let client = Client::builder(redis.url())
+        .prefix(&prefix)
+        .connect()
+        .unwrap();
+    // The old worker: knows `note` only.
+    let ran: Ran = Arc::default();
+    let (stop_old, old) = start_worker(redis.url(), &prefix, &ran);
+    let mut ids = Vec::new();
+    for n in 0..20 {
+        ids.push(client.enqueue(&Fresh { n }).await.unwrap());
+    }
+    // The old worker has seen every one of them and put it back.
+    wait_until(
+        Duration::from_secs(30),
+        "the old worker puts the 20 jobs back",
+        || {
+            let client = client.clone();
+            async move { client.stats("notes").await.unwrap().counter("retried") >= 20 }
+        },
+    )
+    .await;
+    assert_eq!(client.stats("notes").await.unwrap().dead, 0);
+
+    // The new worker knows `fresh`.
+    let attempts: Arc<Mutex<Vec<(String, u32)>>> = Arc::default();
+    let stop_new = CancellationToken::new();
+    let new = Worker::builder(redis.url())
+        .prefix(&prefix)
+        .handle({
+            let attempts = Arc::clone(&attempts);
+            move |_: Fresh, ctx: JobContext| {
+                let attempts = Arc::clone(&attempts);
+                async move {
+                    attempts.lock().unwrap().push((ctx.job_id, ctx.attempt));
+                    Ok::<_, JobError>(())
+                }
+            }
+        })
+        .build()
+        .unwrap();
+    let new = tokio::spawn({
+        let stop = stop_new.clone();
+        async move { new.run_until(stop.cancelled_owned()).await.unwrap() }
+    });
+    wait_until(
+        Duration::from_secs(60),
+        "the 20 jobs run on the new worker",
+        || {
+            let attempts = Arc::clone(&attempts);
+            async move { attempts.lock().unwrap().len() >= 20 }
+        },
+    )
+    .await;
+    let attempts = attempts.lock().unwrap().clone();
+    let mut seen: Vec<&String> = attempts.iter().map(|(id, _)| id).collect();
+    seen.sort();
+    let mut want: Vec<&String> = ids.iter().collect();
+    want.sort();
+    assert_eq!(seen, want, "each job ran once, on the new worker");
+    assert!(
+        attempts.iter().all(|(_, a)| *a == 1),
+        "retries untouched: {attempts:?}"
+    );
+    assert_eq!(
+        client.stats("notes").await.unwrap().dead,
+        0,
+        "none dead-lettered"
+    );
+    stop_old.cancel();
+    stop_new.cancel();
+    old.await.unwrap();
+    new.await.unwrap();
+}

@@ -5,8 +5,9 @@
 //! jobs the grace period, then drops the rest (left pending for recovery).
 
 use std::any::Any;
+use std::collections::HashSet;
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use crate::link::Link;
@@ -38,6 +39,11 @@ pub(crate) struct ExecutorParts {
     pub hard_stop: CancellationToken,
     pub job_timeout: Duration,
     pub grace_period: Duration,
+    /// See [`WorkerConfig::unknown_type_window`](crate::WorkerConfig::unknown_type_window).
+    pub unknown_type_window: Duration,
+    /// Job types without a handler here already warned about (one warning
+    /// per type, not one per job).
+    pub unknown_types: Mutex<HashSet<String>>,
 }
 
 /// Starts and runs jobs. Cheap to clone: the fetchers and the recoverer
@@ -195,16 +201,7 @@ impl ExecutorParts {
     async fn run_handler(&self, job: ClaimedJob, env: Envelope) {
         let settler = &self.settler;
         let Some(handler) = self.handlers.get(env.job_type.as_str()) else {
-            let mut known: Vec<&str> = self.handlers.keys().copied().collect();
-            known.sort_unstable();
-            let reason = format!(
-                "unknown job type `{}`: no handler registered on this worker (it handles: {})",
-                env.job_type,
-                known.join(", ")
-            );
-            return settler
-                .dead_letter(job, &reason, DeadLetterKind::Failed)
-                .await;
+            return self.unknown_type(job, &env).await;
         };
         let ctx = JobContext {
             job_id: env.id.clone(),
@@ -234,6 +231,47 @@ impl ExecutorParts {
             Err(panic) => Outcome::Failed(format!("handler panicked: {}", panic_message(&*panic))),
         };
         settler.settle(job, &env, outcome).await;
+    }
+}
+
+impl ExecutorParts {
+    /// A job of a type no handler here knows: during a rolling deploy a
+    /// worker that knows it may be running or about to start, so it goes
+    /// back (delayed, retries untouched) until `unknown_type_window` has
+    /// passed since its enqueue; then it is dead-lettered. (Boxed: a rare
+    /// path.)
+    async fn unknown_type(&self, job: ClaimedJob, env: &Envelope) {
+        Box::pin(async {
+            let mut known: Vec<&str> = self.handlers.keys().copied().collect();
+            known.sort_unstable();
+            let waited = Duration::from_millis(ferry_broker::now_ms().saturating_sub(env.enqueued_at));
+            if waited >= self.unknown_type_window {
+                let reason = format!(
+                    "unknown job type `{}`: no handler registered on this worker (it handles: {}), \
+                     and no worker ran it within {:?} of its enqueue",
+                    env.job_type,
+                    known.join(", "),
+                    self.unknown_type_window
+                );
+                return self.settler.dead_letter(job, &reason, DeadLetterKind::Failed).await;
+            }
+            let first = self
+                .unknown_types
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(env.job_type.clone());
+            if first {
+                tracing::warn!(
+                    r#type = %env.job_type,
+                    handles = %known.join(", "),
+                    window_s = self.unknown_type_window.as_secs(),
+                    "no handler for this job type on this worker: its jobs go back to the queue for a worker that has one \
+                     (retries untouched), and are dead-lettered if none runs them within the window. Logged once per type"
+                );
+            }
+            self.settler.put_back(job, env).await;
+        })
+        .await
     }
 }
 

@@ -7,7 +7,9 @@
 use std::sync::Arc;
 
 use crate::link::Link;
+use ferry_broker::backoff::jitter;
 use ferry_broker::{now_ms, Backoff, DeadLetterKind, Envelope};
+use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -27,6 +29,10 @@ pub(crate) enum Outcome {
 }
 
 /// Records outcomes. Cheap to clone.
+/// How long a job of a type this worker does not know waits before it can
+/// be claimed again (jittered to between half and all of it).
+pub(crate) const PUT_BACK_DELAY: Duration = Duration::from_secs(5);
+
 #[derive(Clone)]
 pub(crate) struct Settler {
     pub conn: Link,
@@ -105,6 +111,25 @@ impl Settler {
                 tracing::warn!(%error, "attempt failed, but the entry is no longer ours; its new owner retries it")
             }
             None => {}
+        }
+    }
+
+    /// Puts `job` back for another worker, unchanged (same attempt), to be
+    /// claimed again after [`PUT_BACK_DELAY`] (jittered). Counted as a retry
+    /// in the stats hash; the job's own retries are untouched.
+    pub(crate) async fn put_back(&self, job: ClaimedJob, env: &Envelope) {
+        let run_at = now_ms().saturating_add(jitter(PUT_BACK_DELAY).as_millis() as u64);
+        let (consumer, delivery) = (&job.queue.consumer, &job.delivery);
+        let moved = RedisRetry::persist(
+            "putting a job back",
+            &self.conn,
+            &self.hard_stop,
+            |mut conn| async move { consumer.retry(&mut conn, delivery, env, run_at).await },
+        )
+        .await;
+        if moved == Some(true) {
+            tracing::debug!("put back for a worker that handles its type");
+            job.queue.promote_wake.notify_one();
         }
     }
 

@@ -109,6 +109,8 @@ impl Supervisor {
             hard_stop: hard_stop.clone(),
             job_timeout: config.job_timeout,
             grace_period: config.grace_period,
+            unknown_type_window: config.unknown_type_window,
+            unknown_types: Default::default(),
         });
 
         let claimers = TaskTracker::new();
