@@ -63,6 +63,15 @@ fn start_worker(
     (stop, task)
 }
 
+/// Waits until every job of `ids` has run on a worker recording into `ran`.
+async fn wait_all_ran(ran: &Ran, ids: &[String], within: Duration, what: &str) {
+    wait_until(within, what, || {
+        let ran = Arc::clone(ran);
+        async move { ids.iter().all(|id| ran.lock().unwrap().contains(id)) }
+    })
+    .await;
+}
+
 async fn enqueue_notes(client: &Client, n: u32) -> Vec<String> {
     let mut ids = Vec::new();
     for i in 0..n {
@@ -114,11 +123,12 @@ async fn a_failover_behind_one_address_is_followed_within_seconds() {
     let (stop, worker) = start_worker(&proxy.url(), &prefix, &ran);
 
     let before = enqueue_notes(&client, 20).await;
-    wait_until(Duration::from_secs(30), "the first 20 jobs run", || {
-        let ran = Arc::clone(&ran);
-        let before = before.clone();
-        async move { before.iter().all(|id| ran.lock().unwrap().contains(id)) }
-    })
+    wait_all_ran(
+        &ran,
+        &before,
+        Duration::from_secs(30),
+        "the first 20 jobs run",
+    )
     .await;
     // B has everything A has before the switch.
     wait_until(
@@ -156,14 +166,11 @@ async fn a_failover_behind_one_address_is_followed_within_seconds() {
 
     // The same client, the same worker: 200 new jobs enqueue and run.
     let after = enqueue_notes(&client, 200).await;
-    wait_until(
+    wait_all_ran(
+        &ran,
+        &after,
         Duration::from_secs(30),
         "200 jobs enqueued after the failover run",
-        || {
-            let ran = Arc::clone(&ran);
-            let after = after.clone();
-            async move { after.iter().all(|id| ran.lock().unwrap().contains(id)) }
-        },
     )
     .await;
     println!(
@@ -553,12 +560,7 @@ async fn a_cleanly_stopped_worker_removes_its_own_consumer() {
     let ran: Ran = Arc::default();
     let (stop, worker) = start_worker(redis.url(), &prefix, &ran);
     let ids = enqueue_notes(&client, 5).await;
-    wait_until(Duration::from_secs(30), "the jobs run", || {
-        let ran = Arc::clone(&ran);
-        let ids = ids.clone();
-        async move { ids.iter().all(|id| ran.lock().unwrap().contains(id)) }
-    })
-    .await;
+    wait_all_ran(&ran, &ids, Duration::from_secs(30), "the jobs run").await;
     let keys = client.keys("notes").unwrap();
     let mut conn = redis.conn().await;
     let consumers = |conn: &mut redis::aio::MultiplexedConnection| {
@@ -657,14 +659,11 @@ async fn a_worker_started_during_oom_drains_the_queue() {
 
     let ran: Ran = Arc::default();
     let (stop, worker) = start_worker(redis.url(), &prefix, &ran);
-    wait_until(
+    wait_all_ran(
+        &ran,
+        &ids,
         Duration::from_secs(60),
         "the 300 queued jobs run during OOM",
-        || {
-            let ran = Arc::clone(&ran);
-            let ids = ids.clone();
-            async move { ids.iter().all(|id| ran.lock().unwrap().contains(id)) }
-        },
     )
     .await;
     stop.cancel();
