@@ -3,7 +3,8 @@
 -- ARGV[1] group   ARGV[2] consumer   ARGV[3] priority index (1-4)   ARGV[4] entry id
 -- ARGV[5] cap on the dead-letter stream's length (0 = keep every entry)
 -- ARGV[6] counter to bump: 'dead' or 'malformed'
--- ARGV[7] error   ARGV[8] failed at (ms)   ARGV[9..] the entry's fields as stored
+-- ARGV[7] error   ARGV[8..] the entry's fields as stored
+-- failed_at is the server's time (shared/clock.lua).
 -- Returns {moved, dropped}: moved is 1, or 0 if the entry is no longer pending
 -- for this consumer; dropped counts old dead-letter entries the cap removed
 -- (also added to the counter 'dead_dropped'). The dead letter keeps the
@@ -15,6 +16,6 @@ if counter ~= COUNTER_DEAD and counter ~= COUNTER_MALFORMED then
   error('ferry: bad dead-letter counter ' .. tostring(counter))
 end
 if not pending_for(stream, GROUP, ARGV[2], id) then return {0, 0} end
-local dropped = write_dead_letter(ARGV, 9, ARGV[7], ARGV[8], priority, tonumber(ARGV[5]), counter)
 finish(stream, GROUP, {id})
+local dropped = write_dead_letter(ARGV, 8, ARGV[7], server_now_ms(), priority, tonumber(ARGV[5]), counter)
 return {1, dropped}

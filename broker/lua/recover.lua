@@ -2,7 +2,7 @@
 -- KEYS: the four streams, stats, delayed, dead (shared/queue.lua)
 -- ARGV[1] group   ARGV[2] consumer   ARGV[3] priority index (1-4) of the stream
 -- ARGV[4] lease (min idle, ms)   ARGV[5] XAUTOCLAIM cursor   ARGV[6] most entries to take (at least 1)
--- ARGV[7] max deliveries   ARGV[8] dead-letter cap (0 = none)   ARGV[9] now (ms)
+-- ARGV[7] max deliveries   ARGV[8] dead-letter cap (0 = none)
 -- Returns {cursor, taken, deleted, dead, dropped}:
 --   taken: entries now owned by this consumer, to run, as
 --   {id, {field, value, ...}, deliveries, suspect}; a suspect (suspect = 1)
@@ -60,8 +60,8 @@ for _ = 1, 10 do
       if deliveries >= max_deliveries then
         local reason = 'delivered ' .. deliveries .. ' times without finishing (max_deliveries ' ..
           max_deliveries .. '): its worker crashed or lost its lease each time'
-        dropped = dropped + write_dead_letter(entry[2], 1, reason, ARGV[9], priority, cap, COUNTER_DEAD)
         finish(stream, GROUP, {id})
+        dropped = dropped + write_dead_letter(entry[2], 1, reason, server_now_ms(), priority, cap, COUNTER_DEAD)
         n_dead = n_dead + 1
       elseif suspect_taken or (suspect and #taken > 0) then
         -- Not now: leave it expired for the next pass, no delivery counted.

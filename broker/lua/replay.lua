@@ -1,15 +1,15 @@
 -- replay.lua: move one dead-letter entry back into its priority stream as a fresh job.
 -- KEYS: the four streams, stats, delayed, dead (shared/queue.lua)
--- ARGV[1] group (unused)   ARGV[2] dead-letter entry id   ARGV[3] now (ms)
+-- ARGV[1] group (unused)   ARGV[2] dead-letter entry id
 -- Returns the new stream entry id, or false when no such dead-letter entry exists.
 -- The job keeps its id, type, payload and max_retries; attempt starts again
--- at 1, enqueued_at is now, and last_error is dropped.
+-- at 1, enqueued_at is now (the server's clock), and last_error is dropped.
 local e = redis.call('XRANGE', DEAD, ARGV[2], ARGV[2])
 if not e[1] then return false end
 local f = {}
 local raw = e[1][2]
 for i = 1, #raw, 2 do f[raw[i]] = raw[i + 1] end
-local fresh = {attempt = '1', max_retries = f.max_retries or '0', enqueued_at = ARGV[3], last_error = false}
+local fresh = {attempt = '1', max_retries = f.max_retries or '0', enqueued_at = server_now_ms(), last_error = false}
 local fields = {}
 for _, name in ipairs(ENVELOPE_FIELDS) do
   local v = fresh[name]

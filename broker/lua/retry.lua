@@ -1,13 +1,19 @@
 -- retry.lua: move a failed entry from its stream to the delayed set.
 -- KEYS: the four streams, stats, delayed (shared/queue.lua)
 -- ARGV[1] group   ARGV[2] consumer   ARGV[3] priority index (1-4)   ARGV[4] entry id
--- ARGV[5] delayed member (envelope JSON with the next attempt)   ARGV[6] run-at (ms)
+-- ARGV[5] delayed member (envelope JSON with the next attempt)
+-- ARGV[6] delay (ms): the job is due that long after now by the server's
+-- clock (shared/clock.lua), whatever the worker's clock says.
 -- Returns 1 if moved, 0 if the entry is no longer pending for this consumer
 -- (recovery gave it to another worker, which now owns the job).
+-- The entry is acknowledged and removed first: under maxmemory (noeviction)
+-- Redis refuses a script's first write if it may grow memory, but not the
+-- writes after one, so a retry is recorded even when Redis is full (it
+-- frees about what it adds), instead of the job running again at once.
 local stream = stream_at(ARGV[3])
 local id = ARGV[4]
 if not pending_for(stream, GROUP, ARGV[2], id) then return 0 end
-redis.call('ZADD', DELAYED, ARGV[6], ARGV[5])
 finish(stream, GROUP, {id})
+redis.call('ZADD', DELAYED, server_now_ms() + tonumber(ARGV[6]), ARGV[5])
 redis.call('HINCRBY', STATS, COUNTER_RETRIED, 1)
 return 1

@@ -6,7 +6,7 @@ use redis::aio::ConnectionLike;
 use redis::Value;
 
 use crate::error::Result;
-use crate::queue::{now_ms, Queue};
+use crate::queue::Queue;
 use crate::reply;
 use crate::scripts;
 
@@ -79,7 +79,7 @@ impl Queue {
             return Ok(None);
         }
         let mut inv = self.invoke(&scripts::REPLAY);
-        inv.arg(entry_id).arg(now_ms());
+        inv.arg(entry_id);
         Ok(inv.invoke_async(conn).await?)
     }
 

@@ -19,6 +19,9 @@ pub struct Promoted {
     pub moved: u64,
     /// Run-at (ms) of the earliest job still waiting, if any.
     pub next_at: Option<u64>,
+    /// The Redis server's time (ms) that decided what was due: compare
+    /// `next_at` with this, not with the local clock.
+    pub now: u64,
 }
 
 impl Promoted {
@@ -26,29 +29,34 @@ impl Promoted {
     pub fn is_full_batch(&self) -> bool {
         self.moved >= PROMOTE_BATCH as u64
     }
+
+    /// How long until the earliest job still waiting is due (by the
+    /// server's clock), if any.
+    pub fn next_in(&self) -> Option<std::time::Duration> {
+        self.next_at
+            .map(|at| std::time::Duration::from_millis(at.saturating_sub(self.now)))
+    }
 }
 
 impl Queue {
-    /// Moves up to [`PROMOTE_BATCH`] jobs due at `now_ms` into their priority
-    /// streams, atomically, and says when the next one is due.
+    /// Moves up to [`PROMOTE_BATCH`] jobs that are due by the Redis server's
+    /// clock (TIME, inside the script) into their priority streams,
+    /// atomically, and says when the next one is due.
     ///
     /// # Errors
     /// [`Error::Redis`] or [`Error::Protocol`].
-    pub async fn promote_due<C: ConnectionLike + Send>(
-        &self,
-        conn: &mut C,
-        now_ms: u64,
-    ) -> Result<Promoted> {
+    pub async fn promote_due<C: ConnectionLike + Send>(&self, conn: &mut C) -> Result<Promoted> {
         let mut inv = self.invoke(&scripts::PROMOTE);
-        inv.arg(now_ms).arg(PROMOTE_BATCH);
+        inv.arg(PROMOTE_BATCH);
         let v: Value = inv.invoke_async(conn).await?;
         match reply::array(&v) {
-            Some([moved, next]) => {
+            Some([moved, next, now]) => {
                 let next = reply::int(next)
                     .ok_or_else(|| Error::Protocol(format!("promote: next {next:?}")))?;
                 Ok(Promoted {
                     moved: reply::count(moved)?,
                     next_at: u64::try_from(next).ok(),
+                    now: reply::count(now)?,
                 })
             }
             _ => Err(Error::Protocol(format!("promote: {v:?}"))),

@@ -30,7 +30,7 @@
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), ferry_broker::Error> {
-//! use ferry_broker::{NewJob, Priority, Queue};
+//! use ferry_broker::{NewJob, Priority, Queue, Schedule};
 //! let client = redis::Client::open("redis://127.0.0.1:6379")?;
 //! let mut conn = client.get_multiplexed_async_connection().await?;
 //! let queue = Queue::new("emails")?;
@@ -40,7 +40,7 @@
 //!         payload: r#"{"to":"ada@example.com"}"#.into(),
 //!         priority: Priority::High,
 //!         max_retries: 3,
-//!         run_at: None,
+//!         schedule: Schedule::Now,
 //!     }])
 //!     .await?;
 //! # Ok(()) }
@@ -74,7 +74,7 @@ pub use envelope::{Envelope, Malformed};
 pub use error::{ConfigError, Error, Result};
 pub use keys::{Keys, Prefix, QueueName, GROUP};
 pub use priority::Priority;
-pub use producer::NewJob;
+pub use producer::{NewJob, Schedule};
 pub use queue::{now_ms, Queue, DEFAULT_MAX_PAYLOAD_BYTES};
 pub use recovery::{RecoverOptions, Recovered};
 pub use reply::RawFields;

@@ -21,8 +21,46 @@ pub struct NewJob {
     pub priority: Priority,
     /// Retries allowed after the first attempt.
     pub max_retries: u32,
-    /// Run no earlier than this (ms since the epoch); `None` runs it now.
-    pub run_at: Option<u64>,
+    /// When it may first run.
+    pub schedule: Schedule,
+}
+
+/// When a new job may first run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Schedule {
+    /// Now: straight into its priority stream.
+    #[default]
+    Now,
+    /// No earlier than this time, in ms since the epoch (the caller's own
+    /// wall-clock time; a time already past runs it now).
+    At(u64),
+    /// No earlier than this long from now by the Redis server's clock (read
+    /// with TIME when the batch is sent), so a producer whose clock is
+    /// wrong still delays its jobs by the right amount.
+    After(std::time::Duration),
+}
+
+impl Schedule {
+    /// When the job is due in ms since the epoch, given the server's time
+    /// `server_now` (needed only for [`Schedule::After`]) and the local
+    /// time `local_now`; `None` to run it now.
+    fn due_at(self, server_now: Option<u64>, local_now: u64) -> Option<u64> {
+        match self {
+            Schedule::Now => None,
+            Schedule::At(at) => (at > local_now).then_some(at),
+            Schedule::After(d) if d.is_zero() => None,
+            Schedule::After(d) => {
+                let d = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+                Some(server_now.unwrap_or(local_now).saturating_add(d))
+            }
+        }
+    }
+}
+
+/// The Redis server's time in ms since the epoch (TIME).
+async fn server_time_ms<C: ConnectionLike + Send>(conn: &mut C) -> Result<u64> {
+    let (secs, micros): (u64, u64) = redis::cmd("TIME").query_async(conn).await?;
+    Ok(secs.saturating_mul(1000).saturating_add(micros / 1000))
 }
 
 impl Queue {
@@ -80,14 +118,24 @@ impl Queue {
             return Ok(Vec::new());
         }
         let now = now_ms();
+        // A relative delay is counted from the server's clock: one TIME
+        // round trip, only for batches that have one.
+        let server_now = if jobs
+            .iter()
+            .any(|j| matches!(j.schedule, Schedule::After(d) if !d.is_zero()))
+        {
+            Some(server_time_ms(conn).await?)
+        } else {
+            None
+        };
         let mut pipe = redis::Pipeline::with_capacity(jobs.len());
         if jobs.len() > 1 {
             pipe.atomic();
         }
         let mut ids = Vec::with_capacity(jobs.len());
         for job in jobs {
-            match job.run_at {
-                Some(at) if at > now => {
+            match job.schedule.due_at(server_now, now) {
+                Some(at) => {
                     let env = self.envelope_for(job, now)?;
                     pipe.cmd("ZADD")
                         .arg(self.keys().delayed())
@@ -96,7 +144,7 @@ impl Queue {
                         .ignore();
                     ids.push(env.id);
                 }
-                _ => {
+                None => {
                     // The hot path: arguments straight from the job, no
                     // intermediate envelope and no copies of the payload.
                     self.check(job)?;

@@ -11,7 +11,6 @@ use crate::consumer::delivery::push_entries;
 use crate::consumer::{Consumer, Delivery, EntryId};
 use crate::error::{Error, Result};
 use crate::priority::Priority;
-use crate::queue::now_ms;
 use crate::reply;
 use crate::scripts;
 
@@ -96,8 +95,7 @@ impl Consumer {
             .arg(&options.cursor)
             .arg(options.count.max(1))
             .arg(options.max_deliveries)
-            .arg(self.queue().dead_letter_limit())
-            .arg(now_ms());
+            .arg(self.queue().dead_letter_limit());
         let v: Value = inv.invoke_async(conn).await?;
         let parts: Option<[Value; 5]> = match v {
             Value::Array(a) => a.try_into().ok(),

@@ -9,6 +9,7 @@
 //! script takes only what it uses, since the helpers run on every call):
 //!
 //! - `queue.lua` (every script): the KEYS layout and the counter names;
+//! - `clock.lua`: the server's time (TIME), for every timing decision;
 //! - `names.lua`: priority and field names;
 //! - `entry_ids.lua`: comparing stream entry ids;
 //! - `group_state.lua`: the consumer group's state;
@@ -68,15 +69,15 @@ pub(crate) static ACK: LazyLock<QueueScript> =
     script!("ack.lua", 5: queue, entry_ids, group_state, ownership, remove_done);
 /// `retry.lua`: stream entry -> delayed set.
 pub(crate) static RETRY: LazyLock<QueueScript> =
-    script!("retry.lua", 6: queue, entry_ids, group_state, ownership, remove_done);
+    script!("retry.lua", 6: queue, clock, entry_ids, group_state, ownership, remove_done);
 /// `dead_letter.lua`: stream entry -> dead-letter stream.
 pub(crate) static DEAD_LETTER: LazyLock<QueueScript> = script!("dead_letter.lua", 7:
-    queue, names, entry_ids, group_state, ownership, remove_done, dead_letter);
+    queue, clock, names, entry_ids, group_state, ownership, remove_done, dead_letter);
 /// `promote.lua`: due delayed jobs -> their priority streams.
-pub(crate) static PROMOTE: LazyLock<QueueScript> = script!("promote.lua", 6: queue, names);
+pub(crate) static PROMOTE: LazyLock<QueueScript> = script!("promote.lua", 6: queue, clock, names);
 /// `recover.lua`: XAUTOCLAIM of entries idle past the lease; poison entries -> dead-letter.
 pub(crate) static RECOVER: LazyLock<QueueScript> = script!("recover.lua", 7:
-    queue, names, entry_ids, group_state, remove_done, dead_letter);
+    queue, clock, names, entry_ids, group_state, remove_done, dead_letter);
 /// `renew.lua`: reset the idle time of entries this consumer still owns.
 pub(crate) static RENEW: LazyLock<QueueScript> = script!("renew.lua", 4: queue, ownership);
 /// `remove_idle_consumers.lua`: XGROUP DELCONSUMER of idle consumers with nothing pending.
@@ -88,7 +89,7 @@ pub(crate) static REMOVE_CONSUMER: LazyLock<QueueScript> = script!("remove_consu
 pub(crate) static START_SUSPECT: LazyLock<QueueScript> =
     script!("start_suspect.lua", 4: queue, ownership);
 /// `replay.lua`: dead-letter entry -> its priority stream, attempt 1.
-pub(crate) static REPLAY: LazyLock<QueueScript> = script!("replay.lua", 7: queue, names);
+pub(crate) static REPLAY: LazyLock<QueueScript> = script!("replay.lua", 7: queue, clock, names);
 /// `stats.lua`: depth per priority, delayed, dead and counters, read in one round trip.
 pub(crate) static STATS: LazyLock<QueueScript> =
     script!("stats.lua", 7: queue, group_state, waiting);

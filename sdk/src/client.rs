@@ -225,7 +225,7 @@ impl Client {
         let queue = self.queue(options.queue_for::<J>())?;
         let now = ferry_broker::now_ms();
         options.check(now)?;
-        let run_at = options.run_at_ms(now);
+        let schedule = options.broker_schedule();
         let (priority, max_retries) = (options.priority_for::<J>(), options.max_retries_for::<J>());
         let mut batch = Vec::with_capacity(jobs.len());
         for job in jobs {
@@ -234,7 +234,7 @@ impl Client {
                 payload: serde_json::to_string(job)?,
                 priority,
                 max_retries,
-                run_at,
+                schedule,
             });
         }
         let mut conn = self.conn().await?;

@@ -61,7 +61,9 @@ impl EnqueueOptions {
         self
     }
 
-    /// Runs the job no earlier than `delay` from now. Replaces a
+    /// Runs the job no earlier than `delay` from now, by the Redis server's
+    /// clock (a producer whose own clock is wrong still delays it by
+    /// `delay`). Replaces a
     /// [`run_at`](EnqueueOptions::run_at) set before.
     pub fn delay(mut self, delay: Duration) -> Self {
         self.schedule = Some(Schedule::Delay(delay));
@@ -90,7 +92,20 @@ impl EnqueueOptions {
         self.max_retries.unwrap_or(J::MAX_RETRIES)
     }
 
-    /// When the job may first run, in ms since the epoch; `None` for now.
+    /// When the job may first run, as the broker takes it: a delay is
+    /// counted from the Redis server's clock, not this host's.
+    pub(crate) fn broker_schedule(&self) -> ferry_broker::Schedule {
+        match self.schedule {
+            None => ferry_broker::Schedule::Now,
+            Some(Schedule::Delay(d)) => ferry_broker::Schedule::After(d),
+            Some(Schedule::At(at)) => ferry_broker::Schedule::At(millis(
+                at.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO),
+            )),
+        }
+    }
+
+    /// When the job may first run, in ms since the epoch by this host's
+    /// clock; `None` for now.
     pub(crate) fn run_at_ms(&self, now_ms: u64) -> Option<u64> {
         match self.schedule? {
             Schedule::Delay(d) if d.is_zero() => None,

@@ -13,13 +13,14 @@
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod clock;
 pub mod harness;
 pub mod process;
 pub mod proxy;
 pub mod scenario;
 
 pub use harness::{unique, RedisServer};
-pub use process::{produce, worker_bin, WorkerProcess};
+pub use process::{produce, produce_with_env, worker_bin, WorkerProcess};
 
 use std::collections::HashMap;
 use std::future::Future;

@@ -54,9 +54,21 @@ impl WorkerProcess {
     /// Starts `worker-example work <args>` against `url` with key prefix `prefix`.
     /// Its stderr goes to a log file, printed if the test fails.
     pub fn spawn(url: &str, prefix: &str, args: &[&str]) -> Self {
+        Self::spawn_with_env(url, prefix, args, &[])
+    }
+
+    /// As [`WorkerProcess::spawn`], with extra environment variables (a
+    /// fake clock: [`crate::clock::skewed`]).
+    pub fn spawn_with_env(
+        url: &str,
+        prefix: &str,
+        args: &[&str],
+        env: &[(String, String)],
+    ) -> Self {
         let log = log_path("worker");
         let file = std::fs::File::create(&log).expect("log file");
         let child = Command::new(worker_bin())
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .arg("--prefix")
             .arg(prefix)
             .arg("work")
@@ -144,7 +156,18 @@ pub fn signal(pid: u32, name: &str) {
 
 /// Runs `worker-example produce <args>` and returns the ids it printed.
 pub async fn produce(url: &str, prefix: &str, args: &[&str]) -> Vec<String> {
+    produce_with_env(url, prefix, args, &[]).await
+}
+
+/// As [`produce`], with extra environment variables.
+pub async fn produce_with_env(
+    url: &str,
+    prefix: &str,
+    args: &[&str],
+    env: &[(String, String)],
+) -> Vec<String> {
     let out = Command::new(worker_bin())
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .arg("--prefix")
         .arg(prefix)
         .arg("produce")

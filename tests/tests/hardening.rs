@@ -3,7 +3,7 @@
 //! what an operator must fix. Each test reproduces the fault with real
 //! redis-server processes.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -766,4 +766,245 @@ async fn jobs_of_a_type_no_worker_knows_yet_wait_for_one_that_does() {
     stop_new.cancel();
     old.await.unwrap();
     new.await.unwrap();
+}
+
+/// Item 3. Redis is down for 16 s (AOF on) while 16 jobs finish, with a
+/// 30 s lease: the worker keeps trying to record their outcomes for as
+/// long as the lease could hold, renews its leases as soon as Redis is
+/// back, and no job runs twice. (Before: outcome writes gave up after
+/// about 6 to 11 s, and recovery ran every job again.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_shorter_than_the_lease_runs_nothing_twice() {
+    const AOF: &[&str] = &["--appendonly", "yes"];
+    let mut redis = RedisServer::start_own(AOF).await;
+    let prefix = unique("restart");
+    let client = Client::builder(redis.url())
+        .prefix(&prefix)
+        .connect()
+        .unwrap();
+    let runs: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
+    let stop = CancellationToken::new();
+    let worker = Worker::builder(redis.url())
+        .prefix(&prefix)
+        .handle({
+            let runs = Arc::clone(&runs);
+            move |_: Note, ctx: JobContext| {
+                let runs = Arc::clone(&runs);
+                async move {
+                    *runs.lock().unwrap().entry(ctx.job_id).or_default() += 1;
+                    tokio::time::sleep(Duration::from_secs(3)).await;
+                    Ok::<_, JobError>(())
+                }
+            }
+        })
+        .concurrency(16)
+        .lease(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let task = tokio::spawn({
+        let stop = stop.clone();
+        async move { worker.run_until(stop.cancelled_owned()).await.unwrap() }
+    });
+    let ids = enqueue_notes(&client, 16).await;
+    wait_until(Duration::from_secs(20), "all 16 jobs started", || {
+        let runs = Arc::clone(&runs);
+        async move { runs.lock().unwrap().len() == 16 }
+    })
+    .await;
+
+    redis.kill();
+    // The outage itself, not a wait for an event: the jobs finish 3 s in.
+    tokio::time::sleep(Duration::from_secs(16)).await;
+    let down_until = Instant::now();
+    redis.restart(AOF).await;
+
+    let q = ferry_tests::queue(&prefix, "notes");
+    wait_until(Duration::from_secs(20), "every outcome recorded", || {
+        let (redis, q) = (&redis, &q);
+        async move {
+            let s = q.stats(&mut redis.conn().await).await.unwrap();
+            s.total_pending() + s.total_waiting() == 0 && s.counter("completed") == 16
+        }
+    })
+    .await;
+    eprintln!(
+        "outcomes recorded {:?} after Redis was back",
+        down_until.elapsed()
+    );
+    stop.cancel();
+    task.await.unwrap();
+    let runs = runs.lock().unwrap();
+    for id in &ids {
+        assert_eq!(
+            runs.get(id),
+            Some(&1),
+            "job {id} ran {:?} times",
+            runs.get(id)
+        );
+    }
+}
+
+/// Item 5. At `maxmemory` (noeviction) a failed attempt's retry is still
+/// recorded (the script frees the entry before it adds the retry), so the
+/// job waits its backoff instead of running again every lease and being
+/// dead-lettered as "crashed". A job out of retries is dead-lettered with
+/// its own error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_oom_a_failure_is_retried_after_its_backoff_and_dead_letters_say_why() {
+    let redis = RedisServer::start_own(&[]).await;
+    let prefix = unique("oom-retry");
+    let mut admin = redis.conn().await;
+    let q = ferry_tests::queue(&prefix, "notes");
+    q.ensure_groups(&mut admin).await.unwrap();
+    let client = Client::builder(redis.url())
+        .prefix(&prefix)
+        .connect()
+        .unwrap();
+    // n = 0 fails once then succeeds; n = 1 always fails (no retries).
+    let retried = client
+        .enqueue_with(&Note { n: 0 }, EnqueueOptions::new().max_retries(3))
+        .await
+        .unwrap();
+    let doomed = client
+        .enqueue_with(&Note { n: 1 }, EnqueueOptions::new().max_retries(0))
+        .await
+        .unwrap();
+    let used = info_field(&mut admin, "memory", "used_memory").await;
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg((used - 100_000).to_string())
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    assert!(matches!(
+        client.enqueue(&Note { n: 2 }).await,
+        Err(ferry_queue::Error::OutOfMemory { .. })
+    ));
+
+    let starts: Arc<Mutex<Vec<(u32, u32, Instant)>>> = Arc::default();
+    let stop = CancellationToken::new();
+    let worker = Worker::builder(redis.url())
+        .prefix(&prefix)
+        .handle({
+            let starts = Arc::clone(&starts);
+            move |note: Note, ctx: JobContext| {
+                let starts = Arc::clone(&starts);
+                async move {
+                    starts
+                        .lock()
+                        .unwrap()
+                        .push((note.n, ctx.attempt, Instant::now()));
+                    if note.n == 1 || ctx.attempt == 1 {
+                        return Err(JobError::retry(format!("note {} failed", note.n)));
+                    }
+                    Ok(())
+                }
+            }
+        })
+        .backoff(ferry_queue::Backoff::new(Duration::from_secs(4), Duration::from_secs(4)).unwrap())
+        .lease(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let task = tokio::spawn({
+        let stop = stop.clone();
+        async move { worker.run_until(stop.cancelled_owned()).await.unwrap() }
+    });
+    wait_until(Duration::from_secs(30), "the retried job succeeds", || {
+        let starts = Arc::clone(&starts);
+        async move { starts.lock().unwrap().iter().any(|s| s.0 == 0 && s.1 == 2) }
+    })
+    .await;
+    stop.cancel();
+    task.await.unwrap();
+    let starts = starts.lock().unwrap().clone();
+    let first: Vec<_> = starts.iter().filter(|s| s.0 == 0).collect();
+    assert_eq!(
+        first.iter().map(|s| s.1).collect::<Vec<_>>(),
+        [1, 2],
+        "one failure, one retry, nothing run again in between: {starts:?}"
+    );
+    let gap = first[1].2 - first[0].2;
+    assert!(
+        gap >= Duration::from_secs(2),
+        "the retry waited its backoff (2-4 s): {gap:?}"
+    );
+
+    let dead = client.dead_letters("notes", 10).await.unwrap();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0].get("id"), Some(doomed.as_str()));
+    let error = dead[0].get("error").unwrap_or_default();
+    assert!(
+        error.contains("note 1 failed"),
+        "the dead letter gives the job's own error: {error}"
+    );
+    let _ = retried;
+}
+
+/// A job with a big payload.
+#[derive(Serialize, Deserialize, Debug)]
+struct Blob {
+    data: String,
+}
+impl Job for Blob {
+    const TYPE: &'static str = "blob";
+    const QUEUE: &'static str = "blobs";
+}
+
+/// Item 11. A 200-slot worker drains 200 jobs of 1 MB: each claim is
+/// bounded by bytes, so Redis never builds a reply of hundreds of MB.
+/// Measured by the server's memory peak, which a 200 MB claim reply would
+/// raise by 200 MB. (Before: one claim took all 200.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claims_of_big_payloads_are_bounded_by_bytes() {
+    let _heavy = ferry_tests::heavy().await;
+    let redis = RedisServer::start_own(&[]).await;
+    let prefix = unique("blobs");
+    let client = Client::builder(redis.url())
+        .prefix(&prefix)
+        .connect()
+        .unwrap();
+    let data = "x".repeat(1_000_000);
+    let mut ids = Vec::new();
+    for _ in 0..200 {
+        ids.push(client.enqueue(&Blob { data: data.clone() }).await.unwrap());
+    }
+    let mut admin = redis.conn().await;
+    let peak_before = info_field(&mut admin, "memory", "used_memory_peak").await;
+
+    let ran: Ran = Arc::default();
+    let stop = CancellationToken::new();
+    let worker = Worker::builder(redis.url())
+        .prefix(&prefix)
+        .handle({
+            let ran = Arc::clone(&ran);
+            move |_: Blob, ctx: JobContext| {
+                let ran = Arc::clone(&ran);
+                async move {
+                    ran.lock().unwrap().insert(ctx.job_id);
+                    Ok::<_, JobError>(())
+                }
+            }
+        })
+        .concurrency(200)
+        .build()
+        .unwrap();
+    let task = tokio::spawn({
+        let stop = stop.clone();
+        async move { worker.run_until(stop.cancelled_owned()).await.unwrap() }
+    });
+    wait_all_ran(&ran, &ids, Duration::from_secs(60), "the 200 big jobs run").await;
+    stop.cancel();
+    task.await.unwrap();
+    let peak_after = info_field(&mut admin, "memory", "used_memory_peak").await;
+    let rise = peak_after.saturating_sub(peak_before);
+    eprintln!(
+        "memory peak rose {} MB while 200 MB of jobs were claimed",
+        rise / 1_000_000
+    );
+    assert!(
+        rise < 50_000_000,
+        "a claim is bounded by bytes: the memory peak rose {} MB",
+        rise / 1_000_000
+    );
 }

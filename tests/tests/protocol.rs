@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use ferry_broker::{
-    ConfigError, DeadLetterKind, EntryId, Error, NewJob, Priority, Queue, RecoverOptions,
+    ConfigError, DeadLetterKind, EntryId, Error, NewJob, Priority, Queue, RecoverOptions, Schedule,
 };
-use ferry_tests::{queue, unique, RedisServer};
+use ferry_tests::{queue, unique, wait_until, RedisServer};
 use redis::aio::MultiplexedConnection;
 
 fn job(kind: &str, priority: Priority) -> NewJob {
@@ -15,7 +15,7 @@ fn job(kind: &str, priority: Priority) -> NewJob {
         payload: "{}".to_owned(),
         priority,
         max_retries: 3,
-        run_at: None,
+        schedule: Schedule::Now,
     }
 }
 
@@ -260,7 +260,7 @@ async fn retry_and_dead_letter_remove_their_entries_too() {
     let next = ferry_broker::Envelope { attempt: 2, ..env };
     assert!(q
         .consumer("c")
-        .retry(&mut conn, &ds[0], &next, 0)
+        .retry(&mut conn, &ds[0], &next, Duration::ZERO)
         .await
         .unwrap());
     assert_eq!(
@@ -376,7 +376,7 @@ async fn a_late_ack_after_a_lost_lease_leaves_the_new_owner_alone() {
     let env = d.envelope(1024).unwrap();
     assert!(!q
         .consumer("old")
-        .retry(&mut conn, &d, &env, 0)
+        .retry(&mut conn, &d, &env, Duration::ZERO)
         .await
         .unwrap());
     assert!(
@@ -568,9 +568,8 @@ async fn idle_consumers_that_own_nothing_are_removed_and_owners_kept() {
 #[tokio::test]
 async fn delayed_jobs_wait_in_the_delayed_set_until_due() {
     let (_r, mut conn, q) = setup().await;
-    let at = ferry_broker::now_ms() + 60_000;
     let mut j = job("later", Priority::High);
-    j.run_at = Some(at);
+    j.schedule = Schedule::After(Duration::from_millis(400));
     q.enqueue(&mut conn, &[j]).await.unwrap();
     assert!(q
         .consumer("c")
@@ -578,14 +577,54 @@ async fn delayed_jobs_wait_in_the_delayed_set_until_due() {
         .await
         .unwrap()
         .is_empty());
-    let p = q.promote_due(&mut conn, at - 1).await.unwrap();
-    assert_eq!((p.moved, p.next_at), (0, Some(at)));
-    let p = q.promote_due(&mut conn, at).await.unwrap();
-    assert_eq!((p.moved, p.next_at), (1, None));
+    let p = q.promote_due(&mut conn).await.unwrap();
+    assert_eq!(p.moved, 0);
+    let next_in = p.next_in().expect("one job waits");
+    assert!(
+        next_in > Duration::ZERO && next_in <= Duration::from_millis(400),
+        "due within the delay, by the server's clock: {p:?}"
+    );
+    wait_until(
+        Duration::from_secs(5),
+        "the job is promoted once due",
+        || {
+            let (mut conn, q) = (conn.clone(), q.clone());
+            async move { q.promote_due(&mut conn).await.unwrap().moved == 1 }
+        },
+    )
+    .await;
+    let p = q.promote_due(&mut conn).await.unwrap();
+    assert_eq!((p.moved, p.next_at), (0, None));
     let ds = q.consumer("c").claim(&mut conn, 10).await.unwrap();
     assert_eq!(ds.len(), 1);
     assert_eq!(ds[0].priority(), Priority::High);
     assert_eq!(ds[0].envelope(1024).unwrap().job_type, "later");
+}
+
+/// Item 6 of issue 9: a delay is counted from the server's clock, and an
+/// absolute time is the caller's: a producer's wrong clock cannot fire a
+/// delayed job early.
+#[tokio::test]
+async fn a_delay_is_counted_from_the_servers_clock() {
+    let (_r, mut conn, q) = setup().await;
+    let (secs, _): (u64, u64) = redis::cmd("TIME").query_async(&mut conn).await.unwrap();
+    let mut j = job("later", Priority::Normal);
+    j.schedule = Schedule::After(Duration::from_secs(1800));
+    q.enqueue(&mut conn, &[j]).await.unwrap();
+    let scores: Vec<(String, f64)> = redis::cmd("ZRANGE")
+        .arg(q.keys().delayed())
+        .arg(0)
+        .arg(-1)
+        .arg("WITHSCORES")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let due = scores[0].1 as u64;
+    let expected = secs * 1000 + 1_800_000;
+    assert!(
+        due >= expected && due < expected + 5_000,
+        "due {due}, server time + 30 min = {expected}"
+    );
 }
 
 #[tokio::test]
@@ -603,7 +642,7 @@ async fn retry_moves_the_entry_to_the_delayed_set_with_the_next_attempt() {
     };
     assert!(q
         .consumer("c")
-        .retry(&mut conn, &d, &next, 1234)
+        .retry(&mut conn, &d, &next, Duration::ZERO)
         .await
         .unwrap());
     let stats = q.stats(&mut conn).await.unwrap();
@@ -611,7 +650,7 @@ async fn retry_moves_the_entry_to_the_delayed_set_with_the_next_attempt() {
         (stats.total_pending(), stats.total_waiting(), stats.delayed),
         (0, 0, 1)
     );
-    q.promote_due(&mut conn, 1234).await.unwrap();
+    assert_eq!(q.promote_due(&mut conn).await.unwrap().moved, 1);
     let again = q.consumer("c").claim(&mut conn, 1).await.unwrap().remove(0);
     assert_eq!(again.priority(), Priority::Critical);
     let e2 = again.envelope(1024).unwrap();

@@ -9,7 +9,6 @@ use redis::Value;
 use super::{Consumer, Delivery, EntryId};
 use crate::envelope::Envelope;
 use crate::error::{Error, Result};
-use crate::queue::now_ms;
 use crate::reply;
 use crate::scripts;
 use crate::stats::counter;
@@ -64,8 +63,9 @@ impl Consumer {
     }
 
     /// Moves a failed delivery to the delayed set as its next attempt,
-    /// `next`, to run at `run_at` (ms). Returns false, moving nothing, when
-    /// the entry is no longer pending for this consumer.
+    /// `next`, due `delay` from now by the Redis server's clock (not this
+    /// host's). Returns false, moving nothing, when the entry is no longer
+    /// pending for this consumer.
     ///
     /// # Errors
     /// [`Error::Redis`].
@@ -74,14 +74,14 @@ impl Consumer {
         conn: &mut C,
         delivery: &Delivery,
         next: &Envelope,
-        run_at: u64,
+        delay: std::time::Duration,
     ) -> Result<bool> {
         let mut inv = self.queue().invoke(&scripts::RETRY);
         inv.arg(self.name())
             .arg(delivery.priority().script_index())
             .arg(&delivery.entry.id)
             .arg(next.to_delayed_member(delivery.priority()))
-            .arg(run_at);
+            .arg(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX));
         let moved: i64 = inv.invoke_async(conn).await?;
         Ok(moved == 1)
     }
@@ -106,8 +106,7 @@ impl Consumer {
             .arg(&delivery.entry.id)
             .arg(self.queue().dead_letter_limit())
             .arg(kind.counter())
-            .arg(reason)
-            .arg(now_ms());
+            .arg(reason);
         for (k, v) in &delivery.fields {
             inv.arg(k.as_slice()).arg(v.as_slice());
         }

@@ -31,6 +31,8 @@ pub(crate) struct Acker {
     pub rx: mpsc::UnboundedReceiver<Ack>,
     /// Cancelled when the grace period is over: writes stop retrying.
     pub hard_stop: CancellationToken,
+    /// How long an ack keeps trying through Redis errors.
+    pub lease: std::time::Duration,
 }
 
 impl Acker {
@@ -92,6 +94,7 @@ impl Acker {
                     "acknowledging finished jobs",
                     &self.conn,
                     &self.hard_stop,
+                    self.lease,
                     |mut conn| async move {
                         consumer.ack(&mut conn, held.iter().map(Lease::entry)).await
                     },

@@ -151,6 +151,7 @@ impl ExecutorParts {
             "starting a recovered entry",
             &self.conn,
             &self.hard_stop,
+            self.settler.lease,
             |mut conn| async move { consumer.start_suspect(&mut conn, delivery).await },
         )
         .await

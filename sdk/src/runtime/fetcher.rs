@@ -20,7 +20,8 @@ use super::slots::Slots;
 /// that for batches of this size).
 const BULK_CLAIM: usize = 16;
 
-/// Most entries claimed in one call.
+/// Most entries claimed in one call; fewer when they are big
+/// ([`ClaimSize`](super::claim_size::ClaimSize)).
 const MAX_CLAIM: usize = 500;
 
 pub(crate) struct Fetcher {
@@ -76,7 +77,8 @@ impl Fetcher {
         last_claim: &mut usize,
         stop: &CancellationToken,
     ) -> ferry_broker::Result<bool> {
-        let Some(mut slots) = self.slots.take(MAX_CLAIM, stop).await else {
+        let most = self.queue.claim_size.limit(MAX_CLAIM);
+        let Some(mut slots) = self.slots.take(most, stop).await else {
             return Ok(false);
         };
         let consumer = &self.queue.consumer;
@@ -90,6 +92,7 @@ impl Fetcher {
         };
         *last_claim = claimed.as_ref().map(Vec::len).unwrap_or(0);
         let claimed = claimed?;
+        self.queue.claim_size.observe(&claimed);
         if !claimed.is_empty() {
             self.executor.start(&self.queue, claimed, slots);
             return Ok(true);
@@ -101,6 +104,7 @@ impl Fetcher {
         }
         let block_ms = self.block_time.as_millis() as u64;
         let read = consumer.read_blocking(&mut self.blocking, block_ms).await?;
+        self.queue.claim_size.observe(&read);
         if read.len() > slots.len() {
             slots.extend(self.slots.try_take(read.len() - slots.len()));
         }

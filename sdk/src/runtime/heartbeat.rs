@@ -1,7 +1,9 @@
 //! The heartbeat: renews the lease of every entry this worker holds, every
 //! lease/3, so a job that runs longer than the lease is never taken from a
 //! live worker. Entries it finds taken (this worker missed renewals) are
-//! marked lost, so their outcomes are not recorded here.
+//! marked lost, so their outcomes are not recorded here. After a failed
+//! renewal it tries again within [`RETRY_MAX_WAIT`], not a period later, so
+//! leases are renewed as soon as Redis is back from an outage.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +15,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::retry::RedisRetry;
 use super::served::ServedQueue;
+
+/// Longest wait before renewing again after a failed renewal.
+const RETRY_MAX_WAIT: Duration = Duration::from_secs(1);
 
 pub(crate) struct Heartbeat {
     pub queues: Vec<Arc<ServedQueue>>,
@@ -26,18 +31,20 @@ impl Heartbeat {
     pub(crate) async fn run(self, stop: CancellationToken) {
         tracing::debug!("heartbeat started");
         let mut errors = RedisRetry::new("lease renewal");
+        let mut wait = jitter(self.period);
         loop {
             tokio::select! {
                 biased;
                 _ = stop.cancelled() => break,
-                _ = tokio::time::sleep(jitter(self.period)) => {}
+                _ = tokio::time::sleep(wait) => {}
             }
-            match self.run_once().await {
-                Ok(_) => errors.ok(),
-                Err(e) => {
-                    errors.failed(&e);
+            wait = match self.run_once().await {
+                Ok(_) => {
+                    errors.ok();
+                    jitter(self.period)
                 }
-            }
+                Err(e) => errors.failed_capped(&e, RETRY_MAX_WAIT.min(self.period)),
+            };
         }
         tracing::debug!("heartbeat stopped");
     }

@@ -23,7 +23,8 @@
 
 pub(crate) mod acker;
 pub(crate) mod activity;
-pub(crate) mod claimed;
+mod claim_size;
+mod claimed;
 pub(crate) mod executor;
 pub(crate) mod fetcher;
 pub(crate) mod heartbeat;

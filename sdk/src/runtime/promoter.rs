@@ -34,9 +34,7 @@ impl Promoter {
                 }
                 Ok(p) => {
                     errors.ok();
-                    let now = ferry_broker::now_ms();
-                    p.next_at
-                        .map(|t| Duration::from_millis(t.saturating_sub(now)))
+                    p.next_in()
                         .unwrap_or(self.interval)
                         .min(jitter(self.interval))
                 }
@@ -55,12 +53,7 @@ impl Promoter {
     /// One promote call: what moved, and when the next job is due.
     pub(crate) async fn run_once(&self) -> ferry_broker::Result<Promoted> {
         let mut conn = self.conn.clone();
-        let p = self
-            .queue
-            .consumer
-            .queue()
-            .promote_due(&mut conn, ferry_broker::now_ms())
-            .await?;
+        let p = self.queue.consumer.queue().promote_due(&mut conn).await?;
         if p.moved > 0 {
             tracing::debug!(queue = %self.queue.name(), moved = p.moved, "promoted due jobs");
         }

@@ -100,7 +100,8 @@ impl Recoverer {
         let mut first_error = None;
         for QueueRecovery { queue, streams } in &mut self.queues {
             for options in streams.iter_mut() {
-                let Some(slots) = self.slots.take(self.slots.total(), stop).await else {
+                let most = queue.claim_size.limit(self.slots.total());
+                let Some(slots) = self.slots.take(most, stop).await else {
                     return Ok(taken); // shutting down
                 };
                 options.count = slots.len();
@@ -141,6 +142,7 @@ impl Recoverer {
                     );
                     taken += r.claimed.len();
                 }
+                queue.claim_size.observe(&r.claimed);
                 self.executor.start(queue, r.claimed, slots);
             }
         }

@@ -20,9 +20,10 @@ use tokio_util::sync::CancellationToken;
 
 const BASE: Duration = Duration::from_millis(100);
 const MAX: Duration = Duration::from_secs(5);
-/// Tries of a step that records a job's outcome before it is left to
-/// recovery (about 6 to 11 s of failures).
-const OUTCOME_TRIES: u32 = 8;
+/// Longest wait between two tries of a write that records a job's outcome:
+/// once Redis is back, the outcome is written within about this long
+/// (plus the connection's own reconnect backoff, at most 2 s).
+const OUTCOME_MAX_WAIT: Duration = Duration::from_secs(1);
 
 /// Shortest time between two `warn` lines about one kind of step.
 const LOG_INTERVAL: Duration = Duration::from_secs(10);
@@ -76,6 +77,11 @@ impl RedisRetry {
 
     /// Records a failure; returns how long to wait before trying again.
     pub(crate) fn failed(&mut self, err: &dyn std::fmt::Display) -> Duration {
+        self.failed_capped(err, MAX)
+    }
+
+    /// As [`RedisRetry::failed`], waiting at most `cap`.
+    pub(crate) fn failed_capped(&mut self, err: &dyn std::fmt::Display, cap: Duration) -> Duration {
         match log_now(self.what) {
             Some(unlogged) => {
                 self.logged = true;
@@ -92,7 +98,7 @@ impl RedisRetry {
         }
         self.failures = self.failures.saturating_add(1);
         let doublings = (self.failures - 1).min(6);
-        jitter(BASE.saturating_mul(1u32 << doublings).min(MAX))
+        jitter(BASE.saturating_mul(1u32 << doublings).min(cap))
     }
 
     /// Records a success.
@@ -107,13 +113,19 @@ impl RedisRetry {
     }
 
     /// Runs `step`, a Redis write that records a job's outcome, until it
-    /// succeeds, fails [`OUTCOME_TRIES`] times, or `stop` fires (the grace
-    /// period is over). `None` when it never succeeded: the entry stays
-    /// pending and recovery runs the job again, so nothing is lost.
+    /// succeeds, `patience` has passed since its first failure, or `stop`
+    /// fires (the grace period is over). Callers pass the lease: for that
+    /// long after its last renewal, no other worker can have taken the
+    /// entry, so a write that gets through is still this worker's to make,
+    /// and a Redis restart shorter than the lease runs nothing twice. Tries
+    /// are at most [`OUTCOME_MAX_WAIT`] apart, so the outcome is written
+    /// soon after Redis is back. `None` when it never succeeded: the entry
+    /// stays pending and recovery runs the job again, so nothing is lost.
     pub(crate) async fn persist<T, F, Fut>(
         what: &'static str,
         conn: &Link,
         stop: &CancellationToken,
+        patience: Duration,
         mut step: F,
     ) -> Option<T>
     where
@@ -121,20 +133,22 @@ impl RedisRetry {
         Fut: Future<Output = ferry_broker::Result<T>>,
     {
         let mut policy = Self::new(what);
+        let mut first_failure: Option<Instant> = None;
         loop {
             match step(conn.clone()).await {
                 Ok(v) => {
                     policy.ok();
                     return Some(v);
                 }
-                Err(e) if policy.failures + 1 >= OUTCOME_TRIES => {
+                Err(e) if first_failure.is_some_and(|at| at.elapsed() >= patience) => {
                     if let Some(unlogged) = log_now("giving up on an outcome") {
-                        tracing::error!(error = %e, tries = OUTCOME_TRIES, unlogged_failures = unlogged, "{what} failed; the entry stays pending and will be recovered after the lease");
+                        tracing::error!(error = %e, tries = policy.failures + 1, patience_ms = patience.as_millis() as u64, unlogged_failures = unlogged, "{what} failed for as long as the lease could hold; the entry stays pending and will be recovered");
                     }
                     return None;
                 }
                 Err(e) => {
-                    let wait = policy.failed(&e);
+                    first_failure.get_or_insert_with(Instant::now);
+                    let wait = policy.failed_capped(&e, OUTCOME_MAX_WAIT);
                     tokio::select! {
                         _ = tokio::time::sleep(wait) => {}
                         _ = stop.cancelled() => return None,

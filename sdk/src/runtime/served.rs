@@ -6,6 +6,7 @@ use ferry_broker::Consumer;
 use tokio::sync::Notify;
 
 use super::activity::Activity;
+use super::claim_size::ClaimSize;
 use super::inflight::InFlight;
 
 /// One queue this worker serves: its consumer handle (the queue's keys and
@@ -16,11 +17,14 @@ pub(crate) struct ServedQueue {
     pub inflight: Arc<InFlight>,
     /// Wakes the queue's promoter early (a retry was just scheduled).
     pub promote_wake: Notify,
+    /// How many entries one claim may take (bounded by bytes).
+    pub claim_size: ClaimSize,
 }
 
 impl ServedQueue {
     pub(crate) fn new(consumer: Consumer, activity: Arc<Activity>) -> Self {
         Self {
+            claim_size: ClaimSize::new(consumer.queue().payload_limit()),
             consumer,
             inflight: InFlight::new(activity),
             promote_wake: Notify::new(),

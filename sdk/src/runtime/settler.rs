@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use crate::link::Link;
 use ferry_broker::backoff::jitter;
-use ferry_broker::{now_ms, Backoff, DeadLetterKind, Envelope};
+use ferry_broker::{Backoff, DeadLetterKind, Envelope};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -41,6 +41,8 @@ pub(crate) struct Settler {
     pub activity: Arc<Activity>,
     /// Cancelled when the grace period is over: writes stop retrying.
     pub hard_stop: CancellationToken,
+    /// How long an outcome write keeps trying through Redis errors.
+    pub lease: Duration,
 }
 
 impl Settler {
@@ -87,7 +89,6 @@ impl Settler {
 
     async fn retry_now(&self, job: ClaimedJob, env: &Envelope, error: String) {
         let delay = self.backoff.delay(env.attempt);
-        let run_at = now_ms().saturating_add(delay.as_millis() as u64);
         let next = Envelope {
             attempt: env.attempt.saturating_add(1),
             last_error: Some(error.clone()),
@@ -98,7 +99,8 @@ impl Settler {
             "scheduling a retry",
             &self.conn,
             &self.hard_stop,
-            |mut conn| async move { consumer.retry(&mut conn, delivery, next, run_at).await },
+            self.lease,
+            |mut conn| async move { consumer.retry(&mut conn, delivery, next, delay).await },
         )
         .await;
         match moved {
@@ -118,13 +120,14 @@ impl Settler {
     /// claimed again after [`PUT_BACK_DELAY`] (jittered). Counted as a retry
     /// in the stats hash; the job's own retries are untouched.
     pub(crate) async fn put_back(&self, job: ClaimedJob, env: &Envelope) {
-        let run_at = now_ms().saturating_add(jitter(PUT_BACK_DELAY).as_millis() as u64);
+        let delay = jitter(PUT_BACK_DELAY);
         let (consumer, delivery) = (&job.queue.consumer, &job.delivery);
         let moved = RedisRetry::persist(
             "putting a job back",
             &self.conn,
             &self.hard_stop,
-            |mut conn| async move { consumer.retry(&mut conn, delivery, env, run_at).await },
+            self.lease,
+            |mut conn| async move { consumer.retry(&mut conn, delivery, env, delay).await },
         )
         .await;
         if moved == Some(true) {
@@ -144,6 +147,7 @@ impl Settler {
             "dead-lettering",
             &self.conn,
             &self.hard_stop,
+            self.lease,
             |mut conn| async move {
                 consumer
                     .dead_letter(&mut conn, delivery, reason, kind)

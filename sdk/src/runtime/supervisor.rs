@@ -98,6 +98,7 @@ impl Supervisor {
             acks,
             activity: Arc::clone(&activity),
             hard_stop: hard_stop.clone(),
+            lease: config.lease,
         };
         let executor = Executor::new(ExecutorParts {
             handlers,
@@ -149,6 +150,7 @@ impl Supervisor {
             conn: conn.clone(),
             rx: acks_rx,
             hard_stop: hard_stop.clone(),
+            lease: config.lease,
         };
         let acker = tokio::spawn(acker.run(acking.clone()));
         let heartbeat = Heartbeat {
