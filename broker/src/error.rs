@@ -54,6 +54,10 @@ pub enum Error {
     /// Redis answered with something the protocol does not expect (a bug or a foreign writer).
     #[error("unexpected reply from redis: {0}")]
     Protocol(String),
+    /// A batch failed part way: which jobs are known written, which may be,
+    /// and how many were not sent (see [`PartialBatch`](crate::batch::PartialBatch)).
+    #[error("{0}")]
+    PartialBatch(Box<crate::batch::PartialBatch>),
     /// Redis refused to load one of Ferry's scripts (see [`scripts::load_all`](crate::scripts::load_all)).
     #[error("script {name} does not load: {reason}")]
     Script {
@@ -69,6 +73,7 @@ impl Error {
     pub fn is_connection_error(&self) -> bool {
         match self {
             Error::Redis(e) => is_connection_failure(e),
+            Error::PartialBatch(p) => p.source.is_connection_error(),
             _ => false,
         }
     }

@@ -160,6 +160,14 @@ impl Keys {
         &self.all[STATS]
     }
 
+    /// HASH recording which chunks of the batch enqueued under idempotency
+    /// key `key` were written (field = chunk number); it expires a day
+    /// after the batch's last write.
+    pub fn batch(&self, key: &crate::batch::BatchKey) -> String {
+        let base = self.all[STATS].strip_suffix(":stats").unwrap_or_default();
+        format!("{base}:batch:{key}")
+    }
+
     /// Every key of the queue, in the order the scripts take them as KEYS:
     /// the four streams (highest priority first), stats, delayed, dead.
     pub fn all(&self) -> &[String; 7] {
@@ -179,6 +187,8 @@ mod tests {
         assert_eq!(keys.delayed(), "ferry:{emails}:delayed");
         assert_eq!(keys.dead(), "ferry:{emails}:dead");
         assert_eq!(keys.stats(), "ferry:{emails}:stats");
+        let batch = crate::batch::BatchKey::new("b-1").unwrap();
+        assert_eq!(keys.batch(&batch), "ferry:{emails}:batch:b-1");
         assert_eq!(keys.streams().len(), 4);
         assert!(keys.all().iter().all(|k| k.contains("{emails}")));
     }

@@ -52,6 +52,7 @@
 )]
 
 pub mod backoff;
+pub mod batch;
 pub mod consumer;
 pub mod dead_letter;
 pub mod delayed;
@@ -67,6 +68,7 @@ pub mod scripts;
 pub mod stats;
 
 pub use backoff::Backoff;
+pub use batch::{BatchKey, PartialBatch};
 pub use consumer::{Consumer, DeadLetterKind, DeadLettered, Delivery, EntryId};
 pub use dead_letter::DeadLetter;
 pub use delayed::Promoted;

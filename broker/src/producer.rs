@@ -2,13 +2,19 @@
 //! (ZADD) when they should run later.
 
 use std::borrow::Cow;
+use std::ops::Range;
 
 use redis::aio::ConnectionLike;
 
+use crate::batch::{BatchKey, PartialBatch, BATCH_KEY_TTL, CHUNK_BYTES, CHUNK_JOBS};
 use crate::envelope::{check_job_type, field, Envelope, MAX_RETRIES_LIMIT};
 use crate::error::{ConfigError, Result};
 use crate::priority::Priority;
 use crate::queue::{now_ms, Queue};
+use crate::scripts;
+
+/// Bytes a job takes in a chunk besides its type and payload.
+const JOB_OVERHEAD: usize = 128;
 
 /// A job to enqueue, already encoded.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -64,18 +70,17 @@ async fn server_time_ms<C: ConnectionLike + Send>(conn: &mut C) -> Result<u64> {
 }
 
 impl Queue {
-    /// Checks `job` and builds its first envelope with a fresh UUID v7 id.
-    fn envelope_for(&self, job: &NewJob, now: u64) -> Result<Envelope, ConfigError> {
-        self.check(job)?;
-        Ok(Envelope {
-            id: uuid::Uuid::now_v7().to_string(),
+    /// The first envelope of `job`, with id `id` (for the delayed set).
+    fn envelope_for(&self, job: &NewJob, id: &str, now: u64) -> Envelope {
+        Envelope {
+            id: id.to_owned(),
             job_type: job.job_type.to_string(),
             payload: job.payload.clone(),
             attempt: 1,
             max_retries: job.max_retries,
             enqueued_at: now,
             last_error: None,
-        })
+        }
     }
 
     /// Checks a job before anything is sent: [`ConfigError::InvalidJobType`],
@@ -102,20 +107,58 @@ impl Queue {
         Ok(())
     }
 
-    /// Enqueues `jobs` in one round trip (MULTI/EXEC: all of them or none)
-    /// and returns their ids in order.
+    /// Enqueues `jobs` and returns their ids in order. A batch goes in
+    /// chunks of at most [`CHUNK_JOBS`] jobs and about [`CHUNK_BYTES`]
+    /// (one MULTI/EXEC each, all of a chunk or none of it), one after the
+    /// other, so no single transaction holds Redis for more than a few
+    /// milliseconds and neither side builds the whole batch at once.
     ///
     /// # Errors
-    /// A [`ConfigError`] for an invalid job (nothing is sent), or
-    /// [`Error::Redis`](crate::Error::Redis) when Redis fails; then no job of
-    /// the batch was added.
+    /// A [`ConfigError`] for an invalid job (nothing is sent).
+    /// [`Error::PartialBatch`](crate::Error::PartialBatch) when a chunk after the first failed, or a
+    /// chunk's reply was lost in a batch of several: it lists the ids known
+    /// written, those that may be, and how many were not sent. Otherwise
+    /// [`Error::Redis`](crate::Error::Redis): no job of the batch was added,
+    /// unless the error is a timeout or a dropped connection, after which
+    /// the one chunk may have been. [`Queue::enqueue_keyed`] makes retries safe.
     pub async fn enqueue<C: ConnectionLike + Send>(
         &self,
         conn: &mut C,
         jobs: &[NewJob],
     ) -> Result<Vec<String>> {
+        self.enqueue_batch(conn, jobs, None).await
+    }
+
+    /// As [`Queue::enqueue`], under an idempotency key: calling it again
+    /// with the same key and the same jobs in the same order (after an
+    /// error, say) writes only the chunks not written before, and returns
+    /// the same ids. Ids are derived from the queue, the key and each job's
+    /// position (UUID v5). Each chunk is one script (`enqueue_keyed.lua`)
+    /// that writes it and marks it done in the hash `P:{Q}:batch:<key>`,
+    /// which expires [`BATCH_KEY_TTL`] after the batch's last write.
+    ///
+    /// # Errors
+    /// As [`Queue::enqueue`].
+    pub async fn enqueue_keyed<C: ConnectionLike + Send>(
+        &self,
+        conn: &mut C,
+        jobs: &[NewJob],
+        key: &BatchKey,
+    ) -> Result<Vec<String>> {
+        self.enqueue_batch(conn, jobs, Some(key)).await
+    }
+
+    async fn enqueue_batch<C: ConnectionLike + Send>(
+        &self,
+        conn: &mut C,
+        jobs: &[NewJob],
+        key: Option<&BatchKey>,
+    ) -> Result<Vec<String>> {
         if jobs.is_empty() {
             return Ok(Vec::new());
+        }
+        for job in jobs {
+            self.check(job)?;
         }
         let now = now_ms();
         // A relative delay is counted from the server's clock: one TIME
@@ -128,53 +171,193 @@ impl Queue {
         } else {
             None
         };
+        let ids: Vec<String> = match key {
+            None => jobs
+                .iter()
+                .map(|_| uuid::Uuid::now_v7().to_string())
+                .collect(),
+            Some(k) => (0..jobs.len()).map(|i| k.job_id(self.name(), i)).collect(),
+        };
+        let chunks = chunk_ranges(jobs);
+        let single = chunks.len() == 1;
+        for (number, range) in chunks.into_iter().enumerate() {
+            let (chunk, chunk_ids) = (&jobs[range.clone()], &ids[range.clone()]);
+            let sent = match key {
+                None => {
+                    self.write_chunk(conn, chunk, chunk_ids, now, server_now)
+                        .await
+                }
+                Some(k) => {
+                    self.write_keyed_chunk(conn, chunk, chunk_ids, now, server_now, k, number)
+                        .await
+                }
+            };
+            if let Err(e) = sent {
+                return Err(PartialBatch::of(e, &ids, range, single));
+            }
+        }
+        Ok(ids)
+    }
+
+    /// One chunk in one round trip: MULTI/EXEC, all of it or none.
+    async fn write_chunk<C: ConnectionLike + Send>(
+        &self,
+        conn: &mut C,
+        jobs: &[NewJob],
+        ids: &[String],
+        now: u64,
+        server_now: Option<u64>,
+    ) -> Result<()> {
         let mut pipe = redis::Pipeline::with_capacity(jobs.len());
         if jobs.len() > 1 {
             pipe.atomic();
         }
-        let mut ids = Vec::with_capacity(jobs.len());
-        for job in jobs {
+        for (job, id) in jobs.iter().zip(ids) {
             match job.schedule.due_at(server_now, now) {
                 Some(at) => {
-                    let env = self.envelope_for(job, now)?;
+                    let env = self.envelope_for(job, id, now);
                     pipe.cmd("ZADD")
                         .arg(self.keys().delayed())
                         .arg(at)
                         .arg(env.to_delayed_member(job.priority))
                         .ignore();
-                    ids.push(env.id);
                 }
                 None => {
-                    // The hot path: arguments straight from the job, no
-                    // intermediate envelope and no copies of the payload.
-                    self.check(job)?;
-                    let id = uuid::Uuid::now_v7().to_string();
-                    let stream = self.keys().stream(job.priority);
-                    // Sized up front: one allocation for the arguments, one
-                    // for their bytes, instead of a reallocation per argument.
-                    let bytes = 96 + stream.len() + job.job_type.len() + job.payload.len();
-                    let mut xadd = redis::Cmd::with_capacity(15, bytes);
-                    xadd.arg("XADD")
-                        .arg(stream)
-                        .arg("*")
-                        .arg(field::ID)
-                        .arg(&id)
-                        .arg(field::TYPE)
-                        .arg(job.job_type.as_ref())
-                        .arg(field::PAYLOAD)
-                        .arg(&job.payload)
-                        .arg(field::ATTEMPT)
-                        .arg(1u32)
-                        .arg(field::MAX_RETRIES)
-                        .arg(job.max_retries)
-                        .arg(field::ENQUEUED_AT)
-                        .arg(now);
-                    pipe.add_command(xadd).ignore();
-                    ids.push(id);
+                    pipe.add_command(self.xadd(job, id, now)).ignore();
                 }
             }
         }
         pipe.query_async::<()>(conn).await?;
-        Ok(ids)
+        Ok(())
+    }
+
+    /// The XADD of a job to run now. The hot path: arguments straight from
+    /// the job, no intermediate envelope and no copies of the payload.
+    fn xadd(&self, job: &NewJob, id: &str, now: u64) -> redis::Cmd {
+        let stream = self.keys().stream(job.priority);
+        // Sized up front: one allocation for the arguments, one for their
+        // bytes, instead of a reallocation per argument.
+        let bytes = 96 + stream.len() + job.job_type.len() + job.payload.len();
+        let mut xadd = redis::Cmd::with_capacity(15, bytes);
+        xadd.arg("XADD").arg(stream).arg("*");
+        for (name, value) in job_fields(job, id, now) {
+            xadd.arg(name).arg(value);
+        }
+        xadd
+    }
+
+    /// One chunk of a keyed batch: written and marked done in one script,
+    /// unless it was marked done before.
+    #[allow(clippy::too_many_arguments)]
+    async fn write_keyed_chunk<C: ConnectionLike + Send>(
+        &self,
+        conn: &mut C,
+        jobs: &[NewJob],
+        ids: &[String],
+        now: u64,
+        server_now: Option<u64>,
+        key: &BatchKey,
+        number: usize,
+    ) -> Result<()> {
+        let mut inv = self.invoke(&scripts::ENQUEUE_KEYED);
+        inv.key(self.keys().batch(key))
+            .arg(number)
+            .arg(BATCH_KEY_TTL.as_millis() as u64);
+        for (job, id) in jobs.iter().zip(ids) {
+            match job.schedule.due_at(server_now, now) {
+                Some(at) => {
+                    let env = self.envelope_for(job, id, now);
+                    inv.arg("d")
+                        .arg(at)
+                        .arg(env.to_delayed_member(job.priority));
+                }
+                None => {
+                    inv.arg("s").arg(job.priority.script_index()).arg(6);
+                    for (name, value) in job_fields(job, id, now) {
+                        inv.arg(name).arg(value);
+                    }
+                }
+            }
+        }
+        let _written: i64 = inv.invoke_async(conn).await?;
+        Ok(())
+    }
+}
+
+/// A new job's stream entry fields, in documented order.
+fn job_fields<'a>(job: &'a NewJob, id: &'a str, now: u64) -> [(&'static str, FieldValue<'a>); 6] {
+    [
+        (field::ID, FieldValue::Str(id)),
+        (field::TYPE, FieldValue::Str(job.job_type.as_ref())),
+        (field::PAYLOAD, FieldValue::Str(&job.payload)),
+        (field::ATTEMPT, FieldValue::Num(1)),
+        (
+            field::MAX_RETRIES,
+            FieldValue::Num(u64::from(job.max_retries)),
+        ),
+        (field::ENQUEUED_AT, FieldValue::Num(now)),
+    ]
+}
+
+/// A field value, written without an intermediate string.
+enum FieldValue<'a> {
+    Str(&'a str),
+    Num(u64),
+}
+
+impl redis::ToRedisArgs for FieldValue<'_> {
+    fn write_redis_args<W: ?Sized + redis::RedisWrite>(&self, out: &mut W) {
+        match self {
+            FieldValue::Str(s) => s.write_redis_args(out),
+            FieldValue::Num(n) => n.write_redis_args(out),
+        }
+    }
+}
+
+/// Splits a batch into chunks of at most [`CHUNK_JOBS`] jobs and about
+/// [`CHUNK_BYTES`] (at least one job each).
+fn chunk_ranges(jobs: &[NewJob]) -> Vec<Range<usize>> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, job) in jobs.iter().enumerate() {
+        let size = JOB_OVERHEAD + job.job_type.len() + job.payload.len();
+        if i > start && (i - start >= CHUNK_JOBS || bytes + size > CHUNK_BYTES) {
+            out.push(start..i);
+            (start, bytes) = (i, 0);
+        }
+        bytes += size;
+    }
+    out.push(start..jobs.len());
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(payload: usize) -> NewJob {
+        NewJob {
+            job_type: "t".into(),
+            payload: "x".repeat(payload),
+            priority: Priority::Normal,
+            max_retries: 0,
+            schedule: Schedule::Now,
+        }
+    }
+
+    #[test]
+    fn batches_are_chunked_by_count_and_by_bytes() {
+        let small: Vec<NewJob> = (0..2500).map(|_| job(10)).collect();
+        assert_eq!(chunk_ranges(&small), [0..1000, 1000..2000, 2000..2500]);
+        let big: Vec<NewJob> = (0..10).map(|_| job(1024 * 1024)).collect();
+        let chunks = chunk_ranges(&big);
+        assert_eq!(chunks.len(), 4, "{chunks:?}");
+        assert!(chunks.iter().all(|r| !r.is_empty()));
+        let huge = vec![job(CHUNK_BYTES * 2)];
+        assert_eq!(
+            chunk_ranges(&huge),
+            vec![0..1],
+            "a job alone even when over"
+        );
     }
 }

@@ -73,6 +73,8 @@ pub(crate) static RETRY: LazyLock<QueueScript> =
 /// `dead_letter.lua`: stream entry -> dead-letter stream.
 pub(crate) static DEAD_LETTER: LazyLock<QueueScript> = script!("dead_letter.lua", 7:
     queue, clock, names, entry_ids, group_state, ownership, remove_done, dead_letter);
+/// `enqueue_keyed.lua`: one chunk of a batch under an idempotency key, at most once.
+pub(crate) static ENQUEUE_KEYED: LazyLock<QueueScript> = script!("enqueue_keyed.lua", 7: queue);
 /// `promote.lua`: due delayed jobs -> their priority streams.
 pub(crate) static PROMOTE: LazyLock<QueueScript> = script!("promote.lua", 6: queue, clock, names);
 /// `recover.lua`: XAUTOCLAIM of entries idle past the lease; poison entries -> dead-letter.
@@ -95,8 +97,9 @@ pub(crate) static STATS: LazyLock<QueueScript> =
     script!("stats.lua", 7: queue, group_state, waiting);
 
 /// Every script with its file name.
-fn all() -> [(&'static str, &'static QueueScript); 13] {
+fn all() -> [(&'static str, &'static QueueScript); 14] {
     [
+        ("enqueue_keyed.lua", &ENQUEUE_KEYED),
         ("claim.lua", &CLAIM),
         ("claim_counts.lua", &CLAIM_COUNTS),
         ("ack.lua", &ACK),

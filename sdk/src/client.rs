@@ -212,11 +212,20 @@ impl Client {
             .ok_or_else(|| Error::Protocol("enqueue returned no id".into()))
     }
 
-    /// Enqueues many jobs of one type in one round trip, all or none; returns
-    /// their ids in order.
+    /// Enqueues many jobs of one type; returns their ids in order. Up to
+    /// 1,000 jobs (and 4 MB) go in one round trip, all or none; a bigger
+    /// batch goes in chunks of that size, one after the other, so that no
+    /// transaction holds Redis for more than a few milliseconds.
     ///
     /// # Errors
-    /// As [`Client::enqueue`]; on error no job of the batch was added.
+    /// As [`Client::enqueue`]. A batch that fails after its first chunk, or
+    /// loses a chunk's reply, is [`Error::PartialBatch`]: the ids known
+    /// written, those that may be, and how many were not sent. To retry
+    /// without duplicates, enqueue with an
+    /// [`idempotency_key`](EnqueueOptions::idempotency_key) and retry with
+    /// the same key. Otherwise nothing of the batch was written, except
+    /// after a timeout or a dropped connection, when its one chunk may
+    /// have been.
     pub async fn enqueue_batch<J: Job>(
         &self,
         jobs: &[J],
@@ -225,6 +234,7 @@ impl Client {
         let queue = self.queue(options.queue_for::<J>())?;
         let now = ferry_broker::now_ms();
         options.check(now)?;
+        let key = options.batch_key()?;
         let schedule = options.broker_schedule();
         let (priority, max_retries) = (options.priority_for::<J>(), options.max_retries_for::<J>());
         let mut batch = Vec::with_capacity(jobs.len());
@@ -238,10 +248,11 @@ impl Client {
             });
         }
         let mut conn = self.conn().await?;
-        queue
-            .enqueue(&mut conn, &batch)
-            .await
-            .map_err(|e| self.fail(e))
+        match &key {
+            None => queue.enqueue(&mut conn, &batch).await,
+            Some(key) => queue.enqueue_keyed(&mut conn, &batch, key).await,
+        }
+        .map_err(|e| self.fail(e))
     }
 
     /// Depth and counters of `queue`.

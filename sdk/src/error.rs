@@ -66,6 +66,22 @@ pub enum Error {
         /// The server's `maxmemory-policy`.
         policy: String,
     },
+    /// A batch failed part way (it went in chunks): which jobs are known
+    /// written, which may be, and how many were not sent. Retrying the
+    /// same batch with the same
+    /// [`idempotency_key`](crate::EnqueueOptions::idempotency_key) writes
+    /// only what is missing.
+    #[error("the batch stopped part way: {} jobs written, {} may be written (the reply was lost), {not_sent} not sent; retry with the same idempotency key to add only what is missing ({source})", written.len(), unknown.len())]
+    PartialBatch {
+        /// Ids of the jobs known written: the first ones of the batch, in order.
+        written: Vec<String>,
+        /// Ids of the jobs whose chunk's reply was lost: each may or may not be written.
+        unknown: Vec<String>,
+        /// How many jobs after those were not sent.
+        not_sent: usize,
+        /// Why the batch stopped.
+        source: Box<Error>,
+    },
     /// No dead-letter entry with this id in this queue.
     #[error("no dead-letter entry {entry_id:?} in queue {queue:?}: list them with Client::dead_letters (or XRANGE on the queue's dead-letter stream)")]
     DeadLetterNotFound {
@@ -83,6 +99,15 @@ impl From<ferry_broker::Error> for Error {
             ferry_broker::Error::Redis(r) => Error::Redis(r),
             ferry_broker::Error::Encode(j) => Error::Serialize(j),
             ferry_broker::Error::Protocol(p) => Error::Protocol(p),
+            ferry_broker::Error::PartialBatch(p) => {
+                let p = *p;
+                Error::PartialBatch {
+                    written: p.written,
+                    unknown: p.unknown,
+                    not_sent: p.not_sent,
+                    source: Box::new(Error::from(p.source)),
+                }
+            }
             other => Error::Protocol(other.to_string()),
         }
     }
@@ -96,6 +121,7 @@ impl Error {
         match self {
             Error::Redis(e) => ferry_broker::error::is_connection_failure(e),
             Error::ReadOnly { .. } => true,
+            Error::PartialBatch { source, .. } => source.is_connection_error(),
             _ => false,
         }
     }
@@ -113,6 +139,20 @@ impl Error {
     /// refused or missing, out of memory, read-only replica. Others stay
     /// [`Error::Redis`].
     pub(crate) fn with_host(self, host: &str) -> Self {
+        if let Error::PartialBatch {
+            written,
+            unknown,
+            not_sent,
+            source,
+        } = self
+        {
+            return Error::PartialBatch {
+                written,
+                unknown,
+                not_sent,
+                source: Box::new(source.with_host(host)),
+            };
+        }
         let Error::Redis(e) = self else { return self };
         let codes = crate::link::server_codes(&e);
         let has = |code: &str| codes.iter().any(|c| c == code);
