@@ -285,8 +285,8 @@ impl Worker {
     /// A second SIGINT or SIGTERM during the shutdown forces it: running
     /// jobs are dropped at once (their entries stay pending for recovery).
     pub async fn run(self) -> Result<()> {
-        self.start(crate::runtime::supervisor::shutdown_signal(), true)
-            .await
+        // The signals are received on the worker's control thread.
+        self.start(std::future::pending(), true).await
     }
 
     /// Runs until `signal` completes or the shutdown token is cancelled. Then:

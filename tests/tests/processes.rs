@@ -189,3 +189,123 @@ async fn a_second_signal_forces_the_shutdown() {
         "the dropped job stays pending for recovery"
     );
 }
+
+/// A worker process whose Tokio runtime has one thread: one blocking job
+/// blocks all of it, whatever the scheduler does (with more threads, which
+/// job runs where is the scheduler's choice).
+fn one_thread_worker(s: &ferry_tests::scenario::Scenario, extra: &[&str]) -> WorkerProcess {
+    let mut args = vec!["--queue", &s.queue, "--audit", &s.audit];
+    args.extend_from_slice(extra);
+    WorkerProcess::spawn_with_env(
+        s.redis.url(),
+        &s.prefix,
+        &args,
+        &[("TOKIO_WORKER_THREADS".into(), "1".into())],
+    )
+}
+
+/// Issue 9, item 7: a handler blocks every runtime thread of a worker for
+/// three leases. Its lease is still renewed (the heartbeat runs on a thread
+/// of its own), so a second worker does not take the job over, and it runs
+/// once. (Before: it ran twice, as the issue saw with 2 threads and 2 jobs.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocking_handlers_do_not_starve_lease_renewal() {
+    let s = setup("blocking").await;
+    let mut blocked = one_thread_worker(&s, &["--lease-ms", "2000", "--concurrency", "1"]);
+    let ids = s.produce(&["--kind", "block:6000"]).await;
+    wait_until(
+        Duration::from_secs(30),
+        "the job blocks the first worker",
+        || {
+            let log = blocked.log_text();
+            async move { log.contains("blocking its thread") }
+        },
+    )
+    .await;
+    let mut other = s.worker(&["--lease-ms", "2000"]);
+    wait_until(Duration::from_secs(60), "the job finishes", || async {
+        let st = s.stats().await;
+        st.total_pending() + st.total_waiting() == 0 && s.audit().await.len() == 1
+    })
+    .await;
+    s.assert_exactly_once(&ids).await;
+    assert!(
+        !other.log_text().contains("recovered entries"),
+        "the second worker took nothing over:\n{}",
+        other.log_text()
+    );
+    assert!(
+        blocked.log_text().contains("blocked its thread"),
+        "the blocking is reported:\n{}",
+        blocked.log_text()
+    );
+    blocked.kill().await;
+    other.kill().await;
+}
+
+/// Issue 9, item 7: on SIGTERM, with every runtime thread blocked by a
+/// handler for 20 s, the 2 s grace period holds: the process exits (code
+/// 3, saying why) a few seconds after it, and the blocked job stays pending
+/// for recovery. (Before: it exited when the handler returned.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_grace_period_holds_against_blocking_handlers() {
+    let s = setup("blocked-stop").await;
+    let mut worker = one_thread_worker(&s, &["--grace-ms", "2000", "--concurrency", "1"]);
+    s.produce(&["--kind", "block:20000"]).await;
+    wait_until(Duration::from_secs(30), "the job blocks the worker", || {
+        let log = worker.log_text();
+        async move { log.contains("blocking its thread") }
+    })
+    .await;
+    let signalled = std::time::Instant::now();
+    worker.terminate();
+    let status = worker.wait(Duration::from_secs(30)).await;
+    let took = signalled.elapsed();
+    println!("exited {took:?} after SIGTERM (grace 2 s, a handler blocked for 20 s)");
+    assert_eq!(status.code(), Some(3), "{status:?}\n{}", worker.log_text());
+    assert!(
+        took < Duration::from_secs(12),
+        "the grace period (2 s) held, not the 20 s of blocking: {took:?}"
+    );
+    assert!(
+        worker.log_text().contains("spawn_blocking"),
+        "{}",
+        worker.log_text()
+    );
+    let stats = s.stats().await;
+    assert_eq!(
+        stats.total_pending(),
+        1,
+        "the blocked job stays pending for recovery: {stats:?}\n{}",
+        worker.log_text()
+    );
+}
+
+/// Issue 9, item 7: an attempt that blocks its thread past `job_timeout`
+/// cannot be interrupted; its error says so instead of claiming the
+/// timeout stopped it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocking_attempt_past_its_timeout_is_reported_truthfully() {
+    let s = setup("blocked-timeout").await;
+    let mut worker = s.worker(&["--job-timeout-ms", "500"]);
+    s.produce(&["--kind", "block:1500", "--max-retries", "0"])
+        .await;
+    wait_until(
+        Duration::from_secs(30),
+        "the attempt is dead-lettered",
+        || async { s.stats().await.dead == 1 },
+    )
+    .await;
+    let mut conn = s.redis.conn().await;
+    let dead = ferry_tests::queue(&s.prefix, &s.queue)
+        .dead_letters(&mut conn, 1)
+        .await
+        .unwrap();
+    let error = dead[0].get("error").unwrap_or_default();
+    assert!(
+        error.contains("timed out after 500ms, but not stopped by it")
+            && error.contains("blocked its thread"),
+        "{error}"
+    );
+    worker.kill().await;
+}

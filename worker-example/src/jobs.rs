@@ -48,6 +48,17 @@ impl Job for Sleep {
     const TYPE: &'static str = "sleep";
 }
 
+/// `block:MS`: blocks its thread (a sync sleep, as a sync call or a CPU
+/// loop would), then succeeds. What a handler must not do; for testing.
+#[derive(Serialize, Deserialize, Debug)]
+pub struct Block {
+    /// How long, ms.
+    pub ms: u64,
+}
+impl Job for Block {
+    const TYPE: &'static str = "block";
+}
+
 /// `fail:N`: fails its first N attempts, then succeeds.
 #[derive(Serialize, Deserialize, Debug)]
 pub struct FailTimes {
@@ -112,6 +123,21 @@ impl Handler for SleepHandler {
     }
 }
 
+/// Runs [`Block`]: blocks the runtime thread it runs on.
+pub struct BlockHandler(pub Audit);
+impl Handler for BlockHandler {
+    type Job = Block;
+    type Output = ();
+    async fn handle(&self, job: Block, ctx: JobContext) -> Result<(), JobError> {
+        // An await first (as a handler that reads something and then
+        // computes would have), so the runtime can give it any free thread.
+        tokio::task::yield_now().await;
+        tracing::info!(ms = job.ms, "block job: blocking its thread");
+        std::thread::sleep(Duration::from_millis(job.ms));
+        self.0.record(&ctx.job_id).await
+    }
+}
+
 /// Runs [`FailTimes`].
 pub struct FailHandler(pub Audit);
 impl Handler for FailHandler {
@@ -159,6 +185,8 @@ pub enum Kind {
     Echo,
     /// `sleep:MS`
     Sleep(u64),
+    /// `block:MS`
+    Block(u64),
     /// `fail:N`
     Fail(u32),
     /// `always-fail`
@@ -173,7 +201,7 @@ impl std::str::FromStr for Kind {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         let bad = || {
-            format!("unknown kind {s:?}: use echo, sleep:MS, fail:N, always-fail, panic or abort")
+            format!("unknown kind {s:?}: use echo, sleep:MS, block:MS, fail:N, always-fail, panic or abort")
         };
         match s.split_once(':') {
             None if s == "echo" => Ok(Kind::Echo),
@@ -181,6 +209,7 @@ impl std::str::FromStr for Kind {
             None if s == "panic" => Ok(Kind::Panic),
             None if s == "abort" => Ok(Kind::Abort),
             Some(("sleep", ms)) => ms.parse().map(Kind::Sleep).map_err(|_| bad()),
+            Some(("block", ms)) => ms.parse().map(Kind::Block).map_err(|_| bad()),
             Some(("fail", n)) => n.parse().map(Kind::Fail).map_err(|_| bad()),
             _ => Err(bad()),
         }

@@ -99,7 +99,7 @@ struct ProduceArgs {
     /// critical, high, normal or low.
     #[arg(long, default_value = "normal")]
     priority: Priority,
-    /// echo, sleep:MS, fail:N, always-fail, panic or abort.
+    /// echo, sleep:MS, block:MS, fail:N, always-fail, panic or abort.
     #[arg(long, default_value = "echo")]
     kind: Kind,
     /// Retries after the first attempt.
@@ -253,6 +253,7 @@ pub(crate) async fn enqueue_kind(
             .await
         }
         Kind::Sleep(ms) => enqueue_many(client, queue, count, options, |_| Sleep { ms }).await,
+        Kind::Block(ms) => enqueue_many(client, queue, count, options, |_| Block { ms }).await,
         Kind::Fail(times) => {
             enqueue_many(client, queue, count, options, |_| FailTimes { times }).await
         }
@@ -303,6 +304,7 @@ pub(crate) fn build_worker(
         .prefix(prefix)
         .register(EchoHandler(audit.clone()))
         .register(SleepHandler(audit.clone()))
+        .register(BlockHandler(audit.clone()))
         .register(FailHandler(audit))
         .register(AlwaysFailHandler)
         .register(PanicHandler)

@@ -7,6 +7,7 @@
 use std::any::Any;
 use std::collections::HashSet;
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -19,6 +20,7 @@ use tracing::Instrument;
 
 use super::activity::Activity;
 use super::claimed::ClaimedJob;
+use super::poll_timer::{longest, PollTimer};
 use super::retry::RedisRetry;
 use super::served::ServedQueue;
 use super::settler::{Outcome, Settler};
@@ -215,7 +217,8 @@ impl ExecutorParts {
             shutdown: self.shutdown.clone(),
         };
         let timeout = self.job_timeout;
-        let attempt = handler.call(&env.payload, ctx);
+        let held_us = AtomicU64::new(0);
+        let attempt = PollTimer::new(handler.call(&env.payload, ctx), &held_us);
         let attempt = AssertUnwindSafe(tokio::time::timeout(timeout, attempt)).catch_unwind();
         let result = tokio::select! {
             r = attempt => r,
@@ -228,9 +231,13 @@ impl ExecutorParts {
             Ok(Ok(Ok(output))) => Outcome::Done(output),
             Ok(Ok(Err(e))) if e.is_permanent() => Outcome::Permanent(e.message().to_owned()),
             Ok(Ok(Err(e))) => Outcome::Failed(e.message().to_owned()),
-            Ok(Err(_elapsed)) => Outcome::Failed(format!("timed out after {timeout:?}")),
+            Ok(Err(_elapsed)) => Outcome::Failed(timed_out(timeout, longest(&held_us))),
             Err(panic) => Outcome::Failed(format!("handler panicked: {}", panic_message(&*panic))),
         };
+        let held = longest(&held_us);
+        if held >= BLOCKING_WARN.min(timeout) {
+            warn_blocking(held, timeout);
+        }
         settler.settle(job, &env, outcome).await;
     }
 }
@@ -274,6 +281,36 @@ impl ExecutorParts {
         })
         .await
     }
+}
+
+/// A handler holding its thread this long in one go is reported.
+const BLOCKING_WARN: Duration = Duration::from_secs(1);
+
+/// The error of an attempt past `timeout` whose longest stretch without
+/// yielding was `held`: a timeout can only stop a handler when it yields.
+fn timed_out(timeout: Duration, held: Duration) -> String {
+    if held >= timeout {
+        format!(
+            "timed out after {timeout:?}, but not stopped by it: the handler blocked its thread for {held:?}              without yielding, so it ran that long past any await; run blocking work in              tokio::task::spawn_blocking"
+        )
+    } else {
+        format!("timed out after {timeout:?}")
+    }
+}
+
+/// Logs (at most once per 10 s) a handler that held its thread `held`.
+fn warn_blocking(held: Duration, timeout: Duration) {
+    static LAST: std::sync::Mutex<Option<std::time::Instant>> = std::sync::Mutex::new(None);
+    let mut last = LAST.lock().unwrap_or_else(PoisonError::into_inner);
+    if last.is_some_and(|t| t.elapsed() < Duration::from_secs(10)) {
+        return;
+    }
+    *last = Some(std::time::Instant::now());
+    tracing::warn!(
+        held_ms = held.as_millis() as u64,
+        timeout_ms = timeout.as_millis() as u64,
+        "a handler blocked its thread without yielding: nothing else runs on that thread meanwhile, and          job_timeout cannot interrupt it. Run blocking work in tokio::task::spawn_blocking (logged at most once per 10 s)"
+    );
 }
 
 fn panic_message(panic: &(dyn Any + Send)) -> String {

@@ -18,6 +18,7 @@ use tokio_util::task::TaskTracker;
 
 use super::acker::Acker;
 use super::activity::Activity;
+use super::control::Control;
 use super::executor::{Executor, ExecutorParts};
 use super::fetcher::Fetcher;
 use super::heartbeat::Heartbeat;
@@ -42,8 +43,10 @@ pub(crate) struct Supervisor {
     pub handlers: Registry,
     pub consumer: String,
     pub activity: Arc<Activity>,
-    /// Whether a second SIGINT/SIGTERM during shutdown forces the stop
-    /// (set by [`Worker::run`](crate::Worker::run), which listens to them).
+    /// Whether the worker owns the process's signals (set by
+    /// [`Worker::run`](crate::Worker::run)): SIGINT/SIGTERM start the
+    /// shutdown, a second one forces it, and a shutdown that handlers
+    /// blocking their threads hold past the grace period exits the process.
     pub force_on_second_signal: bool,
 }
 
@@ -60,7 +63,20 @@ impl Supervisor {
             force_on_second_signal,
         } = self;
         let conn = redis.link(redis.response_timeout)?;
-        let signal = signal.fuse();
+        let hard_stop = CancellationToken::new();
+        // Signals, lease renewal and the shutdown deadline run on a thread
+        // of their own, which handlers that block their threads cannot stall.
+        let control = Control::start(force_on_second_signal, hard_stop.clone()).map_err(|e| {
+            crate::Error::Protocol(format!("cannot start the worker's control thread: {e}"))
+        })?;
+        let signalled = control.signalled.clone();
+        let signal = async move {
+            tokio::select! {
+                _ = signal => {}
+                _ = signalled.cancelled() => {}
+            }
+        }
+        .fuse();
         tokio::pin!(signal);
         let host = redis.host();
         if !preflight(&conn, &host, config.strict_memory_policy, &mut signal).await? {
@@ -88,7 +104,6 @@ impl Supervisor {
         let executing = CancellationToken::new();
         let acking = CancellationToken::new();
         let renewing = CancellationToken::new();
-        let hard_stop = CancellationToken::new();
 
         let slots = Slots::new(config.concurrency);
         let (acks, acks_rx) = mpsc::unbounded_channel();
@@ -153,12 +168,25 @@ impl Supervisor {
             lease: config.lease,
         };
         let acker = tokio::spawn(acker.run(acking.clone()));
-        let heartbeat = Heartbeat {
-            queues: queues.clone(),
-            conn: conn.clone(),
-            period: config.lease / 3,
+        let heartbeat = {
+            let (queues, period, stop) = (queues.clone(), config.lease / 3, renewing.clone());
+            let redis = redis.clone();
+            control.spawn(async move {
+                // Made on the control thread, so its I/O is driven there.
+                match redis.link(redis.response_timeout) {
+                    Ok(conn) => {
+                        Heartbeat {
+                            queues,
+                            conn,
+                            period,
+                        }
+                        .run(stop)
+                        .await
+                    }
+                    Err(e) => tracing::error!(error = %e, "cannot renew leases: no connection"),
+                }
+            })
         };
-        let heartbeat = tokio::spawn(heartbeat.run(renewing.clone()));
 
         (&mut signal).await;
 
@@ -167,14 +195,7 @@ impl Supervisor {
             grace_ms = config.grace_period.as_millis() as u64,
             "shutting down: no new jobs; waiting for running ones"
         );
-        if force_on_second_signal {
-            let force = hard_stop.clone();
-            tokio::spawn(async move {
-                shutdown_signal().await;
-                tracing::warn!("second signal: stopping now");
-                force.cancel();
-            });
-        }
+        control.shutdown_deadline(config.grace_period);
         // 1. Stop claiming.
         claiming.cancel();
         claimers.close();
@@ -187,6 +208,7 @@ impl Supervisor {
         let _ = acker.await;
         renewing.cancel();
         let _ = heartbeat.await;
+        control.finish();
         // 5. Leave the group where nothing is left pending, so that XINFO
         // CONSUMERS tells live workers from gone ones.
         for queue in &queues {

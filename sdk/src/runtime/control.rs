@@ -1,0 +1,140 @@
+//! The control thread: an OS thread of its own with a current-thread Tokio
+//! runtime, for what must not wait on handler threads. A handler that
+//! blocks its thread (a sync call, a CPU loop) holds one of the runtime's
+//! worker threads; with as many such handlers as threads, nothing else on
+//! that runtime runs, timers and signals included. So, here:
+//!
+//! - the [heartbeat](super::heartbeat) renews leases, on a connection made
+//!   on this thread (its I/O is driven here too);
+//! - with [`Worker::run`](crate::Worker::run), SIGINT/SIGTERM are received
+//!   here: the first starts the shutdown, a second forces it;
+//! - once the shutdown starts, a deadline: the grace period plus a few
+//!   seconds. A worker not stopped by then has handlers that block their
+//!   threads and cannot be cancelled; that is logged, and with
+//!   `Worker::run`, which owns the process, the process exits (code
+//!   [`BLOCKED_EXIT_CODE`]), leaving their entries pending for recovery.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// Exit code of a process whose handlers blocked its shutdown past the
+/// grace period (with `Worker::run`).
+pub const BLOCKED_EXIT_CODE: i32 = 3;
+
+/// How long past the grace period the shutdown may take before the
+/// deadline: cancelled jobs' tasks, the last acks, leaving the group.
+const DEADLINE_SLACK: Duration = Duration::from_secs(3);
+
+type Task = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// The control thread of one running worker.
+pub(crate) struct Control {
+    tasks: mpsc::UnboundedSender<Task>,
+    /// Cancelled by the first SIGINT/SIGTERM (with own signals).
+    pub signalled: CancellationToken,
+    /// Cancelled when the worker has stopped: the deadline is off.
+    stopped: CancellationToken,
+    own_signals: bool,
+}
+
+impl Control {
+    /// Starts the thread. With `own_signals`, it listens for SIGINT and
+    /// SIGTERM: the first cancels [`Control::signalled`], a second
+    /// `hard_stop`.
+    pub(crate) fn start(own_signals: bool, hard_stop: CancellationToken) -> std::io::Result<Self> {
+        let (tasks, mut rx) = mpsc::unbounded_channel::<Task>();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        std::thread::Builder::new()
+            .name("ferry-control".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    while let Some(task) = rx.recv().await {
+                        tokio::spawn(task);
+                    }
+                });
+            })?;
+        let control = Self {
+            tasks,
+            signalled: CancellationToken::new(),
+            stopped: CancellationToken::new(),
+            own_signals,
+        };
+        if own_signals {
+            let (first, stopped) = (control.signalled.clone(), control.stopped.clone());
+            control.spawn(async move {
+                tokio::select! {
+                    _ = super::supervisor::shutdown_signal() => {}
+                    _ = stopped.cancelled() => return,
+                }
+                first.cancel();
+                tokio::select! {
+                    _ = super::supervisor::shutdown_signal() => {
+                        tracing::warn!("second signal: stopping now");
+                        hard_stop.cancel();
+                    }
+                    _ = stopped.cancelled() => {}
+                }
+            });
+        }
+        Ok(control)
+    }
+
+    /// Runs `task` on the control thread; the receiver completes when it
+    /// has ended.
+    pub(crate) fn spawn(
+        &self,
+        task: impl Future<Output = ()> + Send + 'static,
+    ) -> tokio::sync::oneshot::Receiver<()> {
+        let (done, ended) = tokio::sync::oneshot::channel();
+        let _ = self.tasks.send(Box::pin(async move {
+            task.await;
+            let _ = done.send(());
+        }));
+        ended
+    }
+
+    /// The shutdown has started and running jobs get `grace`: past it
+    /// (and a few seconds), a worker not yet stopped is reported, and with
+    /// own signals the process exits.
+    pub(crate) fn shutdown_deadline(&self, grace: Duration) {
+        let (stopped, own_signals) = (self.stopped.clone(), self.own_signals);
+        self.spawn(async move {
+            tokio::select! {
+                _ = stopped.cancelled() => {}
+                _ = tokio::time::sleep(grace + DEADLINE_SLACK) => {
+                    if own_signals {
+                        tracing::error!(
+                            grace_ms = grace.as_millis() as u64,
+                            "the worker has not stopped within the grace period: handlers are blocking their threads \
+                             and cannot be cancelled (run blocking work in tokio::task::spawn_blocking). Exiting; their \
+                             jobs stay pending and are recovered after the lease"
+                        );
+                        std::process::exit(BLOCKED_EXIT_CODE);
+                    }
+                    tracing::error!(
+                        grace_ms = grace.as_millis() as u64,
+                        "the worker has not stopped within the grace period: handlers are blocking their threads and \
+                         cannot be cancelled (run blocking work in tokio::task::spawn_blocking)"
+                    );
+                }
+            }
+        });
+    }
+
+    /// The worker has stopped: ends the thread's tasks and the thread.
+    pub(crate) fn finish(self) {
+        self.stopped.cancel();
+    }
+}
+
+impl Drop for Control {
+    fn drop(&mut self) {
+        self.stopped.cancel();
+    }
+}
