@@ -3,11 +3,13 @@
 -- ARGV[1] group   ARGV[2] consumer   ARGV[3] priority index (1-4) of the stream
 -- ARGV[4] lease (min idle, ms)   ARGV[5] XAUTOCLAIM cursor   ARGV[6] most entries to take (at least 1)
 -- ARGV[7] max deliveries   ARGV[8] dead-letter cap (0 = none)
+-- ARGV[9] group base: the size of the first group of suspects (the
+-- worker's slots); optional, 1 when absent
 -- Returns {cursor, taken, deleted, dead, dropped}:
 --   taken: entries now owned by this consumer, to run, as
---   {id, {field, value, ...}, deliveries, suspect}; a suspect (suspect = 1)
---   comes alone, its delivery not yet counted: run it alone, after
---   start_suspect.lua;
+--   {id, {field, value, ...}, deliveries, suspect}; suspects (suspect = 1)
+--   come as a group of their own, their deliveries not yet counted: run the
+--   group alone (nothing else beside it), each after start_suspect.lua;
 --   deleted: pending ids whose entry no longer exists (Redis 7 drops them
 --   from the PEL itself and lists them; Redis 6.2 returns them, and this
 --   script acknowledges them);
@@ -21,18 +23,31 @@
 -- worker, every entry of the batch gets closer to max-deliveries. Hence:
 -- entries are claimed with JUSTID (no delivery counted), and a delivery is
 -- counted (XCLAIM) only for the entries taken. An entry recovered before
--- (2 or more deliveries), or one more delivery from max-deliveries, is a
--- suspect: it is taken only alone, one per call, and the worker runs it
--- alone; its delivery is counted when it starts. Entries not taken are set back to look
--- expired (IDLE = lease), so the next recovery pass takes them.
+-- (2 or more deliveries) is a suspect: it crashed its worker twice, or ran
+-- beside one that did. Suspects are found by bisection: those delivered d
+-- times run in groups of at most base / 2^(d-1) (half the worker's slots
+-- after two crashes, a quarter after three, ...), each group alone on its
+-- worker, so a crash narrows the poison down to the group it ran in while
+-- the other groups finish. Its last delivery (one short of max-deliveries)
+-- an entry runs alone, so no job is dead-lettered for its neighbour's
+-- crash. A group's deliveries are counted when it starts. Entries not taken
+-- are set back to look expired (IDLE = lease), so the next pass takes them.
 local stream = stream_at(ARGV[3])
 local priority = PRIORITIES[tonumber(ARGV[3])]
 local consumer, lease = ARGV[2], ARGV[4]
 local want = tonumber(ARGV[6])
 local max_deliveries = tonumber(ARGV[7])
 local cap = tonumber(ARGV[8])
+local group_base = tonumber(ARGV[9] or '1')
 local taken, deleted, n_dead, dropped = {}, 0, 0, 0
-local suspect_taken = false
+-- The group of suspects this call hands out: their deliveries and most size.
+local group_deliveries, group_max = nil, 0
+
+-- Most suspects delivered `d` times that run together.
+local function group_limit(d)
+  if d + 1 >= max_deliveries then return 1 end
+  return math.max(1, math.floor(group_base / 2 ^ (d - 1)))
+end
 
 -- A stream with no group yet (no worker has claimed from it) has nothing
 -- pending: nothing to recover, and no error to report.
@@ -44,7 +59,7 @@ local cursor = ARGV[5]
 -- (up to 10 calls) so a worker with few free slots still finds expired
 -- entries behind a long list of live ones.
 for _ = 1, 10 do
-  local r = redis.call('XAUTOCLAIM', stream, GROUP, consumer, lease, cursor, 'COUNT', want - #taken, 'JUSTID')
+  local r = redis.call('XAUTOCLAIM', stream, GROUP, consumer, lease, cursor, 'COUNT', math.max(1, (group_deliveries and group_max or want) - #taken), 'JUSTID')
   cursor = r[1]
   if r[3] then deleted = deleted + #r[3] end
   for _, id in ipairs(r[2]) do
@@ -63,16 +78,20 @@ for _ = 1, 10 do
         finish(stream, GROUP, {id})
         dropped = dropped + write_dead_letter(entry[2], 1, reason, server_now_ms(), priority, cap, COUNTER_DEAD)
         n_dead = n_dead + 1
-      elseif suspect_taken or (suspect and #taken > 0) then
-        -- Not now: leave it expired for the next pass, no delivery counted.
-        redis.call('XCLAIM', stream, GROUP, consumer, 0, id, 'IDLE', lease, 'JUSTID')
-      elseif suspect then
-        -- Take it alone, but count its delivery only when it starts
-        -- (start_suspect.lua), once the worker has made room to run it alone:
-        -- a crash while it waits must not count against it.
+      elseif suspect and #taken == 0 then
+        -- The first of a group. Its delivery is counted only when it starts
+        -- (start_suspect.lua), once the worker has made room to run the
+        -- group alone: a crash while it waits must not count against it.
         redis.call('XCLAIM', stream, GROUP, consumer, 0, id, 'JUSTID')
         taken[#taken + 1] = {id, entry[2], deliveries, 1}
-        suspect_taken = true
+        group_deliveries, group_max = deliveries, group_limit(deliveries)
+      elseif suspect and group_deliveries == deliveries and #taken < group_max then
+        -- Another suspect of this round: into the group.
+        redis.call('XCLAIM', stream, GROUP, consumer, 0, id, 'JUSTID')
+        taken[#taken + 1] = {id, entry[2], deliveries, 1}
+      elseif suspect or group_deliveries or #taken >= want then
+        -- Not now: leave it expired for the next pass, no delivery counted.
+        redis.call('XCLAIM', stream, GROUP, consumer, 0, id, 'IDLE', lease, 'JUSTID')
       else
         -- Take it: this claim counts the delivery.
         local e = redis.call('XCLAIM', stream, GROUP, consumer, 0, id)[1]
@@ -80,7 +99,12 @@ for _ = 1, 10 do
       end
     end
   end
-  if #taken >= want or suspect_taken or cursor == '0-0' then break end
+  if cursor == '0-0' then break end
+  if group_deliveries then
+    if #taken >= group_max then break end
+  elseif #taken >= want then
+    break
+  end
 end
 if #taken > 0 then redis.call('HINCRBY', STATS, COUNTER_RECOVERED, #taken) end
 return {cursor, taken, deleted, n_dead, dropped}

@@ -29,6 +29,10 @@ pub struct RecoverOptions {
     pub count: usize,
     /// The XAUTOCLAIM cursor to start from (`0-0`: the start).
     pub cursor: String,
+    /// How many suspects (entries recovered before) may run together after
+    /// their second delivery: halved with each delivery after that (see
+    /// `recover.lua`). The worker's slot count; 1 runs every suspect alone.
+    pub group_base: usize,
 }
 
 impl RecoverOptions {
@@ -40,7 +44,14 @@ impl RecoverOptions {
             max_deliveries,
             count: 1,
             cursor: "0-0".to_owned(),
+            group_base: 1,
         }
+    }
+
+    /// Lets up to `base` suspects run together after their second delivery.
+    pub fn group_base(mut self, base: usize) -> Self {
+        self.group_base = base.max(1);
+        self
     }
 
     /// Takes up to `count` entries.
@@ -61,8 +72,9 @@ impl RecoverOptions {
 pub struct Recovered {
     /// Where the next pass continues (XAUTOCLAIM cursor; `0-0` after a full sweep).
     pub cursor: String,
-    /// Entries now owned by this consumer, to run. A suspect
-    /// ([`Delivery::suspect`]) comes alone: run it alone.
+    /// Entries now owned by this consumer, to run. Suspects
+    /// ([`Delivery::suspect`]) come as a group of their own: run the group
+    /// alone, nothing else beside it.
     pub claimed: Vec<Delivery>,
     /// Pending ids whose entry was deleted; removed from the PEL.
     pub deleted: u64,
@@ -77,9 +89,10 @@ impl Consumer {
     /// idle longer than the lease (their worker died or stopped renewing),
     /// starting at the cursor. An entry already delivered `max_deliveries`
     /// times is dead-lettered with that reason instead. A delivery is counted
-    /// only for the entries taken, and an entry recovered before is taken
-    /// alone (see `recover.lua`), so a poison job cannot push the jobs
-    /// claimed with it to `max_deliveries`.
+    /// only for the entries taken, and entries recovered before are taken
+    /// in ever smaller groups, their last delivery alone (see
+    /// `recover.lua`), so a poison job is found in a few rounds and cannot
+    /// push the jobs claimed with it to `max_deliveries`.
     ///
     /// # Errors
     /// [`Error::Redis`] or [`Error::Protocol`].
@@ -95,7 +108,8 @@ impl Consumer {
             .arg(&options.cursor)
             .arg(options.count.max(1))
             .arg(options.max_deliveries)
-            .arg(self.queue().dead_letter_limit());
+            .arg(self.queue().dead_letter_limit())
+            .arg(options.group_base.max(1));
         let v: Value = inv.invoke_async(conn).await?;
         let parts: Option<[Value; 5]> = match v {
             Value::Array(a) => a.try_into().ok(),

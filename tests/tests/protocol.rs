@@ -1037,3 +1037,85 @@ async fn bulk_claim_is_strict_priority_and_fifo_too() {
         .unwrap()
         .is_empty());
 }
+
+/// Issue 9, item 10: after two crashes, the jobs of the crashed batch run
+/// in ever smaller groups (half the worker's slots, then a quarter, ...,
+/// the last delivery alone), each group alone on its worker: the poison
+/// job is found in a few rounds, the innocent ones finish in groups, and
+/// none of them is dead-lettered. (Before: every suspect ran alone, one
+/// round per job.)
+#[tokio::test]
+async fn suspects_are_bisected_and_innocent_jobs_finish_in_groups() {
+    let (_r, mut conn, q) = setup().await;
+    let batch: Vec<NewJob> = (0..16)
+        .map(|i| job(if i == 5 { "poison" } else { "innocent" }, Priority::Normal))
+        .collect();
+    q.enqueue(&mut conn, &batch).await.unwrap();
+    let base = conn.clone();
+    let recover = |w: usize| {
+        let (mut conn, q) = (base.clone(), q.clone());
+        async move {
+            q.consumer(format!("w{w}"))
+                .recover(
+                    &mut conn,
+                    &rec(Priority::Normal, 0, "0-0", 16, 5).group_base(16),
+                )
+                .await
+                .unwrap()
+        }
+    };
+    // Delivery 1 (a claim) and 2 (a recovery, not suspects yet): both
+    // batches of 16 crash their workers.
+    assert_eq!(
+        q.consumer("w0").claim(&mut conn, 16).await.unwrap().len(),
+        16
+    );
+    assert_eq!(recover(1).await.claimed.len(), 16);
+
+    let (mut rounds, mut done, mut groups) = (0, 0, Vec::new());
+    for w in 2..60 {
+        let r = recover(w).await;
+        let Some(first) = r.claimed.first() else {
+            if q.stats(&mut conn).await.unwrap().total_pending() == 0 {
+                break;
+            }
+            continue;
+        };
+        let d = first.deliveries;
+        assert!(
+            r.claimed.iter().all(|x| x.suspect && x.deliveries == d),
+            "one group of one round: {:?}",
+            r.claimed
+        );
+        rounds += 1;
+        groups.push((d, r.claimed.len()));
+        let consumer = q.consumer(format!("w{w}"));
+        let mut poison = false;
+        for x in &r.claimed {
+            consumer
+                .start_suspect(&mut conn, x)
+                .await
+                .unwrap()
+                .expect("ours");
+            poison |= x.envelope(1024).unwrap().job_type == "poison";
+        }
+        if !poison {
+            let ids: Vec<String> = r.claimed.iter().map(|x| x.entry.id.clone()).collect();
+            done += consumer
+                .ack(&mut conn, &entries(Priority::Normal, &ids))
+                .await
+                .unwrap();
+        }
+    }
+    println!("groups (deliveries before, size): {groups:?}");
+    assert_eq!(done, 15, "every innocent job finished");
+    let dead = q.dead_letters(&mut conn, 10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].get("type"), Some("poison"));
+    assert_eq!(
+        groups[0],
+        (2, 8),
+        "after two crashes, half the slots together"
+    );
+    assert!(rounds <= 10, "found in {rounds} rounds, not one per job");
+}

@@ -67,16 +67,34 @@ impl Executor {
     /// Starts a job for each of `deliveries` of `queue` this worker is not
     /// already running, with a slot each from `slots` while they last.
     /// Deliveries beyond the slots wait for a free one (already claimed,
-    /// their lease is renewed while they wait); a suspect gives back the
-    /// slot it would get and waits for all of them, so it runs alone and two
-    /// suspects never deadlock. Unused slots are released.
+    /// their lease is renewed while they wait). Suspects (recovered entries
+    /// whose earlier runs crashed, handed out as a group by `recover.lua`)
+    /// give back their slots and run as one group that waits for all of
+    /// them, so the group runs alone and two groups never deadlock. Unused
+    /// slots are released.
     pub(crate) fn start(
         &self,
         queue: &Arc<ServedQueue>,
         deliveries: Vec<Delivery>,
         mut slots: Vec<Slot>,
     ) {
-        for (delivery, lease) in queue.inflight.lease_all(deliveries) {
+        let leased = queue.inflight.lease_all(deliveries);
+        if leased.len() > 1 && leased.iter().all(|(d, _)| d.suspect) {
+            let group = leased
+                .into_iter()
+                .map(|(delivery, lease)| ClaimedJob {
+                    queue: Arc::clone(queue),
+                    delivery,
+                    lease,
+                    slot: None,
+                })
+                .collect();
+            let parts = Arc::clone(&self.parts);
+            self.tracker
+                .spawn(async move { parts.run_group(group).await });
+            return;
+        }
+        for (delivery, lease) in leased {
             let slot = if delivery.suspect { None } else { slots.pop() };
             let job = ClaimedJob {
                 queue: Arc::clone(queue),
@@ -143,6 +161,31 @@ impl ExecutorParts {
             return;
         }
         self.execute(job).await;
+    }
+
+    /// Runs a group of suspects together, alone on this worker: it waits
+    /// for every slot, counts each delivery, then runs them all; a crash
+    /// now narrows the poison down to this group (see `recover.lua`).
+    async fn run_group(&self, mut group: Vec<ClaimedJob>) {
+        let Some(_all) = self.slots.wait_for(true, &self.shutdown).await else {
+            return; // shutting down: they stay pending for recovery
+        };
+        let started =
+            futures::future::join_all(group.iter_mut().map(|job| self.start_suspect(job))).await;
+        let group: Vec<ClaimedJob> = group
+            .into_iter()
+            .zip(started)
+            .filter_map(|(job, ok)| ok.then_some(job))
+            .collect();
+        if let Some(first) = group.first() {
+            tracing::info!(
+                queue = %first.queue.name(),
+                count = group.len(),
+                deliveries = first.delivery.deliveries,
+                "running recovered entries as one group, alone on this worker (their earlier runs crashed; a crash now narrows the cause down to this group)"
+            );
+        }
+        futures::future::join_all(group.into_iter().map(|job| self.execute(job))).await;
     }
 
     /// Counts a suspect's delivery now that it runs alone (see

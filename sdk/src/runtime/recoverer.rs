@@ -35,6 +35,8 @@ pub(crate) struct Recoverer {
     lease: Duration,
     consumer_idle_timeout: Duration,
     last_cleanup: Option<Instant>,
+    /// Whether the last pass took all the size bound let it: pass again now.
+    again: bool,
 }
 
 impl Recoverer {
@@ -51,7 +53,9 @@ impl Recoverer {
             .iter()
             .map(|queue| QueueRecovery {
                 queue: Arc::clone(queue),
-                streams: Priority::ALL.map(|p| RecoverOptions::new(p, lease, max_deliveries)),
+                streams: Priority::ALL.map(|p| {
+                    RecoverOptions::new(p, lease, max_deliveries).group_base(slots.total())
+                }),
             })
             .collect();
         Self {
@@ -62,6 +66,7 @@ impl Recoverer {
             lease,
             consumer_idle_timeout,
             last_cleanup: None,
+            again: false,
         }
     }
 
@@ -78,6 +83,10 @@ impl Recoverer {
                 _ = tokio::time::sleep(wait) => {}
             }
             wait = match self.run_once(&stop).await {
+                Ok(_) if self.again => {
+                    errors.ok();
+                    Duration::ZERO
+                }
                 Ok(_) => {
                     errors.ok();
                     jitter(period)
@@ -98,6 +107,7 @@ impl Recoverer {
     ) -> ferry_broker::Result<usize> {
         let mut taken = 0;
         let mut first_error = None;
+        self.again = false;
         for QueueRecovery { queue, streams } in &mut self.queues {
             for options in streams.iter_mut() {
                 let most = queue.claim_size.limit(self.slots.total());
@@ -143,6 +153,9 @@ impl Recoverer {
                     taken += r.claimed.len();
                 }
                 queue.claim_size.observe(&r.claimed);
+                // Held back by the size bound, not by the slots: there may
+                // be more to take at once (the bound grows as it learns).
+                self.again |= r.claimed.len() >= most && most < self.slots.total();
                 self.executor.start(queue, r.claimed, slots);
             }
         }
