@@ -83,7 +83,10 @@ impl EnqueueOptions {
     /// same jobs in the same order (after an error, say) writes only what
     /// was not written before and returns the same ids, for a day after the
     /// batch's last write. The job ids are then derived from the key (UUID
-    /// v5). Costs Redis a little more per job (one script per chunk).
+    /// v5). A key names one batch: a different batch enqueued under a key
+    /// already used within the day writes nothing for the chunks the key
+    /// has recorded. Costs Redis a little more per job (one script per
+    /// chunk).
     pub fn idempotency_key(mut self, key: impl Into<String>) -> Self {
         self.idempotency_key = Some(key.into());
         self
