@@ -9,6 +9,8 @@
 -- for this consumer; dropped counts old dead-letter entries the cap removed
 -- (also added to the counter 'dead_dropped'). The dead letter keeps the
 -- fields shared/dead_letter.lua chooses.
+-- The time is read before any write (see retry.lua).
+local now = server_now_ms()
 local stream = stream_at(ARGV[3])
 local priority = PRIORITIES[tonumber(ARGV[3])]
 local id, counter = ARGV[4], ARGV[6]
@@ -17,5 +19,5 @@ if counter ~= COUNTER_DEAD and counter ~= COUNTER_MALFORMED then
 end
 if not pending_for(stream, GROUP, ARGV[2], id) then return {0, 0} end
 finish(stream, GROUP, {id})
-local dropped = write_dead_letter(ARGV, 8, ARGV[7], server_now_ms(), priority, tonumber(ARGV[5]), counter)
+local dropped = write_dead_letter(ARGV, 8, ARGV[7], now, priority, tonumber(ARGV[5]), counter)
 return {1, dropped}

@@ -5,6 +5,8 @@
 -- ARGV[7] max deliveries   ARGV[8] dead-letter cap (0 = none)
 -- ARGV[9] group base: the size of the first group of suspects (the
 -- worker's slots); optional, 1 when absent
+-- ARGV[10] most bytes of entries in a group of suspects (optional, no
+-- bound when absent): a group is bounded by bytes as a claim is
 -- Returns {cursor, taken, deleted, dead, dropped}:
 --   taken: entries now owned by this consumer, to run, as
 --   {id, {field, value, ...}, deliveries, suspect}; suspects (suspect = 1)
@@ -39,6 +41,17 @@ local want = tonumber(ARGV[6])
 local max_deliveries = tonumber(ARGV[7])
 local cap = tonumber(ARGV[8])
 local group_base = tonumber(ARGV[9] or '1')
+local group_bytes_max = tonumber(ARGV[10] or '0')
+local group_bytes = 0
+
+-- The bytes of an entry's fields and values.
+local function entry_bytes(fields)
+  local n = 0
+  for _, v in ipairs(fields) do n = n + #v end
+  return n
+end
+-- The time is read before any write (see retry.lua).
+local now = server_now_ms()
 local taken, deleted, n_dead, dropped = {}, 0, 0, 0
 -- The group of suspects this call hands out: their deliveries and most size.
 local group_deliveries, group_max = nil, 0
@@ -76,7 +89,7 @@ for _ = 1, 10 do
         local reason = 'delivered ' .. deliveries .. ' times without finishing (max_deliveries ' ..
           max_deliveries .. '): its worker crashed or lost its lease each time'
         finish(stream, GROUP, {id})
-        dropped = dropped + write_dead_letter(entry[2], 1, reason, server_now_ms(), priority, cap, COUNTER_DEAD)
+        dropped = dropped + write_dead_letter(entry[2], 1, reason, now, priority, cap, COUNTER_DEAD)
         n_dead = n_dead + 1
       elseif suspect and #taken == 0 then
         -- The first of a group. Its delivery is counted only when it starts
@@ -85,7 +98,10 @@ for _ = 1, 10 do
         redis.call('XCLAIM', stream, GROUP, consumer, 0, id, 'JUSTID')
         taken[#taken + 1] = {id, entry[2], deliveries, 1}
         group_deliveries, group_max = deliveries, group_limit(deliveries)
-      elseif suspect and group_deliveries == deliveries and #taken < group_max then
+        group_bytes = entry_bytes(entry[2])
+      elseif suspect and group_deliveries == deliveries and #taken < group_max
+          and (group_bytes_max <= 0 or group_bytes + entry_bytes(entry[2]) <= group_bytes_max) then
+        group_bytes = group_bytes + entry_bytes(entry[2])
         -- Another suspect of this round: into the group.
         redis.call('XCLAIM', stream, GROUP, consumer, 0, id, 'JUSTID')
         taken[#taken + 1] = {id, entry[2], deliveries, 1}
@@ -101,7 +117,7 @@ for _ = 1, 10 do
   end
   if cursor == '0-0' then break end
   if group_deliveries then
-    if #taken >= group_max then break end
+    if #taken >= group_max or (group_bytes_max > 0 and group_bytes >= group_bytes_max) then break end
   elseif #taken >= want then
     break
   end

@@ -10,10 +10,13 @@
 -- Redis refuses a script's first write if it may grow memory, but not the
 -- writes after one, so a retry is recorded even when Redis is full (it
 -- frees about what it adds), instead of the job running again at once.
+-- The time is read before any write: a TIME the server refuses (an ACL
+-- without +time) must fail the script before it has removed anything.
+local now = server_now_ms()
 local stream = stream_at(ARGV[3])
 local id = ARGV[4]
 if not pending_for(stream, GROUP, ARGV[2], id) then return 0 end
 finish(stream, GROUP, {id})
-redis.call('ZADD', DELAYED, server_now_ms() + tonumber(ARGV[6]), ARGV[5])
+redis.call('ZADD', DELAYED, now + tonumber(ARGV[6]), ARGV[5])
 redis.call('HINCRBY', STATS, COUNTER_RETRIED, 1)
 return 1

@@ -33,6 +33,8 @@ pub struct RecoverOptions {
     /// their second delivery: halved with each delivery after that (see
     /// `recover.lua`). The worker's slot count; 1 runs every suspect alone.
     pub group_base: usize,
+    /// Most bytes of entries in one group of suspects (0: no bound).
+    pub group_bytes: u64,
 }
 
 impl RecoverOptions {
@@ -45,7 +47,15 @@ impl RecoverOptions {
             count: 1,
             cursor: "0-0".to_owned(),
             group_base: 1,
+            group_bytes: 0,
         }
+    }
+
+    /// Bounds a group of suspects to `bytes` of entries (it always holds
+    /// at least one).
+    pub fn group_bytes(mut self, bytes: u64) -> Self {
+        self.group_bytes = bytes;
+        self
     }
 
     /// Lets up to `base` suspects run together after their second delivery.
@@ -109,7 +119,8 @@ impl Consumer {
             .arg(options.count.max(1))
             .arg(options.max_deliveries)
             .arg(self.queue().dead_letter_limit())
-            .arg(options.group_base.max(1));
+            .arg(options.group_base.max(1))
+            .arg(options.group_bytes);
         let v: Value = inv.invoke_async(conn).await?;
         let parts: Option<[Value; 5]> = match v {
             Value::Array(a) => a.try_into().ok(),

@@ -149,7 +149,7 @@ impl Client {
         let mut conn = self.conn.clone();
         self.checked
             .get_or_try_init(|| {
-                crate::preflight::check(&mut conn, &self.host, self.strict_memory_policy)
+                crate::preflight::check(&mut conn, &self.host, self.strict_memory_policy, false)
             })
             .await?;
         Ok(self.conn.clone())

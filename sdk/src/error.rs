@@ -82,6 +82,16 @@ pub enum Error {
         /// Why the batch stopped.
         source: Box<Error>,
     },
+    /// The server's ACL does not let this user run a command Ferry needs.
+    #[error("redis at {host} does not let this user run {command} ({reason}): add +{} to the user's ACL (the README's Security section has the whole line)", command.to_lowercase())]
+    CommandRefused {
+        /// `host:port` of the server.
+        host: String,
+        /// The command refused.
+        command: &'static str,
+        /// What the server said.
+        reason: String,
+    },
     /// No dead-letter entry with this id in this queue.
     #[error("no dead-letter entry {entry_id:?} in queue {queue:?}: list them with Client::dead_letters (or XRANGE on the queue's dead-letter stream)")]
     DeadLetterNotFound {
@@ -131,7 +141,10 @@ impl Error {
     pub fn needs_operator(&self) -> bool {
         matches!(
             self,
-            Error::AuthFailed { .. } | Error::AuthRequired { .. } | Error::EvictionPolicy { .. }
+            Error::AuthFailed { .. }
+                | Error::AuthRequired { .. }
+                | Error::EvictionPolicy { .. }
+                | Error::CommandRefused { .. }
         )
     }
 

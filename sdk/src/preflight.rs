@@ -1,6 +1,7 @@
 //! The check a client makes before its first command and a worker before
 //! it starts: the server takes the credentials, and it will not evict
-//! Ferry's keys under memory pressure.
+//! Ferry's keys under memory pressure, and the user may read the server's
+//! clock (TIME), which every timing decision uses.
 //!
 //! Under `maxmemory-policy allkeys-*` Redis deletes any key when memory runs
 //! out: queued jobs vanish without a word, and the stats hash with them. The
@@ -56,10 +57,29 @@ pub(crate) fn evicts_ferry_keys(policy: &str) -> bool {
 /// Checks the credentials (the first command fails with a typed error
 /// when they are wrong) and the eviction policy: a warning, or with
 /// `strict` an [`Error::EvictionPolicy`].
-pub(crate) async fn check(link: &mut Link, host: &str, strict: bool) -> Result<()> {
+pub(crate) async fn check(link: &mut Link, host: &str, strict: bool, worker: bool) -> Result<()> {
     let policy = memory_policy(link)
         .await
         .map_err(|e| Error::Redis(e).with_host(host))?;
+    // A worker's scripts read the server's clock: a user whose ACL lacks
+    // +time would fail every retry, promotion and dead letter. (A producer
+    // reads it only for a delayed job, and gets NOPERM there.)
+    let time: Result<(u64, u64), RedisError> = if worker {
+        redis::cmd("TIME").query_async(link).await
+    } else {
+        Ok((0, 0))
+    };
+    match time {
+        Ok(_) => {}
+        Err(e) if server_codes(&e).iter().any(|c| c == "NOPERM") => {
+            return Err(Error::CommandRefused {
+                host: host.to_owned(),
+                command: "TIME",
+                reason: e.to_string(),
+            })
+        }
+        Err(e) => return Err(Error::Redis(e).with_host(host)),
+    }
     match policy {
         Some(policy) if evicts_ferry_keys(&policy) => {
             if strict {

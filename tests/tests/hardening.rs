@@ -1156,3 +1156,68 @@ async fn a_retried_keyed_batch_adds_only_what_is_missing() {
     assert_eq!(stored_ids.len(), 2_500, "no job twice");
     assert!(ids.iter().all(|id| stored_ids.contains(id.as_str())));
 }
+
+/// Item 6, with an ACL that lacks `+time` (a user who has not applied the
+/// migration note): the scripts read the server's clock before they write
+/// anything, so a refused TIME moves nothing and loses nothing, and a
+/// worker refuses to start with a typed error naming what to add.
+#[tokio::test]
+async fn a_user_without_time_loses_nothing_and_the_worker_says_what_to_add() {
+    let redis = RedisServer::start_own(&[]).await;
+    let prefix = unique("notime");
+    let mut admin = redis.conn().await;
+    let _: () = redis::cmd("ACL")
+        .arg(
+            &[
+                "SETUSER", "notime", "on", ">pw", "~*", "&*", "+@all", "-time",
+            ][..],
+        )
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let url = format!("redis://notime:pw@127.0.0.1:{}", redis.port());
+    let client = Client::builder(redis.url())
+        .prefix(&prefix)
+        .connect()
+        .unwrap();
+    client.enqueue(&Note { n: 1 }).await.unwrap();
+    let mut user = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let q = ferry_tests::queue(&prefix, "notes");
+    let consumer = q.consumer("c");
+    let d = consumer.claim(&mut user, 1).await.unwrap().remove(0);
+    let env = d.envelope(1 << 20).unwrap();
+    let retry = consumer.retry(&mut user, &d, &env, Duration::ZERO).await;
+    assert!(retry.is_err(), "{retry:?}");
+    let dead = consumer
+        .dead_letter(&mut user, &d, "x", ferry_broker::DeadLetterKind::Failed)
+        .await;
+    assert!(dead.is_err(), "{dead:?}");
+    let stats = q.stats(&mut admin).await.unwrap();
+    assert_eq!(
+        (stats.total_pending(), stats.delayed, stats.dead),
+        (1, 0, 0),
+        "the entry is still pending, nothing moved: {stats:?}"
+    );
+
+    let worker = Worker::builder(url.as_str())
+        .prefix(&prefix)
+        .handle(|_: Note, _: JobContext| async { Ok::<_, JobError>(()) })
+        .build()
+        .unwrap();
+    let e = run_worker(worker).await.unwrap_err();
+    assert!(
+        matches!(
+            e,
+            ferry_queue::Error::CommandRefused {
+                command: "TIME",
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("+time"), "{e}");
+}

@@ -1119,3 +1119,37 @@ async fn suspects_are_bisected_and_innocent_jobs_finish_in_groups() {
     );
     assert!(rounds <= 10, "found in {rounds} rounds, not one per job");
 }
+
+/// A group of suspects is bounded by bytes as a claim is: 8 crashed jobs
+/// of 300 KB, group base 8 (so 4 after two crashes), 1 MB per group: 3.
+#[tokio::test]
+async fn a_group_of_suspects_is_bounded_by_bytes() {
+    let (_r, mut conn, q) = setup().await;
+    let big: Vec<NewJob> = (0..8)
+        .map(|_| NewJob {
+            payload: format!("\"{}\"", "x".repeat(300_000)),
+            ..job("big", Priority::Normal)
+        })
+        .collect();
+    q.enqueue(&mut conn, &big).await.unwrap();
+    assert_eq!(q.consumer("w0").claim(&mut conn, 8).await.unwrap().len(), 8);
+    let options = rec(Priority::Normal, 0, "0-0", 8, 5)
+        .group_base(8)
+        .group_bytes(1_000_000);
+    assert_eq!(
+        q.consumer("w1")
+            .recover(&mut conn, &options)
+            .await
+            .unwrap()
+            .claimed
+            .len(),
+        8
+    );
+    let r = q.consumer("w2").recover(&mut conn, &options).await.unwrap();
+    assert_eq!(
+        r.claimed.len(),
+        3,
+        "3 x 300 KB fit in 1 MB; the group limit is 4"
+    );
+    assert!(r.claimed.iter().all(|d| d.suspect));
+}

@@ -36,16 +36,25 @@ pub(crate) struct Control {
     tasks: mpsc::UnboundedSender<Task>,
     /// Cancelled by the first SIGINT/SIGTERM (with own signals).
     pub signalled: CancellationToken,
-    /// Cancelled when the worker has stopped: the deadline is off.
+    /// Cancelled when every handler has returned or been dropped: the
+    /// deadline is off.
+    handlers_done: CancellationToken,
+    /// Cancelled when the worker has stopped.
     stopped: CancellationToken,
     own_signals: bool,
+    grace: Duration,
 }
 
 impl Control {
     /// Starts the thread. With `own_signals`, it listens for SIGINT and
-    /// SIGTERM: the first cancels [`Control::signalled`], a second
-    /// `hard_stop`.
-    pub(crate) fn start(own_signals: bool, hard_stop: CancellationToken) -> std::io::Result<Self> {
+    /// SIGTERM: the first cancels [`Control::signalled`] and arms the
+    /// shutdown deadline (here, so that it does not depend on the worker's
+    /// runtime running anything), a second cancels `hard_stop`.
+    pub(crate) fn start(
+        own_signals: bool,
+        hard_stop: CancellationToken,
+        grace: Duration,
+    ) -> std::io::Result<Self> {
         let (tasks, mut rx) = mpsc::unbounded_channel::<Task>();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -62,17 +71,21 @@ impl Control {
         let control = Self {
             tasks,
             signalled: CancellationToken::new(),
+            handlers_done: CancellationToken::new(),
             stopped: CancellationToken::new(),
             own_signals,
+            grace,
         };
         if own_signals {
             let (first, stopped) = (control.signalled.clone(), control.stopped.clone());
+            let deadline = control.deadline();
             control.spawn(async move {
                 tokio::select! {
                     _ = super::supervisor::shutdown_signal() => {}
                     _ = stopped.cancelled() => return,
                 }
                 first.cancel();
+                tokio::spawn(deadline);
                 tokio::select! {
                     _ = super::supervisor::shutdown_signal() => {
                         tracing::warn!("second signal: stopping now");
@@ -99,14 +112,27 @@ impl Control {
         ended
     }
 
-    /// The shutdown has started and running jobs get `grace`: past it
-    /// (and a few seconds), a worker not yet stopped is reported, and with
-    /// own signals the process exits.
-    pub(crate) fn shutdown_deadline(&self, grace: Duration) {
-        let (stopped, own_signals) = (self.stopped.clone(), self.own_signals);
-        self.spawn(async move {
+    /// The shutdown has started (with `run_until`: with own signals the
+    /// deadline is armed at the signal). See [`Control::deadline`].
+    pub(crate) fn shutdown_started(&self) {
+        if !self.own_signals {
+            self.spawn(self.deadline());
+        }
+    }
+
+    /// Every handler has returned or been dropped: whatever the rest of the
+    /// shutdown takes (the last acks), it is not blocked handlers.
+    pub(crate) fn handlers_done(&self) {
+        self.handlers_done.cancel();
+    }
+
+    /// Past the grace period (and a few seconds), handlers that have not
+    /// returned are reported, and with own signals the process exits.
+    fn deadline(&self) -> impl Future<Output = ()> + Send + 'static {
+        let (done, own_signals, grace) = (self.handlers_done.clone(), self.own_signals, self.grace);
+        async move {
             tokio::select! {
-                _ = stopped.cancelled() => {}
+                _ = done.cancelled() => {}
                 _ = tokio::time::sleep(grace + DEADLINE_SLACK) => {
                     if own_signals {
                         tracing::error!(
@@ -124,17 +150,18 @@ impl Control {
                     );
                 }
             }
-        });
+        }
     }
 
     /// The worker has stopped: ends the thread's tasks and the thread.
     pub(crate) fn finish(self) {
-        self.stopped.cancel();
+        drop(self);
     }
 }
 
 impl Drop for Control {
     fn drop(&mut self) {
+        self.handlers_done.cancel();
         self.stopped.cancel();
     }
 }

@@ -334,7 +334,9 @@ const BLOCKING_WARN: Duration = Duration::from_secs(1);
 fn timed_out(timeout: Duration, held: Duration) -> String {
     if held >= timeout {
         format!(
-            "timed out after {timeout:?}, but not stopped by it: the handler blocked its thread for {held:?}              without yielding, so it ran that long past any await; run blocking work in              tokio::task::spawn_blocking"
+            "timed out after {timeout:?}, but not stopped by it: the handler blocked its thread for {held:?} \
+             without yielding, so it ran that long past any await; run blocking work in \
+             tokio::task::spawn_blocking"
         )
     } else {
         format!("timed out after {timeout:?}")
@@ -352,7 +354,8 @@ fn warn_blocking(held: Duration, timeout: Duration) {
     tracing::warn!(
         held_ms = held.as_millis() as u64,
         timeout_ms = timeout.as_millis() as u64,
-        "a handler blocked its thread without yielding: nothing else runs on that thread meanwhile, and          job_timeout cannot interrupt it. Run blocking work in tokio::task::spawn_blocking (logged at most once per 10 s)"
+        "a handler blocked its thread without yielding: nothing else runs on that thread meanwhile, and \
+         job_timeout cannot interrupt it. Run blocking work in tokio::task::spawn_blocking (logged at most once per 10 s)"
     );
 }
 

@@ -13,6 +13,7 @@ use ferry_broker::backoff::jitter;
 use ferry_broker::{Priority, RecoverOptions};
 use tokio_util::sync::CancellationToken;
 
+use super::claim_size::CLAIM_BYTES;
 use super::executor::Executor;
 use super::retry::RedisRetry;
 use super::served::ServedQueue;
@@ -54,7 +55,9 @@ impl Recoverer {
             .map(|queue| QueueRecovery {
                 queue: Arc::clone(queue),
                 streams: Priority::ALL.map(|p| {
-                    RecoverOptions::new(p, lease, max_deliveries).group_base(slots.total())
+                    RecoverOptions::new(p, lease, max_deliveries)
+                        .group_base(slots.total())
+                        .group_bytes(CLAIM_BYTES)
                 }),
             })
             .collect();
@@ -155,7 +158,9 @@ impl Recoverer {
                 queue.claim_size.observe(&r.claimed);
                 // Held back by the size bound, not by the slots: there may
                 // be more to take at once (the bound grows as it learns).
-                self.again |= r.claimed.len() >= most && most < self.slots.total();
+                self.again |= r.claimed.len() >= most
+                    && most < self.slots.total()
+                    && !r.claimed.iter().any(|d| d.suspect);
                 self.executor.start(queue, r.claimed, slots);
             }
         }

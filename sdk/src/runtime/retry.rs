@@ -114,10 +114,11 @@ impl RedisRetry {
 
     /// Runs `step`, a Redis write that records a job's outcome, until it
     /// succeeds, `patience` has passed since its first failure, or `stop`
-    /// fires (the grace period is over). Callers pass the lease: for that
-    /// long after its last renewal, no other worker can have taken the
-    /// entry, so a write that gets through is still this worker's to make,
-    /// and a Redis restart shorter than the lease runs nothing twice. Tries
+    /// fires (the grace period is over). Callers pass the lease: until it
+    /// runs out, no other worker can have taken the entry, so trying longer
+    /// is pointless (the scripts check ownership anyway), and trying that
+    /// long lets an outage shorter than the lease (minus a renewal period
+    /// and the reconnect) end with the outcome written, nothing run twice. Tries
     /// are at most [`OUTCOME_MAX_WAIT`] apart, so the outcome is written
     /// soon after Redis is back. `None` when it never succeeded: the entry
     /// stays pending and recovery runs the job again, so nothing is lost.

@@ -66,7 +66,12 @@ impl Supervisor {
         let hard_stop = CancellationToken::new();
         // Signals, lease renewal and the shutdown deadline run on a thread
         // of their own, which handlers that block their threads cannot stall.
-        let control = Control::start(force_on_second_signal, hard_stop.clone()).map_err(|e| {
+        let control = Control::start(
+            force_on_second_signal,
+            hard_stop.clone(),
+            config.grace_period,
+        )
+        .map_err(|e| {
             crate::Error::Protocol(format!("cannot start the worker's control thread: {e}"))
         })?;
         let signalled = control.signalled.clone();
@@ -104,6 +109,43 @@ impl Supervisor {
         let executing = CancellationToken::new();
         let acking = CancellationToken::new();
         let renewing = CancellationToken::new();
+
+        // The heartbeat's connection is made on the control thread, so its
+        // I/O is driven there; a failure to make it stops the start.
+        let (ready, is_ready) = tokio::sync::oneshot::channel();
+        let heartbeat = {
+            let (queues, period, stop) = (queues.clone(), config.lease / 3, renewing.clone());
+            let redis = redis.clone();
+            control.spawn(async move {
+                match redis.link(redis.response_timeout) {
+                    Ok(conn) => {
+                        let _ = ready.send(Ok(()));
+                        Heartbeat {
+                            queues,
+                            conn,
+                            period,
+                        }
+                        .run(stop)
+                        .await;
+                    }
+                    Err(e) => {
+                        let _ = ready.send(Err(e));
+                    }
+                }
+            })
+        };
+        match is_ready.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "cannot renew leases: no connection; stopping");
+                return Err(e);
+            }
+            Err(_) => {
+                return Err(crate::Error::Protocol(
+                    "the worker's control thread ended".into(),
+                ));
+            }
+        }
 
         let slots = Slots::new(config.concurrency);
         let (acks, acks_rx) = mpsc::unbounded_channel();
@@ -168,26 +210,6 @@ impl Supervisor {
             lease: config.lease,
         };
         let acker = tokio::spawn(acker.run(acking.clone()));
-        let heartbeat = {
-            let (queues, period, stop) = (queues.clone(), config.lease / 3, renewing.clone());
-            let redis = redis.clone();
-            control.spawn(async move {
-                // Made on the control thread, so its I/O is driven there.
-                match redis.link(redis.response_timeout) {
-                    Ok(conn) => {
-                        Heartbeat {
-                            queues,
-                            conn,
-                            period,
-                        }
-                        .run(stop)
-                        .await
-                    }
-                    Err(e) => tracing::error!(error = %e, "cannot renew leases: no connection"),
-                }
-            })
-        };
-
         (&mut signal).await;
 
         tracing::info!(
@@ -195,7 +217,7 @@ impl Supervisor {
             grace_ms = config.grace_period.as_millis() as u64,
             "shutting down: no new jobs; waiting for running ones"
         );
-        control.shutdown_deadline(config.grace_period);
+        control.shutdown_started();
         // 1. Stop claiming.
         claiming.cancel();
         claimers.close();
@@ -203,9 +225,19 @@ impl Supervisor {
         // 2. Let running jobs finish within the grace period.
         executing.cancel();
         let _ = executor.await;
-        // 3. Acknowledge what finished, 4. stop renewing leases last.
+        control.handlers_done();
+        // 3. Acknowledge what finished (for at most the grace period again:
+        // with Redis down, what is not written stays pending for recovery),
+        // 4. stop renewing leases last.
         acking.cancel();
-        let _ = acker.await;
+        let mut acker = acker;
+        if tokio::time::timeout(config.grace_period, &mut acker)
+            .await
+            .is_err()
+        {
+            hard_stop.cancel();
+            let _ = acker.await;
+        }
         renewing.cancel();
         let _ = heartbeat.await;
         control.finish();
@@ -234,7 +266,7 @@ async fn preflight(
     let mut retry = RedisRetry::new("connecting to redis");
     loop {
         let mut probe = conn.clone();
-        match crate::preflight::check(&mut probe, host, strict).await {
+        match crate::preflight::check(&mut probe, host, strict, true).await {
             Ok(()) => {
                 retry.ok();
                 return Ok(true);
