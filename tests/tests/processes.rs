@@ -367,3 +367,33 @@ async fn after_two_crashes_the_jobs_run_in_groups_not_one_at_a_time() {
     assert!(s.audit().await.keys().all(|k| ids.contains(k)));
     third.kill().await;
 }
+
+/// Issue 9, item 7, the other side of the deadline: a shutdown held up by a
+/// Redis that stopped answering (the last ack cannot be written), with no
+/// handler running, is not mistaken for blocked handlers. The worker ends
+/// cleanly (exit 0) rather than with code 3, and the job is not lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_held_up_by_redis_is_not_blamed_on_handlers() {
+    let s = setup("stalled-stop").await;
+    let mut worker = WorkerProcess::spawn(
+        s.redis.url(),
+        &s.prefix,
+        &["--queue", &s.queue, "--grace-ms", "2000"],
+    );
+    s.produce(&["--kind", "sleep:1500"]).await;
+    wait_until(Duration::from_secs(30), "the job runs", || async {
+        s.stats().await.total_pending() == 1
+    })
+    .await;
+    s.redis.pause(); // SIGSTOP: the job's ack will not be answered
+    worker.terminate();
+    let status = worker.wait(Duration::from_secs(60)).await;
+    s.redis.resume();
+    assert!(status.success(), "{status:?}\n{}", worker.log_text());
+    let stats = s.stats().await;
+    assert_eq!(
+        stats.total_pending() + stats.counter("completed"),
+        1,
+        "acknowledged, or still pending for recovery: {stats:?}"
+    );
+}

@@ -8,6 +8,9 @@ use std::time::{Duration, Instant};
 #[derive(Debug)]
 pub struct Activity {
     running: AtomicUsize,
+    /// Attempts whose handler has started and not yet returned (or been
+    /// dropped).
+    in_handlers: AtomicUsize,
     completed: AtomicU64,
     retried: AtomicU64,
     dead: AtomicU64,
@@ -20,6 +23,7 @@ impl Activity {
     pub(crate) fn new() -> Self {
         Self {
             running: AtomicUsize::new(0),
+            in_handlers: AtomicUsize::new(0),
             completed: AtomicU64::new(0),
             retried: AtomicU64::new(0),
             dead: AtomicU64::new(0),
@@ -71,6 +75,17 @@ impl Activity {
         }
     }
 
+    /// An attempt's handler starts; it has ended when the guard drops.
+    pub(crate) fn handler_started(&self) -> HandlerGuard<'_> {
+        self.in_handlers.fetch_add(1, Ordering::Relaxed);
+        HandlerGuard(self)
+    }
+
+    /// Handlers started and not yet returned or dropped.
+    pub(crate) fn in_handlers(&self) -> usize {
+        self.in_handlers.load(Ordering::Relaxed)
+    }
+
     pub(crate) fn count_completed(&self) {
         self.completed.fetch_add(1, Ordering::Relaxed);
     }
@@ -81,5 +96,14 @@ impl Activity {
 
     pub(crate) fn count_dead(&self) {
         self.dead.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Counts one handler as running until dropped.
+pub(crate) struct HandlerGuard<'a>(&'a Activity);
+
+impl Drop for HandlerGuard<'_> {
+    fn drop(&mut self) {
+        self.0.in_handlers.fetch_sub(1, Ordering::Relaxed);
     }
 }

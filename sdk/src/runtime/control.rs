@@ -18,6 +18,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -28,6 +30,8 @@ pub const BLOCKED_EXIT_CODE: i32 = 3;
 /// How long past the grace period the shutdown may take before the
 /// deadline: cancelled jobs' tasks, the last acks, leaving the group.
 const DEADLINE_SLACK: Duration = Duration::from_secs(3);
+
+use super::activity::Activity;
 
 type Task = Pin<Box<dyn Future<Output = ()> + Send>>;
 
@@ -43,6 +47,7 @@ pub(crate) struct Control {
     stopped: CancellationToken,
     own_signals: bool,
     grace: Duration,
+    activity: Arc<Activity>,
 }
 
 impl Control {
@@ -54,6 +59,7 @@ impl Control {
         own_signals: bool,
         hard_stop: CancellationToken,
         grace: Duration,
+        activity: Arc<Activity>,
     ) -> std::io::Result<Self> {
         let (tasks, mut rx) = mpsc::unbounded_channel::<Task>();
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -75,6 +81,7 @@ impl Control {
             stopped: CancellationToken::new(),
             own_signals,
             grace,
+            activity,
         };
         if own_signals {
             let (first, stopped) = (control.signalled.clone(), control.stopped.clone());
@@ -127,13 +134,21 @@ impl Control {
     }
 
     /// Past the grace period (and a few seconds), handlers that have not
-    /// returned are reported, and with own signals the process exits.
+    /// returned are reported, and with own signals the process exits. A
+    /// shutdown slowed by something else (Redis not answering the last
+    /// acks) is left to finish: those writes are bounded by the grace
+    /// period themselves.
     fn deadline(&self) -> impl Future<Output = ()> + Send + 'static {
         let (done, own_signals, grace) = (self.handlers_done.clone(), self.own_signals, self.grace);
+        let activity = Arc::clone(&self.activity);
         async move {
             tokio::select! {
                 _ = done.cancelled() => {}
                 _ = tokio::time::sleep(grace + DEADLINE_SLACK) => {
+                    if activity.in_handlers() == 0 {
+                        tracing::debug!("past the shutdown deadline with no handler running; finishing the shutdown");
+                        return;
+                    }
                     if own_signals {
                         tracing::error!(
                             grace_ms = grace.as_millis() as u64,

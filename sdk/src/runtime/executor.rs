@@ -261,6 +261,7 @@ impl ExecutorParts {
         };
         let timeout = self.job_timeout;
         let held_us = AtomicU64::new(0);
+        let in_handler = self.activity.handler_started();
         let attempt = PollTimer::new(handler.call(&env.payload, ctx), &held_us);
         let attempt = AssertUnwindSafe(tokio::time::timeout(timeout, attempt)).catch_unwind();
         let result = tokio::select! {
@@ -277,6 +278,7 @@ impl ExecutorParts {
             Ok(Err(_elapsed)) => Outcome::Failed(timed_out(timeout, longest(&held_us))),
             Err(panic) => Outcome::Failed(format!("handler panicked: {}", panic_message(&*panic))),
         };
+        drop(in_handler);
         let held = longest(&held_us);
         if held >= BLOCKING_WARN.min(timeout) {
             warn_blocking(held, timeout);

@@ -70,6 +70,7 @@ impl Supervisor {
             force_on_second_signal,
             hard_stop.clone(),
             config.grace_period,
+            Arc::clone(&activity),
         )
         .map_err(|e| {
             crate::Error::Protocol(format!("cannot start the worker's control thread: {e}"))
