@@ -63,6 +63,23 @@ impl Schedule {
     }
 }
 
+/// The clocks a batch is scheduled by: this host's (for enqueued_at and
+/// absolute run-at times) and, when the batch has a relative delay, the
+/// server's.
+#[derive(Clone, Copy)]
+struct Clocks {
+    local: u64,
+    server: Option<u64>,
+}
+
+/// Where one job of a batch goes.
+enum Placement {
+    /// Its priority stream, to run now.
+    Stream,
+    /// The delayed set, due at `at` (ms), as `member`.
+    Delayed { at: u64, member: String },
+}
+
 /// The Redis server's time in ms since the epoch (TIME).
 async fn server_time_ms<C: ConnectionLike + Send>(conn: &mut C) -> Result<u64> {
     let (secs, micros): (u64, u64) = redis::cmd("TIME").query_async(conn).await?;
@@ -70,16 +87,26 @@ async fn server_time_ms<C: ConnectionLike + Send>(conn: &mut C) -> Result<u64> {
 }
 
 impl Queue {
-    /// The first envelope of `job`, with id `id` (for the delayed set).
-    fn envelope_for(&self, job: &NewJob, id: &str, now: u64) -> Envelope {
-        Envelope {
-            id: id.to_owned(),
-            job_type: job.job_type.to_string(),
-            payload: job.payload.clone(),
-            attempt: 1,
-            max_retries: job.max_retries,
-            enqueued_at: now,
-            last_error: None,
+    /// Where `job` (id `id`) goes: its stream, or the delayed set with its
+    /// first envelope as the member.
+    fn place(&self, job: &NewJob, id: &str, clocks: Clocks) -> Placement {
+        match job.schedule.due_at(clocks.server, clocks.local) {
+            None => Placement::Stream,
+            Some(at) => {
+                let env = Envelope {
+                    id: id.to_owned(),
+                    job_type: job.job_type.to_string(),
+                    payload: job.payload.clone(),
+                    attempt: 1,
+                    max_retries: job.max_retries,
+                    enqueued_at: clocks.local,
+                    last_error: None,
+                };
+                Placement::Delayed {
+                    at,
+                    member: env.to_delayed_member(job.priority),
+                }
+            }
         }
     }
 
@@ -160,16 +187,19 @@ impl Queue {
         for job in jobs {
             self.check(job)?;
         }
-        let now = now_ms();
         // A relative delay is counted from the server's clock: one TIME
         // round trip, only for batches that have one.
-        let server_now = if jobs
+        let server = if jobs
             .iter()
             .any(|j| matches!(j.schedule, Schedule::After(d) if !d.is_zero()))
         {
             Some(server_time_ms(conn).await?)
         } else {
             None
+        };
+        let clocks = Clocks {
+            local: now_ms(),
+            server,
         };
         let ids: Vec<String> = match key {
             None => jobs
@@ -183,12 +213,9 @@ impl Queue {
         for (number, range) in chunks.into_iter().enumerate() {
             let (chunk, chunk_ids) = (&jobs[range.clone()], &ids[range.clone()]);
             let sent = match key {
-                None => {
-                    self.write_chunk(conn, chunk, chunk_ids, now, server_now)
-                        .await
-                }
+                None => self.write_chunk(conn, chunk, chunk_ids, clocks).await,
                 Some(k) => {
-                    self.write_keyed_chunk(conn, chunk, chunk_ids, now, server_now, k, number)
+                    self.write_keyed_chunk(conn, chunk, chunk_ids, clocks, k, number)
                         .await
                 }
             };
@@ -205,25 +232,23 @@ impl Queue {
         conn: &mut C,
         jobs: &[NewJob],
         ids: &[String],
-        now: u64,
-        server_now: Option<u64>,
+        clocks: Clocks,
     ) -> Result<()> {
         let mut pipe = redis::Pipeline::with_capacity(jobs.len());
         if jobs.len() > 1 {
             pipe.atomic();
         }
         for (job, id) in jobs.iter().zip(ids) {
-            match job.schedule.due_at(server_now, now) {
-                Some(at) => {
-                    let env = self.envelope_for(job, id, now);
+            match self.place(job, id, clocks) {
+                Placement::Delayed { at, member } => {
                     pipe.cmd("ZADD")
                         .arg(self.keys().delayed())
                         .arg(at)
-                        .arg(env.to_delayed_member(job.priority))
+                        .arg(member)
                         .ignore();
                 }
-                None => {
-                    pipe.add_command(self.xadd(job, id, now)).ignore();
+                Placement::Stream => {
+                    pipe.add_command(self.xadd(job, id, clocks.local)).ignore();
                 }
             }
         }
@@ -248,14 +273,12 @@ impl Queue {
 
     /// One chunk of a keyed batch: written and marked done in one script,
     /// unless it was marked done before.
-    #[allow(clippy::too_many_arguments)]
     async fn write_keyed_chunk<C: ConnectionLike + Send>(
         &self,
         conn: &mut C,
         jobs: &[NewJob],
         ids: &[String],
-        now: u64,
-        server_now: Option<u64>,
+        clocks: Clocks,
         key: &BatchKey,
         number: usize,
     ) -> Result<()> {
@@ -264,16 +287,13 @@ impl Queue {
             .arg(number)
             .arg(BATCH_KEY_TTL.as_millis() as u64);
         for (job, id) in jobs.iter().zip(ids) {
-            match job.schedule.due_at(server_now, now) {
-                Some(at) => {
-                    let env = self.envelope_for(job, id, now);
-                    inv.arg("d")
-                        .arg(at)
-                        .arg(env.to_delayed_member(job.priority));
+            match self.place(job, id, clocks) {
+                Placement::Delayed { at, member } => {
+                    inv.arg("d").arg(at).arg(member);
                 }
-                None => {
+                Placement::Stream => {
                     inv.arg("s").arg(job.priority.script_index()).arg(6);
-                    for (name, value) in job_fields(job, id, now) {
+                    for (name, value) in job_fields(job, id, clocks.local) {
                         inv.arg(name).arg(value);
                     }
                 }

@@ -41,7 +41,6 @@ fn start_worker(
     prefix: &str,
     ran: &Ran,
 ) -> (CancellationToken, tokio::task::JoinHandle<()>) {
-    let stop = CancellationToken::new();
     let ran = Arc::clone(ran);
     let worker = Worker::builder(url)
         .prefix(prefix)
@@ -56,6 +55,12 @@ fn start_worker(
         .lease(Duration::from_secs(5))
         .build()
         .unwrap();
+    run_in_background(worker)
+}
+
+/// Runs `worker` until the returned token is cancelled; the task ends with it.
+fn run_in_background(worker: Worker) -> (CancellationToken, tokio::task::JoinHandle<()>) {
+    let stop = CancellationToken::new();
     let task = tokio::spawn({
         let stop = stop.clone();
         async move { worker.run_until(stop.cancelled_owned()).await.unwrap() }
@@ -783,7 +788,6 @@ async fn a_restart_shorter_than_the_lease_runs_nothing_twice() {
         .connect()
         .unwrap();
     let runs: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
-    let stop = CancellationToken::new();
     let worker = Worker::builder(redis.url())
         .prefix(&prefix)
         .handle({
@@ -801,10 +805,7 @@ async fn a_restart_shorter_than_the_lease_runs_nothing_twice() {
         .lease(Duration::from_secs(30))
         .build()
         .unwrap();
-    let task = tokio::spawn({
-        let stop = stop.clone();
-        async move { worker.run_until(stop.cancelled_owned()).await.unwrap() }
-    });
+    let (stop, task) = run_in_background(worker);
     let ids = enqueue_notes(&client, 16).await;
     wait_until(Duration::from_secs(20), "all 16 jobs started", || {
         let runs = Arc::clone(&runs);
@@ -883,7 +884,6 @@ async fn under_oom_a_failure_is_retried_after_its_backoff_and_dead_letters_say_w
     ));
 
     let starts: Arc<Mutex<Vec<(u32, u32, Instant)>>> = Arc::default();
-    let stop = CancellationToken::new();
     let worker = Worker::builder(redis.url())
         .prefix(&prefix)
         .handle({
@@ -906,10 +906,7 @@ async fn under_oom_a_failure_is_retried_after_its_backoff_and_dead_letters_say_w
         .lease(Duration::from_secs(2))
         .build()
         .unwrap();
-    let task = tokio::spawn({
-        let stop = stop.clone();
-        async move { worker.run_until(stop.cancelled_owned()).await.unwrap() }
-    });
+    let (stop, task) = run_in_background(worker);
     wait_until(Duration::from_secs(30), "the retried job succeeds", || {
         let starts = Arc::clone(&starts);
         async move { starts.lock().unwrap().iter().any(|s| s.0 == 0 && s.1 == 2) }
@@ -973,7 +970,6 @@ async fn claims_of_big_payloads_are_bounded_by_bytes() {
     let peak_before = info_field(&mut admin, "memory", "used_memory_peak").await;
 
     let ran: Ran = Arc::default();
-    let stop = CancellationToken::new();
     let worker = Worker::builder(redis.url())
         .prefix(&prefix)
         .handle({
@@ -989,10 +985,7 @@ async fn claims_of_big_payloads_are_bounded_by_bytes() {
         .concurrency(200)
         .build()
         .unwrap();
-    let task = tokio::spawn({
-        let stop = stop.clone();
-        async move { worker.run_until(stop.cancelled_owned()).await.unwrap() }
-    });
+    let (stop, task) = run_in_background(worker);
     wait_all_ran(&ran, &ids, Duration::from_secs(60), "the 200 big jobs run").await;
     stop.cancel();
     task.await.unwrap();
