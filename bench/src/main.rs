@@ -55,6 +55,10 @@ struct Args {
     /// Only run the scenario groups named here, comma-separated (raw, enqueue, batch, drain, e2e, latency, depth, memory).
     #[arg(long)]
     only: Option<String>,
+    /// Finished jobs' records: `on` (the queue's default retention, 24 h
+    /// and 10,000) or `off` (retention 0: none kept).
+    #[arg(long, default_value = "on", value_parser = ["on", "off"])]
+    records: String,
 }
 
 struct Sizes {
@@ -126,6 +130,8 @@ struct Bench {
     round: u64,
     drain_concurrency: Vec<usize>,
     e2e_concurrency: usize,
+    /// False with `--records off`: queue "q" keeps no records.
+    records: bool,
 }
 
 /// Raw pipelined XADD, the enqueue baseline.
@@ -158,6 +164,12 @@ impl Bench {
             .prefix(&prefix)
             .connect()
             .expect("client");
+        if !self.records {
+            client
+                .set_retention("q", std::time::Duration::ZERO, 0)
+                .await
+                .expect("retention");
+        }
         (prefix, client)
     }
 
@@ -275,6 +287,7 @@ async fn main() {
         round: 0,
         drain_concurrency: args.drain_concurrency.clone(),
         e2e_concurrency: args.e2e_concurrency,
+        records: args.records == "on",
     };
     run_all(&mut b, &sizes).await;
     let targets = targets(&b);
@@ -464,6 +477,21 @@ async fn run_all(b: &mut Bench, s: &Sizes) {
         }
         b.push("memory: bare stream entry", "bytes", bare);
         b.push("memory: queued Ferry job", "bytes", jobs);
+        // A finished job's record: run jobs through a worker with room for
+        // every record, then count what stays once the queue is empty.
+        let mut records = Vec::new();
+        for _ in 0..runs {
+            let (prefix, c) = b.fresh().await;
+            c.set_retention("q", std::time::Duration::from_secs(3600), s.memory)
+                .await
+                .expect("retention");
+            let before = info_field(&mut b.conn, "memory", "used_memory").await;
+            ferry_runs::drain(&b.url.clone(), &prefix, &c, &mut b.conn, "q", s.memory, 50).await;
+            records.push(
+                (info_field(&mut b.conn, "memory", "used_memory").await - before) / s.memory as f64,
+            );
+        }
+        b.push("memory: finished job's record", "bytes", records);
     }
 }
 

@@ -1,7 +1,8 @@
 -- claim_counts.lua: how many new entries to claim from each priority stream.
--- KEYS: the four streams (shared/queue.lua)
+-- KEYS: the four streams ... settings (shared/queue.lua)
 -- ARGV[1] group   ARGV[2] N (the consumer's free slots)
--- Returns {c1, c2, c3, c4}: take c1 from critical, then c2 from high, ...;
+-- Returns {-1} while the queue is paused, else
+-- {c1, c2, c3, c4}: take c1 from critical, then c2 from high, ...;
 -- sum <= N, strict priority (a lower stream gets a count only when the higher
 -- ones have fewer than N waiting). The caller then reads with plain
 -- XREADGROUP COUNT ci, so the entries do not pass through Lua.
@@ -9,6 +10,7 @@
 -- still hold finished entries that the bulk trim has not reached (see
 -- shared/remove_done.lua). A stream whose group is missing (its key was
 -- deleted) gets the group again, from the start.
+if is_paused() then return {-1} end
 local want = tonumber(ARGV[2])
 local counts = {0, 0, 0, 0}
 for i, stream in ipairs(STREAMS) do

@@ -1,5 +1,5 @@
 -- dead_letter.lua: move a failed or malformed entry from its stream to the dead-letter stream.
--- KEYS: the four streams, stats, delayed, dead (shared/queue.lua)
+-- KEYS: the four streams ... index (shared/queue.lua)
 -- ARGV[1] group   ARGV[2] consumer   ARGV[3] priority index (1-4)   ARGV[4] entry id
 -- ARGV[5] cap on the dead-letter stream's length (0 = keep every entry)
 -- ARGV[6] counter to bump: 'dead' or 'malformed'
@@ -19,5 +19,5 @@ if counter ~= COUNTER_DEAD and counter ~= COUNTER_MALFORMED then
 end
 if not pending_for(stream, GROUP, ARGV[2], id) then return {0, 0} end
 finish(stream, GROUP, {id})
-local dropped = write_dead_letter(ARGV, 8, ARGV[7], now, priority, tonumber(ARGV[5]), counter)
+local dropped = write_dead_letter(ARGV, 8, ARGV[7], now, priority, tonumber(ARGV[5]), counter, id)
 return {1, dropped}

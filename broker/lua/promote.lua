@@ -1,11 +1,15 @@
 -- promote.lua: move due jobs from the delayed set into their priority streams.
--- KEYS: the four streams, stats, delayed (shared/queue.lua)
+-- KEYS: the four streams ... scheduled (shared/queue.lua)
 -- ARGV[1] group (unused)   ARGV[2] most members to move in this call
 -- Returns {moved, next, now}: next is the run-at (ms) of the earliest job
 -- still delayed, or -1 when the set is empty; now is the server's time (ms),
 -- which decided what was due (shared/clock.lua), for the caller's sleep.
--- A member that is not an envelope JSON object goes to the normal stream as
--- an entry with one field, RAW_FIELD, so a worker dead-letters it with a reason.
+-- A member is a job id whose envelope (JSON) is its SCHEDULED value; a
+-- member that is itself a JSON object is an envelope written before
+-- version 0.6, promoted the same way. The new entry carries the job's id,
+-- and INDEX points the id at it. Anything that is not an envelope goes to
+-- the normal stream as an entry with one field, RAW_FIELD, so a worker
+-- dead-letters it with a reason.
 local now = server_now_ms()
 local due = redis.call('ZRANGEBYSCORE', DELAYED, '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))
 for _, member in ipairs(due) do
@@ -13,20 +17,34 @@ for _, member in ipairs(due) do
   -- first write that may grow memory, but not the writes after one, so
   -- due jobs still move while Redis is full (see retry.lua).
   redis.call('ZREM', DELAYED, member)
-  local ok, env = pcall(cjson.decode, member)
+  local json, job = member, nil
+  if string.sub(member, 1, 1) ~= '{' then
+    job = member
+    json = redis.call('HGET', SCHEDULED, member)
+    redis.call('HDEL', SCHEDULED, member)
+  end
+  local ok, env = false, nil
+  if json then ok, env = pcall(cjson.decode, json) end
   if ok and type(env) == 'table' then
     local fields = {}
     for _, name in ipairs(ENVELOPE_FIELDS) do
       local v = env[name]
+      if name == 'id' and job and type(v) ~= 'string' then v = job end
       if type(v) == 'string' or type(v) == 'number' then
         fields[#fields + 1] = name
         fields[#fields + 1] = v
       end
     end
-    if #fields == 0 then fields = {RAW_FIELD, member} end
-    redis.call('XADD', stream_of(env[PRIORITY_FIELD]), '*', unpack(fields))
+    if #fields == 0 then fields = {RAW_FIELD, json} end
+    local priority = env[PRIORITY_FIELD]
+    if not PRIORITY_INDEX[priority] then priority = PRIORITIES[DEFAULT_PRIORITY] end
+    local eid = redis.call('XADD', stream_of(priority), '*', unpack(fields))
+    local id = env.id
+    if type(id) ~= 'string' then id = job end
+    if id then redis.call('HSET', INDEX, id, derived_id(priority, eid)) end
   else
-    redis.call('XADD', STREAMS[DEFAULT_PRIORITY], '*', RAW_FIELD, member)
+    local raw = json or ('the scheduled job ' .. member .. ' has no envelope')
+    redis.call('XADD', STREAMS[DEFAULT_PRIORITY], '*', RAW_FIELD, raw)
   end
 end
 local first = redis.call('ZRANGE', DELAYED, 0, 0, 'WITHSCORES')

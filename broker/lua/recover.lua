@@ -1,5 +1,5 @@
 -- recover.lua: take over entries whose consumer stopped renewing them, or dead-letter poison ones.
--- KEYS: the four streams, stats, delayed, dead (shared/queue.lua)
+-- KEYS: the four streams ... index (shared/queue.lua)
 -- ARGV[1] group   ARGV[2] consumer   ARGV[3] priority index (1-4) of the stream
 -- ARGV[4] lease (min idle, ms)   ARGV[5] XAUTOCLAIM cursor   ARGV[6] most entries to take (at least 1)
 -- ARGV[7] max deliveries   ARGV[8] dead-letter cap (0 = none)
@@ -89,7 +89,7 @@ for _ = 1, 10 do
         local reason = 'delivered ' .. deliveries .. ' times without finishing (max_deliveries ' ..
           max_deliveries .. '): its worker crashed or lost its lease each time'
         finish(stream, GROUP, {id})
-        dropped = dropped + write_dead_letter(entry[2], 1, reason, now, priority, cap, COUNTER_DEAD)
+        dropped = dropped + write_dead_letter(entry[2], 1, reason, now, priority, cap, COUNTER_DEAD, id)
         n_dead = n_dead + 1
       elseif suspect and #taken == 0 then
         -- The first of a group. Its delivery is counted only when it starts

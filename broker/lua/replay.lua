@@ -1,9 +1,10 @@
 -- replay.lua: move one dead-letter entry back into its priority stream as a fresh job.
--- KEYS: the four streams, stats, delayed, dead (shared/queue.lua)
+-- KEYS: the four streams ... index (shared/queue.lua)
 -- ARGV[1] group (unused)   ARGV[2] dead-letter entry id
 -- Returns the new stream entry id, or false when no such dead-letter entry exists.
 -- The job keeps its id, type, payload and max_retries; attempt starts again
 -- at 1, enqueued_at is now (the server's clock), and last_error is dropped.
+-- INDEX points the job id at the new entry.
 local e = redis.call('XRANGE', DEAD, ARGV[2], ARGV[2])
 if not e[1] then return false end
 local f = {}
@@ -19,6 +20,9 @@ for _, name in ipairs(ENVELOPE_FIELDS) do
     fields[#fields + 1] = v
   end
 end
-local id = redis.call('XADD', stream_of(f[PRIORITY_FIELD]), '*', unpack(fields))
+local priority = f[PRIORITY_FIELD]
+if not PRIORITY_INDEX[priority] then priority = PRIORITIES[DEFAULT_PRIORITY] end
+local id = redis.call('XADD', stream_of(priority), '*', unpack(fields))
 redis.call('XDEL', DEAD, ARGV[2])
+if f.id then redis.call('HSET', INDEX, f.id, derived_id(priority, id)) end
 return id

@@ -1,9 +1,10 @@
 -- retry.lua: move a failed entry from its stream to the delayed set.
--- KEYS: the four streams, stats, delayed (shared/queue.lua)
+-- KEYS: the four streams ... scheduled (shared/queue.lua)
 -- ARGV[1] group   ARGV[2] consumer   ARGV[3] priority index (1-4)   ARGV[4] entry id
--- ARGV[5] delayed member (envelope JSON with the next attempt)
+-- ARGV[5] the next attempt's envelope (JSON, the job's SCHEDULED value)
 -- ARGV[6] delay (ms): the job is due that long after now by the server's
 -- clock (shared/clock.lua), whatever the worker's clock says.
+-- ARGV[7] the job id: its member in the delayed set
 -- Returns 1 if moved, 0 if the entry is no longer pending for this consumer
 -- (recovery gave it to another worker, which now owns the job).
 -- The entry is acknowledged and removed first: under maxmemory (noeviction)
@@ -15,8 +16,11 @@
 local now = server_now_ms()
 local stream = stream_at(ARGV[3])
 local id = ARGV[4]
+local job = ARGV[7]
 if not pending_for(stream, GROUP, ARGV[2], id) then return 0 end
 finish(stream, GROUP, {id})
-redis.call('ZADD', DELAYED, now + tonumber(ARGV[6]), ARGV[5])
+redis.call('ZADD', DELAYED, now + tonumber(ARGV[6]), job)
+redis.call('HSET', SCHEDULED, job, ARGV[5])
+redis.call('HDEL', INDEX, job)
 redis.call('HINCRBY', STATS, COUNTER_RETRIED, 1)
 return 1

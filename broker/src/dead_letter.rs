@@ -83,20 +83,23 @@ impl Queue {
         Ok(inv.invoke_async(conn).await?)
     }
 
-    /// Deletes the whole dead-letter stream; returns how many entries it held.
+    /// Deletes every dead letter, and the index fields that point job ids
+    /// at them, 1,000 per script call (`purge_dead.lua`); returns how many
+    /// it deleted.
     ///
     /// # Errors
     /// [`Error::Redis`](crate::Error::Redis).
     pub async fn purge_dead<C: ConnectionLike + Send>(&self, conn: &mut C) -> Result<u64> {
-        let (len, _): (u64, i64) = redis::pipe()
-            .atomic()
-            .cmd("XLEN")
-            .arg(self.keys().dead())
-            .cmd("DEL")
-            .arg(self.keys().dead())
-            .query_async(conn)
-            .await?;
-        Ok(len)
+        let mut total = 0;
+        loop {
+            let mut inv = self.invoke(&scripts::PURGE_DEAD);
+            inv.arg(1000);
+            let n: u64 = inv.invoke_async(conn).await?;
+            if n == 0 {
+                return Ok(total);
+            }
+            total += n;
+        }
     }
 }
 

@@ -4,16 +4,24 @@
 //!
 //! | field | meaning |
 //! |---|---|
-//! | `id` | job id, a UUID v7 (time-ordered) |
+//! | `id` | job id; absent on a fresh job, whose id is derived from its entry (below) |
 //! | `type` | job type name, chooses the handler |
 //! | `payload` | the job's arguments as JSON text |
 //! | `attempt` | which attempt this entry is, from 1 |
 //! | `max_retries` | retries allowed after the first attempt |
-//! | `enqueued_at` | when the job was first enqueued, ms since the Unix epoch |
+//! | `enqueued_at` | when the job was first enqueued, ms since the Unix epoch; absent on a fresh job (its entry id's time) |
 //! | `last_error` | only on a retry: the error of the previous attempt |
 //!
-//! In the delayed set the same fields, plus `priority`, are one JSON object
-//! of strings (the ZSET member). Decoding never panics: anything that is not
+//! A fresh job (enqueued to run now, without an id of the producer's) is
+//! stored without `id` and `enqueued_at`: its id is `<priority>-<entry id>`
+//! (e.g. `normal-1732370000000-0`, see [`derived_id`]) and its enqueue time
+//! the entry id's milliseconds. That keeps a queued job within a few bytes
+//! of a bare stream entry. A job that moves (a retry, a delayed job coming
+//! due, a replay) or was given its id at enqueue carries `id` and
+//! `enqueued_at`, and the queue's index hash points its id at its entry.
+//!
+//! A delayed job's envelope is the same fields, plus `priority`, as one JSON
+//! object of strings (in the `scheduled` hash, under its id). Decoding never panics: anything that is not
 //! a valid envelope is a [`Malformed`] with a readable reason.
 
 use serde::{Deserialize, Serialize};
@@ -111,15 +119,40 @@ impl Envelope {
         f
     }
 
-    /// Decodes a stream entry's fields, checking every field and the payload size.
+    /// Decodes fields that carry `id` and `enqueued_at` themselves (a moved
+    /// job's entry; a dead letter), checking every field and the payload size.
     ///
     /// # Errors
-    /// [`Malformed`] naming the first problem found: a missing, duplicated or
-    /// non-UTF-8 field, a bad number, an id that is not a UUID, a payload over
-    /// `max_payload` bytes, or an attempt past `max_retries + 1`.
+    /// As [`Envelope::from_entry`]; a missing `id` or `enqueued_at` too.
     pub fn from_fields(
         fields: &[(Vec<u8>, Vec<u8>)],
         max_payload: usize,
+    ) -> Result<Self, Malformed> {
+        Self::decode(fields, max_payload, None)
+    }
+
+    /// Decodes the fields of stream entry `entry_id` in the `priority`
+    /// stream, checking every field and the payload size. Without an `id`
+    /// field the id is [`derived_id`]; without `enqueued_at`, the entry id's
+    /// milliseconds.
+    ///
+    /// # Errors
+    /// [`Malformed`] naming the first problem found: a missing, duplicated or
+    /// non-UTF-8 field, a bad number, an id that is not a valid job id, a
+    /// payload over `max_payload` bytes, or an attempt past `max_retries + 1`.
+    pub fn from_entry(
+        fields: &[(Vec<u8>, Vec<u8>)],
+        max_payload: usize,
+        priority: Priority,
+        entry_id: &str,
+    ) -> Result<Self, Malformed> {
+        Self::decode(fields, max_payload, Some((priority, entry_id)))
+    }
+
+    fn decode(
+        fields: &[(Vec<u8>, Vec<u8>)],
+        max_payload: usize,
+        origin: Option<(Priority, &str)>,
     ) -> Result<Self, Malformed> {
         if fields.is_empty() {
             return Err(Malformed("the entry has no fields".into()));
@@ -147,13 +180,19 @@ impl Envelope {
             std::str::from_utf8(v)
                 .map_err(|_| Malformed(format!("field `{}` is not UTF-8", NAMES[i])))
         };
-        let id = text(0)?;
-        if uuid::Uuid::try_parse(id).is_err() {
-            return Err(Malformed(format!(
-                "field `id` is not a UUID: {}",
-                preview(id.as_bytes())
-            )));
-        }
+        let id = match (slots[0], origin) {
+            (None, Some((priority, entry_id))) => derived_id(priority, entry_id),
+            _ => {
+                let id = text(0)?;
+                if !is_job_id(id) {
+                    return Err(Malformed(format!(
+                        "field `id` is not a job id (1 to {MAX_JOB_ID_LEN} of A-Z a-z 0-9 . _ : -): {}",
+                        preview(id.as_bytes())
+                    )));
+                }
+                id.to_owned()
+            }
+        };
         let job_type = text(1)?;
         check_job_type(job_type).map_err(Malformed)?;
         let payload = text(2)?;
@@ -165,7 +204,10 @@ impl Envelope {
         }
         let attempt: u32 = number(text(3)?, field::ATTEMPT)?;
         let max_retries: u32 = number(text(4)?, field::MAX_RETRIES)?;
-        let enqueued_at: u64 = number(text(5)?, field::ENQUEUED_AT)?;
+        let enqueued_at: u64 = match (slots[5], origin) {
+            (None, Some((_, entry_id))) => entry_ms(entry_id),
+            _ => number(text(5)?, field::ENQUEUED_AT)?,
+        };
         if attempt == 0 {
             return Err(Malformed(
                 "field `attempt` is 0; attempts count from 1".into(),
@@ -187,7 +229,7 @@ impl Envelope {
             None => None,
         };
         Ok(Envelope {
-            id: id.to_owned(),
+            id,
             job_type: job_type.to_owned(),
             payload: payload.to_owned(),
             attempt,
@@ -227,6 +269,63 @@ struct DelayedMember<'a> {
     priority: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     last_error: Option<&'a str>,
+}
+
+/// Longest accepted job id.
+pub const MAX_JOB_ID_LEN: usize = 128;
+
+/// The id of a fresh job: the priority and stream entry id it was first
+/// queued as, `<priority>-<entry id>` (`normal-1732370000000-0`).
+pub fn derived_id(priority: Priority, entry_id: &str) -> String {
+    format!("{}-{entry_id}", priority.as_str())
+}
+
+/// The priority and entry id a [`derived_id`] names, or `None` for any
+/// other id.
+pub fn parse_derived_id(id: &str) -> Option<(Priority, &str)> {
+    let (name, entry) = id.split_once('-')?;
+    let priority = Priority::ALL.into_iter().find(|p| p.as_str() == name)?;
+    let (ms, seq) = entry.split_once('-')?;
+    let digits = |p: &str| !p.is_empty() && p.len() <= 20 && p.bytes().all(|b| b.is_ascii_digit());
+    (digits(ms) && digits(seq)).then_some((priority, entry))
+}
+
+/// True for a well-formed job id: 1 to [`MAX_JOB_ID_LEN`] bytes of
+/// `A-Z a-z 0-9 . _ : -` (UUIDs, derived ids and most producers' own ids).
+pub fn is_job_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_JOB_ID_LEN
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+}
+
+/// Checks an id a producer gives its job: a well-formed job id that does
+/// not look like a derived one (those name stream entries).
+///
+/// # Errors
+/// The reason, as text.
+pub fn check_given_job_id(id: &str) -> Result<(), String> {
+    if !is_job_id(id) {
+        return Err(format!(
+            "job id {} is not 1 to {MAX_JOB_ID_LEN} of A-Z a-z 0-9 . _ : -",
+            preview(id.as_bytes())
+        ));
+    }
+    if parse_derived_id(id).is_some() {
+        return Err(format!(
+            "job id {id} has the form <priority>-<ms>-<seq> that Ferry gives fresh jobs; choose another"
+        ));
+    }
+    Ok(())
+}
+
+/// The milliseconds of a stream entry id (`ms-seq`), 0 when it has none.
+pub fn entry_ms(entry_id: &str) -> u64 {
+    entry_id
+        .split_once('-')
+        .and_then(|(ms, _)| ms.parse().ok())
+        .unwrap_or(0)
 }
 
 /// Checks a job type name: 1 to 128 bytes, no control characters.

@@ -27,6 +27,9 @@ pub enum ConfigError {
         /// The configured limit.
         limit: usize,
     },
+    /// A job id given by the producer that is not a valid one.
+    #[error("invalid job id: {0}")]
+    InvalidJobId(String),
     /// A setting out of its range.
     #[error("invalid setting {name}: {reason}")]
     InvalidSetting {
@@ -58,6 +61,33 @@ pub enum Error {
     /// and how many were not sent (see [`PartialBatch`](crate::batch::PartialBatch)).
     #[error("{0}")]
     PartialBatch(Box<crate::batch::PartialBatch>),
+    /// A job id given at enqueue already exists in the queue (scheduled,
+    /// queued, running, dead-lettered or with a record); nothing of its
+    /// chunk was written.
+    #[error("queue {queue}: a job with id {id} already exists")]
+    DuplicateJob {
+        /// The queue.
+        queue: String,
+        /// The id.
+        id: String,
+    },
+    /// The enqueue would take the queue past its `max_depth` setting
+    /// (decided in Redis, atomically with the write); nothing of the chunk
+    /// was written. Back off, or raise the limit.
+    #[error(
+        "queue {queue} is full: {depth} jobs waiting, running or delayed, max_depth {max_depth}"
+    )]
+    QueueFull {
+        /// The queue.
+        queue: String,
+        /// Jobs waiting, running or delayed when the enqueue was refused.
+        depth: u64,
+        /// The queue's limit.
+        max_depth: u64,
+    },
+    /// The queue is paused: nothing is claimed until it is resumed.
+    #[error("queue {0} is paused")]
+    Paused(String),
     /// Redis refused to load one of Ferry's scripts (see [`scripts::load_all`](crate::scripts::load_all)).
     #[error("script {name} does not load: {reason}")]
     Script {

@@ -103,14 +103,20 @@ impl fmt::Display for Prefix {
 const STATS: usize = 4;
 const DELAYED: usize = 5;
 const DEAD: usize = 6;
+const SETTINGS: usize = 7;
+const INDEX: usize = 8;
+const SCHEDULED: usize = 9;
+const RESULTS: usize = 10;
+const RETENTION: usize = 11;
 
 /// The key names of one queue, `{prefix}:{{{queue}}}:{suffix}`, built once.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Keys {
     queue: QueueName,
-    /// The four streams (highest priority first), stats, delayed, dead: the
-    /// KEYS of the scripts, in this order (`lua/shared/queue.lua`).
-    all: [String; 7],
+    /// The four streams (highest priority first), stats, delayed, dead,
+    /// settings, index, scheduled, results, retention: the KEYS of the
+    /// scripts, in this order (`lua/shared/queue.lua`).
+    all: [String; 12],
 }
 
 impl Keys {
@@ -126,6 +132,11 @@ impl Keys {
             format!("{base}:stats"),
             format!("{base}:delayed"),
             format!("{base}:dead"),
+            format!("{base}:settings"),
+            format!("{base}:index"),
+            format!("{base}:scheduled"),
+            format!("{base}:results"),
+            format!("{base}:retention"),
         ];
         Self { queue, all }
     }
@@ -145,9 +156,49 @@ impl Keys {
         &self.all[..4]
     }
 
-    /// ZSET of delayed and retrying jobs; member = envelope JSON, score = run-at (ms since epoch).
+    /// ZSET of delayed and retrying jobs; member = job id, score = run-at
+    /// (ms since epoch). (Before 0.6 the member was the envelope JSON;
+    /// such members are still promoted.)
     pub fn delayed(&self) -> &str {
         &self.all[DELAYED]
+    }
+
+    /// HASH of the envelopes of delayed and retrying jobs: field = job id,
+    /// value = envelope JSON (with `priority`).
+    pub fn scheduled(&self) -> &str {
+        &self.all[SCHEDULED]
+    }
+
+    /// HASH of the queue's settings: `paused` (`1` while paused),
+    /// `max_depth`, `retention_ms`, `retention_count`.
+    pub fn settings(&self) -> &str {
+        &self.all[SETTINGS]
+    }
+
+    /// HASH locating jobs whose id does not name their entry (a job that
+    /// moved, or was given its id): field = job id, value =
+    /// `<priority>-<entry id>` (in that stream) or `dead-<entry id>` (in
+    /// the dead-letter stream).
+    pub fn index(&self) -> &str {
+        &self.all[INDEX]
+    }
+
+    /// HASH of finished jobs' records: field = job id, value = record JSON.
+    pub fn results(&self) -> &str {
+        &self.all[RESULTS]
+    }
+
+    /// ZSET of the same job ids as [`Keys::results`], scored by when each
+    /// record expires (ms since epoch).
+    pub fn retention(&self) -> &str {
+        &self.all[RETENTION]
+    }
+
+    /// The Pub/Sub channel on which scripts announce finished jobs:
+    /// `<state> <job id> <job id> ...`.
+    pub fn finished_channel(&self) -> String {
+        let base = self.all[STATS].strip_suffix(":stats").unwrap_or_default();
+        format!("{base}:finished")
     }
 
     /// STREAM of dead-lettered jobs: the original fields plus `error`, `failed_at`, `priority`.
@@ -169,8 +220,9 @@ impl Keys {
     }
 
     /// Every key of the queue, in the order the scripts take them as KEYS:
-    /// the four streams (highest priority first), stats, delayed, dead.
-    pub fn all(&self) -> &[String; 7] {
+    /// the four streams (highest priority first), stats, delayed, dead,
+    /// settings, index, scheduled, results, retention.
+    pub fn all(&self) -> &[String; 12] {
         &self.all
     }
 }

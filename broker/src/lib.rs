@@ -25,6 +25,8 @@
 //! - [`delayed`]: promotion of due delayed jobs and retries.
 //! - [`dead_letter`]: list, replay and purge dead-letter entries.
 //! - [`stats`]: depth and counters.
+//! - [`status`]: a job's status by id.
+//! - [`settings`]: pause and resume, maximum depth, record retention.
 //! - [`backoff`]: retry delays.
 //! - [`error`]: error types.
 //!
@@ -41,6 +43,7 @@
 //!         priority: Priority::High,
 //!         max_retries: 3,
 //!         schedule: Schedule::Now,
+//!         id: None,
 //!     }])
 //!     .await?;
 //! # Ok(()) }
@@ -65,19 +68,25 @@ pub mod queue;
 pub mod recovery;
 mod reply;
 pub mod scripts;
+pub mod settings;
 pub mod stats;
+pub mod status;
 
 pub use backoff::Backoff;
 pub use batch::{BatchKey, PartialBatch};
-pub use consumer::{Consumer, DeadLetterKind, DeadLettered, Delivery, EntryId};
+pub use consumer::{
+    record_fields, Consumer, DeadLetterKind, DeadLettered, Delivery, EntryId, Finished,
+};
 pub use dead_letter::DeadLetter;
 pub use delayed::Promoted;
 pub use envelope::{Envelope, Malformed};
 pub use error::{ConfigError, Error, Result};
 pub use keys::{Keys, Prefix, QueueName, GROUP};
 pub use priority::Priority;
-pub use producer::{NewJob, Schedule};
+pub use producer::{NewJob, OnDuplicate, Schedule};
 pub use queue::{now_ms, Queue, DEFAULT_MAX_PAYLOAD_BYTES};
 pub use recovery::{RecoverOptions, Recovered};
 pub use reply::RawFields;
+pub use settings::Settings;
 pub use stats::QueueStats;
+pub use status::{JobState, JobStatus};

@@ -1,16 +1,20 @@
 //! Enqueue: new jobs into a priority stream (XADD), or into the delayed set
-//! (ZADD) when they should run later.
+//! (ZADD) when they should run later, a chunk at a time in `enqueue.lua`,
+//! which checks given ids and the queue's maximum depth first.
 
 use std::borrow::Cow;
 use std::ops::Range;
 
 use redis::aio::ConnectionLike;
 
+use redis::Value;
+
 use crate::batch::{BatchKey, PartialBatch, BATCH_KEY_TTL, CHUNK_BYTES, CHUNK_JOBS};
-use crate::envelope::{check_job_type, field, Envelope, MAX_RETRIES_LIMIT};
-use crate::error::{ConfigError, Result};
+use crate::envelope::{check_given_job_id, check_job_type, field, Envelope, MAX_RETRIES_LIMIT};
+use crate::error::{ConfigError, Error, Result};
 use crate::priority::Priority;
 use crate::queue::{now_ms, Queue};
+use crate::reply;
 use crate::scripts;
 
 /// Bytes a job takes in a chunk besides its type and payload.
@@ -29,6 +33,10 @@ pub struct NewJob {
     pub max_retries: u32,
     /// When it may first run.
     pub schedule: Schedule,
+    /// An id of the producer's own (1 to 128 of `A-Z a-z 0-9 . _ : -`, not
+    /// of the `<priority>-<ms>-<seq>` form), unique within the queue while
+    /// the job or its record exists; `None` for one chosen by Ferry.
+    pub id: Option<String>,
 }
 
 /// When a new job may first run.
@@ -72,50 +80,34 @@ struct Clocks {
     server: Option<u64>,
 }
 
-/// Where one job of a batch goes.
-enum Placement {
-    /// Its priority stream, to run now.
-    Stream,
-    /// The delayed set, due at `at` (ms), as `member`.
-    Delayed { at: u64, member: String },
+/// What an enqueue does with a job whose id already exists (see
+/// [`NewJob::id`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OnDuplicate {
+    /// Fail with [`Error::DuplicateJob`]; nothing
+    /// of the chunk is written.
+    #[default]
+    Error,
+    /// Leave the existing job alone and return its id as if enqueued.
+    ReturnExisting,
 }
 
-/// The Redis server's time in ms since the epoch (TIME).
+/// The server's time in ms since the epoch (TIME).
 async fn server_time_ms<C: ConnectionLike + Send>(conn: &mut C) -> Result<u64> {
     let (secs, micros): (u64, u64) = redis::cmd("TIME").query_async(conn).await?;
     Ok(secs.saturating_mul(1000).saturating_add(micros / 1000))
 }
 
 impl Queue {
-    /// Where `job` (id `id`) goes: its stream, or the delayed set with its
-    /// first envelope as the member.
-    fn place(&self, job: &NewJob, id: &str, clocks: Clocks) -> Placement {
-        match job.schedule.due_at(clocks.server, clocks.local) {
-            None => Placement::Stream,
-            Some(at) => {
-                let env = Envelope {
-                    id: id.to_owned(),
-                    job_type: job.job_type.to_string(),
-                    payload: job.payload.clone(),
-                    attempt: 1,
-                    max_retries: job.max_retries,
-                    enqueued_at: clocks.local,
-                    last_error: None,
-                };
-                Placement::Delayed {
-                    at,
-                    member: env.to_delayed_member(job.priority),
-                }
-            }
-        }
-    }
-
     /// Checks a job before anything is sent: [`ConfigError::InvalidJobType`],
-    /// [`ConfigError::PayloadTooLarge`] or [`ConfigError::InvalidSetting`] for
-    /// `max_retries` over the limit.
+    /// [`ConfigError::PayloadTooLarge`], [`ConfigError::InvalidJobId`], or
+    /// [`ConfigError::InvalidSetting`] for `max_retries` over the limit.
     fn check(&self, job: &NewJob) -> Result<(), ConfigError> {
         check_job_type(&job.job_type)
             .map_err(|_| ConfigError::InvalidJobType(job.job_type.to_string()))?;
+        if let Some(id) = &job.id {
+            check_given_job_id(id).map_err(ConfigError::InvalidJobId)?;
+        }
         if job.payload.len() > self.payload_limit() {
             return Err(ConfigError::PayloadTooLarge {
                 size: job.payload.len(),
@@ -134,18 +126,26 @@ impl Queue {
         Ok(())
     }
 
-    /// Enqueues `jobs` and returns their ids in order. A batch goes in
-    /// chunks of at most [`CHUNK_JOBS`] jobs and about [`CHUNK_BYTES`]
-    /// (one MULTI/EXEC each, all of a chunk or none of it), one after the
-    /// other, so no single transaction holds Redis for more than a few
-    /// milliseconds and neither side builds the whole batch at once.
+    /// Enqueues `jobs` and returns their ids in order: a fresh job's id is
+    /// `<priority>-<entry id>` ([`derived_id`](crate::envelope::derived_id)),
+    /// a delayed one's a UUID v7, unless [`NewJob::id`] gives one. A batch
+    /// goes in chunks of at most [`CHUNK_JOBS`] jobs and about
+    /// [`CHUNK_BYTES`] (one script call each, `enqueue.lua`: all of a chunk
+    /// or none of it), one after the other, so no single call holds Redis
+    /// for more than a few milliseconds and neither side builds the whole
+    /// batch at once. A given id that exists already fails the chunk
+    /// ([`OnDuplicate::Error`]; see [`Queue::enqueue_with`]).
     ///
     /// # Errors
     /// A [`ConfigError`] for an invalid job (nothing is sent).
-    /// [`Error::PartialBatch`](crate::Error::PartialBatch) when a chunk after the first failed, or a
+    /// [`Error::QueueFull`] when the queue's
+    /// `max_depth` setting would be passed, and
+    /// [`Error::DuplicateJob`]: nothing of that
+    /// chunk is written.
+    /// [`Error::PartialBatch`] when a chunk after the first failed, or a
     /// chunk's reply was lost in a batch of several: it lists the ids known
     /// written, those that may be, and how many were not sent. Otherwise
-    /// [`Error::Redis`](crate::Error::Redis): no job of the batch was added,
+    /// [`Error::Redis`]: no job of the batch was added,
     /// unless the error is a timeout or a dropped connection, after which
     /// the one chunk may have been. [`Queue::enqueue_keyed`] makes retries safe.
     pub async fn enqueue<C: ConnectionLike + Send>(
@@ -153,16 +153,30 @@ impl Queue {
         conn: &mut C,
         jobs: &[NewJob],
     ) -> Result<Vec<String>> {
-        self.enqueue_batch(conn, jobs, None).await
+        self.enqueue_batch(conn, jobs, None, OnDuplicate::Error)
+            .await
+    }
+
+    /// As [`Queue::enqueue`], choosing what a given id that exists does.
+    ///
+    /// # Errors
+    /// As [`Queue::enqueue`].
+    pub async fn enqueue_with<C: ConnectionLike + Send>(
+        &self,
+        conn: &mut C,
+        jobs: &[NewJob],
+        on_duplicate: OnDuplicate,
+    ) -> Result<Vec<String>> {
+        self.enqueue_batch(conn, jobs, None, on_duplicate).await
     }
 
     /// As [`Queue::enqueue`], under an idempotency key: calling it again
     /// with the same key and the same jobs in the same order (after an
     /// error, say) writes only the chunks not written before, and returns
     /// the same ids. Ids are derived from the queue, the key and each job's
-    /// position (UUID v5). Each chunk is one script (`enqueue_keyed.lua`)
-    /// that writes it and marks it done in the hash `P:{Q}:batch:<key>`,
-    /// which expires [`BATCH_KEY_TTL`] after the batch's last write.
+    /// position (UUID v5), unless a job gives its own. Each chunk is marked
+    /// done in the hash `P:{Q}:batch:<key>`, which expires [`BATCH_KEY_TTL`]
+    /// after the batch's last write.
     ///
     /// # Errors
     /// As [`Queue::enqueue`].
@@ -172,7 +186,8 @@ impl Queue {
         jobs: &[NewJob],
         key: &BatchKey,
     ) -> Result<Vec<String>> {
-        self.enqueue_batch(conn, jobs, Some(key)).await
+        self.enqueue_batch(conn, jobs, Some(key), OnDuplicate::ReturnExisting)
+            .await
     }
 
     async fn enqueue_batch<C: ConnectionLike + Send>(
@@ -180,6 +195,7 @@ impl Queue {
         conn: &mut C,
         jobs: &[NewJob],
         key: Option<&BatchKey>,
+        on_duplicate: OnDuplicate,
     ) -> Result<Vec<String>> {
         if jobs.is_empty() {
             return Ok(Vec::new());
@@ -201,137 +217,162 @@ impl Queue {
             local: now_ms(),
             server,
         };
-        let ids: Vec<String> = match key {
-            None => jobs
-                .iter()
-                .map(|_| uuid::Uuid::now_v7().to_string())
-                .collect(),
-            Some(k) => (0..jobs.len()).map(|i| k.job_id(self.name(), i)).collect(),
-        };
+        // The ids known before the write: given ones, keyed ones (UUID
+        // v5), and delayed jobs' (UUID v7); a fresh job's comes back from
+        // the write.
+        let known: Vec<Option<String>> = jobs
+            .iter()
+            .enumerate()
+            .map(|(i, job)| match (&job.id, key) {
+                (Some(id), _) => Some(id.clone()),
+                (None, Some(k)) => Some(k.job_id(self.name(), i)),
+                (None, None) => job
+                    .schedule
+                    .due_at(clocks.server, clocks.local)
+                    .map(|_| uuid::Uuid::now_v7().to_string()),
+            })
+            .collect();
         let chunks = chunk_ranges(jobs);
         let single = chunks.len() == 1;
+        let mut ids: Vec<String> = Vec::with_capacity(jobs.len());
         for (number, range) in chunks.into_iter().enumerate() {
-            let (chunk, chunk_ids) = (&jobs[range.clone()], &ids[range.clone()]);
-            let sent = match key {
-                None => self.write_chunk(conn, chunk, chunk_ids, clocks).await,
-                Some(k) => {
-                    self.write_keyed_chunk(conn, chunk, chunk_ids, clocks, k, number)
-                        .await
-                }
+            let chunk = Chunk {
+                jobs: &jobs[range.clone()],
+                ids: &known[range.clone()],
+                number,
+                key,
+                on_duplicate,
             };
-            if let Err(e) = sent {
-                return Err(PartialBatch::of(e, &ids, range, single));
+            match self.write_chunk(conn, &chunk, clocks).await {
+                Ok(written) => ids.extend(written),
+                Err(e) => {
+                    // Ids so far are known; the rest, where known in
+                    // advance, may have been written (a lost reply).
+                    let mut all = ids.clone();
+                    all.extend(
+                        known[range.start..]
+                            .iter()
+                            .map(|k| k.clone().unwrap_or_default()),
+                    );
+                    return Err(PartialBatch::of(e, &all, range, single));
+                }
             }
         }
         Ok(ids)
     }
 
-    /// One chunk in one round trip: MULTI/EXEC, all of it or none.
+    /// One chunk in one script call (`enqueue.lua`): all of it or none.
+    /// Returns the ids of its jobs.
     async fn write_chunk<C: ConnectionLike + Send>(
         &self,
         conn: &mut C,
-        jobs: &[NewJob],
-        ids: &[String],
+        chunk: &Chunk<'_>,
         clocks: Clocks,
-    ) -> Result<()> {
-        let mut pipe = redis::Pipeline::with_capacity(jobs.len());
-        if jobs.len() > 1 {
-            pipe.atomic();
+    ) -> Result<Vec<String>> {
+        let mut inv = self.invoke(&scripts::ENQUEUE);
+        if let Some(k) = chunk.key {
+            inv.key(self.keys().batch(k));
         }
-        for (job, id) in jobs.iter().zip(ids) {
-            match self.place(job, id, clocks) {
-                Placement::Delayed { at, member } => {
-                    pipe.cmd("ZADD")
-                        .arg(self.keys().delayed())
+        inv.arg(match chunk.on_duplicate {
+            OnDuplicate::Error => "error",
+            OnDuplicate::ReturnExisting => "existing",
+        })
+        .arg(chunk.number)
+        .arg(BATCH_KEY_TTL.as_millis() as u64);
+        for (job, id) in chunk.jobs.iter().zip(chunk.ids) {
+            match job.schedule.due_at(clocks.server, clocks.local) {
+                Some(at) => {
+                    let id = id.as_deref().unwrap_or_default();
+                    let env = Envelope {
+                        id: id.to_owned(),
+                        job_type: job.job_type.to_string(),
+                        payload: job.payload.clone(),
+                        attempt: 1,
+                        max_retries: job.max_retries,
+                        enqueued_at: clocks.local,
+                        last_error: None,
+                    };
+                    inv.arg("d")
                         .arg(at)
-                        .arg(member)
-                        .ignore();
+                        .arg(id)
+                        .arg(env.to_delayed_member(job.priority));
                 }
-                Placement::Stream => {
-                    pipe.add_command(self.xadd(job, id, clocks.local)).ignore();
-                }
-            }
-        }
-        pipe.query_async::<()>(conn).await?;
-        Ok(())
-    }
-
-    /// The XADD of a job to run now. The hot path: arguments straight from
-    /// the job, no intermediate envelope and no copies of the payload.
-    fn xadd(&self, job: &NewJob, id: &str, now: u64) -> redis::Cmd {
-        let stream = self.keys().stream(job.priority);
-        // Sized up front: one allocation for the arguments, one for their
-        // bytes, instead of a reallocation per argument.
-        let bytes = 96 + stream.len() + job.job_type.len() + job.payload.len();
-        let mut xadd = redis::Cmd::with_capacity(15, bytes);
-        xadd.arg("XADD").arg(stream).arg("*");
-        for (name, value) in job_fields(job, id, now) {
-            xadd.arg(name).arg(value);
-        }
-        xadd
-    }
-
-    /// One chunk of a keyed batch: written and marked done in one script,
-    /// unless it was marked done before.
-    async fn write_keyed_chunk<C: ConnectionLike + Send>(
-        &self,
-        conn: &mut C,
-        jobs: &[NewJob],
-        ids: &[String],
-        clocks: Clocks,
-        key: &BatchKey,
-        number: usize,
-    ) -> Result<()> {
-        let mut inv = self.invoke(&scripts::ENQUEUE_KEYED);
-        inv.key(self.keys().batch(key))
-            .arg(number)
-            .arg(BATCH_KEY_TTL.as_millis() as u64);
-        for (job, id) in jobs.iter().zip(ids) {
-            match self.place(job, id, clocks) {
-                Placement::Delayed { at, member } => {
-                    inv.arg("d").arg(at).arg(member);
-                }
-                Placement::Stream => {
-                    inv.arg("s").arg(job.priority.script_index()).arg(6);
-                    for (name, value) in job_fields(job, id, clocks.local) {
-                        inv.arg(name).arg(value);
+                None => {
+                    inv.arg("s").arg(job.priority.script_index());
+                    match id {
+                        // A job with an id of its own carries it and its
+                        // enqueue time; a fresh one is named by its entry.
+                        Some(id) => {
+                            inv.arg(id.as_str()).arg(6);
+                            inv.arg(field::ID).arg(id.as_str());
+                            inv.arg(field::ENQUEUED_AT).arg(clocks.local);
+                        }
+                        None => {
+                            inv.arg("").arg(4);
+                        }
                     }
+                    inv.arg(field::TYPE)
+                        .arg(job.job_type.as_ref())
+                        .arg(field::PAYLOAD)
+                        .arg(&job.payload)
+                        .arg(field::ATTEMPT)
+                        .arg(1)
+                        .arg(field::MAX_RETRIES)
+                        .arg(job.max_retries);
                 }
             }
         }
-        let _written: i64 = inv.invoke_async(conn).await?;
-        Ok(())
+        let reply: Value = inv.invoke_async(conn).await?;
+        self.chunk_reply(reply, chunk)
     }
-}
 
-/// A new job's stream entry fields, in documented order.
-fn job_fields<'a>(job: &'a NewJob, id: &'a str, now: u64) -> [(&'static str, FieldValue<'a>); 6] {
-    [
-        (field::ID, FieldValue::Str(id)),
-        (field::TYPE, FieldValue::Str(job.job_type.as_ref())),
-        (field::PAYLOAD, FieldValue::Str(&job.payload)),
-        (field::ATTEMPT, FieldValue::Num(1)),
-        (
-            field::MAX_RETRIES,
-            FieldValue::Num(u64::from(job.max_retries)),
-        ),
-        (field::ENQUEUED_AT, FieldValue::Num(now)),
-    ]
-}
-
-/// A field value, written without an intermediate string.
-enum FieldValue<'a> {
-    Str(&'a str),
-    Num(u64),
-}
-
-impl redis::ToRedisArgs for FieldValue<'_> {
-    fn write_redis_args<W: ?Sized + redis::RedisWrite>(&self, out: &mut W) {
-        match self {
-            FieldValue::Str(s) => s.write_redis_args(out),
-            FieldValue::Num(n) => n.write_redis_args(out),
+    /// The ids from `enqueue.lua`'s reply, or its refusal as an error.
+    fn chunk_reply(&self, reply: Value, chunk: &Chunk<'_>) -> Result<Vec<String>> {
+        let bad = |v: &Value| Error::Protocol(format!("enqueue: {v:?}"));
+        let items = reply::array(&reply).ok_or_else(|| bad(&reply))?;
+        let tag = items
+            .first()
+            .and_then(reply::string)
+            .ok_or_else(|| bad(&reply))?;
+        match (tag.as_str(), items) {
+            ("ok", [_, ids, ..]) => {
+                let ids: Vec<String> = reply::array(ids)
+                    .ok_or_else(|| bad(&reply))?
+                    .iter()
+                    .map(|v| reply::string(v).ok_or_else(|| bad(&reply)))
+                    .collect::<Result<_>>()?;
+                if ids.len() != chunk.jobs.len() {
+                    return Err(bad(&reply));
+                }
+                Ok(ids)
+            }
+            ("done", _) => chunk
+                .ids
+                .iter()
+                .map(|id| id.clone().ok_or_else(|| bad(&reply)))
+                .collect(),
+            ("duplicate", [_, id]) => Err(Error::DuplicateJob {
+                queue: self.name().to_owned(),
+                id: reply::string(id).unwrap_or_default(),
+            }),
+            ("full", [_, depth, max]) => Err(Error::QueueFull {
+                queue: self.name().to_owned(),
+                depth: reply::count(depth)?,
+                max_depth: reply::count(max)?,
+            }),
+            _ => Err(bad(&reply)),
         }
     }
+}
+
+/// One chunk of a batch, as `enqueue.lua` writes it.
+struct Chunk<'a> {
+    jobs: &'a [NewJob],
+    /// Ids known before the write (`None` for a fresh job).
+    ids: &'a [Option<String>],
+    number: usize,
+    key: Option<&'a BatchKey>,
+    on_duplicate: OnDuplicate,
 }
 
 /// Splits a batch into chunks of at most [`CHUNK_JOBS`] jobs and about
@@ -362,6 +403,7 @@ mod tests {
             priority: Priority::Normal,
             max_retries: 0,
             schedule: Schedule::Now,
+            id: None,
         }
     }
 

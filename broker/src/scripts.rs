@@ -16,6 +16,9 @@
 //! - `waiting.lua`: how many entries wait for the group;
 //! - `ownership.lua`: whether a consumer still owns a pending entry;
 //! - `remove_done.lua`: acknowledging and removing finished entries in bulk;
+//! - `settings.lua`: the queue's settings hash (pause, retention);
+//! - `records.lua`: finished jobs' records, their retention, and the
+//!   notice waiters hear;
 //! - `dead_letter.lua`: which fields a dead letter keeps, its cap and counters.
 //!
 //! Scripts are called by SHA (`EVALSHA`); the redis crate loads a script on
@@ -33,7 +36,8 @@ use crate::error::{Error, Result};
 
 /// A script of the protocol, and how many of the queue's keys it takes:
 /// [`Keys::all`] up to the last one it uses (4: the streams; 5: and stats;
-/// 6: and delayed; 7: and dead).
+/// 6: and delayed; 7: and dead; 8: settings; 9: index; 10: scheduled;
+/// 11: results; 12: retention).
 ///
 /// [`Keys::all`]: crate::Keys::all
 pub(crate) struct QueueScript {
@@ -60,26 +64,27 @@ macro_rules! script {
 }
 
 /// `claim.lua`: strict-priority XREADGROUP over the four streams, one round trip.
-pub(crate) static CLAIM: LazyLock<QueueScript> = script!("claim.lua", 4: queue);
+pub(crate) static CLAIM: LazyLock<QueueScript> = script!("claim.lua", 8: queue, settings);
 /// `claim_counts.lua`: how many entries to claim from each stream (strict priority).
 pub(crate) static CLAIM_COUNTS: LazyLock<QueueScript> =
-    script!("claim_counts.lua", 4: queue, group_state, waiting);
-/// `ack.lua`: acknowledge and remove the entries this consumer still owns.
-pub(crate) static ACK: LazyLock<QueueScript> =
-    script!("ack.lua", 5: queue, entry_ids, group_state, ownership, remove_done);
+    script!("claim_counts.lua", 8: queue, settings, group_state, waiting);
+/// `enqueue.lua`: one chunk of new jobs: ids checked, depth checked, written.
+pub(crate) static ENQUEUE: LazyLock<QueueScript> =
+    script!("enqueue.lua", 12: queue, names, group_state, waiting);
+/// `ack.lua`: acknowledge and remove the entries this consumer still owns, with records.
+pub(crate) static ACK: LazyLock<QueueScript> = script!("ack.lua", 12:
+    queue, clock, entry_ids, group_state, ownership, remove_done, settings, records);
 /// `retry.lua`: stream entry -> delayed set.
 pub(crate) static RETRY: LazyLock<QueueScript> =
-    script!("retry.lua", 6: queue, clock, entry_ids, group_state, ownership, remove_done);
+    script!("retry.lua", 10: queue, clock, entry_ids, group_state, ownership, remove_done);
 /// `dead_letter.lua`: stream entry -> dead-letter stream.
-pub(crate) static DEAD_LETTER: LazyLock<QueueScript> = script!("dead_letter.lua", 7:
-    queue, clock, names, entry_ids, group_state, ownership, remove_done, dead_letter);
-/// `enqueue_keyed.lua`: one chunk of a batch under an idempotency key, at most once.
-pub(crate) static ENQUEUE_KEYED: LazyLock<QueueScript> = script!("enqueue_keyed.lua", 7: queue);
+pub(crate) static DEAD_LETTER: LazyLock<QueueScript> = script!("dead_letter.lua", 12:
+    queue, clock, names, entry_ids, group_state, ownership, remove_done, settings, records, dead_letter);
 /// `promote.lua`: due delayed jobs -> their priority streams.
-pub(crate) static PROMOTE: LazyLock<QueueScript> = script!("promote.lua", 6: queue, clock, names);
+pub(crate) static PROMOTE: LazyLock<QueueScript> = script!("promote.lua", 10: queue, clock, names);
 /// `recover.lua`: XAUTOCLAIM of entries idle past the lease; poison entries -> dead-letter.
-pub(crate) static RECOVER: LazyLock<QueueScript> = script!("recover.lua", 7:
-    queue, clock, names, entry_ids, group_state, remove_done, dead_letter);
+pub(crate) static RECOVER: LazyLock<QueueScript> = script!("recover.lua", 12:
+    queue, clock, names, entry_ids, group_state, remove_done, settings, records, dead_letter);
 /// `renew.lua`: reset the idle time of entries this consumer still owns.
 pub(crate) static RENEW: LazyLock<QueueScript> = script!("renew.lua", 4: queue, ownership);
 /// `remove_idle_consumers.lua`: XGROUP DELCONSUMER of idle consumers with nothing pending.
@@ -91,15 +96,21 @@ pub(crate) static REMOVE_CONSUMER: LazyLock<QueueScript> = script!("remove_consu
 pub(crate) static START_SUSPECT: LazyLock<QueueScript> =
     script!("start_suspect.lua", 4: queue, ownership);
 /// `replay.lua`: dead-letter entry -> its priority stream, attempt 1.
-pub(crate) static REPLAY: LazyLock<QueueScript> = script!("replay.lua", 7: queue, clock, names);
+pub(crate) static REPLAY: LazyLock<QueueScript> = script!("replay.lua", 9: queue, clock, names);
+/// `purge_dead.lua`: delete the oldest dead letters and their index fields.
+pub(crate) static PURGE_DEAD: LazyLock<QueueScript> = script!("purge_dead.lua", 9: queue, names);
+/// `status.lua`: where a job is, by id.
+pub(crate) static STATUS: LazyLock<QueueScript> = script!("status.lua", 12: queue, names);
 /// `stats.lua`: depth per priority, delayed, dead and counters, read in one round trip.
 pub(crate) static STATS: LazyLock<QueueScript> =
-    script!("stats.lua", 7: queue, group_state, waiting);
+    script!("stats.lua", 8: queue, settings, group_state, waiting);
 
 /// Every script with its file name.
-fn all() -> [(&'static str, &'static QueueScript); 14] {
+fn all() -> [(&'static str, &'static QueueScript); 16] {
     [
-        ("enqueue_keyed.lua", &ENQUEUE_KEYED),
+        ("enqueue.lua", &ENQUEUE),
+        ("purge_dead.lua", &PURGE_DEAD),
+        ("status.lua", &STATUS),
         ("claim.lua", &CLAIM),
         ("claim_counts.lua", &CLAIM_COUNTS),
         ("ack.lua", &ACK),
@@ -212,19 +223,28 @@ mod tests {
     #[test]
     fn every_script_is_given_the_keys_it_uses() {
         // Past the shared layout (queue.lua, always first), a script that
-        // names STATS needs 5 keys, DELAYED 6, DEAD 7: a key not passed is
-        // nil in Lua, which only fails when that line runs.
+        // names STATS needs 5 keys, DELAYED 6, DEAD 7, SETTINGS 8, ...: a
+        // key not passed is nil in Lua, which only fails when that line runs.
         for (name, script) in super::all() {
             let body = script.code.strip_prefix(QUEUE_LUA).expect(name);
             let names: std::collections::HashSet<&str> = body
                 .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
                 .collect();
-            let needs = [("STATS", 5), ("DELAYED", 6), ("DEAD", 7)]
-                .iter()
-                .filter(|(key, _)| names.contains(key))
-                .map(|(_, n)| *n)
-                .max()
-                .unwrap_or(4);
+            let needs = [
+                ("STATS", 5),
+                ("DELAYED", 6),
+                ("DEAD", 7),
+                ("SETTINGS", 8),
+                ("INDEX", 9),
+                ("SCHEDULED", 10),
+                ("RESULTS", 11),
+                ("RETENTION", 12),
+            ]
+            .iter()
+            .filter(|(key, _)| names.contains(key))
+            .map(|(_, n)| *n)
+            .max()
+            .unwrap_or(4);
             assert!(
                 script.keys >= needs,
                 "{name} uses key {needs} but is given {}",

@@ -44,6 +44,8 @@ pub struct QueueStats {
     pub dead: u64,
     /// The counters hash (see [`counter`]).
     pub counters: BTreeMap<String, u64>,
+    /// True while the queue is paused (see [`Queue::pause`]).
+    pub paused: bool,
 }
 
 impl QueueStats {
@@ -80,7 +82,7 @@ impl Queue {
     pub async fn stats<C: ConnectionLike + Send>(&self, conn: &mut C) -> Result<QueueStats> {
         let v: Value = self.invoke(&scripts::STATS).invoke_async(conn).await?;
         let bad = || Error::Protocol(format!("stats: {v:?}"));
-        let Some([waiting, pending, delayed, dead, counters]) = reply::array(&v) else {
+        let Some([waiting, pending, delayed, dead, counters, paused]) = reply::array(&v) else {
             return Err(bad());
         };
         let per_priority = |list: &Value| -> Result<[u64; 4]> {
@@ -101,6 +103,7 @@ impl Queue {
             delayed: reply::count(delayed)?,
             dead: reply::count(dead)?,
             counters: BTreeMap::new(),
+            paused: reply::int(paused) == Some(1),
         };
         let flat = reply::array(counters).ok_or_else(bad)?;
         for kv in flat.chunks(2) {

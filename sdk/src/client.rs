@@ -7,8 +7,12 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::OnceCell;
 
 use crate::link::Link;
+use std::time::Duration;
+
+use crate::waiters::{Waiters, Wake};
 use ferry_broker::{
-    DeadLetter, Keys, NewJob, Prefix, Queue, QueueStats, DEFAULT_MAX_PAYLOAD_BYTES,
+    DeadLetter, JobState, JobStatus, Keys, NewJob, Prefix, Queue, QueueStats, Settings,
+    DEFAULT_MAX_PAYLOAD_BYTES,
 };
 
 use crate::config::check_payload_limit;
@@ -64,8 +68,10 @@ impl ClientBuilder {
             None => Prefix::default(),
         };
         check_payload_limit(self.max_payload_bytes)?;
+        let conn = self.redis.link(self.redis.response_timeout)?;
         Ok(Client {
-            conn: self.redis.link(self.redis.response_timeout)?,
+            waiters: Arc::new(Waiters::new(conn.client().clone())),
+            conn,
             host: self.redis.host().into(),
             checked: Arc::new(OnceCell::new()),
             strict_memory_policy: self.strict_memory_policy,
@@ -112,6 +118,8 @@ pub struct Client {
     max_payload_bytes: usize,
     /// Each queue's key names, built once.
     queues: Arc<Mutex<HashMap<String, Queue>>>,
+    /// Waits in progress, sharing one Pub/Sub connection.
+    waiters: Arc<Waiters>,
 }
 
 impl std::fmt::Debug for Client {
@@ -236,6 +244,14 @@ impl Client {
         options.check(now)?;
         let key = options.batch_key()?;
         let schedule = options.broker_schedule();
+        let given = options.given_id();
+        if given.is_some() && jobs.len() != 1 {
+            return Err(ConfigError::InvalidSetting {
+                name: "job_id",
+                reason: format!("names one job, and the batch has {}", jobs.len()),
+            }
+            .into());
+        }
         let (priority, max_retries) = (options.priority_for::<J>(), options.max_retries_for::<J>());
         let mut batch = Vec::with_capacity(jobs.len());
         for job in jobs {
@@ -245,14 +261,190 @@ impl Client {
                 priority,
                 max_retries,
                 schedule,
+                id: given.map(str::to_owned),
             });
         }
         let mut conn = self.conn().await?;
         match &key {
-            None => queue.enqueue(&mut conn, &batch).await,
+            None => {
+                queue
+                    .enqueue_with(&mut conn, &batch, options.duplicate_policy())
+                    .await
+            }
             Some(key) => queue.enqueue_keyed(&mut conn, &batch, key).await,
         }
         .map_err(|e| self.fail(e))
+    }
+
+    /// The status of job `id` in `queue`: its state, attempts, times,
+    /// worker, last error and result (see [`JobStatus`]). One round trip,
+    /// O(log n) in the queue's depth.
+    ///
+    /// # Errors
+    /// [`Error::JobNotFound`] when the queue has no such job (or its
+    /// record is no longer kept); [`Error::Config`] or [`Error::Redis`].
+    pub async fn status(&self, queue_name: &str, id: &str) -> Result<JobStatus> {
+        let queue = self.queue(queue_name)?;
+        let mut conn = self.conn().await?;
+        queue
+            .status(&mut conn, id)
+            .await
+            .map_err(|e| self.fail(e))?
+            .ok_or_else(|| Error::JobNotFound {
+                queue: queue_name.to_owned(),
+                id: id.to_owned(),
+            })
+    }
+
+    /// Waits until job `id` of `queue` finishes, up to `timeout`, and
+    /// returns its final status: `succeeded` with its result, or `dead`
+    /// (or `cancelled`) with its error. A job that finished before the call
+    /// is answered at once. Event-driven: every wait of this client shares
+    /// one Pub/Sub subscription per queue, and nothing polls.
+    ///
+    /// With the queue's record retention at 0, a finished job's status
+    /// holds only its id and state.
+    ///
+    /// # Errors
+    /// [`Error::WaitTimeout`] (naming the job's state then; the job is left
+    /// alone); [`Error::JobNotFound`]; [`Error::Config`] or [`Error::Redis`].
+    pub async fn wait(&self, queue_name: &str, id: &str, timeout: Duration) -> Result<JobStatus> {
+        let queue = self.queue(queue_name)?;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let channel = queue.keys().finished_channel();
+        let mut waiting = tokio::time::timeout(timeout, self.waiters.register(&channel, id))
+            .await
+            .map_err(|_| Error::WaitTimeout {
+                id: id.to_owned(),
+                timeout,
+                state: JobState::Queued,
+            })?
+            .map_err(|e| self.fail(e))?;
+        let mut heard: Option<JobState> = None;
+        loop {
+            let mut conn = self.conn().await?;
+            let status = queue
+                .status(&mut conn, id)
+                .await
+                .map_err(|e| self.fail(e))?;
+            let state = match status {
+                Some(s) if s.state.is_final() => return Ok(s),
+                Some(s) => s.state,
+                None => match heard {
+                    Some(final_state) => return Ok(JobStatus::finished(id, final_state)),
+                    None => {
+                        return Err(Error::JobNotFound {
+                            queue: queue_name.to_owned(),
+                            id: id.to_owned(),
+                        })
+                    }
+                },
+            };
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match waiting.woken(left).await {
+                None => {
+                    return Err(Error::WaitTimeout {
+                        id: id.to_owned(),
+                        timeout,
+                        state,
+                    })
+                }
+                Some(Wake::Finished(s)) => heard = Some(s),
+                Some(Wake::LookAgain) => {}
+            }
+            waiting.rearm();
+        }
+    }
+
+    /// Enqueues one job with `options` and waits for it to finish, up to
+    /// `timeout` (see [`Client::wait`]).
+    ///
+    /// # Errors
+    /// As [`Client::enqueue_with`] and [`Client::wait`].
+    pub async fn enqueue_and_wait<J: Job>(
+        &self,
+        job: &J,
+        options: EnqueueOptions,
+        timeout: Duration,
+    ) -> Result<JobStatus> {
+        let queue = options.queue_for::<J>().to_owned();
+        let id = self.enqueue_with(job, options).await?;
+        self.wait(&queue, &id, timeout).await
+    }
+
+    /// Pauses `queue` across the whole fleet: workers claim nothing new
+    /// from it within about a second; running jobs finish; enqueues still
+    /// go in. Idempotent.
+    ///
+    /// # Errors
+    /// [`Error::Config`] or [`Error::Redis`].
+    pub async fn pause(&self, queue: &str) -> Result<()> {
+        let queue = self.queue(queue)?;
+        let mut conn = self.conn().await?;
+        queue.pause(&mut conn).await.map_err(|e| self.fail(e))
+    }
+
+    /// Resumes a paused `queue`. Idempotent.
+    ///
+    /// # Errors
+    /// [`Error::Config`] or [`Error::Redis`].
+    pub async fn resume(&self, queue: &str) -> Result<()> {
+        let queue = self.queue(queue)?;
+        let mut conn = self.conn().await?;
+        queue.resume(&mut conn).await.map_err(|e| self.fail(e))
+    }
+
+    /// The settings of `queue`: paused, maximum depth, record retention.
+    ///
+    /// # Errors
+    /// [`Error::Config`] or [`Error::Redis`].
+    pub async fn settings(&self, queue: &str) -> Result<Settings> {
+        let queue = self.queue(queue)?;
+        let mut conn = self.conn().await?;
+        queue.settings(&mut conn).await.map_err(|e| self.fail(e))
+    }
+
+    /// Sets the most jobs `queue` holds (waiting, running or delayed);
+    /// past it, enqueues fail with [`Error::QueueFull`]. `None` removes the
+    /// limit.
+    ///
+    /// # Errors
+    /// [`Error::Config`] (for `Some(0)`) or [`Error::Redis`].
+    pub async fn set_max_depth(&self, queue: &str, max_depth: Option<u64>) -> Result<()> {
+        let queue = self.queue(queue)?;
+        let mut conn = self.conn().await?;
+        queue
+            .set_max_depth(&mut conn, max_depth)
+            .await
+            .map_err(|e| self.fail(e))
+    }
+
+    /// Sets how long and how many finished jobs' records `queue` keeps
+    /// (default 24 h and 10,000; either 0 keeps none, and then
+    /// [`Client::wait`] can only tell a job's final state, not its result).
+    ///
+    /// # Errors
+    /// [`Error::Config`] or [`Error::Redis`].
+    pub async fn set_retention(&self, queue: &str, keep: Duration, count: u64) -> Result<()> {
+        let queue = self.queue(queue)?;
+        let mut conn = self.conn().await?;
+        queue
+            .set_retention(&mut conn, keep, count)
+            .await
+            .map_err(|e| self.fail(e))
+    }
+
+    /// Deletes every finished job's record of `queue`; returns how many.
+    ///
+    /// # Errors
+    /// [`Error::Config`] or [`Error::Redis`].
+    pub async fn clear_results(&self, queue: &str) -> Result<u64> {
+        let queue = self.queue(queue)?;
+        let mut conn = self.conn().await?;
+        queue
+            .clear_results(&mut conn)
+            .await
+            .map_err(|e| self.fail(e))
     }
 
     /// Depth and counters of `queue`.

@@ -92,6 +92,49 @@ pub enum Error {
         /// What the server said.
         reason: String,
     },
+    /// A job id given at enqueue ([`EnqueueOptions::job_id`](crate::EnqueueOptions::job_id))
+    /// already exists in the queue; nothing was written. Enqueue with
+    /// [`OnDuplicate::ReturnExisting`](crate::OnDuplicate) to get the
+    /// existing job's id instead.
+    #[error("queue {queue:?} already has a job with id {id:?}; nothing was written")]
+    DuplicateJob {
+        /// The queue.
+        queue: String,
+        /// The id.
+        id: String,
+    },
+    /// The queue is at its maximum depth ([`Client::set_max_depth`](crate::Client::set_max_depth)),
+    /// decided in Redis atomically with the write; nothing was written.
+    /// Back off and retry, or raise the limit.
+    #[error("queue {queue:?} is full: {depth} jobs waiting, running or delayed, and its max_depth is {max_depth}; nothing was written")]
+    QueueFull {
+        /// The queue.
+        queue: String,
+        /// Jobs waiting, running or delayed when it was refused.
+        depth: u64,
+        /// The limit.
+        max_depth: u64,
+    },
+    /// No job with this id in the queue: never enqueued there, or finished
+    /// and its record no longer kept (see the queue's retention).
+    #[error("queue {queue:?} has no job {id:?} (never enqueued there, or finished and its record no longer kept)")]
+    JobNotFound {
+        /// The queue.
+        queue: String,
+        /// The id.
+        id: String,
+    },
+    /// [`Client::wait`](crate::Client::wait) gave up before the job
+    /// finished; the job is left alone, in the state given.
+    #[error("job {id:?} did not finish within {timeout:?} (it is {state})")]
+    WaitTimeout {
+        /// The job id.
+        id: String,
+        /// How long the wait lasted.
+        timeout: std::time::Duration,
+        /// The job's state when the wait gave up.
+        state: ferry_broker::JobState,
+    },
     /// No dead-letter entry with this id in this queue.
     #[error("no dead-letter entry {entry_id:?} in queue {queue:?}: list them with Client::dead_letters (or XRANGE on the queue's dead-letter stream)")]
     DeadLetterNotFound {
@@ -118,6 +161,16 @@ impl From<ferry_broker::Error> for Error {
                     source: Box::new(Error::from(p.source)),
                 }
             }
+            ferry_broker::Error::DuplicateJob { queue, id } => Error::DuplicateJob { queue, id },
+            ferry_broker::Error::QueueFull {
+                queue,
+                depth,
+                max_depth,
+            } => Error::QueueFull {
+                queue,
+                depth,
+                max_depth,
+            },
             other => Error::Protocol(other.to_string()),
         }
     }

@@ -59,6 +59,7 @@ pub mod job;
 mod link;
 mod preflight;
 mod runtime;
+mod waiters;
 pub mod worker;
 
 pub use client::{Client, ClientBuilder};
@@ -66,7 +67,10 @@ pub use config::WorkerConfig;
 pub use connection::RedisConfig;
 pub use enqueue::EnqueueOptions;
 pub use error::{ConfigError, Error, JobError, Result};
-pub use ferry_broker::{Backoff, DeadLetter, Keys, Prefix, Priority, QueueStats};
+pub use ferry_broker::{
+    Backoff, DeadLetter, JobState, JobStatus, Keys, OnDuplicate, Prefix, Priority, QueueStats,
+    Settings,
+};
 pub use handler::{Handler, HandlerFn, JobContext};
 pub use job::Job;
 pub use runtime::supervisor::shutdown_signal;

@@ -96,6 +96,12 @@ impl Link {
         })
     }
 
+    /// The `redis::Client` this link connects with (for a connection of
+    /// another kind: Pub/Sub).
+    pub(crate) fn client(&self) -> &redis::Client {
+        &self.shared.client
+    }
+
     fn current(&self) -> (u64, ConnectionManager) {
         let current = self
             .shared

@@ -20,7 +20,7 @@ pub mod proxy;
 pub mod scenario;
 
 pub use harness::{unique, RedisServer};
-pub use process::{produce, produce_with_env, worker_bin, WorkerProcess};
+pub use process::{example, produce, produce_with_env, worker_bin, WorkerProcess};
 
 use std::collections::HashMap;
 use std::future::Future;

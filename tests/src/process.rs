@@ -188,3 +188,21 @@ pub async fn produce_with_env(
         .map(str::to_owned)
         .collect()
 }
+
+/// Runs `worker-example --prefix P <args>` to its end; returns its exit
+/// code and stdout.
+pub async fn example(url: &str, prefix: &str, args: &[&str]) -> (i32, String) {
+    let out = Command::new(worker_bin())
+        .arg("--prefix")
+        .arg(prefix)
+        .args(args)
+        .env("REDIS_URL", url)
+        .env("RUST_LOG", "warn")
+        .output()
+        .await
+        .expect("run worker-example");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}

@@ -30,12 +30,10 @@ async fn delayed(s: &Scenario) -> HashMap<String, u64> {
         .query_async(&mut s.redis.conn().await)
         .await
         .unwrap();
+    // Members are job ids (their envelopes are in the scheduled hash).
     members
         .into_iter()
-        .map(|(m, score)| {
-            let v: serde_json::Value = serde_json::from_str(&m).unwrap();
-            (v["id"].as_str().unwrap().to_owned(), score as u64)
-        })
+        .map(|(id, score)| (id, score as u64))
         .collect()
 }
 

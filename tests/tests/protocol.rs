@@ -16,6 +16,7 @@ fn job(kind: &str, priority: Priority) -> NewJob {
         priority,
         max_retries: 3,
         schedule: Schedule::Now,
+        id: None,
     }
 }
 

@@ -106,6 +106,22 @@ async fn acl_user_limited_to_the_prefix_runs_producer_and_workers() {
     let client = Client::connect(url.as_str()).unwrap();
     let dead = client.dead_letters(queue, 10).await.unwrap();
     client.replay_dead(queue, &dead[0].entry_id).await.unwrap();
+    // The lifecycle as the ACL user: status, wait (Pub/Sub on the
+    // prefix's channels), pause and resume, the maximum depth, records.
+    let st = client.status(queue, &ids[0]).await.unwrap();
+    assert_eq!(st.state, ferry_queue::JobState::Succeeded);
+    let waited = client
+        .wait(queue, &ids[0], Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(waited, st);
+    client.pause(queue).await.unwrap();
+    assert!(client.stats(queue).await.unwrap().paused);
+    client.resume(queue).await.unwrap();
+    client.set_max_depth(queue, Some(1_000)).await.unwrap();
+    produce(&url, prefix, &["--queue", queue, "--id", "given-1"]).await;
+    client.set_max_depth(queue, None).await.unwrap();
+    client.clear_results(queue).await.unwrap();
 
     // Nothing Ferry did was denied.
     let log: Vec<redis::Value> = redis::cmd("ACL")

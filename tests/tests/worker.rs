@@ -493,7 +493,8 @@ fn malformed_catalogue() -> Vec<(Fields, &'static str)> {
             .collect::<Vec<_>>()
     };
     vec![
-        (vec![("unrelated", b"x".to_vec())], "missing field `id`"),
+        // No `id`: a fresh entry, named by its entry id; no type either.
+        (vec![("unrelated", b"x".to_vec())], "missing field `type`"),
         (without("type"), "missing field `type`"),
         (without("payload"), "missing field `payload`"),
         (
@@ -525,8 +526,8 @@ fn malformed_catalogue() -> Vec<(Fields, &'static str)> {
             "attempts count from 1",
         ),
         (
-            base(vec![("id", b"not-a-uuid".to_vec())]),
-            "field `id` is not a UUID",
+            base(vec![("id", b"not a {job} id".to_vec())]),
+            "field `id` is not a job id",
         ),
         (
             base(vec![("payload", vec![b'"'; 5000])]),

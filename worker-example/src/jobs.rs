@@ -101,14 +101,15 @@ impl Handler for AbortHandler {
     }
 }
 
-/// Runs [`Echo`].
+/// Runs [`Echo`]: its result is its payload.
 pub struct EchoHandler(pub Audit);
 impl Handler for EchoHandler {
     type Job = Echo;
-    type Output = ();
-    async fn handle(&self, job: Echo, ctx: JobContext) -> Result<(), JobError> {
+    type Output = Echo;
+    async fn handle(&self, job: Echo, ctx: JobContext) -> Result<Echo, JobError> {
         tracing::debug!(message = %job.message, "echo");
-        self.0.record(&ctx.job_id).await
+        self.0.record(&ctx.job_id).await?;
+        Ok(job)
     }
 }
 

@@ -5,6 +5,8 @@
 //! - `produce`: enqueue N jobs of one kind; prints their ids, one per line.
 //! - `work`: run the handlers (optionally counting runs in an audit hash).
 //! - `stats`, `dead`, `replay`: look at a queue, its dead letters; replay one.
+//! - `status`, `wait`: a job's status by id; wait until it finishes.
+//! - `pause`, `resume`: stop and restart claims from a queue, fleet-wide.
 //!
 //! `REDIS_URL` selects Redis (default `redis://127.0.0.1:6379`).
 
@@ -77,6 +79,20 @@ enum Command {
         #[arg(long, default_value_t = 20)]
         count: usize,
     },
+    /// Print a job's status: state, attempts, times, worker, error, result.
+    Status(JobArgs),
+    /// Wait until a job finishes; print its final status. Exits 2 on timeout.
+    Wait {
+        #[command(flatten)]
+        job: JobArgs,
+        /// Give up after this many ms.
+        #[arg(long, default_value_t = 30_000)]
+        timeout_ms: u64,
+    },
+    /// Pause a queue across the fleet: nothing new is claimed; running jobs finish.
+    Pause(QueueArgs),
+    /// Resume a paused queue.
+    Resume(QueueArgs),
     /// Move a dead-letter entry back to its stream as a fresh attempt.
     Replay {
         /// Queue name.
@@ -86,6 +102,30 @@ enum Command {
         #[arg(long)]
         entry: String,
     },
+}
+
+#[derive(Args)]
+struct JobArgs {
+    /// Queue name.
+    #[arg(long)]
+    queue: String,
+    /// The job id (as `produce` prints it).
+    #[arg(long)]
+    id: String,
+    /// Print JSON (one object; its `state` is scheduled, queued, running,
+    /// retrying, succeeded, dead or cancelled).
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct QueueArgs {
+    /// Queue name.
+    #[arg(long)]
+    queue: String,
+    /// Print JSON: {"queue": ..., "paused": ...}.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -108,6 +148,13 @@ struct ProduceArgs {
     /// Run no earlier than this many ms from now.
     #[arg(long)]
     delay_ms: Option<u64>,
+    /// Give the (single) job this id instead of one Ferry chooses.
+    #[arg(long)]
+    id: Option<String>,
+    /// Print the new job ids, one per line (what `produce` does anyway; for
+    /// scripts that say so).
+    #[arg(long)]
+    print_ids: bool,
 }
 
 #[derive(Args)]
@@ -176,6 +223,23 @@ async fn main() -> ExitCode {
         Command::Stats { queue } => stats(&redis, &cli.prefix, &queue).await,
         Command::Dead { queue, count } => dead(&redis, &cli.prefix, &queue, count).await,
         Command::Replay { queue, entry } => replay(&redis, &cli.prefix, &queue, &entry).await,
+        Command::Status(job) => status(&redis, &cli.prefix, &job).await,
+        Command::Wait { job, timeout_ms } => {
+            match wait(&redis, &cli.prefix, &job, Duration::from_millis(timeout_ms)).await {
+                Err(e)
+                    if matches!(
+                        e.downcast_ref(),
+                        Some(ferry_queue::Error::WaitTimeout { .. })
+                    ) =>
+                {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+                other => other,
+            }
+        }
+        Command::Pause(q) => set_paused(&redis, &cli.prefix, &q, true).await,
+        Command::Resume(q) => set_paused(&redis, &cli.prefix, &q, false).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -270,6 +334,9 @@ async fn produce(redis: &RedisConfig, prefix: &str, args: ProduceArgs) -> AnyRes
         .max_retries(args.max_retries);
     if let Some(ms) = args.delay_ms {
         options = options.delay(Duration::from_millis(ms));
+    }
+    if let Some(id) = &args.id {
+        options = options.job_id(id.clone());
     }
     let ids = enqueue_kind(&client, &args.queue, &args.kind, args.count, options).await?;
     let mut out = String::with_capacity(ids.len() * 37);
@@ -385,6 +452,7 @@ async fn stats(redis: &RedisConfig, prefix: &str, queue: &str) -> AnyResult {
         );
     }
     println!("delayed   {:>8}", s.delayed);
+    println!("paused    {:>8}", if s.paused { "yes" } else { "no" });
     println!("dead      {:>8}", s.dead);
     for (k, v) in &s.counters {
         println!("{k:<13} {v}");
@@ -409,5 +477,52 @@ async fn dead(redis: &RedisConfig, prefix: &str, queue: &str, count: usize) -> A
 async fn replay(redis: &RedisConfig, prefix: &str, queue: &str, entry: &str) -> AnyResult {
     let id = client(redis, prefix)?.replay_dead(queue, entry).await?;
     println!("replayed as stream entry {id}");
+    Ok(())
+}
+
+/// Prints `status` as JSON or as `field: value` lines.
+fn print_status(status: &ferry_queue::JobStatus, json: bool) -> AnyResult {
+    if json {
+        println!("{}", serde_json::to_string(status)?);
+        return Ok(());
+    }
+    let v = serde_json::to_value(status)?;
+    if let Some(map) = v.as_object() {
+        for (k, v) in map {
+            if !v.is_null() {
+                println!("{k:<12} {v}");
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn status(redis: &RedisConfig, prefix: &str, job: &JobArgs) -> AnyResult {
+    let s = client(redis, prefix)?.status(&job.queue, &job.id).await?;
+    print_status(&s, job.json)
+}
+
+async fn wait(redis: &RedisConfig, prefix: &str, job: &JobArgs, timeout: Duration) -> AnyResult {
+    let s = client(redis, prefix)?
+        .wait(&job.queue, &job.id, timeout)
+        .await?;
+    print_status(&s, job.json)
+}
+
+async fn set_paused(redis: &RedisConfig, prefix: &str, q: &QueueArgs, paused: bool) -> AnyResult {
+    let client = client(redis, prefix)?;
+    if paused {
+        client.pause(&q.queue).await?;
+    } else {
+        client.resume(&q.queue).await?;
+    }
+    if q.json {
+        println!(
+            "{}",
+            serde_json::json!({"queue": q.queue, "paused": paused})
+        );
+    } else {
+        println!("{} {}", q.queue, if paused { "paused" } else { "resumed" });
+    }
     Ok(())
 }

@@ -1,21 +1,52 @@
--- shared/dead_letter.lua: writing a dead letter (needs names.lua).
+-- shared/dead_letter.lua: writing a dead letter (needs names.lua and
+-- records.lua).
 
 -- Most fields, besides the envelope's own, copied from an entry into its
 -- dead letter: a hostile entry can have thousands; the rest are counted in
 -- OMITTED_FIELD.
 local MAX_EXTRA_DEAD_LETTER_FIELDS = 16
 
--- Appends an entry to DEAD: the entry's `fields` (a flat list as stored,
--- read from index `from`: every envelope field, at most
--- MAX_EXTRA_DEAD_LETTER_FIELDS others, and OMITTED_FIELD counting the rest;
--- fields the dead letter sets itself are dropped), then error (`reason`),
--- failed_at and priority. Bumps `counter`; with `cap` > 0 trims DEAD to
--- `cap` entries, counting what it drops. Returns how many it dropped.
-local function write_dead_letter(fields, from, reason, failed_at, priority, cap, counter)
+-- Most old dead letters one write removes for the cap (the rest go with
+-- the next writes).
+local MAX_DEAD_DROPPED_PER_WRITE = 1000
+
+-- Removes the oldest entries of DEAD past `cap` (at most
+-- MAX_DEAD_DROPPED_PER_WRITE), and their jobs' INDEX fields; returns how
+-- many it removed.
+local function drop_old_dead_letters(cap)
+  local over = redis.call('XLEN', DEAD) - cap
+  if over <= 0 then return 0 end
+  local old = redis.call('XRANGE', DEAD, '-', '+', 'COUNT', math.min(over, MAX_DEAD_DROPPED_PER_WRITE))
+  local ids, jobs = {}, {}
+  for _, e in ipairs(old) do
+    ids[#ids + 1] = e[1]
+    local job = field_in(e[2], 1, 'id')
+    if job and redis.call('HGET', INDEX, job) == 'dead-' .. e[1] then jobs[#jobs + 1] = job end
+  end
+  if #jobs > 0 then redis.call('HDEL', INDEX, unpack(jobs)) end
+  return redis.call('XDEL', DEAD, unpack(ids))
+end
+
+-- Appends an entry to DEAD: the job's id (its `id` field, or the id derived
+-- from `priority` and `entry_id` for a fresh job) and the entry's `fields`
+-- (a flat list as stored, read from index `from`: every envelope field, at
+-- most MAX_EXTRA_DEAD_LETTER_FIELDS others, and OMITTED_FIELD counting the
+-- rest; fields the dead letter sets itself are dropped; enqueued_at, when
+-- absent, from the entry id), then error (`reason`), failed_at and
+-- priority. INDEX points the job id at the dead letter, and waiters hear
+-- 'dead <job id>'. Bumps `counter`; with `cap` > 0 trims DEAD to `cap`
+-- entries, counting what it drops. Returns how many it dropped.
+local function write_dead_letter(fields, from, reason, failed_at, priority, cap, counter, entry_id)
   local known = {[RAW_FIELD] = true}
   for _, f in ipairs(ENVELOPE_FIELDS) do known[f] = true end
   local added = {[ERROR_FIELD] = true, [FAILED_AT_FIELD] = true, [PRIORITY_FIELD] = true}
-  local out, extra, omitted = {}, 0, 0
+  local job = field_in(fields, from, 'id') or derived_id(priority, entry_id)
+  local out, extra, omitted = {'id', job}, 0, 0
+  if not field_in(fields, from, 'enqueued_at') then
+    out[3] = 'enqueued_at'
+    out[4] = entry_ms(entry_id)
+  end
+  added['id'] = true
   for i = from, #fields - 1, 2 do
     local f = fields[i]
     if not added[f] then
@@ -38,11 +69,13 @@ local function write_dead_letter(fields, from, reason, failed_at, priority, cap,
   out[#out + 1] = failed_at
   out[#out + 1] = PRIORITY_FIELD
   out[#out + 1] = priority
-  redis.call('XADD', DEAD, '*', unpack(out))
+  local dead_id = redis.call('XADD', DEAD, '*', unpack(out))
+  redis.call('HSET', INDEX, job, 'dead-' .. dead_id)
   redis.call('HINCRBY', STATS, counter, 1)
+  announce('dead', {job})
   local dropped = 0
   if cap > 0 then
-    dropped = redis.call('XTRIM', DEAD, 'MAXLEN', cap)
+    dropped = drop_old_dead_letters(cap)
     if dropped > 0 then redis.call('HINCRBY', STATS, COUNTER_DEAD_DROPPED, dropped) end
   end
   return dropped

@@ -24,3 +24,22 @@ local OMITTED_FIELD = 'omitted_fields'
 local function stream_of(priority)
   return STREAMS[PRIORITY_INDEX[priority] or DEFAULT_PRIORITY]
 end
+
+-- A job's id when its entry has no `id` field (a fresh job): the priority
+-- and entry id it was first queued as, '<priority>-<ms>-<seq>'.
+local function derived_id(priority, entry_id)
+  return priority .. '-' .. entry_id
+end
+
+-- The value of field `name` in a flat field/value list read from `from`, or nil.
+local function field_in(fields, from, name)
+  for i = from, #fields - 1, 2 do
+    if fields[i] == name then return fields[i + 1] end
+  end
+  return nil
+end
+
+-- The ms part of a stream entry id, as a number.
+local function entry_ms(entry_id)
+  return tonumber(string.match(entry_id, '^(%d+)%-')) or 0
+end

@@ -8,16 +8,21 @@ local function pending_for(stream, group, consumer, id)
   return redis.call('XPENDING', stream, group, id, id, 1, consumer)[1]
 end
 
--- The entry ids list[from], list[from + 1], ... (all between `lo` and
--- `hi`) that are pending for `consumer`, found with one XPENDING over the
--- consumer's own entries in [lo, hi], not one call per id. (The caller
--- computes the range: comparing ids here would cost Redis about 1 µs per
--- id.)
-local function owned_among(stream, group, consumer, lo, hi, list, from)
+-- The set of entry ids (keys of a table) between `lo` and `hi` pending for
+-- `consumer`, found with one XPENDING over the consumer's own entries in
+-- [lo, hi], not one call per id. (The caller computes the range: comparing
+-- ids here would cost Redis about 1 µs per id.)
+local function owned_set(stream, group, consumer, lo, hi)
   local mine = {}
   for _, e in ipairs(redis.call('XPENDING', stream, group, lo, hi, 1000000, consumer)) do
     mine[e[1]] = true
   end
+  return mine
+end
+
+-- As owned_set, as the list of the ids list[from], list[from + 1], ... owned.
+local function owned_among(stream, group, consumer, lo, hi, list, from)
+  local mine = owned_set(stream, group, consumer, lo, hi)
   local owned = {}
   for i = from, #list do
     if mine[list[i]] then owned[#owned + 1] = list[i] end

@@ -11,6 +11,10 @@
 -- scripts.rs): fewer keys make the per-job calls cheaper.
 local STREAMS = {KEYS[1], KEYS[2], KEYS[3], KEYS[4]}
 local STATS, DELAYED, DEAD = KEYS[5], KEYS[6], KEYS[7]
+-- Then the queue's settings hash, the index of jobs not found by their id
+-- alone, the envelopes of delayed jobs, and the finished jobs' records
+-- with their expiry (the job lifecycle; see keys.rs).
+local SETTINGS, INDEX, SCHEDULED, RESULTS, RETENTION = KEYS[8], KEYS[9], KEYS[10], KEYS[11], KEYS[12]
 -- ARGV[1] of every script: the consumer group the workers read through.
 local GROUP = ARGV[1]
 

@@ -19,6 +19,7 @@ impl Consumer {
     /// 2.4 µs per entry, so for large batches [`Consumer::claim_bulk`] is cheaper.
     ///
     /// # Errors
+    /// [`Error::Paused`] while the queue is paused (nothing is claimed);
     /// [`Error::Redis`] or [`Error::Protocol`].
     pub async fn claim<C: ConnectionLike + Send>(
         &self,
@@ -34,6 +35,9 @@ impl Consumer {
         let Value::Array(flat) = v else {
             return Err(Error::Protocol(format!("claim: {v:?}")));
         };
+        if matches!(flat.as_slice(), [Value::Int(-1)]) {
+            return Err(Error::Paused(self.queue().name().to_owned()));
+        }
         let mut out = Vec::with_capacity(n);
         let mut flat = flat.into_iter();
         while let Some(index) = flat.next() {
@@ -56,6 +60,7 @@ impl Consumer {
     /// never more than `n`.
     ///
     /// # Errors
+    /// [`Error::Paused`] while the queue is paused (nothing is claimed);
     /// [`Error::Redis`] or [`Error::Protocol`].
     pub async fn claim_bulk<C: ConnectionLike + Send>(
         &self,
@@ -67,8 +72,11 @@ impl Consumer {
         }
         let mut inv = self.queue().invoke(&scripts::CLAIM_COUNTS);
         inv.arg(n);
-        let counts: Vec<u64> = inv.invoke_async(conn).await?;
-        if counts.len() != Priority::ALL.len() {
+        let counts: Vec<i64> = inv.invoke_async(conn).await?;
+        if counts == [-1] {
+            return Err(Error::Paused(self.queue().name().to_owned()));
+        }
+        if counts.len() != Priority::ALL.len() || counts.iter().any(|c| *c < 0) {
             return Err(Error::Protocol(format!("claim_counts: {counts:?}")));
         }
         let keys = self.queue().keys();
@@ -103,9 +111,11 @@ impl Consumer {
     /// next new entry (COUNT 1 per stream). Use a connection of its own with a
     /// response timeout longer than `block_ms`. On Redis 7.2+ one wake-up can
     /// return an entry from each stream that received one at that moment;
-    /// they come highest priority first.
+    /// they come highest priority first. It does not see a pause: check
+    /// [`Queue::is_paused`](crate::Queue::is_paused) before running what it returns.
     ///
     /// # Errors
+    /// [`Error::Paused`] while the queue is paused (nothing is claimed);
     /// [`Error::Redis`] or [`Error::Protocol`]. A missing group is created and
     /// reported as no entries.
     pub async fn read_blocking<C: ConnectionLike + Send>(

@@ -39,17 +39,32 @@ pub struct Delivery {
 }
 
 impl Delivery {
+    /// The job id, for an entry whose envelope may not decode: its `id`
+    /// field, or the id derived from its entry.
+    pub fn job_id(&self) -> String {
+        self.fields
+            .iter()
+            .find(|(k, _)| k.as_slice() == crate::envelope::field::ID.as_bytes())
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+            .unwrap_or_else(|| crate::envelope::derived_id(self.entry.priority, &self.entry.id))
+    }
+
     /// The stream it came from.
     pub fn priority(&self) -> Priority {
         self.entry.priority
     }
 
-    /// Decodes the envelope.
+    /// Decodes the envelope (a fresh job's id derived from its entry).
     ///
     /// # Errors
     /// [`Malformed`] with the reason the entry is not a valid envelope.
     pub fn envelope(&self, max_payload: usize) -> Result<Envelope, Malformed> {
-        Envelope::from_fields(&self.fields, max_payload)
+        Envelope::from_entry(
+            &self.fields,
+            max_payload,
+            self.entry.priority,
+            &self.entry.id,
+        )
     }
 }
 

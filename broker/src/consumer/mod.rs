@@ -21,7 +21,7 @@ use crate::queue::Queue;
 use crate::scripts::QueueScript;
 
 pub use delivery::{Delivery, EntryId};
-pub use settle::{DeadLetterKind, DeadLettered};
+pub use settle::{record_fields, DeadLetterKind, DeadLettered, Finished};
 
 /// Most entry ids passed to one script call (ack, renew): Lua's `unpack`
 /// accepts about 8,000 values, so longer lists are sent in chunks.
@@ -134,7 +134,7 @@ impl Queue {
 
 /// The lowest and highest of stream entry ids (`ms-seq`, compared as
 /// numbers), as XPENDING range bounds; `-` and `+` when one does not parse.
-fn id_range(ids: &[&str]) -> (String, String) {
+pub(crate) fn id_range(ids: &[&str]) -> (String, String) {
     let parse = |id: &str| -> Option<(u64, u64)> {
         let (ms, seq) = id.split_once('-')?;
         Some((ms.parse().ok()?, seq.parse().ok()?))

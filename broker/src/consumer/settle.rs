@@ -6,9 +6,10 @@
 use redis::aio::ConnectionLike;
 use redis::Value;
 
-use super::{Consumer, Delivery, EntryId};
-use crate::envelope::Envelope;
+use super::{id_range, Consumer, Delivery, EntryId, MAX_IDS_PER_CALL};
+use crate::envelope::{derived_id, Envelope};
 use crate::error::{Error, Result};
+use crate::priority::Priority;
 use crate::reply;
 use crate::scripts;
 use crate::stats::counter;
@@ -31,6 +32,47 @@ impl DeadLetterKind {
     }
 }
 
+/// A finished job to acknowledge: its entry, its id, and its record's
+/// fields.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finished {
+    /// Its entry.
+    pub entry: EntryId,
+    /// The job id (the envelope's).
+    pub job_id: String,
+    /// The record's fields as JSON object members without the braces, for
+    /// example `"type":"x","attempt":1,"result":{"n":2}` (`ack.lua` adds
+    /// `state` and `finished_at`); empty for none. See [`record_fields`].
+    pub record: String,
+}
+
+/// The members of a finished job's record (see [`Finished::record`]):
+/// what ran, when, where, and the handler's result (JSON; `null` leaves it out).
+pub fn record_fields(
+    env: &Envelope,
+    priority: Priority,
+    started_at: u64,
+    worker: &str,
+    result: &serde_json::Value,
+) -> String {
+    let mut out = String::with_capacity(160);
+    let q = |s: &str| serde_json::Value::from(s).to_string();
+    out.push_str(&format!(
+        "\"type\":{},\"priority\":\"{}\",\"attempt\":{},\"max_retries\":{},\"enqueued_at\":{},\"started_at\":{started_at},\"worker\":{}",
+        q(&env.job_type),
+        priority.as_str(),
+        env.attempt,
+        env.max_retries,
+        env.enqueued_at,
+        q(worker),
+    ));
+    if !result.is_null() {
+        out.push_str(",\"result\":");
+        out.push_str(&result.to_string());
+    }
+    out
+}
+
 /// What happened to a dead-letter move.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DeadLettered {
@@ -43,9 +85,9 @@ pub struct DeadLettered {
 impl Consumer {
     /// Acknowledges finished entries that this consumer still owns and
     /// removes them from their streams (in bulk, see `ack.lua` and
-    /// `shared/remove_done.lua`); returns how many were acknowledged.
-    /// Entries recovery gave to another consumer are left to their new owner.
-    /// One script call per priority (and per 1,000 ids).
+    /// `shared/remove_done.lua`), without records' details (the job ids
+    /// derived from the entries); returns how many were acknowledged.
+    /// Workers use [`Consumer::ack_finished`].
     ///
     /// # Errors
     /// [`Error::Redis`] or [`Error::Protocol`].
@@ -54,10 +96,55 @@ impl Consumer {
         conn: &mut C,
         entries: impl IntoIterator<Item = &'e EntryId>,
     ) -> Result<u64> {
+        let finished: Vec<Finished> = entries
+            .into_iter()
+            .map(|e| Finished {
+                entry: e.clone(),
+                job_id: derived_id(e.priority, &e.id),
+                record: String::new(),
+            })
+            .collect();
+        self.ack_finished(conn, &finished).await
+    }
+
+    /// Acknowledges finished jobs that this consumer still owns, removes
+    /// their entries (in bulk), keeps their records as the queue's
+    /// retention says, and tells waiters (`ack.lua`); returns how many were
+    /// acknowledged. Entries recovery gave to another consumer are left to
+    /// their new owner. One script call per priority (and per 1,000 jobs).
+    ///
+    /// # Errors
+    /// [`Error::Redis`] or [`Error::Protocol`].
+    pub async fn ack_finished<C: ConnectionLike + Send>(
+        &self,
+        conn: &mut C,
+        finished: &[Finished],
+    ) -> Result<u64> {
         let mut acked = 0;
-        for (_, call) in self.calls_on_entries(&scripts::ACK, entries) {
-            let n: u64 = call.invoke_async(conn).await?;
-            acked += n;
+        for priority in Priority::ALL {
+            let of: Vec<&Finished> = finished
+                .iter()
+                .filter(|f| f.entry.priority == priority)
+                .collect();
+            for chunk in of.chunks(MAX_IDS_PER_CALL) {
+                let ids: Vec<&str> = chunk.iter().map(|f| f.entry.id.as_str()).collect();
+                let (lo, hi) = id_range(&ids);
+                let mut inv = self.queue().invoke(&scripts::ACK);
+                inv.arg(self.name())
+                    .arg(priority.script_index())
+                    .arg(lo)
+                    .arg(hi)
+                    .arg(chunk.len())
+                    .arg(&ids);
+                for f in chunk {
+                    inv.arg(&f.job_id);
+                }
+                for f in chunk {
+                    inv.arg(&f.record);
+                }
+                let n: u64 = inv.invoke_async(conn).await?;
+                acked += n;
+            }
         }
         Ok(acked)
     }
@@ -81,7 +168,8 @@ impl Consumer {
             .arg(delivery.priority().script_index())
             .arg(&delivery.entry.id)
             .arg(next.to_delayed_member(delivery.priority()))
-            .arg(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX));
+            .arg(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX))
+            .arg(&next.id);
         let moved: i64 = inv.invoke_async(conn).await?;
         Ok(moved == 1)
     }

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use crate::link::Link;
-use ferry_broker::Priority;
+use ferry_broker::{Finished, Priority};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -24,7 +24,14 @@ const MAX_BATCH: usize = 512;
 pub(crate) struct Ack {
     pub queue: Arc<ServedQueue>,
     pub lease: Lease,
+    /// The job id.
+    pub job_id: String,
+    /// The record's fields ([`ferry_broker::record_fields`]).
+    pub record: String,
 }
+
+/// Finished jobs of one queue and priority: their leases, and what to ack.
+type Group = (Arc<ServedQueue>, Priority, Vec<Lease>, Vec<Finished>);
 
 pub(crate) struct Acker {
     pub conn: Link,
@@ -75,31 +82,42 @@ impl Acker {
     /// Acknowledges one batch: one script call per queue and priority in it,
     /// each retried on its own. Returns how many entries were acknowledged.
     pub(crate) async fn run_once(&self, batch: &mut Vec<Ack>) -> u64 {
-        let mut groups: Vec<(Arc<ServedQueue>, Priority, Vec<Lease>)> = Vec::new();
-        for Ack { queue, lease } in batch.drain(..) {
+        let mut groups: Vec<Group> = Vec::new();
+        for Ack {
+            queue,
+            lease,
+            job_id,
+            record,
+        } in batch.drain(..)
+        {
             let priority = lease.entry().priority;
+            let finished = Finished {
+                entry: lease.entry().clone(),
+                job_id,
+                record,
+            };
             match groups
                 .iter_mut()
-                .find(|(q, p, _)| *p == priority && Arc::ptr_eq(q, &queue))
+                .find(|(q, p, _, _)| *p == priority && Arc::ptr_eq(q, &queue))
             {
-                Some((_, _, leases)) => leases.push(lease),
-                None => groups.push((queue, priority, vec![lease])),
+                Some((_, _, leases, done)) => {
+                    leases.push(lease);
+                    done.push(finished);
+                }
+                None => groups.push((queue, priority, vec![lease], vec![finished])),
             }
         }
         let mut acked = 0;
-        for (queue, _, leases) in groups {
-            let (consumer, held) = (&queue.consumer, &leases);
-            let n =
-                RedisRetry::persist(
-                    "acknowledging finished jobs",
-                    &self.conn,
-                    &self.hard_stop,
-                    self.lease,
-                    |mut conn| async move {
-                        consumer.ack(&mut conn, held.iter().map(Lease::entry)).await
-                    },
-                )
-                .await;
+        for (queue, _, leases, finished) in groups {
+            let (consumer, held) = (&queue.consumer, &finished);
+            let n = RedisRetry::persist(
+                "acknowledging finished jobs",
+                &self.conn,
+                &self.hard_stop,
+                self.lease,
+                |mut conn| async move { consumer.ack_finished(&mut conn, held).await },
+            )
+            .await;
             match n {
                 Some(n) if (n as usize) < leases.len() => tracing::warn!(
                     queue = %queue.name(),

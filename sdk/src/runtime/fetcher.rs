@@ -59,6 +59,12 @@ impl Fetcher {
             match self.run_once(&mut last_claim, &stop).await {
                 Ok(true) => errors.ok(),
                 Ok(false) => break,
+                Err(ferry_broker::Error::Paused(_)) => {
+                    errors.ok();
+                    if self.wait_while_paused(&stop).await {
+                        break;
+                    }
+                }
                 Err(e) => {
                     if pause(errors.failed(&e), &stop).await {
                         break;
@@ -104,12 +110,42 @@ impl Fetcher {
         }
         let block_ms = self.block_time.as_millis() as u64;
         let read = consumer.read_blocking(&mut self.blocking, block_ms).await?;
+        // A blocking read does not see a pause: what it returns waits here,
+        // pending for this worker, until the queue is resumed.
+        if !read.is_empty() && self.queue.consumer.queue().is_paused(&mut conn).await? {
+            tracing::info!(queue = %self.queue.name(), "queue paused; an entry read just before waits for the resume");
+            if self.wait_while_paused(stop).await {
+                return Ok(false);
+            }
+        }
         self.queue.claim_size.observe(&read);
         if read.len() > slots.len() {
             slots.extend(self.slots.try_take(read.len() - slots.len()));
         }
         self.executor.start(&self.queue, read, slots);
         Ok(true)
+    }
+}
+
+/// How often a worker looks whether a paused queue was resumed.
+const PAUSE_CHECK: Duration = Duration::from_millis(500);
+
+impl Fetcher {
+    /// Waits until the queue is resumed (looking every [`PAUSE_CHECK`]);
+    /// true when `stop` fired first.
+    async fn wait_while_paused(&self, stop: &CancellationToken) -> bool {
+        tracing::info!(queue = %self.queue.name(), "queue paused: claiming nothing until it is resumed");
+        loop {
+            if pause(PAUSE_CHECK, stop).await {
+                return true;
+            }
+            let mut conn = self.conn.clone();
+            // Paused still, or Redis unreachable: look again later.
+            if let Ok(false) = self.queue.consumer.queue().is_paused(&mut conn).await {
+                tracing::info!(queue = %self.queue.name(), "queue resumed");
+                return false;
+            }
+        }
     }
 }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use crate::link::Link;
 use ferry_broker::backoff::jitter;
-use ferry_broker::{Backoff, DeadLetterKind, Envelope};
+use ferry_broker::{record_fields, Backoff, DeadLetterKind, Envelope};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -20,8 +20,12 @@ use super::retry::RedisRetry;
 
 /// How an attempt ended.
 pub(crate) enum Outcome {
-    /// The handler succeeded, with its output as JSON (the job's result).
-    Done(serde_json::Value),
+    /// The handler succeeded, with its output as JSON (the job's result),
+    /// in an attempt that started at `started_at` (ms since the epoch).
+    Done {
+        result: serde_json::Value,
+        started_at: u64,
+    },
     /// A retryable failure: retried while retries are left.
     Failed(String),
     /// A failure no retry can fix: dead-lettered at once.
@@ -55,14 +59,26 @@ impl Settler {
             return;
         }
         match outcome {
-            Outcome::Done(_result) => {
+            Outcome::Done { result, started_at } => {
                 tracing::debug!("job done");
                 self.activity.count_completed();
+                let record = record_fields(
+                    env,
+                    job.delivery.priority(),
+                    started_at,
+                    job.queue.consumer.name(),
+                    &result,
+                );
                 // The slot is free now; the lease is kept (and renewed) until
                 // the acker has written the ack. Should the acker be gone,
                 // the ack is dropped with its lease: the entry stays pending.
                 let ClaimedJob { queue, lease, .. } = job;
-                let _ = self.acks.send(Ack { queue, lease });
+                let _ = self.acks.send(Ack {
+                    queue,
+                    lease,
+                    job_id: env.id.clone(),
+                    record,
+                });
             }
             Outcome::Failed(error) if !env.is_last_attempt() => self.retry(job, env, error).await,
             Outcome::Failed(error) => {

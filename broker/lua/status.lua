@@ -1,0 +1,54 @@
+-- status.lua: where a job is, by id (reads only).
+-- KEYS: the four streams ... retention (shared/queue.lua)
+-- ARGV[1] group   ARGV[2] job id
+-- Returns false when no job has that id (or its record expired), else one of
+--   {'finished', record JSON}
+--   {'dead', dead-letter entry id, {field, value, ...}}
+--   {'scheduled', run-at ms, envelope JSON or false}
+--   {'queued', priority index, entry id, {field, value, ...}}
+--   {'running', priority index, entry id, {field, value, ...}, consumer,
+--    deliveries, ms since its lease was last renewed}
+--   {'paused'} is not a state: the caller reads the settings for that.
+-- Look-up is O(1) in the hashes and O(log n) in a stream: a fresh job's id
+-- names its entry ('<priority>-<entry id>'); any other job's entry or dead
+-- letter is named by INDEX.
+local id = ARGV[2]
+
+local function in_stream(index, entry_id)
+  local stream = STREAMS[index]
+  local e = redis.call('XRANGE', stream, entry_id, entry_id)[1]
+  if not e then return nil end
+  local ok, p = pcall(redis.call, 'XPENDING', stream, GROUP, entry_id, entry_id, 1)
+  if ok and p[1] then
+    return {'running', index, entry_id, e[2], p[1][2], p[1][4], p[1][3]}
+  end
+  return {'queued', index, entry_id, e[2]}
+end
+
+local function at(location)
+  local kind, entry_id = string.match(location, '^(%a+)%-(%d+%-%d+)$')
+  if not kind then return nil end
+  if kind == 'dead' then
+    local e = redis.call('XRANGE', DEAD, entry_id, entry_id)[1]
+    if e then return {'dead', entry_id, e[2]} end
+    return nil
+  end
+  local index = PRIORITY_INDEX[kind]
+  if index then return in_stream(index, entry_id) end
+  return nil
+end
+
+local record = redis.call('HGET', RESULTS, id)
+if record then return {'finished', record} end
+local location = redis.call('HGET', INDEX, id)
+if location then
+  local found = at(location)
+  if found then return found end
+end
+local due = redis.call('ZSCORE', DELAYED, id)
+if due then return {'scheduled', due, redis.call('HGET', SCHEDULED, id)} end
+if not location then
+  local found = at(id)
+  if found then return found end
+end
+return false

@@ -1,0 +1,296 @@
+//! A job's status by id (`status.lua`): where it is, and what is known of it.
+//!
+//! Queued, running, scheduled and dead jobs are read where they are (the
+//! stream entry and the group's pending list, the delayed set, the
+//! dead-letter stream); finished jobs from their record in the results
+//! hash. Look-up is O(log n) in the queue's depth.
+
+use std::collections::HashMap;
+
+use redis::aio::ConnectionLike;
+use redis::Value;
+use serde::Serialize;
+
+use crate::envelope::{entry_ms, field};
+use crate::error::{Error, Result};
+use crate::priority::Priority;
+use crate::queue::Queue;
+use crate::reply;
+use crate::scripts;
+
+/// Where a job is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    /// Delayed: waiting for its first run-at time.
+    Scheduled,
+    /// In its priority stream, waiting for a worker (also while the queue is paused).
+    Queued,
+    /// Claimed by a worker, which holds its lease.
+    Running,
+    /// Failed, and waiting out its backoff before the next attempt.
+    Retrying,
+    /// Finished: its handler succeeded.
+    Succeeded,
+    /// Failed for good: in the dead-letter stream.
+    Dead,
+    /// Cancelled before it finished.
+    Cancelled,
+}
+
+impl JobState {
+    /// The state's name, as in status output and records.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Scheduled => "scheduled",
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Retrying => "retrying",
+            JobState::Succeeded => "succeeded",
+            JobState::Dead => "dead",
+            JobState::Cancelled => "cancelled",
+        }
+    }
+
+    /// The state named `name`.
+    pub fn parse(name: &str) -> Option<Self> {
+        [
+            JobState::Scheduled,
+            JobState::Queued,
+            JobState::Running,
+            JobState::Retrying,
+            JobState::Succeeded,
+            JobState::Dead,
+            JobState::Cancelled,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == name)
+    }
+
+    /// True for the states a job does not leave by itself.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            JobState::Succeeded | JobState::Dead | JobState::Cancelled
+        )
+    }
+}
+
+impl std::fmt::Display for JobState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What is known of one job. Times are ms since the epoch; a field is
+/// `None` where the job's state does not have it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct JobStatus {
+    /// The job id.
+    pub id: String,
+    /// Its state.
+    pub state: JobState,
+    /// Its priority.
+    pub priority: Option<Priority>,
+    /// Its type.
+    #[serde(rename = "type")]
+    pub job_type: Option<String>,
+    /// The attempt running, waiting, or last made (from 1).
+    pub attempt: Option<u32>,
+    /// Retries allowed after the first attempt.
+    pub max_retries: Option<u32>,
+    /// When it was first enqueued.
+    pub enqueued_at: Option<u64>,
+    /// When its last attempt started (a finished job).
+    pub started_at: Option<u64>,
+    /// When it finished (succeeded or dead).
+    pub finished_at: Option<u64>,
+    /// When a scheduled or retrying job is due.
+    pub run_at: Option<u64>,
+    /// The worker (consumer name) running it, or that finished it.
+    pub worker: Option<String>,
+    /// How many times the group delivered its entry (running jobs).
+    pub deliveries: Option<u32>,
+    /// The error of its last failed attempt (why it died, for a dead job).
+    pub last_error: Option<String>,
+    /// Its handler's output (a succeeded job whose record has one).
+    pub result: Option<serde_json::Value>,
+    /// Its stream or dead-letter entry id, where it has one.
+    pub entry_id: Option<String>,
+}
+
+impl JobStatus {
+    /// A finished job of which only the id and state are known (its record
+    /// is not kept).
+    pub fn finished(id: &str, state: JobState) -> Self {
+        Self::new(id, state)
+    }
+
+    fn new(id: &str, state: JobState) -> Self {
+        Self {
+            id: id.to_owned(),
+            state,
+            priority: None,
+            job_type: None,
+            attempt: None,
+            max_retries: None,
+            enqueued_at: None,
+            started_at: None,
+            finished_at: None,
+            run_at: None,
+            worker: None,
+            deliveries: None,
+            last_error: None,
+            result: None,
+            entry_id: None,
+        }
+    }
+
+    /// Fills what the entry's (or envelope's) fields say.
+    fn with_fields(mut self, f: &HashMap<String, String>) -> Self {
+        let num = |name: &str| f.get(name).and_then(|v| v.parse::<u64>().ok());
+        self.job_type = f.get(field::TYPE).cloned().or(self.job_type);
+        self.attempt = num(field::ATTEMPT)
+            .and_then(|n| u32::try_from(n).ok())
+            .or(self.attempt);
+        self.max_retries = num(field::MAX_RETRIES)
+            .and_then(|n| u32::try_from(n).ok())
+            .or(self.max_retries);
+        self.enqueued_at = num(field::ENQUEUED_AT).or(self.enqueued_at);
+        self.last_error = f
+            .get(field::ERROR)
+            .or_else(|| f.get(field::LAST_ERROR))
+            .cloned()
+            .or(self.last_error);
+        if let Some(p) = f.get(field::PRIORITY).and_then(|p| p.parse().ok()) {
+            self.priority = Some(p);
+        }
+        self
+    }
+}
+
+/// A flat field/value reply as a map (lossy UTF-8).
+fn field_map(v: &Value) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    if let Some(flat) = reply::array(v) {
+        for pair in flat.chunks(2) {
+            if let [k, v] = pair {
+                if let (Some(k), Some(v)) = (reply::bytes(k), reply::bytes(v)) {
+                    out.insert(
+                        String::from_utf8_lossy(&k).into_owned(),
+                        String::from_utf8_lossy(&v).into_owned(),
+                    );
+                }
+            }
+        }
+    }
+    out
+}
+
+/// A finished job's record (JSON, see `ack.lua`) as a status.
+fn from_record(id: &str, json: &str) -> Result<JobStatus> {
+    let v: serde_json::Value = serde_json::from_str(json)
+        .map_err(|e| Error::Protocol(format!("the record of job {id} is not JSON: {e}")))?;
+    let text = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_owned);
+    let num = |k: &str| v.get(k).and_then(serde_json::Value::as_u64);
+    let state = text("state")
+        .as_deref()
+        .and_then(JobState::parse)
+        .ok_or_else(|| Error::Protocol(format!("the record of job {id} has no known state")))?;
+    let mut s = JobStatus::new(id, state);
+    s.priority = text("priority").and_then(|p| p.parse().ok());
+    s.job_type = text("type");
+    s.attempt = num("attempt").and_then(|n| u32::try_from(n).ok());
+    s.max_retries = num("max_retries").and_then(|n| u32::try_from(n).ok());
+    s.enqueued_at = num("enqueued_at");
+    s.started_at = num("started_at");
+    s.finished_at = num("finished_at");
+    s.worker = text("worker");
+    s.last_error = text("error");
+    s.result = v.get("result").cloned();
+    Ok(s)
+}
+
+impl Queue {
+    /// The status of job `id`, or `None` when the queue has no such job
+    /// (never enqueued, or finished and its record no longer kept). One
+    /// round trip (`status.lua`).
+    ///
+    /// Jobs enqueued by Ferry before 0.6 (UUID ids in their entries) are
+    /// found once they have moved or finished, not while first queued.
+    ///
+    /// # Errors
+    /// [`Error::Redis`], or [`Error::Protocol`] for a reply or record that
+    /// is not what Ferry writes.
+    pub async fn status<C: ConnectionLike + Send>(
+        &self,
+        conn: &mut C,
+        id: &str,
+    ) -> Result<Option<JobStatus>> {
+        if !crate::envelope::is_job_id(id) {
+            return Ok(None);
+        }
+        let mut inv = self.invoke(&scripts::STATUS);
+        inv.arg(id);
+        let v: Value = inv.invoke_async(conn).await?;
+        let bad = || Error::Protocol(format!("status: {v:?}"));
+        if matches!(v, Value::Nil | Value::Boolean(false)) {
+            return Ok(None);
+        }
+        let items = reply::array(&v).ok_or_else(bad)?;
+        let tag = items.first().and_then(reply::string).ok_or_else(bad)?;
+        let status = match (tag.as_str(), items) {
+            ("finished", [_, record]) => from_record(id, &reply::string(record).ok_or_else(bad)?)?,
+            ("dead", [_, entry, fields]) => {
+                let entry = reply::string(entry).ok_or_else(bad)?;
+                let f = field_map(fields);
+                let mut s = JobStatus::new(id, JobState::Dead).with_fields(&f);
+                s.finished_at = f.get(field::FAILED_AT).and_then(|v| v.parse().ok());
+                s.entry_id = Some(entry);
+                s
+            }
+            ("scheduled", [_, due, envelope]) => {
+                let due = reply::string(due).and_then(|d| d.parse::<f64>().ok());
+                let env: HashMap<String, String> = reply::string(envelope)
+                    .and_then(|j| serde_json::from_str(&j).ok())
+                    .unwrap_or_default();
+                let retrying = env
+                    .get(field::ATTEMPT)
+                    .and_then(|a| a.parse::<u32>().ok())
+                    .is_some_and(|a| a > 1);
+                let state = if retrying {
+                    JobState::Retrying
+                } else {
+                    JobState::Scheduled
+                };
+                let mut s = JobStatus::new(id, state).with_fields(&env);
+                s.run_at = due.map(|d| d as u64);
+                s
+            }
+            ("queued", [_, index, entry, fields]) | ("running", [_, index, entry, fields, ..]) => {
+                let priority = reply::int(index)
+                    .and_then(|i| usize::try_from(i).ok()?.checked_sub(1))
+                    .and_then(Priority::from_index)
+                    .ok_or_else(bad)?;
+                let entry = reply::string(entry).ok_or_else(bad)?;
+                let state = if tag == "running" {
+                    JobState::Running
+                } else {
+                    JobState::Queued
+                };
+                let mut s = JobStatus::new(id, state).with_fields(&field_map(fields));
+                s.priority = Some(priority);
+                s.attempt = s.attempt.or(Some(1));
+                s.enqueued_at = s.enqueued_at.or(Some(entry_ms(&entry)));
+                if let [_, _, _, _, consumer, deliveries, ..] = items {
+                    s.worker = reply::string(consumer);
+                    s.deliveries = reply::int(deliveries).and_then(|d| u32::try_from(d).ok());
+                }
+                s.entry_id = Some(entry);
+                s
+            }
+            _ => return Err(bad()),
+        };
+        Ok(Some(status))
+    }
+}

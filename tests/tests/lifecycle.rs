@@ -1,0 +1,718 @@
+//! The job lifecycle (issue 10): ids, status by id, results and their
+//! retention, wait, pause and resume, and the maximum depth. Real Redis in
+//! every test; real worker processes where processes matter.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferry_broker::recovery::RecoverOptions;
+use ferry_broker::{record_fields, Finished, JobState, NewJob, Priority, Schedule};
+use ferry_queue::{
+    Client, EnqueueOptions, Error, Handler, Job, JobContext, JobError, OnDuplicate, Worker,
+};
+use ferry_tests::scenario::{setup as scenario, EXIT};
+use ferry_tests::{example, queue, unique, wait_until, RedisServer};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+const QUEUE: &str = "life";
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct Square {
+    n: u64,
+}
+impl Job for Square {
+    const TYPE: &'static str = "square";
+    const QUEUE: &'static str = QUEUE;
+}
+
+/// Returns n², after taking a permit when it has a gate (so a test can hold
+/// jobs running), and fails for good on 13.
+struct SquareHandler(Option<Arc<Semaphore>>);
+impl Handler for SquareHandler {
+    type Job = Square;
+    type Output = u64;
+    async fn handle(&self, job: Square, _: JobContext) -> Result<u64, JobError> {
+        if let Some(gate) = &self.0 {
+            let _permit = gate.acquire().await.map_err(JobError::retry)?;
+        }
+        if job.n == 13 {
+            return Err(JobError::permanent("13 is unlucky"));
+        }
+        Ok(job.n * job.n)
+    }
+}
+
+struct Setup {
+    redis: RedisServer,
+    client: Client,
+    prefix: String,
+}
+
+async fn setup() -> Setup {
+    let redis = RedisServer::start().await;
+    let prefix = unique("life");
+    let client = Client::builder(redis.url())
+        .prefix(&prefix)
+        .connect()
+        .unwrap();
+    Setup {
+        redis,
+        client,
+        prefix,
+    }
+}
+
+impl Setup {
+    /// An in-process worker for [`Square`]; stop it with the token.
+    fn worker(
+        &self,
+        gate: Option<Arc<Semaphore>>,
+    ) -> (
+        tokio::task::JoinHandle<ferry_queue::Result<()>>,
+        CancellationToken,
+    ) {
+        let worker = Worker::builder(self.redis.url())
+            .prefix(self.prefix.clone())
+            .register(SquareHandler(gate))
+            .concurrency(4)
+            .build()
+            .unwrap();
+        let token = worker.shutdown_token();
+        (
+            tokio::spawn(worker.run_until(std::future::pending())),
+            token,
+        )
+    }
+
+    fn queue(&self) -> ferry_broker::Queue {
+        queue(&self.prefix, QUEUE)
+    }
+}
+
+fn new_job(id: Option<&str>) -> NewJob {
+    NewJob {
+        job_type: "square".into(),
+        payload: r#"{"n":3}"#.into(),
+        priority: Priority::High,
+        max_retries: 2,
+        schedule: Schedule::Now,
+        id: id.map(str::to_owned),
+    }
+}
+
+#[tokio::test]
+async fn a_fresh_job_is_named_by_its_entry_and_a_given_id_is_unique() {
+    let s = setup().await;
+    let q = s.queue();
+    let mut conn = s.redis.conn().await;
+    let ids = q.enqueue(&mut conn, &[new_job(None)]).await.unwrap();
+    let stream = q.keys().stream(Priority::High);
+    let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
+        .arg(stream)
+        .arg("-")
+        .arg("+")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        ids,
+        [format!("high-{}", entries[0].0)],
+        "the id names the entry"
+    );
+    let names: Vec<&str> = entries[0].1.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        names,
+        ["type", "payload", "attempt", "max_retries"],
+        "no id or enqueued_at field"
+    );
+
+    // A given id is carried by the entry and indexed; enqueuing it again is
+    // refused with nothing written, or returns the existing job.
+    let given = q
+        .enqueue(&mut conn, &[new_job(Some("order-17"))])
+        .await
+        .unwrap();
+    assert_eq!(given, ["order-17"]);
+    let err = q
+        .enqueue(&mut conn, &[new_job(Some("order-17"))])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ferry_broker::Error::DuplicateJob { id, .. } if id == "order-17"),
+        "{err}"
+    );
+    let again = q
+        .enqueue_with(
+            &mut conn,
+            &[new_job(Some("order-17")), new_job(Some("order-18"))],
+            ferry_broker::OnDuplicate::ReturnExisting,
+        )
+        .await
+        .unwrap();
+    assert_eq!(again, ["order-17", "order-18"]);
+    let len: u64 = redis::cmd("XLEN")
+        .arg(stream)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(len, 3, "one fresh job, order-17 once, order-18");
+    let at: String = redis::cmd("HGET")
+        .arg(q.keys().index())
+        .arg("order-17")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(at.starts_with("high-"), "{at}");
+
+    // Ids of Ferry's own form, or with characters outside the set, are refused.
+    for bad in ["high-1-0", "a b", ""] {
+        let err = q
+            .enqueue(&mut conn, &[new_job(Some(bad))])
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, ferry_broker::Error::Config(_)),
+            "{bad}: {err}"
+        );
+    }
+    // Through the SDK, the same.
+    let dup = s
+        .client
+        .enqueue_with(&Square { n: 1 }, EnqueueOptions::new().job_id("order-17"))
+        .await
+        .unwrap_err();
+    assert!(matches!(dup, Error::DuplicateJob { .. }), "{dup}");
+    let same = s
+        .client
+        .enqueue_with(
+            &Square { n: 1 },
+            EnqueueOptions::new()
+                .job_id("order-17")
+                .on_duplicate(OnDuplicate::ReturnExisting),
+        )
+        .await
+        .unwrap();
+    assert_eq!(same, "order-17");
+}
+
+#[tokio::test]
+async fn status_follows_a_job_from_scheduled_through_running_to_its_result() {
+    let s = setup().await;
+    let later = s
+        .client
+        .enqueue_with(
+            &Square { n: 2 },
+            EnqueueOptions::new().delay(Duration::from_secs(3600)),
+        )
+        .await
+        .unwrap();
+    let st = s.client.status(QUEUE, &later).await.unwrap();
+    assert_eq!(st.state, JobState::Scheduled);
+    assert_eq!(
+        (st.attempt, st.max_retries, st.job_type.as_deref()),
+        (Some(1), Some(3), Some("square"))
+    );
+    assert!(st.run_at.unwrap() > st.enqueued_at.unwrap() + 3_500_000);
+
+    let id = s.client.enqueue(&Square { n: 7 }).await.unwrap();
+    let st = s.client.status(QUEUE, &id).await.unwrap();
+    assert_eq!(
+        (st.state, st.priority, st.attempt),
+        (JobState::Queued, Some(Priority::Normal), Some(1))
+    );
+    assert!(st.enqueued_at.unwrap() > 0);
+
+    let gate = Arc::new(Semaphore::new(0));
+    let (handle, token) = s.worker(Some(gate.clone()));
+    wait_until(Duration::from_secs(20), "the job runs", || async {
+        s.client.status(QUEUE, &id).await.unwrap().state == JobState::Running
+    })
+    .await;
+    let st = s.client.status(QUEUE, &id).await.unwrap();
+    assert!(
+        st.worker.as_deref().is_some_and(|w| !w.is_empty()),
+        "{st:?}"
+    );
+    assert_eq!(st.deliveries, Some(1));
+
+    gate.add_permits(1);
+    let done = s
+        .client
+        .wait(QUEUE, &id, Duration::from_secs(20))
+        .await
+        .unwrap();
+    assert_eq!(done.state, JobState::Succeeded);
+    assert_eq!(done.result, Some(serde_json::json!(49)));
+    assert_eq!(done.attempt, Some(1));
+    let (started, finished) = (done.started_at.unwrap(), done.finished_at.unwrap());
+    assert!(
+        done.enqueued_at.unwrap() <= started && started <= finished + 1000,
+        "{done:?}"
+    );
+    assert!(done.worker.is_some());
+
+    // A permanent failure: dead, with its error; wait answers at once.
+    gate.add_permits(100);
+    let unlucky = s.client.enqueue(&Square { n: 13 }).await.unwrap();
+    let dead = s
+        .client
+        .wait(QUEUE, &unlucky, Duration::from_secs(20))
+        .await
+        .unwrap();
+    assert_eq!(dead.state, JobState::Dead);
+    assert!(
+        dead.last_error
+            .as_deref()
+            .unwrap()
+            .contains("13 is unlucky"),
+        "{dead:?}"
+    );
+    assert!(dead.entry_id.is_some());
+    token.cancel();
+    handle.await.unwrap().unwrap();
+
+    let missing = s.client.status(QUEUE, "no-such-job").await.unwrap_err();
+    assert!(matches!(missing, Error::JobNotFound { .. }), "{missing}");
+}
+
+#[tokio::test]
+async fn status_through_crash_recovery_and_a_retry_keeps_the_id() {
+    let s = setup().await;
+    let q = s.queue();
+    let mut conn = s.redis.conn().await;
+    let id = q
+        .enqueue(&mut conn, &[new_job(None)])
+        .await
+        .unwrap()
+        .remove(0);
+    let a = q.consumer("worker-a");
+    let b = q.consumer("worker-b");
+    assert_eq!(a.claim(&mut conn, 1).await.unwrap().len(), 1);
+    let st = q.status(&mut conn, &id).await.unwrap().unwrap();
+    assert_eq!(
+        (st.state, st.worker.as_deref()),
+        (JobState::Running, Some("worker-a"))
+    );
+
+    // worker-a "dies": worker-b recovers the entry after the lease (0 here).
+    let options = RecoverOptions::new(Priority::High, Duration::ZERO, 5);
+    let taken = b.recover(&mut conn, &options).await.unwrap().claimed;
+    assert_eq!(taken.len(), 1);
+    let st = q.status(&mut conn, &id).await.unwrap().unwrap();
+    assert_eq!(
+        (st.state, st.worker.as_deref(), st.deliveries),
+        (JobState::Running, Some("worker-b"), Some(2))
+    );
+
+    // It fails: a retry an hour away.
+    let delivery = &taken[0];
+    let env = delivery.envelope(1 << 20).unwrap();
+    assert_eq!(env.id, id);
+    let next = ferry_broker::Envelope {
+        attempt: 2,
+        last_error: Some("boom".into()),
+        ..env.clone()
+    };
+    assert!(b
+        .retry(&mut conn, delivery, &next, Duration::from_secs(3600))
+        .await
+        .unwrap());
+    let st = q.status(&mut conn, &id).await.unwrap().unwrap();
+    assert_eq!(
+        (st.state, st.attempt, st.last_error.as_deref()),
+        (JobState::Retrying, Some(2), Some("boom"))
+    );
+
+    // Due now instead: promoted, it is queued again under the same id, in a
+    // new entry that the index points at.
+    assert!(b
+        .retry(&mut conn, delivery, &next, Duration::ZERO)
+        .await
+        .is_ok());
+    let _: i64 = redis::cmd("ZADD")
+        .arg(q.keys().delayed())
+        .arg(0)
+        .arg(&id)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    q.promote_due(&mut conn).await.unwrap();
+    let st = q.status(&mut conn, &id).await.unwrap().unwrap();
+    assert_eq!((st.state, st.attempt), (JobState::Queued, Some(2)));
+    assert_ne!(st.entry_id.as_deref(), Some(delivery.entry.id.as_str()));
+
+    let claimed = a.claim(&mut conn, 1).await.unwrap();
+    let env = claimed[0].envelope(1 << 20).unwrap();
+    assert_eq!(env.id, id, "the id survives the move");
+    let record = record_fields(
+        &env,
+        Priority::High,
+        1,
+        "worker-a",
+        &serde_json::json!({"ok": true}),
+    );
+    let finished = [Finished {
+        entry: claimed[0].entry.clone(),
+        job_id: env.id.clone(),
+        record,
+    }];
+    assert_eq!(a.ack_finished(&mut conn, &finished).await.unwrap(), 1);
+    let st = q.status(&mut conn, &id).await.unwrap().unwrap();
+    assert_eq!((st.state, st.attempt), (JobState::Succeeded, Some(2)));
+    assert_eq!(st.result, Some(serde_json::json!({"ok": true})));
+    let index: u64 = redis::cmd("HLEN")
+        .arg(q.keys().index())
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(index, 0, "a finished job leaves no index field");
+}
+
+#[tokio::test]
+async fn a_thousand_waiters_on_one_client_share_one_subscription() {
+    let s = setup().await;
+    let jobs: Vec<Square> = (0..1000).map(|n| Square { n }).collect();
+    let ids = s
+        .client
+        .enqueue_batch(&jobs, EnqueueOptions::new())
+        .await
+        .unwrap();
+    let mut waits = tokio::task::JoinSet::new();
+    for (n, id) in ids.iter().enumerate() {
+        let (client, id) = (s.client.clone(), id.clone());
+        waits.spawn(async move {
+            (
+                n as u64,
+                client.wait(QUEUE, &id, Duration::from_secs(60)).await,
+            )
+        });
+    }
+    let channel = s.queue().keys().finished_channel();
+    let mut conn = s.redis.conn().await;
+    wait_until(Duration::from_secs(20), "the client subscribed", || {
+        let (mut conn, channel) = (conn.clone(), channel.clone());
+        async move {
+            let v: (String, u64) = redis::cmd("PUBSUB")
+                .arg("NUMSUB")
+                .arg(&channel)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            v.1 >= 1
+        }
+    })
+    .await;
+    let (handle, token) = s.worker(None);
+    let mut done = 0;
+    while let Some(r) = waits.join_next().await {
+        let (n, status) = r.unwrap();
+        let status = status.unwrap();
+        if n == 13 {
+            assert_eq!(status.state, JobState::Dead);
+        } else {
+            assert_eq!(status.state, JobState::Succeeded);
+            assert_eq!(status.result, Some(serde_json::json!(n * n)));
+        }
+        done += 1;
+    }
+    assert_eq!(done, 1000);
+    let (_, subscribers): (String, u64) = redis::cmd("PUBSUB")
+        .arg("NUMSUB")
+        .arg(&channel)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(subscribers, 1, "one subscription for a thousand waiters");
+    token.cancel();
+    handle.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_wait_on_a_finished_job_answers_at_once_and_a_timeout_leaves_the_job_alone() {
+    let s = setup().await;
+    let (handle, token) = s.worker(None);
+    let id = s.client.enqueue(&Square { n: 5 }).await.unwrap();
+    let first = s
+        .client
+        .wait(QUEUE, &id, Duration::from_secs(20))
+        .await
+        .unwrap();
+    assert_eq!(first.result, Some(serde_json::json!(25)));
+    token.cancel();
+    handle.await.unwrap().unwrap();
+
+    // Finished before this wait began: answered from its record, at once.
+    let started = std::time::Instant::now();
+    let again = s
+        .client
+        .wait(QUEUE, &id, Duration::from_secs(20))
+        .await
+        .unwrap();
+    assert_eq!(again, first);
+    assert!(started.elapsed() < Duration::from_secs(5));
+
+    // No worker: the wait times out, typed, and the job stays queued.
+    let idle = s.client.enqueue(&Square { n: 6 }).await.unwrap();
+    let err = s
+        .client
+        .wait(QUEUE, &idle, Duration::from_millis(300))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            Error::WaitTimeout {
+                state: JobState::Queued,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        s.client.status(QUEUE, &idle).await.unwrap().state,
+        JobState::Queued
+    );
+
+    // enqueue_and_wait, with a worker again.
+    let (handle, token) = s.worker(None);
+    let st = s
+        .client
+        .enqueue_and_wait(
+            &Square { n: 9 },
+            EnqueueOptions::new(),
+            Duration::from_secs(20),
+        )
+        .await
+        .unwrap();
+    assert_eq!(st.result, Some(serde_json::json!(81)));
+    token.cancel();
+    handle.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn the_maximum_depth_holds_under_eight_concurrent_producers() {
+    let s = setup().await;
+    s.client.set_max_depth(QUEUE, Some(100)).await.unwrap();
+    let mut producers = tokio::task::JoinSet::new();
+    for p in 0..8u64 {
+        let client = s.client.clone();
+        producers.spawn(async move {
+            let (mut ok, mut full) = (0, 0);
+            for i in 0..40u64 {
+                match client.enqueue(&Square { n: p * 100 + i }).await {
+                    Ok(_) => ok += 1,
+                    Err(Error::QueueFull { max_depth: 100, .. }) => full += 1,
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            (ok, full)
+        });
+    }
+    let (mut ok, mut full) = (0, 0);
+    while let Some(r) = producers.join_next().await {
+        let (o, f) = r.unwrap();
+        ok += o;
+        full += f;
+    }
+    assert_eq!((ok, full), (100, 220));
+    assert_eq!(s.client.stats(QUEUE).await.unwrap().total_waiting(), 100);
+    // A batch that would pass it is refused whole.
+    s.client.set_max_depth(QUEUE, Some(150)).await.unwrap();
+    let batch: Vec<Square> = (0..51).map(|n| Square { n }).collect();
+    let err = s
+        .client
+        .enqueue_batch(&batch, EnqueueOptions::new())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::QueueFull { depth: 100, .. }), "{err}");
+    assert_eq!(s.client.stats(QUEUE).await.unwrap().total_waiting(), 100);
+    s.client.set_max_depth(QUEUE, None).await.unwrap();
+    s.client
+        .enqueue_batch(&batch, EnqueueOptions::new())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn retention_bounds_the_records_of_a_hundred_thousand_finished_jobs() {
+    let redis = RedisServer::start_own(&[]).await;
+    let prefix = unique("keep");
+    let q = queue(&prefix, QUEUE);
+    let mut conn = redis.conn().await;
+    q.set_retention(&mut conn, Duration::from_secs(3600), 1000)
+        .await
+        .unwrap();
+    let worker = q.consumer("w");
+    let used = |info: String| -> u64 {
+        info.lines()
+            .find_map(|l| l.strip_prefix("used_memory:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap()
+    };
+    let info = || async {
+        let s: String = redis::cmd("INFO")
+            .arg("memory")
+            .query_async(&mut redis.conn().await)
+            .await
+            .unwrap();
+        s
+    };
+    let mut peak_records = 0u64;
+    let mut before = 0;
+    let mut last = String::new();
+    for round in 0..100 {
+        let jobs: Vec<NewJob> = (0..1000).map(|_| new_job(None)).collect();
+        q.enqueue(&mut conn, &jobs).await.unwrap();
+        let claimed = worker.claim_bulk(&mut conn, 1000).await.unwrap();
+        let finished: Vec<Finished> = claimed
+            .iter()
+            .map(|d| {
+                let env = d.envelope(1 << 20).unwrap();
+                Finished {
+                    entry: d.entry.clone(),
+                    record: record_fields(&env, d.priority(), 1, "w", &serde_json::json!(9)),
+                    job_id: env.id,
+                }
+            })
+            .collect();
+        assert_eq!(
+            worker.ack_finished(&mut conn, &finished).await.unwrap(),
+            1000
+        );
+        last = finished[999].job_id.clone();
+        let kept: u64 = redis::cmd("HLEN")
+            .arg(q.keys().results())
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        peak_records = peak_records.max(kept);
+        if round == 9 {
+            before = used(info().await);
+        }
+    }
+    let after = used(info().await);
+    let kept: u64 = redis::cmd("HLEN")
+        .arg(q.keys().results())
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let scored: u64 = redis::cmd("ZCARD")
+        .arg(q.keys().retention())
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!((kept, scored, peak_records), (1000, 1000, 1000));
+    assert!(
+        after < before + 2_000_000,
+        "memory grew {} bytes over 90,000 more finished jobs",
+        after.saturating_sub(before)
+    );
+    // The newest are kept: the last job's record is there, the first's not.
+    let st = q.status(&mut conn, &last).await.unwrap().unwrap();
+    assert_eq!(
+        (st.state, st.result),
+        (JobState::Succeeded, Some(serde_json::json!(9)))
+    );
+    eprintln!(
+        "memory over the last 90,000 finished jobs: {} bytes",
+        after.saturating_sub(before)
+    );
+    assert_eq!(q.clear_results(&mut conn).await.unwrap(), 1000);
+    let kept: u64 = redis::cmd("HLEN")
+        .arg(q.keys().results())
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(kept, 0);
+
+    // Retention 0 keeps nothing.
+    q.set_retention(&mut conn, Duration::from_secs(3600), 0)
+        .await
+        .unwrap();
+    let id = q
+        .enqueue(&mut conn, &[new_job(None)])
+        .await
+        .unwrap()
+        .remove(0);
+    let d = worker.claim(&mut conn, 1).await.unwrap();
+    worker
+        .ack(&mut conn, d.iter().map(|d| &d.entry))
+        .await
+        .unwrap();
+    assert!(q.status(&mut conn, &id).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn a_pause_stops_claims_across_two_worker_processes_until_the_resume() {
+    let run = scenario("paused").await;
+    let url = run.redis.url().to_owned();
+    let args = ["--concurrency", "4", "--exit-when-idle", "0.5"];
+    let mut a = run.worker(&args);
+    let mut b = run.worker(&args);
+    let (code, out) = example(
+        &url,
+        &run.prefix,
+        &["pause", "--queue", &run.queue, "--json"],
+    )
+    .await;
+    assert_eq!(code, 0);
+    assert_eq!(
+        out.trim(),
+        format!(r#"{{"paused":true,"queue":"{}"}}"#, run.queue)
+    );
+    let ids = run.produce(&["--count", "40", "--print-ids"]).await;
+    assert_eq!(ids.len(), 40);
+    // Both workers see the pause: nothing runs, for two seconds (a window
+    // to observe an absence; the resume below is what ends it).
+    let until = std::time::Instant::now() + Duration::from_secs(2);
+    while std::time::Instant::now() < until {
+        assert!(run.audit().await.is_empty(), "a job ran in a paused queue");
+        let stats = run.stats().await;
+        assert!(stats.paused);
+        // A blocking read that took an entry just as the pause landed holds
+        // it, unrun: at most one per worker.
+        assert!(stats.total_pending() <= 2, "{stats:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (code, out) = example(
+        &url,
+        &run.prefix,
+        &["status", "--queue", &run.queue, "--id", &ids[0], "--json"],
+    )
+    .await;
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        ["queued", "running"].contains(&v["state"].as_str().unwrap()),
+        "{v}"
+    );
+    let (code, _) = example(&url, &run.prefix, &["resume", "--queue", &run.queue]).await;
+    assert_eq!(code, 0);
+    let (code, out) = example(
+        &url,
+        &run.prefix,
+        &[
+            "wait",
+            "--queue",
+            &run.queue,
+            "--id",
+            &ids[39],
+            "--json",
+            "--timeout-ms",
+            "60000",
+        ],
+    )
+    .await;
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["state"], "succeeded");
+    assert_eq!(
+        v["result"]["message"], "hello 39",
+        "echo returns its payload"
+    );
+    assert!(a.wait(EXIT).await.success());
+    assert!(b.wait(EXIT).await.success());
+    run.assert_exactly_once(&ids).await;
+}
