@@ -3,10 +3,12 @@
 -- KEYS: the four streams ... retention (shared/queue.lua)
 -- ARGV[1] group   ARGV[2] consumer   ARGV[3] priority index (1-4)
 -- ARGV[4] lowest id   ARGV[5] highest id   ARGV[6] n, then
--- ARGV[7 .. 6+n] entry ids, ARGV[7+n .. 6+2n] their job ids,
+-- ARGV[7 .. 6+n] entry ids, ARGV[7+n .. 6+2n] their job ids ('' to read
+-- it from the entry: its `id` field, or the id derived from it),
 -- ARGV[7+2n .. 6+3n] their records' fields as JSON members without braces
 -- ('"type":"x","attempt":1,...', or empty).
--- Returns the number of entries acknowledged. An entry that recovery handed to
+-- Returns the number of entries acknowledged as succeeded (a job whose
+-- cancellation was asked for while it ran ends cancelled instead). An entry that recovery handed to
 -- another consumer (this one lost its lease) is left alone: the new owner's
 -- pending entry stays, and the completion is not counted twice.
 -- Each record is '{"state":"succeeded","finished_at":<server ms>,<fields>}'
@@ -21,7 +23,12 @@ for i = 1, n do
   local e = ARGV[6 + i]
   if mine[e] then
     entries[#entries + 1] = e
-    jobs[#jobs + 1] = ARGV[6 + n + i]
+    local job = ARGV[6 + n + i]
+    if job == '' then
+      local entry = redis.call('XRANGE', stream, e, e)[1]
+      job = (entry and field_in(entry[2], 1, 'id')) or derived_id(PRIORITIES[tonumber(ARGV[3])], e)
+    end
+    jobs[#jobs + 1] = job
     fields[#fields + 1] = ARGV[6 + 2 * n + i]
   end
 end
@@ -29,6 +36,24 @@ if #entries == 0 then return 0 end
 -- The time is read before any write (see retry.lua).
 local now = server_now_ms()
 local acked = finish(stream, GROUP, entries)
+-- Jobs cancelled while they ran end cancelled, whatever they returned.
+local cancelled = cancels_among(jobs)
+if cancelled then
+  local done, done_fields, gone, gone_fields = {}, {}, {}, {}
+  for i, job in ipairs(jobs) do
+    if cancelled[job] then
+      gone[#gone + 1] = job
+      gone_fields[#gone_fields + 1] = fields[i]
+    else
+      done[#done + 1] = job
+      done_fields[#done_fields + 1] = fields[i]
+    end
+  end
+  record_cancelled(gone, gone_fields, now)
+  acked = acked - #gone
+  jobs, fields = done, done_fields
+  if #jobs == 0 then return acked end
+end
 redis.call('HINCRBY', STATS, COUNTER_COMPLETED, acked)
 redis.call('HDEL', INDEX, unpack(jobs))
 local head = '{"state":"succeeded","finished_at":' .. now

@@ -8,7 +8,8 @@
 -- Returns {moved, dropped}: moved is 1, or 0 if the entry is no longer pending
 -- for this consumer; dropped counts old dead-letter entries the cap removed
 -- (also added to the counter 'dead_dropped'). The dead letter keeps the
--- fields shared/dead_letter.lua chooses.
+-- fields shared/dead_letter.lua chooses. A job whose cancellation was
+-- asked for while it ran ends cancelled instead (moved is 1).
 -- The time is read before any write (see retry.lua).
 local now = server_now_ms()
 local stream = stream_at(ARGV[3])
@@ -19,5 +20,10 @@ if counter ~= COUNTER_DEAD and counter ~= COUNTER_MALFORMED then
 end
 if not pending_for(stream, GROUP, ARGV[2], id) then return {0, 0} end
 finish(stream, GROUP, {id})
+local job = field_in(ARGV, 8, 'id') or derived_id(priority, id)
+if cancels_among({job}) then
+  record_cancelled({job}, {''}, now)
+  return {1, 0}
+end
 local dropped = write_dead_letter(ARGV, 8, ARGV[7], now, priority, tonumber(ARGV[5]), counter, id)
 return {1, dropped}

@@ -1,5 +1,5 @@
 -- promote.lua: move due jobs from the delayed set into their priority streams.
--- KEYS: the four streams ... scheduled (shared/queue.lua)
+-- KEYS: the four streams ... retention (shared/queue.lua)
 -- ARGV[1] group (unused)   ARGV[2] most members to move in this call
 -- Returns {moved, next, now}: next is the run-at (ms) of the earliest job
 -- still delayed, or -1 when the set is empty; now is the server's time (ms),
@@ -9,7 +9,8 @@
 -- version 0.6, promoted the same way. The new entry carries the job's id,
 -- and INDEX points the id at it. Anything that is not an envelope goes to
 -- the normal stream as an entry with one field, RAW_FIELD, so a worker
--- dead-letters it with a reason.
+-- dead-letters it with a reason. It also removes up to 100 expired
+-- records (shared/records.lua).
 local now = server_now_ms()
 local due = redis.call('ZRANGEBYSCORE', DELAYED, '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))
 for _, member in ipairs(due) do
@@ -47,6 +48,8 @@ for _, member in ipairs(due) do
     redis.call('XADD', STREAMS[DEFAULT_PRIORITY], '*', RAW_FIELD, raw)
   end
 end
+-- Records expire here too, a few per call, so an idle queue's go.
+expire_records(now, 100)
 local first = redis.call('ZRANGE', DELAYED, 0, 0, 'WITHSCORES')
 local next_at = -1
 if first[2] then next_at = tonumber(first[2]) end

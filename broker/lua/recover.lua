@@ -82,6 +82,11 @@ for _ = 1, 10 do
       -- Deleted while pending (Redis 6.2 keeps such ids in the PEL).
       if p[1] then redis.call('XACK', stream, GROUP, id) end
       deleted = deleted + 1
+    elseif p[1] and cancels_among({field_in(entry[2], 1, 'id') or derived_id(priority, id)}) then
+      -- Cancelled while its worker ran it, then the worker died: it ends
+      -- cancelled, not run again.
+      finish(stream, GROUP, {id})
+      record_cancelled({field_in(entry[2], 1, 'id') or derived_id(priority, id)}, {''}, now)
     elseif p[1] then
       local deliveries = tonumber(p[1][4])
       local suspect = deliveries >= 2 or deliveries + 1 >= max_deliveries

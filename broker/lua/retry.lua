@@ -6,7 +6,8 @@
 -- clock (shared/clock.lua), whatever the worker's clock says.
 -- ARGV[7] the job id: its member in the delayed set
 -- Returns 1 if moved, 0 if the entry is no longer pending for this consumer
--- (recovery gave it to another worker, which now owns the job).
+-- (recovery gave it to another worker, which now owns the job), 2 if the
+-- job's cancellation was asked for: it ends cancelled instead.
 -- The entry is acknowledged and removed first: under maxmemory (noeviction)
 -- Redis refuses a script's first write if it may grow memory, but not the
 -- writes after one, so a retry is recorded even when Redis is full (it
@@ -19,6 +20,10 @@ local id = ARGV[4]
 local job = ARGV[7]
 if not pending_for(stream, GROUP, ARGV[2], id) then return 0 end
 finish(stream, GROUP, {id})
+if cancels_among({job}) then
+  record_cancelled({job}, {''}, now)
+  return 2
+end
 redis.call('ZADD', DELAYED, now + tonumber(ARGV[6]), job)
 redis.call('HSET', SCHEDULED, job, ARGV[5])
 redis.call('HDEL', INDEX, job)

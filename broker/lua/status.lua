@@ -9,18 +9,28 @@
 --   {'running', priority index, entry id, {field, value, ...}, consumer,
 --    deliveries, ms since its lease was last renewed}
 --   {'paused'} is not a state: the caller reads the settings for that.
+-- A record past its expiry counts as gone, though not trimmed yet.
 -- Look-up is O(1) in the hashes and O(log n) in a stream: a fresh job's id
 -- names its entry ('<priority>-<entry id>'); any other job's entry or dead
 -- letter is named by INDEX.
 local id = ARGV[2]
+local now = server_now_ms()
 
+-- The job in entry `entry_id` of stream `index`: running (pending), queued
+-- (not yet delivered), or nil: no such entry, or one delivered and no
+-- longer pending (finished; the bulk trim keeps some such entries a while).
 local function in_stream(index, entry_id)
   local stream = STREAMS[index]
-  local e = redis.call('XRANGE', stream, entry_id, entry_id)[1]
-  if not e then return nil end
-  local ok, p = pcall(redis.call, 'XPENDING', stream, GROUP, entry_id, entry_id, 1)
-  if ok and p[1] then
-    return {'running', index, entry_id, e[2], p[1][2], p[1][4], p[1][3]}
+  local found = redis.pcall('XRANGE', stream, entry_id, entry_id)
+  if type(found) ~= 'table' or found.err or not found[1] then return nil end
+  local e = found[1]
+  local st = group_state(stream, GROUP)
+  if st then
+    local p = redis.call('XPENDING', stream, GROUP, entry_id, entry_id, 1)
+    if p[1] then
+      return {'running', index, entry_id, e[2], p[1][2], p[1][4], p[1][3]}
+    end
+    if st.last and not id_less(st.last, entry_id) then return nil end
   end
   return {'queued', index, entry_id, e[2]}
 end
@@ -39,7 +49,12 @@ local function at(location)
 end
 
 local record = redis.call('HGET', RESULTS, id)
-if record then return {'finished', record} end
+if record then
+  -- Expired but not trimmed yet (trims run a few at a time): gone.
+  local expires = tonumber(redis.call('ZSCORE', RETENTION, id))
+  if expires and expires <= now then return false end
+  return {'finished', record}
+end
 local location = redis.call('HGET', INDEX, id)
 if location then
   local found = at(location)

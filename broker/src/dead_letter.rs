@@ -83,23 +83,28 @@ impl Queue {
         Ok(inv.invoke_async(conn).await?)
     }
 
-    /// Deletes every dead letter, and the index fields that point job ids
-    /// at them, 1,000 per script call (`purge_dead.lua`); returns how many
-    /// it deleted.
+    /// Deletes the dead letters there when it starts (not those written
+    /// meanwhile), and the index fields that point job ids at them, 1,000
+    /// per script call (`purge_dead.lua`); returns how many it deleted.
     ///
     /// # Errors
     /// [`Error::Redis`](crate::Error::Redis).
     pub async fn purge_dead<C: ConnectionLike + Send>(&self, conn: &mut C) -> Result<u64> {
+        let there: u64 = redis::cmd("XLEN")
+            .arg(self.keys().dead())
+            .query_async(conn)
+            .await?;
         let mut total = 0;
-        loop {
+        while total < there {
             let mut inv = self.invoke(&scripts::PURGE_DEAD);
-            inv.arg(1000);
+            inv.arg((there - total).min(1000));
             let n: u64 = inv.invoke_async(conn).await?;
             if n == 0 {
-                return Ok(total);
+                break;
             }
             total += n;
         }
+        Ok(total)
     }
 }
 

@@ -108,15 +108,17 @@ const INDEX: usize = 8;
 const SCHEDULED: usize = 9;
 const RESULTS: usize = 10;
 const RETENTION: usize = 11;
+const CANCELS: usize = 12;
+const WORKERS: usize = 13;
 
 /// The key names of one queue, `{prefix}:{{{queue}}}:{suffix}`, built once.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Keys {
     queue: QueueName,
     /// The four streams (highest priority first), stats, delayed, dead,
-    /// settings, index, scheduled, results, retention: the KEYS of the
-    /// scripts, in this order (`lua/shared/queue.lua`).
-    all: [String; 12],
+    /// settings, index, scheduled, results, retention, cancels, workers: the
+    /// KEYS of the scripts, in this order (`lua/shared/queue.lua`).
+    all: [String; 14],
 }
 
 impl Keys {
@@ -137,6 +139,8 @@ impl Keys {
             format!("{base}:scheduled"),
             format!("{base}:results"),
             format!("{base}:retention"),
+            format!("{base}:cancels"),
+            format!("{base}:workers"),
         ];
         Self { queue, all }
     }
@@ -194,6 +198,32 @@ impl Keys {
         &self.all[RETENTION]
     }
 
+    /// HASH of cancellations asked for running jobs: field = job id, value
+    /// = when (ms); removed when the job ends (cancelled).
+    pub fn cancels(&self) -> &str {
+        &self.all[CANCELS]
+    }
+
+    /// ZSET of the live workers serving the queue: member = consumer name,
+    /// score = when its registration expires (ms, server clock).
+    pub fn workers(&self) -> &str {
+        &self.all[WORKERS]
+    }
+
+    /// STRING: worker `consumer`'s registration (JSON), with a TTL its
+    /// heartbeat renews.
+    pub fn worker(&self, consumer: &str) -> String {
+        let base = self.all[STATS].strip_suffix(":stats").unwrap_or_default();
+        format!("{base}:worker:{consumer}")
+    }
+
+    /// The Pub/Sub channel on which `cancel.lua` tells workers to cancel a
+    /// running job (message = job id).
+    pub fn cancel_channel(&self) -> String {
+        let base = self.all[STATS].strip_suffix(":stats").unwrap_or_default();
+        format!("{base}:cancel")
+    }
+
     /// The Pub/Sub channel on which scripts announce finished jobs:
     /// `<state> <job id> <job id> ...`.
     pub fn finished_channel(&self) -> String {
@@ -221,8 +251,8 @@ impl Keys {
 
     /// Every key of the queue, in the order the scripts take them as KEYS:
     /// the four streams (highest priority first), stats, delayed, dead,
-    /// settings, index, scheduled, results, retention.
-    pub fn all(&self) -> &[String; 12] {
+    /// settings, index, scheduled, results, retention, cancels, workers.
+    pub fn all(&self) -> &[String; 14] {
         &self.all
     }
 }

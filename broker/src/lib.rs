@@ -26,6 +26,9 @@
 //! - [`dead_letter`]: list, replay and purge dead-letter entries.
 //! - [`stats`]: depth and counters.
 //! - [`status`]: a job's status by id.
+//! - [`cancel`]: cancelling a job by id.
+//! - [`reprioritise`]: a waiting job to another priority.
+//! - [`workers`]: live workers' registrations.
 //! - [`settings`]: pause and resume, maximum depth, record retention.
 //! - [`backoff`]: retry delays.
 //! - [`error`]: error types.
@@ -56,6 +59,7 @@
 
 pub mod backoff;
 pub mod batch;
+pub mod cancel;
 pub mod consumer;
 pub mod dead_letter;
 pub mod delayed;
@@ -67,13 +71,16 @@ pub mod producer;
 pub mod queue;
 pub mod recovery;
 mod reply;
+pub mod reprioritise;
 pub mod scripts;
 pub mod settings;
 pub mod stats;
 pub mod status;
+pub mod workers;
 
 pub use backoff::Backoff;
 pub use batch::{BatchKey, PartialBatch};
+pub use cancel::CancelOutcome;
 pub use consumer::{
     record_fields, Consumer, DeadLetterKind, DeadLettered, Delivery, EntryId, Finished,
 };
@@ -87,6 +94,8 @@ pub use producer::{NewJob, OnDuplicate, Schedule};
 pub use queue::{now_ms, Queue, DEFAULT_MAX_PAYLOAD_BYTES};
 pub use recovery::{RecoverOptions, Recovered};
 pub use reply::RawFields;
+pub use reprioritise::Reprioritised;
 pub use settings::Settings;
 pub use stats::QueueStats;
 pub use status::{JobState, JobStatus};
+pub use workers::WorkerInfo;

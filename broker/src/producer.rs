@@ -10,7 +10,7 @@ use redis::aio::ConnectionLike;
 use redis::Value;
 
 use crate::batch::{BatchKey, PartialBatch, BATCH_KEY_TTL, CHUNK_BYTES, CHUNK_JOBS};
-use crate::envelope::{check_given_job_id, check_job_type, field, Envelope, MAX_RETRIES_LIMIT};
+use crate::envelope::{check_given_job_id, check_job_type, Envelope, MAX_RETRIES_LIMIT};
 use crate::error::{ConfigError, Error, Result};
 use crate::priority::Priority;
 use crate::queue::{now_ms, Queue};
@@ -271,6 +271,7 @@ impl Queue {
     ) -> Result<Vec<String>> {
         let mut inv = self.invoke(&scripts::ENQUEUE);
         if let Some(k) = chunk.key {
+            // KEYS[14], after the queue's 13.
             inv.key(self.keys().batch(k));
         }
         inv.arg(match chunk.on_duplicate {
@@ -278,7 +279,18 @@ impl Queue {
             OnDuplicate::ReturnExisting => "existing",
         })
         .arg(chunk.number)
-        .arg(BATCH_KEY_TTL.as_millis() as u64);
+        .arg(BATCH_KEY_TTL.as_millis() as u64)
+        .arg(clocks.local)
+        .arg(
+            chunk
+                .jobs
+                .iter()
+                .zip(chunk.ids)
+                .filter(|(j, id)| {
+                    id.is_some() && j.schedule.due_at(clocks.server, clocks.local).is_none()
+                })
+                .count(),
+        );
         for (job, id) in chunk.jobs.iter().zip(chunk.ids) {
             match job.schedule.due_at(clocks.server, clocks.local) {
                 Some(at) => {
@@ -297,27 +309,14 @@ impl Queue {
                         .arg(id)
                         .arg(env.to_delayed_member(job.priority));
                 }
+                // A job with an id of its own carries it and its enqueue
+                // time; a fresh one is named by its entry.
                 None => {
-                    inv.arg("s").arg(job.priority.script_index());
-                    match id {
-                        // A job with an id of its own carries it and its
-                        // enqueue time; a fresh one is named by its entry.
-                        Some(id) => {
-                            inv.arg(id.as_str()).arg(6);
-                            inv.arg(field::ID).arg(id.as_str());
-                            inv.arg(field::ENQUEUED_AT).arg(clocks.local);
-                        }
-                        None => {
-                            inv.arg("").arg(4);
-                        }
-                    }
-                    inv.arg(field::TYPE)
+                    inv.arg("s")
+                        .arg(job.priority.script_index())
+                        .arg(id.as_deref().unwrap_or_default())
                         .arg(job.job_type.as_ref())
-                        .arg(field::PAYLOAD)
                         .arg(&job.payload)
-                        .arg(field::ATTEMPT)
-                        .arg(1)
-                        .arg(field::MAX_RETRIES)
                         .arg(job.max_retries);
                 }
             }

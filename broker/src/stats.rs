@@ -27,8 +27,19 @@ pub mod counter {
     /// Old dead letters dropped by the dead-letter cap.
     pub const DEAD_DROPPED: &str = "dead_dropped";
 
+    /// Jobs cancelled (queued, scheduled or running).
+    pub const CANCELLED: &str = "cancelled";
+
     /// Every counter, in `lua/shared/queue.lua`'s order.
-    pub const ALL: [&str; 6] = [COMPLETED, RETRIED, DEAD, MALFORMED, RECOVERED, DEAD_DROPPED];
+    pub const ALL: [&str; 7] = [
+        COMPLETED,
+        RETRIED,
+        DEAD,
+        MALFORMED,
+        RECOVERED,
+        DEAD_DROPPED,
+        CANCELLED,
+    ];
 }
 
 /// A snapshot of one queue.

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use crate::waiters::{Waiters, Wake};
 use ferry_broker::{
-    DeadLetter, JobState, JobStatus, Keys, NewJob, Prefix, Queue, QueueStats, Settings,
-    DEFAULT_MAX_PAYLOAD_BYTES,
+    CancelOutcome, DeadLetter, JobState, JobStatus, Keys, NewJob, Prefix, Priority, Queue,
+    QueueStats, Reprioritised, Settings, WorkerInfo, DEFAULT_MAX_PAYLOAD_BYTES,
 };
 
 use crate::config::check_payload_limit;
@@ -20,6 +20,20 @@ use crate::connection::RedisConfig;
 use crate::enqueue::EnqueueOptions;
 use crate::error::{ConfigError, Error, Result};
 use crate::job::Job;
+
+/// What [`Client::cancel`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Cancel {
+    /// The job is cancelled (it had not started, or was cancelled before).
+    Cancelled,
+    /// The job is running on `worker`, which was told; it ends cancelled
+    /// when its attempt ends.
+    Requested {
+        /// The worker (consumer name) running it; empty when the
+        /// cancellation had been asked before.
+        worker: String,
+    },
+}
 
 /// Most queues whose key names a client keeps built; past it the cache starts over.
 const MAX_CACHED_QUEUES: usize = 1024;
@@ -327,18 +341,19 @@ impl Client {
                 .status(&mut conn, id)
                 .await
                 .map_err(|e| self.fail(e))?;
-            let state = match status {
-                Some(s) if s.state.is_final() => return Ok(s),
-                Some(s) => s.state,
-                None => match heard {
-                    Some(final_state) => return Ok(JobStatus::finished(id, final_state)),
-                    None => {
-                        return Err(Error::JobNotFound {
-                            queue: queue_name.to_owned(),
-                            id: id.to_owned(),
-                        })
-                    }
-                },
+            let state = match (status, heard) {
+                (Some(s), _) if s.state.is_final() => return Ok(s),
+                // Heard it finish, yet it reads otherwise (a dead job
+                // replayed at once): this wait is over.
+                (Some(_), Some(final_state)) => return Ok(JobStatus::finished(id, final_state)),
+                (Some(s), None) => s.state,
+                (None, Some(final_state)) => return Ok(JobStatus::finished(id, final_state)),
+                (None, None) => {
+                    return Err(Error::JobNotFound {
+                        queue: queue_name.to_owned(),
+                        id: id.to_owned(),
+                    })
+                }
             };
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             match waiting.woken(left).await {
@@ -370,6 +385,81 @@ impl Client {
         let queue = options.queue_for::<J>().to_owned();
         let id = self.enqueue_with(job, options).await?;
         self.wait(&queue, &id, timeout).await
+    }
+
+    /// Cancels job `id` of `queue`. A scheduled, retrying or queued job is
+    /// removed at once and recorded `cancelled` ([`Cancel::Cancelled`]). A
+    /// running job's handler is told through its
+    /// [`JobContext::cancel`](crate::JobContext::cancel) token, on whichever
+    /// worker runs it, within about a round trip; the job ends `cancelled`
+    /// whatever the handler returns then ([`Cancel::Requested`]; use
+    /// [`Client::wait`] to see it end). Cancelling a cancelled job again
+    /// is `Ok`.
+    ///
+    /// # Errors
+    /// [`Error::NotCancellable`] for a job that succeeded or is dead;
+    /// [`Error::JobNotFound`]; [`Error::Config`] or [`Error::Redis`].
+    pub async fn cancel(&self, queue_name: &str, id: &str) -> Result<Cancel> {
+        let queue = self.queue(queue_name)?;
+        let mut conn = self.conn().await?;
+        match queue
+            .cancel(&mut conn, id)
+            .await
+            .map_err(|e| self.fail(e))?
+        {
+            CancelOutcome::Cancelled | CancelOutcome::Final(JobState::Cancelled) => {
+                Ok(Cancel::Cancelled)
+            }
+            CancelOutcome::Cancelling { worker } => Ok(Cancel::Requested { worker }),
+            CancelOutcome::Final(state) => Err(Error::NotCancellable {
+                id: id.to_owned(),
+                state,
+            }),
+            CancelOutcome::NotFound => Err(Error::JobNotFound {
+                queue: queue_name.to_owned(),
+                id: id.to_owned(),
+            }),
+        }
+    }
+
+    /// Gives waiting job `id` of `queue` the priority `priority`,
+    /// atomically, keeping its id: a queued job becomes the newest of its
+    /// new priority; a scheduled or retrying one is queued at it when due.
+    ///
+    /// # Errors
+    /// [`Error::NotWaiting`] for a job running or finished;
+    /// [`Error::JobNotFound`]; [`Error::Config`] or [`Error::Redis`].
+    pub async fn reprioritise(&self, queue_name: &str, id: &str, priority: Priority) -> Result<()> {
+        let queue = self.queue(queue_name)?;
+        let mut conn = self.conn().await?;
+        match queue
+            .reprioritise(&mut conn, id, priority)
+            .await
+            .map_err(|e| self.fail(e))?
+        {
+            Reprioritised::Moved | Reprioritised::Unchanged => Ok(()),
+            Reprioritised::NotWaiting(state) => Err(Error::NotWaiting {
+                id: id.to_owned(),
+                state,
+            }),
+            Reprioritised::NotFound => Err(Error::JobNotFound {
+                queue: queue_name.to_owned(),
+                id: id.to_owned(),
+            }),
+        }
+    }
+
+    /// The live workers serving `queue`: host, pid, queues, concurrency,
+    /// start time, last heartbeat and jobs running. A worker registers
+    /// itself with a TTL its heartbeat renews (lease + lease/3), and
+    /// removes itself when it stops cleanly.
+    ///
+    /// # Errors
+    /// [`Error::Config`] or [`Error::Redis`].
+    pub async fn workers(&self, queue: &str) -> Result<Vec<WorkerInfo>> {
+        let queue = self.queue(queue)?;
+        let mut conn = self.conn().await?;
+        queue.workers(&mut conn).await.map_err(|e| self.fail(e))
     }
 
     /// Pauses `queue` across the whole fleet: workers claim nothing new

@@ -135,6 +135,24 @@ pub enum Error {
         /// The job's state when the wait gave up.
         state: ferry_broker::JobState,
     },
+    /// [`Client::cancel`](crate::Client::cancel) of a job that has
+    /// finished already (succeeded or dead); nothing changed.
+    #[error("job {id:?} cannot be cancelled: it is {state} already")]
+    NotCancellable {
+        /// The job id.
+        id: String,
+        /// Its final state.
+        state: ferry_broker::JobState,
+    },
+    /// [`Client::reprioritise`](crate::Client::reprioritise) of a job that
+    /// is not waiting (scheduled, retrying or queued).
+    #[error("job {id:?} cannot be re-prioritised: it is {state}")]
+    NotWaiting {
+        /// The job id.
+        id: String,
+        /// `running`, `finished` or `dead`.
+        state: String,
+    },
     /// No dead-letter entry with this id in this queue.
     #[error("no dead-letter entry {entry_id:?} in queue {queue:?}: list them with Client::dead_letters (or XRANGE on the queue's dead-letter stream)")]
     DeadLetterNotFound {

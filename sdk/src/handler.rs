@@ -68,7 +68,7 @@ pub trait Handler: Send + Sync + 'static {
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct JobContext {
-    /// The job id (UUID v7), the same across attempts.
+    /// The job id, the same across attempts (see [`Client::enqueue`](crate::Client::enqueue)).
     pub job_id: String,
     /// This attempt, from 1.
     pub attempt: u32,
@@ -86,6 +86,10 @@ pub struct JobContext {
     /// finish within the grace period; past it, it is dropped and left
     /// pending for another worker.
     pub shutdown: CancellationToken,
+    /// Cancelled when the job is cancelled (`Client::cancel`) while it
+    /// runs, within about a round trip to Redis. Stop soon after: the job
+    /// ends cancelled whatever the handler returns then.
+    pub cancel: CancellationToken,
 }
 
 impl JobContext {
@@ -101,6 +105,7 @@ impl JobContext {
             enqueued_at: ferry_broker::now_ms(),
             last_error: None,
             shutdown: CancellationToken::new(),
+            cancel: CancellationToken::new(),
         }
     }
 }

@@ -62,14 +62,14 @@ mod runtime;
 mod waiters;
 pub mod worker;
 
-pub use client::{Client, ClientBuilder};
+pub use client::{Cancel, Client, ClientBuilder};
 pub use config::WorkerConfig;
 pub use connection::RedisConfig;
 pub use enqueue::EnqueueOptions;
 pub use error::{ConfigError, Error, JobError, Result};
 pub use ferry_broker::{
     Backoff, DeadLetter, JobState, JobStatus, Keys, OnDuplicate, Prefix, Priority, QueueStats,
-    Settings,
+    Settings, WorkerInfo,
 };
 pub use handler::{Handler, HandlerFn, JobContext};
 pub use job::Job;

@@ -46,7 +46,9 @@ struct Subscribe {
 pub(crate) struct Waiters {
     state: Arc<Mutex<State>>,
     client: redis::Client,
-    task: tokio::sync::OnceCell<mpsc::UnboundedSender<Subscribe>>,
+    /// The hub's task, started on the first wait; started again if it
+    /// ended (its runtime shut down).
+    task: Mutex<Option<mpsc::UnboundedSender<Subscribe>>>,
 }
 
 /// A registered wait: woken once; unregisters itself when dropped.
@@ -84,6 +86,8 @@ impl Waiting {
 
 impl Drop for Waiting {
     fn drop(&mut self) {
+        // Closed first, so this waiter's own sender counts as closed below.
+        self.rx.close();
         let mut state = lock(&self.state);
         if let Some(ids) = state.waiting.get_mut(&self.channel) {
             if let Some(senders) = ids.get_mut(&self.id) {
@@ -105,7 +109,7 @@ impl Waiters {
         Self {
             state: Arc::new(Mutex::new(State::default())),
             client,
-            task: tokio::sync::OnceCell::new(),
+            task: Mutex::new(None),
         }
     }
 
@@ -113,6 +117,7 @@ impl Waiters {
     /// returns: a notice published after it is not missed.
     pub(crate) async fn register(&self, channel: &str, id: &str) -> redis::RedisResult<Waiting> {
         let (tx, rx) = oneshot::channel();
+        let task = self.task();
         let subscribed = {
             let mut state = lock(&self.state);
             state
@@ -131,11 +136,6 @@ impl Waiters {
             rx,
         };
         if !subscribed {
-            let task = self
-                .task
-                .get_or_init(|| async { self.start() })
-                .await
-                .clone();
             let (done, answer) = oneshot::channel();
             let request = Subscribe {
                 channel: channel.to_owned(),
@@ -149,10 +149,18 @@ impl Waiters {
         Ok(waiting)
     }
 
-    /// Starts the hub's task; it ends when the client (this) is dropped.
-    fn start(&self) -> mpsc::UnboundedSender<Subscribe> {
+    /// The hub's task, started now if it is not running: it ends when the
+    /// client (this) is dropped, or with the runtime it was started on.
+    fn task(&self) -> mpsc::UnboundedSender<Subscribe> {
+        let mut task = self.task.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(tx) = task.as_ref().filter(|tx| !tx.is_closed()) {
+            return tx.clone();
+        }
+        // A new connection: nothing is subscribed on it yet.
+        lock(&self.state).subscribed.clear();
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(run(self.client.clone(), self.state.clone(), rx));
+        *task = Some(tx.clone());
         tx
     }
 }
@@ -185,47 +193,51 @@ async fn run(
                 continue;
             }
         };
+        failures = 0;
         let (mut sink, mut stream) = pubsub.split();
         let channels: Vec<String> = lock(&state).waiting.keys().cloned().collect();
-        let mut ok = true;
-        for ch in &channels {
-            if sink.subscribe(ch).await.is_err() {
-                ok = false;
-                break;
+        let mut subscribed = Vec::with_capacity(channels.len());
+        for ch in channels {
+            match sink.subscribe(&ch).await {
+                Ok(()) => subscribed.push(ch),
+                // Refused (an ACL without the channel, say): its waiters are
+                // told to look again, and it is not retried until a new wait
+                // asks for it (and gets the error).
+                Err(e) if !is_connection_error(&e) => {
+                    tracing::warn!(channel = %ch, error = %e, "wait: subscribing refused");
+                    wake_all(&state, Some(&ch));
+                    lock(&state).waiting.remove(&ch);
+                }
+                Err(_) => break,
             }
         }
-        if !ok {
-            failures += 1;
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            continue;
-        }
-        failures = 0;
         {
             let mut st = lock(&state);
-            st.subscribed = channels.into_iter().collect();
-            if reconnect {
-                // Notices sent while disconnected are lost: everyone looks again.
-                for ids in st.waiting.values_mut() {
-                    for (_, senders) in ids.drain() {
-                        for s in senders {
-                            let _ = s.send(Wake::LookAgain);
-                        }
-                    }
-                }
-            }
+            st.subscribed = subscribed.into_iter().collect();
+        }
+        if reconnect {
+            // Notices sent while disconnected are lost: everyone looks again.
+            wake_all(&state, None);
         }
         reconnect = true;
+        let mut keepalive = tokio::time::interval(KEEPALIVE);
+        keepalive.tick().await;
         loop {
             tokio::select! {
                 req = requests.recv() => {
                     let Some(Subscribe { channel, done }) = req else { return };
                     let r = sink.subscribe(&channel).await;
-                    if r.is_ok() {
-                        lock(&state).subscribed.insert(channel);
+                    let lost = r.as_ref().is_err_and(is_connection_error);
+                    match &r {
+                        Ok(()) => {
+                            lock(&state).subscribed.insert(channel);
+                        }
+                        Err(_) => {
+                            lock(&state).waiting.remove(&channel);
+                        }
                     }
-                    let failed = r.is_err();
                     let _ = done.send(r);
-                    if failed {
+                    if lost {
                         break;
                     }
                 }
@@ -237,10 +249,44 @@ async fn run(
                     };
                     wake(&state, msg.get_channel_name(), &payload);
                 }
+                _ = keepalive.tick() => {
+                    // A half-open connection (a failover, a silent network
+                    // drop) answers nothing: found within KEEPALIVE * 2.
+                    let ping = tokio::time::timeout(KEEPALIVE, sink.ping::<redis::Value>()).await;
+                    if !matches!(ping, Ok(Ok(_))) {
+                        break;
+                    }
+                }
             }
         }
         lock(&state).subscribed.clear();
+        if requests.is_closed() && requests.is_empty() {
+            return;
+        }
         tracing::debug!("wait: the Pub/Sub connection dropped; reconnecting");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// How often the hub pings its Pub/Sub connection.
+const KEEPALIVE: Duration = Duration::from_secs(10);
+
+fn is_connection_error(e: &redis::RedisError) -> bool {
+    ferry_broker::error::is_connection_failure(e)
+}
+
+/// Wakes every waiter (of `channel`, or of all channels) to look again.
+fn wake_all(state: &Mutex<State>, channel: Option<&str>) {
+    let mut st = lock(state);
+    for (ch, ids) in st.waiting.iter_mut() {
+        if channel.is_some_and(|c| c != ch) {
+            continue;
+        }
+        for (_, senders) in ids.drain() {
+            for s in senders {
+                let _ = s.send(Wake::LookAgain);
+            }
+        }
     }
 }
 

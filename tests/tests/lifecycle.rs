@@ -8,7 +8,7 @@ use std::time::Duration;
 use ferry_broker::recovery::RecoverOptions;
 use ferry_broker::{record_fields, Finished, JobState, NewJob, Priority, Schedule};
 use ferry_queue::{
-    Client, EnqueueOptions, Error, Handler, Job, JobContext, JobError, OnDuplicate, Worker,
+    Cancel, Client, EnqueueOptions, Error, Handler, Job, JobContext, JobError, OnDuplicate, Worker,
 };
 use ferry_tests::scenario::{setup as scenario, EXIT};
 use ferry_tests::{example, queue, unique, wait_until, RedisServer};
@@ -275,6 +275,57 @@ async fn status_follows_a_job_from_scheduled_through_running_to_its_result() {
 
     let missing = s.client.status(QUEUE, "no-such-job").await.unwrap_err();
     assert!(matches!(missing, Error::JobNotFound { .. }), "{missing}");
+    // An id of the derived form naming no possible entry: not found, no error.
+    let odd = s
+        .client
+        .status(QUEUE, "low-99999999999999999999999-0")
+        .await
+        .unwrap_err();
+    assert!(matches!(odd, Error::JobNotFound { .. }), "{odd}");
+}
+
+#[tokio::test]
+async fn a_finished_job_without_a_record_is_not_found_even_while_its_entry_lingers() {
+    let s = setup().await;
+    let q = s.queue();
+    let mut conn = s.redis.conn().await;
+    q.set_retention(&mut conn, Duration::from_secs(3600), 0)
+        .await
+        .unwrap();
+    let ids = q
+        .enqueue(&mut conn, &[new_job(None), new_job(None)])
+        .await
+        .unwrap();
+    let w = q.consumer("w");
+    let claimed = w.claim(&mut conn, 2).await.unwrap();
+    // The second finishes while the first still runs: its entry stays in
+    // the stream until the bulk trim passes it (Redis 7), yet it is done.
+    w.ack(&mut conn, [&claimed[1].entry]).await.unwrap();
+    assert!(q.status(&mut conn, &ids[1]).await.unwrap().is_none());
+    assert_eq!(
+        q.status(&mut conn, &ids[0]).await.unwrap().unwrap().state,
+        JobState::Running
+    );
+
+    // A record past its retention is gone, trimmed or not, and its given id
+    // may be used again.
+    q.set_retention(&mut conn, Duration::from_millis(1), 100)
+        .await
+        .unwrap();
+    let given = q
+        .enqueue(&mut conn, &[new_job(Some("once"))])
+        .await
+        .unwrap();
+    let d = w.claim(&mut conn, 1).await.unwrap();
+    w.ack(&mut conn, [&d[0].entry]).await.unwrap();
+    wait_until(Duration::from_secs(10), "the record expires", || {
+        let (q, mut conn, id) = (q.clone(), conn.clone(), given[0].clone());
+        async move { q.status(&mut conn, &id).await.unwrap().is_none() }
+    })
+    .await;
+    q.enqueue(&mut conn, &[new_job(Some("once"))])
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -648,7 +699,16 @@ async fn retention_bounds_the_records_of_a_hundred_thousand_finished_jobs() {
 async fn a_pause_stops_claims_across_two_worker_processes_until_the_resume() {
     let run = scenario("paused").await;
     let url = run.redis.url().to_owned();
-    let args = ["--concurrency", "4", "--exit-when-idle", "0.5"];
+    // A short lease: entries a worker holds through the pause must be
+    // renewed, or the other worker would recover and run them.
+    let args = [
+        "--concurrency",
+        "4",
+        "--exit-when-idle",
+        "0.5",
+        "--lease-ms",
+        "600",
+    ];
     let mut a = run.worker(&args);
     let mut b = run.worker(&args);
     let (code, out) = example(
@@ -715,4 +775,269 @@ async fn a_pause_stops_claims_across_two_worker_processes_until_the_resume() {
     assert!(a.wait(EXIT).await.success());
     assert!(b.wait(EXIT).await.success());
     run.assert_exactly_once(&ids).await;
+}
+
+#[tokio::test]
+async fn cancel_removes_a_waiting_job_and_names_the_state_of_a_finished_one() {
+    let s = setup().await;
+    let queued = s.client.enqueue(&Square { n: 2 }).await.unwrap();
+    let later = s
+        .client
+        .enqueue_with(
+            &Square { n: 3 },
+            EnqueueOptions::new().delay(Duration::from_secs(3600)),
+        )
+        .await
+        .unwrap();
+    for id in [&queued, &later] {
+        assert_eq!(s.client.cancel(QUEUE, id).await.unwrap(), Cancel::Cancelled);
+        let st = s.client.status(QUEUE, id).await.unwrap();
+        assert_eq!(st.state, JobState::Cancelled);
+        // Idempotent.
+        assert_eq!(s.client.cancel(QUEUE, id).await.unwrap(), Cancel::Cancelled);
+        let waited = s
+            .client
+            .wait(QUEUE, id, Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert_eq!(waited.state, JobState::Cancelled);
+    }
+    let stats = s.client.stats(QUEUE).await.unwrap();
+    assert_eq!((stats.total_waiting(), stats.delayed), (0, 0), "{stats:?}");
+    assert_eq!(stats.counter("cancelled"), 2);
+
+    let (handle, token) = s.worker(None);
+    let done = s
+        .client
+        .enqueue_and_wait(
+            &Square { n: 4 },
+            EnqueueOptions::new(),
+            Duration::from_secs(20),
+        )
+        .await
+        .unwrap();
+    let err = s.client.cancel(QUEUE, &done.id).await.unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            Error::NotCancellable {
+                state: JobState::Succeeded,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("succeeded"), "{err}");
+    let missing = s.client.cancel(QUEUE, "no-such-job").await.unwrap_err();
+    assert!(matches!(missing, Error::JobNotFound { .. }), "{missing}");
+    token.cancel();
+    handle.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_running_job_cancelled_ends_cancelled_whatever_its_handler_returns() {
+    let s = setup().await;
+    let gate = Arc::new(Semaphore::new(0));
+    let (handle, token) = s.worker(Some(gate.clone()));
+    let id = s.client.enqueue(&Square { n: 7 }).await.unwrap();
+    wait_until(Duration::from_secs(20), "the job runs", || async {
+        s.client.status(QUEUE, &id).await.unwrap().state == JobState::Running
+    })
+    .await;
+    let asked = s.client.cancel(QUEUE, &id).await.unwrap();
+    assert!(
+        matches!(asked, Cancel::Requested { ref worker } if !worker.is_empty()),
+        "{asked:?}"
+    );
+    // This handler ignores its token and succeeds: the job is cancelled still.
+    gate.add_permits(1);
+    let st = s
+        .client
+        .wait(QUEUE, &id, Duration::from_secs(20))
+        .await
+        .unwrap();
+    assert_eq!(st.state, JobState::Cancelled);
+    assert_eq!(st.result, None);
+    let stats = s.client.stats(QUEUE).await.unwrap();
+    assert_eq!(
+        (stats.counter("cancelled"), stats.counter("completed")),
+        (1, 0)
+    );
+    let cancels: u64 = redis::cmd("HLEN")
+        .arg(s.queue().keys().cancels())
+        .query_async(&mut s.redis.conn().await)
+        .await
+        .unwrap();
+    assert_eq!(cancels, 0, "the request is forgotten once the job ended");
+    token.cancel();
+    handle.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn cancelling_a_job_running_in_another_worker_process_fires_its_token() {
+    let run = scenario("cancel").await;
+    let url = run.redis.url().to_owned();
+    let ids = run.produce(&["--kind", "sleep:60000"]).await;
+    let mut worker = run.worker(&["--concurrency", "2"]);
+    let client = Client::builder(run.redis.url())
+        .prefix(&run.prefix)
+        .connect()
+        .unwrap();
+    wait_until(Duration::from_secs(30), "the job runs", || async {
+        client.status(&run.queue, &ids[0]).await.unwrap().state == JobState::Running
+    })
+    .await;
+    let asked = std::time::Instant::now();
+    let (code, out) = example(
+        &url,
+        &run.prefix,
+        &["cancel", "--queue", &run.queue, "--id", &ids[0], "--json"],
+    )
+    .await;
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (v["state"].as_str(), v["cancel_requested"].as_bool()),
+        (Some("running"), Some(true))
+    );
+    let st = client
+        .wait(&run.queue, &ids[0], Duration::from_secs(30))
+        .await
+        .unwrap();
+    let took = asked.elapsed();
+    eprintln!("a 60 s job on another process ended cancelled {took:?} after the cancel");
+    assert_eq!(st.state, JobState::Cancelled);
+    assert!(
+        took < Duration::from_secs(30),
+        "the handler stopped early: {took:?}"
+    );
+    assert!(run.audit().await.is_empty(), "the sleep did not complete");
+    worker.terminate();
+    assert!(worker.wait(EXIT).await.success());
+    assert!(worker.log_text().contains("cancellation token fired"));
+}
+
+#[tokio::test]
+async fn a_waiting_job_is_reprioritised_atomically_and_keeps_its_id() {
+    let s = setup().await;
+    let q = s.queue();
+    let mut conn = s.redis.conn().await;
+    let low: Vec<String> = s
+        .client
+        .enqueue_batch(
+            &[Square { n: 1 }, Square { n: 2 }],
+            EnqueueOptions::new().priority(Priority::Low),
+        )
+        .await
+        .unwrap();
+    s.client
+        .enqueue_with(
+            &Square { n: 3 },
+            EnqueueOptions::new().priority(Priority::High),
+        )
+        .await
+        .unwrap();
+    // The second low job jumps to critical: claimed first, same id.
+    s.client
+        .reprioritise(QUEUE, &low[1], Priority::Critical)
+        .await
+        .unwrap();
+    let st = s.client.status(QUEUE, &low[1]).await.unwrap();
+    assert_eq!(
+        (st.state, st.priority),
+        (JobState::Queued, Some(Priority::Critical))
+    );
+    let w = q.consumer("w");
+    let first = w.claim(&mut conn, 1).await.unwrap();
+    let env = first[0].envelope(1 << 20).unwrap();
+    assert_eq!(
+        (first[0].priority(), env.id.as_str()),
+        (Priority::Critical, low[1].as_str())
+    );
+    let len: u64 = redis::cmd("XLEN")
+        .arg(q.keys().stream(Priority::Low))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(len, 1, "its low entry is gone");
+    // Running now: refused, naming the state.
+    let err = s
+        .client
+        .reprioritise(QUEUE, &low[1], Priority::Low)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::NotWaiting { state, .. } if state == "running"),
+        "{err}"
+    );
+    // A scheduled job takes its new priority when due.
+    let later = s
+        .client
+        .enqueue_with(
+            &Square { n: 4 },
+            EnqueueOptions::new().delay(Duration::from_secs(3600)),
+        )
+        .await
+        .unwrap();
+    s.client
+        .reprioritise(QUEUE, &later, Priority::High)
+        .await
+        .unwrap();
+    let st = s.client.status(QUEUE, &later).await.unwrap();
+    assert_eq!(
+        (st.state, st.priority),
+        (JobState::Scheduled, Some(Priority::High))
+    );
+    let missing = s
+        .client
+        .reprioritise(QUEUE, "no-such-job", Priority::High)
+        .await
+        .unwrap_err();
+    assert!(matches!(missing, Error::JobNotFound { .. }), "{missing}");
+}
+
+#[tokio::test]
+async fn live_workers_register_with_a_ttl_and_leave_when_they_stop() {
+    let run = scenario("fleet").await;
+    let client = Client::builder(run.redis.url())
+        .prefix(&run.prefix)
+        .connect()
+        .unwrap();
+    let mut a = run.worker(&["--concurrency", "3"]);
+    let mut b = run.worker(&["--concurrency", "5"]);
+    wait_until(
+        Duration::from_secs(30),
+        "both workers registered",
+        || async { client.workers(&run.queue).await.unwrap().len() == 2 },
+    )
+    .await;
+    let mut workers = client.workers(&run.queue).await.unwrap();
+    workers.sort_by_key(|w| w.concurrency);
+    assert_eq!(workers[0].concurrency, 3);
+    assert_eq!(workers[1].concurrency, 5);
+    for w in &workers {
+        assert_eq!(w.queues, std::slice::from_ref(&run.queue));
+        assert!(
+            w.pid > 0 && !w.host.is_empty() && w.heartbeat_at > 0,
+            "{w:?}"
+        );
+        assert!(w.worker.contains(&w.pid.to_string()), "{w:?}");
+    }
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg(
+            queue(&run.prefix, &run.queue)
+                .keys()
+                .worker(&workers[0].worker),
+        )
+        .query_async(&mut run.redis.conn().await)
+        .await
+        .unwrap();
+    assert!(ttl > 0, "registered with a TTL: {ttl}");
+    // A clean stop removes the registration; a killed worker's expires.
+    a.terminate();
+    assert!(a.wait(EXIT).await.success());
+    assert_eq!(client.workers(&run.queue).await.unwrap().len(), 1);
+    b.kill().await;
+    let left = client.workers(&run.queue).await.unwrap();
+    assert_eq!(left.len(), 1, "until its TTL runs out: {left:?}");
 }

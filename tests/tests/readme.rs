@@ -1,6 +1,6 @@
 //! The README's "SDK in one screen" is a whole program; a new user copies
 //! it into a new crate. It must build there, exactly as shown, with only the
-//! dependencies the README lists.
+//! dependencies the README lists; so must the lifecycle snippet after it.
 
 use std::path::Path;
 use std::process::Command;
@@ -28,7 +28,19 @@ fn the_readme_program_builds_in_a_fresh_crate() {
         .next()
         .unwrap();
     let dependencies = fenced(section, "toml");
+    // The program, and the lifecycle snippet after it, in a function of
+    // the program (it uses the program's job type and imports).
     let program = fenced(section, "rust");
+    let rest = &section[section.find(program).unwrap() + program.len()..];
+    let lifecycle = fenced(
+        rest.split("### Every job answerable by id")
+            .nth(1)
+            .expect("the lifecycle snippet"),
+        "rust",
+    );
+    let program = format!(
+        "{program}\n#[allow(dead_code)]\nasync fn lifecycle(client: &Client) -> ferry_queue::Result<()> {{\n{lifecycle}\nOk(())\n}}\n"
+    );
 
     // The one change: ferry-queue from this checkout instead of crates.io.
     let sdk = root.join("sdk").canonicalize().unwrap();
@@ -57,7 +69,7 @@ fn the_readme_program_builds_in_a_fresh_crate() {
         ),
     )
     .unwrap();
-    std::fs::write(dir.path().join("src/main.rs"), program).unwrap();
+    std::fs::write(dir.path().join("src/main.rs"), &program).unwrap();
     // The workspace's lock file, so the versions are the ones already
     // downloaded and tested (cargo drops what the program does not use).
     std::fs::copy(root.join("Cargo.lock"), dir.path().join("Cargo.lock")).unwrap();

@@ -119,7 +119,13 @@ impl Handler for SleepHandler {
     type Job = Sleep;
     type Output = ();
     async fn handle(&self, job: Sleep, ctx: JobContext) -> Result<(), JobError> {
-        tokio::time::sleep(Duration::from_millis(job.ms)).await;
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(job.ms)) => {}
+            _ = ctx.cancel.cancelled() => {
+                tracing::info!(id = %ctx.job_id, "sleep cancelled");
+                return Err(JobError::permanent("cancelled"));
+            }
+        }
         self.0.record(&ctx.job_id).await
     }
 }

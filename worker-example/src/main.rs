@@ -6,6 +6,7 @@
 //! - `work`: run the handlers (optionally counting runs in an audit hash).
 //! - `stats`, `dead`, `replay`: look at a queue, its dead letters; replay one.
 //! - `status`, `wait`: a job's status by id; wait until it finishes.
+//! - `cancel`: cancel a job (a running one's handler is told).
 //! - `pause`, `resume`: stop and restart claims from a queue, fleet-wide.
 //!
 //! `REDIS_URL` selects Redis (default `redis://127.0.0.1:6379`).
@@ -89,6 +90,8 @@ enum Command {
         #[arg(long, default_value_t = 30_000)]
         timeout_ms: u64,
     },
+    /// Cancel a job: removed if not started; a running one's handler is told.
+    Cancel(JobArgs),
     /// Pause a queue across the fleet: nothing new is claimed; running jobs finish.
     Pause(QueueArgs),
     /// Resume a paused queue.
@@ -238,6 +241,7 @@ async fn main() -> ExitCode {
                 other => other,
             }
         }
+        Command::Cancel(job) => cancel(&redis, &cli.prefix, &job).await,
         Command::Pause(q) => set_paused(&redis, &cli.prefix, &q, true).await,
         Command::Resume(q) => set_paused(&redis, &cli.prefix, &q, false).await,
     };
@@ -523,6 +527,27 @@ async fn set_paused(redis: &RedisConfig, prefix: &str, q: &QueueArgs, paused: bo
         );
     } else {
         println!("{} {}", q.queue, if paused { "paused" } else { "resumed" });
+    }
+    Ok(())
+}
+
+async fn cancel(redis: &RedisConfig, prefix: &str, job: &JobArgs) -> AnyResult {
+    let client = client(redis, prefix)?;
+    // A running job stays `running` until its attempt ends (then `cancelled`).
+    let (state, worker) = match client.cancel(&job.queue, &job.id).await? {
+        ferry_queue::Cancel::Cancelled => ("cancelled", None),
+        ferry_queue::Cancel::Requested { worker } => ("running", Some(worker)),
+    };
+    if job.json {
+        println!(
+            "{}",
+            serde_json::json!({"id": job.id, "state": state, "cancel_requested": true, "worker": worker})
+        );
+    } else {
+        match worker {
+            Some(w) => println!("{}: cancelling (running on {w})", job.id),
+            None => println!("{}: cancelled", job.id),
+        }
     }
     Ok(())
 }

@@ -15,6 +15,8 @@ local STATS, DELAYED, DEAD = KEYS[5], KEYS[6], KEYS[7]
 -- alone, the envelopes of delayed jobs, and the finished jobs' records
 -- with their expiry (the job lifecycle; see keys.rs).
 local SETTINGS, INDEX, SCHEDULED, RESULTS, RETENTION = KEYS[8], KEYS[9], KEYS[10], KEYS[11], KEYS[12]
+-- And the cancellations asked for running jobs, and the live workers.
+local CANCELS, WORKERS = KEYS[13], KEYS[14]
 -- ARGV[1] of every script: the consumer group the workers read through.
 local GROUP = ARGV[1]
 
@@ -25,6 +27,7 @@ local COUNTER_DEAD = 'dead'
 local COUNTER_MALFORMED = 'malformed'
 local COUNTER_RECOVERED = 'recovered'
 local COUNTER_DEAD_DROPPED = 'dead_dropped'
+local COUNTER_CANCELLED = 'cancelled'
 
 -- The stream at a priority index (1-4, as passed in ARGV); raises an error
 -- for anything else.

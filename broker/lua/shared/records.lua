@@ -24,10 +24,15 @@ local function trim_records(now, keep_n, most)
 end
 
 -- Keeps the records `rows[i]` of the jobs `ids[i]` as the retention
--- settings say (none when either is 0).
+-- settings say (none when either is 0: then older records go too, a few
+-- at a time).
 local function keep_records(ids, rows, now)
   local keep_ms, keep_n = retention()
-  if keep_ms <= 0 or keep_n <= 0 or #ids == 0 then return end
+  if keep_ms <= 0 or keep_n <= 0 then
+    trim_records(now, 0, 2 * #ids + 16)
+    return
+  end
+  if #ids == 0 then return end
   local h, z = {}, {}
   for i, id in ipairs(ids) do
     h[#h + 1] = id
@@ -46,4 +51,60 @@ local function announce(state, ids)
   if #ids == 0 then return end
   local channel = string.sub(SETTINGS, 1, #SETTINGS - #'settings') .. 'finished'
   redis.call('PUBLISH', channel, state .. ' ' .. table.concat(ids, ' '))
+end
+
+-- Trims up to `most` expired or surplus records (for callers that write
+-- none: an idle queue's records still expire).
+local function expire_records(now, most)
+  local keep_ms, keep_n = retention()
+  if keep_ms <= 0 or keep_n <= 0 then keep_n = 0 end
+  trim_records(now, keep_n, most)
+end
+
+-- True when job `id` has a record that has not expired.
+local function has_record(id, now)
+  if redis.call('HEXISTS', RESULTS, id) == 0 then return false end
+  local expires = tonumber(redis.call('ZSCORE', RETENTION, id))
+  return not (expires and expires <= now)
+end
+
+-- The set (table of id -> true) of `ids` with a cancellation asked for,
+-- or nil when none is (one HLEN: nothing more on the hot path).
+local function cancels_among(ids)
+  if #ids == 0 or redis.call('HLEN', CANCELS) == 0 then return nil end
+  local flags = redis.call('HMGET', CANCELS, unpack(ids))
+  local set = nil
+  for i, f in ipairs(flags) do
+    if f then
+      set = set or {}
+      set[ids[i]] = true
+    end
+  end
+  return set
+end
+
+-- Ends jobs `ids` as cancelled (their entries already removed): records
+-- with `fields` (JSON members or ''), the counter, the notice; forgets
+-- their cancellation requests and index fields.
+local function record_cancelled(ids, fields, now)
+  if #ids == 0 then return end
+  local rows = {}
+  for i, id in ipairs(ids) do
+    local f = fields[i] or ''
+    -- A cancelled job has no result, whatever its handler returned (the
+    -- worker puts "result" last; a quote inside a JSON string is escaped,
+    -- so the first ',"result":' is the member).
+    local cut = string.find(f, ',"result":', 1, true)
+    if cut then f = string.sub(f, 1, cut - 1) end
+    if f == '' then
+      rows[i] = '{"state":"cancelled","finished_at":' .. now .. '}'
+    else
+      rows[i] = '{"state":"cancelled","finished_at":' .. now .. ',' .. f .. '}'
+    end
+  end
+  redis.call('HDEL', CANCELS, unpack(ids))
+  redis.call('HDEL', INDEX, unpack(ids))
+  redis.call('HINCRBY', STATS, COUNTER_CANCELLED, #ids)
+  keep_records(ids, rows, now)
+  announce('cancelled', ids)
 end

@@ -7,7 +7,7 @@ use redis::aio::ConnectionLike;
 use redis::Value;
 
 use super::{id_range, Consumer, Delivery, EntryId, MAX_IDS_PER_CALL};
-use crate::envelope::{derived_id, Envelope};
+use crate::envelope::Envelope;
 use crate::error::{Error, Result};
 use crate::priority::Priority;
 use crate::reply;
@@ -38,7 +38,8 @@ impl DeadLetterKind {
 pub struct Finished {
     /// Its entry.
     pub entry: EntryId,
-    /// The job id (the envelope's).
+    /// The job id (the envelope's); empty to have `ack.lua` read it from
+    /// the entry (one XRANGE more).
     pub job_id: String,
     /// The record's fields as JSON object members without the braces, for
     /// example `"type":"x","attempt":1,"result":{"n":2}` (`ack.lua` adds
@@ -85,8 +86,8 @@ pub struct DeadLettered {
 impl Consumer {
     /// Acknowledges finished entries that this consumer still owns and
     /// removes them from their streams (in bulk, see `ack.lua` and
-    /// `shared/remove_done.lua`), without records' details (the job ids
-    /// derived from the entries); returns how many were acknowledged.
+    /// `shared/remove_done.lua`), with records that hold no details (each
+    /// job id read from its entry); returns how many were acknowledged.
     /// Workers use [`Consumer::ack_finished`].
     ///
     /// # Errors
@@ -100,7 +101,7 @@ impl Consumer {
             .into_iter()
             .map(|e| Finished {
                 entry: e.clone(),
-                job_id: derived_id(e.priority, &e.id),
+                job_id: String::new(),
                 record: String::new(),
             })
             .collect();
@@ -171,7 +172,8 @@ impl Consumer {
             .arg(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX))
             .arg(&next.id);
         let moved: i64 = inv.invoke_async(conn).await?;
-        Ok(moved == 1)
+        // 2: its cancellation was asked for; it ended cancelled instead.
+        Ok(moved != 0)
     }
 
     /// Moves a delivery to the dead-letter stream with its original fields

@@ -19,7 +19,9 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use super::activity::Activity;
+use super::canceller::Running;
 use super::claimed::ClaimedJob;
+use super::inflight::Lease;
 use super::poll_timer::{longest, PollTimer};
 use super::retry::RedisRetry;
 use super::served::ServedQueue;
@@ -46,6 +48,8 @@ pub(crate) struct ExecutorParts {
     /// Job types without a handler here already warned about (one warning
     /// per type, not one per job).
     pub unknown_types: Mutex<HashSet<String>>,
+    /// The cancellation tokens of running jobs (fired by the canceller).
+    pub running: Arc<Running>,
 }
 
 /// Starts and runs jobs. Cheap to clone: the fetchers and the recoverer
@@ -76,9 +80,20 @@ impl Executor {
         &self,
         queue: &Arc<ServedQueue>,
         deliveries: Vec<Delivery>,
-        mut slots: Vec<Slot>,
+        slots: Vec<Slot>,
     ) {
         let leased = queue.inflight.lease_all(deliveries);
+        self.start_leased(queue, leased, slots);
+    }
+
+    /// As [`Executor::start`], for deliveries already leased (held a while
+    /// by the fetcher, their leases renewed meanwhile).
+    pub(crate) fn start_leased(
+        &self,
+        queue: &Arc<ServedQueue>,
+        leased: Vec<(Delivery, Lease)>,
+        mut slots: Vec<Slot>,
+    ) {
         if leased.len() > 1 && leased.iter().all(|(d, _)| d.suspect) {
             let group = leased
                 .into_iter()
@@ -249,7 +264,9 @@ impl ExecutorParts {
         let Some(handler) = self.handlers.get(env.job_type.as_str()) else {
             return self.unknown_type(job, &env).await;
         };
+        let running = self.running.start(job.queue.name(), &env.id);
         let ctx = JobContext {
+            cancel: running.token.clone(),
             job_id: env.id.clone(),
             attempt: env.attempt,
             max_retries: env.max_retries,
@@ -280,6 +297,7 @@ impl ExecutorParts {
             Err(panic) => Outcome::Failed(format!("handler panicked: {}", panic_message(&*panic))),
         };
         drop(in_handler);
+        drop(running);
         let held = longest(&held_us);
         if held >= BLOCKING_WARN.min(timeout) {
             warn_blocking(held, timeout);

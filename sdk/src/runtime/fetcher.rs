@@ -110,19 +110,22 @@ impl Fetcher {
         }
         let block_ms = self.block_time.as_millis() as u64;
         let read = consumer.read_blocking(&mut self.blocking, block_ms).await?;
-        // A blocking read does not see a pause: what it returns waits here,
-        // pending for this worker, until the queue is resumed.
-        if !read.is_empty() && self.queue.consumer.queue().is_paused(&mut conn).await? {
+        self.queue.claim_size.observe(&read);
+        // Leased at once: the heartbeat renews them while they wait below.
+        let leased = self.queue.inflight.lease_all(read);
+        // A blocking read does not see a pause: what it took as the pause
+        // landed waits here, leased to this worker, until the resume (or
+        // is released at a stop, for recovery to hand out later).
+        if !leased.is_empty() && self.paused_now(&mut conn).await {
             tracing::info!(queue = %self.queue.name(), "queue paused; an entry read just before waits for the resume");
             if self.wait_while_paused(stop).await {
                 return Ok(false);
             }
         }
-        self.queue.claim_size.observe(&read);
-        if read.len() > slots.len() {
-            slots.extend(self.slots.try_take(read.len() - slots.len()));
+        if leased.len() > slots.len() {
+            slots.extend(self.slots.try_take(leased.len() - slots.len()));
         }
-        self.executor.start(&self.queue, read, slots);
+        self.executor.start_leased(&self.queue, leased, slots);
         Ok(true)
     }
 }
@@ -131,6 +134,17 @@ impl Fetcher {
 const PAUSE_CHECK: Duration = Duration::from_millis(500);
 
 impl Fetcher {
+    /// True when the queue is paused; false when not, or when Redis cannot
+    /// say (the entries then run: they were claimed before any pause seen).
+    async fn paused_now(&self, conn: &mut Link) -> bool {
+        self.queue
+            .consumer
+            .queue()
+            .is_paused(conn)
+            .await
+            .unwrap_or(false)
+    }
+
     /// Waits until the queue is resumed (looking every [`PAUSE_CHECK`]);
     /// true when `stop` fired first.
     async fn wait_while_paused(&self, stop: &CancellationToken) -> bool {

@@ -1,4 +1,5 @@
-//! The heartbeat: renews the lease of every entry this worker holds, every
+//! The heartbeat: renews the lease of every entry this worker holds, and
+//! this worker's registration among each queue's live workers, every
 //! lease/3, so a job that runs longer than the lease is never taken from a
 //! live worker. Entries it finds taken (this worker missed renewals) are
 //! marked lost, so their outcomes are not recorded here. After a failed
@@ -13,6 +14,7 @@ use ferry_broker::backoff::jitter;
 use ferry_broker::Priority;
 use tokio_util::sync::CancellationToken;
 
+use super::activity::Activity;
 use super::retry::RedisRetry;
 use super::served::ServedQueue;
 
@@ -24,6 +26,13 @@ pub(crate) struct Heartbeat {
     pub conn: Link,
     /// Time between renewals (lease/3).
     pub period: Duration,
+    /// This worker's registration in each queue's live workers, renewed
+    /// with each beat.
+    pub registration: ferry_broker::WorkerInfo,
+    /// For the number of jobs running.
+    pub activity: Arc<Activity>,
+    /// How long a registration lives without a beat.
+    pub ttl: Duration,
 }
 
 impl Heartbeat {
@@ -32,6 +41,7 @@ impl Heartbeat {
         tracing::debug!("heartbeat started");
         let mut errors = RedisRetry::new("lease renewal");
         let mut wait = jitter(self.period);
+        self.register().await;
         loop {
             tokio::select! {
                 biased;
@@ -41,12 +51,27 @@ impl Heartbeat {
             wait = match self.run_once().await {
                 Ok(_) => {
                     errors.ok();
+                    self.register().await;
                     jitter(self.period)
                 }
                 Err(e) => errors.failed_capped(&e, RETRY_MAX_WAIT.min(self.period)),
             };
         }
         tracing::debug!("heartbeat stopped");
+    }
+
+    /// Registers this worker as live in each queue (best effort: a failure
+    /// only hides it from `workers()` until the next beat).
+    async fn register(&self) {
+        let mut info = self.registration.clone();
+        info.running = self.activity.running();
+        for queue in &self.queues {
+            let mut conn = self.conn.clone();
+            let q = queue.consumer.queue();
+            if let Err(e) = q.register_worker(&mut conn, &info, Some(self.ttl)).await {
+                tracing::debug!(error = %e, queue = queue.name(), "could not renew this worker's registration");
+            }
+        }
     }
 
     /// One renewal pass, one script call per stream holding entries;

@@ -10,6 +10,7 @@
 //! - [`heartbeat`]: renews the lease of the entries this worker holds.
 //! - [`recoverer`]: takes over entries of dead workers (XAUTOCLAIM), removes idle consumers.
 //! - [`promoter`]: moves due delayed jobs and retries of one queue into its streams.
+//! - [`canceller`]: fires the cancellation token of a job cancelled while it runs here.
 //!
 //! And what they pass around:
 //!
@@ -23,6 +24,7 @@
 
 pub(crate) mod acker;
 pub(crate) mod activity;
+pub(crate) mod canceller;
 mod claim_size;
 mod claimed;
 pub(crate) mod control;

@@ -18,6 +18,7 @@ use tokio_util::task::TaskTracker;
 
 use super::acker::Acker;
 use super::activity::Activity;
+use super::canceller::{Canceller, Running};
 use super::control::Control;
 use super::executor::{Executor, ExecutorParts};
 use super::fetcher::Fetcher;
@@ -114,9 +115,24 @@ impl Supervisor {
         // The heartbeat's connection is made on the control thread, so its
         // I/O is driven there; a failure to make it stops the start.
         let (ready, is_ready) = tokio::sync::oneshot::channel();
+        let registration = ferry_broker::WorkerInfo {
+            worker: consumer.clone(),
+            host: hostname(),
+            pid: std::process::id(),
+            queues: queues.iter().map(|q| q.name().to_owned()).collect(),
+            concurrency: config.concurrency,
+            started_at: ferry_broker::now_ms(),
+            heartbeat_at: 0,
+            running: 0,
+        };
         let heartbeat = {
             let (queues, period, stop) = (queues.clone(), config.lease / 3, renewing.clone());
             let redis = redis.clone();
+            let (registration, activity, ttl) = (
+                registration.clone(),
+                Arc::clone(&activity),
+                config.lease + config.lease / 3,
+            );
             control.spawn(async move {
                 match redis.link(redis.response_timeout) {
                     Ok(conn) => {
@@ -125,6 +141,9 @@ impl Supervisor {
                             queues,
                             conn,
                             period,
+                            registration,
+                            activity,
+                            ttl,
                         }
                         .run(stop)
                         .await;
@@ -158,7 +177,9 @@ impl Supervisor {
             hard_stop: hard_stop.clone(),
             lease: config.lease,
         };
+        let running = Arc::new(Running::default());
         let executor = Executor::new(ExecutorParts {
+            running: Arc::clone(&running),
             handlers,
             settler,
             slots: slots.clone(),
@@ -203,6 +224,15 @@ impl Supervisor {
             config.consumer_idle_timeout,
         );
         claimers.spawn(recoverer.run(claiming.clone()));
+        // Cancellations are heard as long as jobs may run (until the
+        // executor has finished).
+        let canceller = Canceller {
+            queues: queues.clone(),
+            conn: conn.clone(),
+            running,
+        };
+        let cancelling = CancellationToken::new();
+        let canceller = tokio::spawn(canceller.run(cancelling.clone()));
         let executor = tokio::spawn(executor.run(executing.clone()));
         let acker = Acker {
             conn: conn.clone(),
@@ -226,6 +256,8 @@ impl Supervisor {
         // 2. Let running jobs finish within the grace period.
         executing.cancel();
         let _ = executor.await;
+        cancelling.cancel();
+        let _ = canceller.await;
         control.handlers_done();
         // 3. Acknowledge what finished (for at most the grace period again:
         // with Redis down, what is not written stays pending for recovery),
@@ -246,6 +278,13 @@ impl Supervisor {
         // CONSUMERS tells live workers from gone ones.
         for queue in &queues {
             let mut conn = conn.clone();
+            let queue_keys = queue.consumer.queue();
+            if let Err(e) = queue_keys
+                .register_worker(&mut conn, &registration, None)
+                .await
+            {
+                tracing::debug!(error = %e, queue = queue.name(), "could not remove this worker's registration; it expires");
+            }
             if let Err(e) = queue.consumer.leave(&mut conn).await {
                 tracing::debug!(error = %e, queue = queue.name(), "could not remove this consumer; recovery removes it once idle");
             }
@@ -309,4 +348,14 @@ pub async fn shutdown_signal() {
     {
         let _ = tokio::signal::ctrl_c().await;
     }
+}
+
+/// This host's name, for the worker's registration.
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "unknown".to_owned())
 }
