@@ -27,5 +27,6 @@ end
 redis.call('ZADD', DELAYED, now + tonumber(ARGV[6]), job)
 redis.call('HSET', SCHEDULED, job, ARGV[5])
 redis.call('HDEL', INDEX, job)
+forget_progress({job})
 redis.call('HINCRBY', STATS, COUNTER_RETRIED, 1)
 return 1

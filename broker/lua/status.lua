@@ -7,7 +7,7 @@
 --   {'scheduled', run-at ms, envelope JSON or false}
 --   {'queued', priority index, entry id, {field, value, ...}}
 --   {'running', priority index, entry id, {field, value, ...}, consumer,
---    deliveries, ms since its lease was last renewed}
+--    deliveries, ms since its lease was last renewed, progress JSON or ''}
 --   {'paused'} is not a state: the caller reads the settings for that.
 -- A record past its expiry counts as gone, though not trimmed yet.
 -- Look-up is O(1) in the hashes and O(log n) in a stream: a fresh job's id
@@ -28,7 +28,8 @@ local function in_stream(index, entry_id)
   if st then
     local p = redis.call('XPENDING', stream, GROUP, entry_id, entry_id, 1)
     if p[1] then
-      return {'running', index, entry_id, e[2], p[1][2], p[1][4], p[1][3]}
+      local progress = redis.call('HGET', PROGRESS, id) or ''
+      return {'running', index, entry_id, e[2], p[1][2], p[1][4], p[1][3], progress}
     end
     if st.last and not id_less(st.last, entry_id) then return nil end
   end

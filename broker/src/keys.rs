@@ -110,15 +110,16 @@ const RESULTS: usize = 10;
 const RETENTION: usize = 11;
 const CANCELS: usize = 12;
 const WORKERS: usize = 13;
+const PROGRESS: usize = 14;
 
 /// The key names of one queue, `{prefix}:{{{queue}}}:{suffix}`, built once.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Keys {
     queue: QueueName,
     /// The four streams (highest priority first), stats, delayed, dead,
-    /// settings, index, scheduled, results, retention, cancels, workers: the
-    /// KEYS of the scripts, in this order (`lua/shared/queue.lua`).
-    all: [String; 14],
+    /// settings, index, scheduled, results, retention, cancels, workers,
+    /// progress: the KEYS of the scripts, in this order (`lua/shared/queue.lua`).
+    all: [String; 15],
 }
 
 impl Keys {
@@ -141,6 +142,7 @@ impl Keys {
             format!("{base}:retention"),
             format!("{base}:cancels"),
             format!("{base}:workers"),
+            format!("{base}:progress"),
         ];
         Self { queue, all }
     }
@@ -210,6 +212,12 @@ impl Keys {
         &self.all[WORKERS]
     }
 
+    /// HASH of running jobs' last progress: field = job id, value = JSON
+    /// (`at`, `percent`, `info`); removed when the job ends.
+    pub fn progress(&self) -> &str {
+        &self.all[PROGRESS]
+    }
+
     /// STRING: worker `consumer`'s registration (JSON), with a TTL its
     /// heartbeat renews.
     pub fn worker(&self, consumer: &str) -> String {
@@ -251,8 +259,9 @@ impl Keys {
 
     /// Every key of the queue, in the order the scripts take them as KEYS:
     /// the four streams (highest priority first), stats, delayed, dead,
-    /// settings, index, scheduled, results, retention, cancels, workers.
-    pub fn all(&self) -> &[String; 14] {
+    /// settings, index, scheduled, results, retention, cancels, workers,
+    /// progress.
+    pub fn all(&self) -> &[String; 15] {
         &self.all
     }
 }

@@ -271,7 +271,7 @@ impl Queue {
     ) -> Result<Vec<String>> {
         let mut inv = self.invoke(&scripts::ENQUEUE);
         if let Some(k) = chunk.key {
-            // KEYS[14], after the queue's 13.
+            // KEYS[16], after the queue's 15.
             inv.key(self.keys().batch(k));
         }
         inv.arg(match chunk.on_duplicate {

@@ -115,6 +115,9 @@ pub struct JobStatus {
     pub last_error: Option<String>,
     /// Its handler's output (a succeeded job whose record has one).
     pub result: Option<serde_json::Value>,
+    /// Its last reported progress, while it runs: `{"at": ms, "percent":
+    /// n, "info": ...}`.
+    pub progress: Option<serde_json::Value>,
     /// Its stream or dead-letter entry id, where it has one.
     pub entry_id: Option<String>,
 }
@@ -142,6 +145,7 @@ impl JobStatus {
             deliveries: None,
             last_error: None,
             result: None,
+            progress: None,
             entry_id: None,
         }
     }
@@ -285,6 +289,10 @@ impl Queue {
                 if let [_, _, _, _, consumer, deliveries, ..] = items {
                     s.worker = reply::string(consumer);
                     s.deliveries = reply::int(deliveries).and_then(|d| u32::try_from(d).ok());
+                }
+                if let [_, _, _, _, _, _, _, progress] = items {
+                    s.progress =
+                        reply::string(progress).and_then(|p| serde_json::from_str(&p).ok());
                 }
                 s.entry_id = Some(entry);
                 s

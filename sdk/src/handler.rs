@@ -90,7 +90,77 @@ pub struct JobContext {
     /// runs, within about a round trip to Redis. Stop soon after: the job
     /// ends cancelled whatever the handler returns then.
     pub cancel: CancellationToken,
+    /// Where progress reports go (none for a context made by hand).
+    pub(crate) reporter: Option<Reporter>,
 }
+
+/// Where a running job's progress reports go: its entry, on this worker.
+#[derive(Clone)]
+pub(crate) struct Reporter {
+    pub conn: crate::link::Link,
+    pub consumer: ferry_broker::Consumer,
+    pub entry: ferry_broker::EntryId,
+}
+
+impl std::fmt::Debug for Reporter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reporter")
+            .field("entry", &self.entry)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A progress report: a percentage and/or a small JSON value.
+///
+/// ```
+/// use ferry_queue::Progress;
+/// let p = Progress::percent(42.5).info(serde_json::json!({"rows": 425}));
+/// let q: Progress = 10.0.into();
+/// ```
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Progress {
+    percent: Option<f64>,
+    info: Option<serde_json::Value>,
+}
+
+impl Progress {
+    /// A percentage (any finite number; 0 to 100 by convention).
+    pub fn percent(percent: f64) -> Self {
+        Self {
+            percent: Some(percent),
+            info: None,
+        }
+    }
+
+    /// Adds (or replaces) a JSON value: what is being done, counts, ...
+    /// Keep it small (it is stored while the job runs).
+    pub fn info(mut self, info: impl Serialize) -> Self {
+        self.info = serde_json::to_value(info).ok();
+        self
+    }
+
+    /// The report as JSON object members without braces.
+    fn members(&self) -> String {
+        let mut m = serde_json::Map::new();
+        if let Some(p) = self.percent.filter(|p| p.is_finite()) {
+            m.insert("percent".into(), serde_json::Value::from(p));
+        }
+        if let Some(i) = &self.info {
+            m.insert("info".into(), i.clone());
+        }
+        let text = serde_json::Value::Object(m).to_string();
+        text[1..text.len() - 1].to_owned()
+    }
+}
+
+impl From<f64> for Progress {
+    fn from(percent: f64) -> Self {
+        Self::percent(percent)
+    }
+}
+
+/// Most bytes of one progress report.
+pub const MAX_PROGRESS_BYTES: usize = 16 * 1024;
 
 impl JobContext {
     /// A context for attempt 1 of job `job_id` from `queue`, for calling a
@@ -106,7 +176,38 @@ impl JobContext {
             last_error: None,
             shutdown: CancellationToken::new(),
             cancel: CancellationToken::new(),
+            reporter: None,
         }
+    }
+
+    /// Reports the job's progress: kept (with the server's time) until the
+    /// job ends, shown by [`Client::status`](crate::Client::status) as
+    /// `progress`. One round trip: report a few times a second at most.
+    /// Returns false when nothing was stored: the job is no longer this
+    /// worker's (its lease was lost), or the context was made by hand.
+    ///
+    /// # Errors
+    /// [`Error::Config`](crate::Error::Config) for a report over
+    /// [`MAX_PROGRESS_BYTES`]; [`Error::Redis`](crate::Error::Redis).
+    pub async fn progress(&self, progress: impl Into<Progress>) -> crate::Result<bool> {
+        let Some(r) = &self.reporter else {
+            return Ok(false);
+        };
+        let members = progress.into().members();
+        if members.len() > MAX_PROGRESS_BYTES {
+            return Err(crate::ConfigError::InvalidSetting {
+                name: "progress",
+                reason: format!(
+                    "a report of {} bytes is over the limit of {MAX_PROGRESS_BYTES}",
+                    members.len()
+                ),
+            }
+            .into());
+        }
+        let mut conn = r.conn.clone();
+        Ok(r.consumer
+            .report_progress(&mut conn, &r.entry, &self.job_id, &members)
+            .await?)
     }
 }
 

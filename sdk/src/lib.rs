@@ -71,7 +71,7 @@ pub use ferry_broker::{
     Backoff, DeadLetter, JobState, JobStatus, Keys, OnDuplicate, Prefix, Priority, QueueStats,
     Settings, WorkerInfo,
 };
-pub use handler::{Handler, HandlerFn, JobContext};
+pub use handler::{Handler, HandlerFn, JobContext, Progress};
 pub use job::Job;
 pub use runtime::supervisor::shutdown_signal;
 pub use runtime::Activity;

@@ -1041,3 +1041,72 @@ async fn live_workers_register_with_a_ttl_and_leave_when_they_stop() {
     let left = client.workers(&run.queue).await.unwrap();
     assert_eq!(left.len(), 1, "until its TTL runs out: {left:?}");
 }
+
+#[derive(Serialize, Deserialize, Debug)]
+struct Halfway {}
+impl Job for Halfway {
+    const TYPE: &'static str = "halfway";
+    const QUEUE: &'static str = QUEUE;
+}
+
+#[tokio::test]
+async fn progress_shows_in_status_while_the_job_runs_and_goes_with_it() {
+    let s = setup().await;
+    let gate = Arc::new(Semaphore::new(0));
+    let held = gate.clone();
+    let worker = Worker::builder(s.redis.url())
+        .prefix(s.prefix.clone())
+        .handle(move |_: Halfway, ctx: JobContext| {
+            let gate = held.clone();
+            async move {
+                let stored = ctx
+                    .progress(
+                        ferry_queue::Progress::percent(50.0).info(serde_json::json!({"rows": 500})),
+                    )
+                    .await
+                    .map_err(JobError::retry)?;
+                assert!(stored);
+                let _permit = gate.acquire().await.map_err(JobError::retry)?;
+                Ok(())
+            }
+        })
+        .build()
+        .unwrap();
+    let token = worker.shutdown_token();
+    let handle = tokio::spawn(worker.run_until(std::future::pending()));
+    let id = s.client.enqueue(&Halfway {}).await.unwrap();
+    wait_until(Duration::from_secs(20), "progress is reported", || async {
+        s.client
+            .status(QUEUE, &id)
+            .await
+            .unwrap()
+            .progress
+            .is_some()
+    })
+    .await;
+    let st = s.client.status(QUEUE, &id).await.unwrap();
+    assert_eq!(st.state, JobState::Running);
+    let p = st.progress.unwrap();
+    assert_eq!(
+        (p["percent"].as_f64(), p["info"]["rows"].as_u64()),
+        (Some(50.0), Some(500))
+    );
+    assert!(p["at"].as_u64().unwrap() > 0);
+    gate.add_permits(1);
+    let done = s
+        .client
+        .wait(QUEUE, &id, Duration::from_secs(20))
+        .await
+        .unwrap();
+    assert_eq!((done.state, done.progress), (JobState::Succeeded, None));
+    let left: u64 = redis::cmd("HLEN")
+        .arg(s.queue().keys().progress())
+        .query_async(&mut s.redis.conn().await)
+        .await
+        .unwrap();
+    assert_eq!(left, 0, "progress goes when the job ends");
+    // A context made by hand stores nothing.
+    assert!(!JobContext::new("x", QUEUE).progress(1.0).await.unwrap());
+    token.cancel();
+    handle.await.unwrap().unwrap();
+}

@@ -15,8 +15,9 @@ local STATS, DELAYED, DEAD = KEYS[5], KEYS[6], KEYS[7]
 -- alone, the envelopes of delayed jobs, and the finished jobs' records
 -- with their expiry (the job lifecycle; see keys.rs).
 local SETTINGS, INDEX, SCHEDULED, RESULTS, RETENTION = KEYS[8], KEYS[9], KEYS[10], KEYS[11], KEYS[12]
--- And the cancellations asked for running jobs, and the live workers.
-local CANCELS, WORKERS = KEYS[13], KEYS[14]
+-- And the cancellations asked for running jobs, the live workers, and
+-- running jobs' progress.
+local CANCELS, WORKERS, PROGRESS = KEYS[13], KEYS[14], KEYS[15]
 -- ARGV[1] of every script: the consumer group the workers read through.
 local GROUP = ARGV[1]
 

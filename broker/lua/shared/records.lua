@@ -45,10 +45,19 @@ local function keep_records(ids, rows, now)
   trim_records(now, keep_n, 2 * #ids + 16)
 end
 
+-- Forgets the progress of jobs `ids`, which ended (one HLEN while no
+-- running job reports progress).
+local function forget_progress(ids)
+  if #ids > 0 and redis.call('HLEN', PROGRESS) > 0 then
+    redis.call('HDEL', PROGRESS, unpack(ids))
+  end
+end
+
 -- Publishes '<state> <id> <id> ...' on the queue's channel P:{Q}:finished,
--- which waiters subscribe to.
+-- which waiters subscribe to, and forgets the jobs' progress.
 local function announce(state, ids)
   if #ids == 0 then return end
+  forget_progress(ids)
   local channel = string.sub(SETTINGS, 1, #SETTINGS - #'settings') .. 'finished'
   redis.call('PUBLISH', channel, state .. ' ' .. table.concat(ids, ' '))
 end

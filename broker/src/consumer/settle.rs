@@ -150,6 +150,31 @@ impl Consumer {
         Ok(acked)
     }
 
+    /// Stores the progress of the running job `job_id` (entry `entry`):
+    /// `fields` are JSON object members without braces
+    /// (`"percent":42,"info":{..}`), kept in `P:{Q}:progress` with the
+    /// server's time until the job ends. Returns false, storing nothing,
+    /// when the entry is no longer this consumer's.
+    ///
+    /// # Errors
+    /// [`Error::Redis`].
+    pub async fn report_progress<C: ConnectionLike + Send>(
+        &self,
+        conn: &mut C,
+        entry: &EntryId,
+        job_id: &str,
+        fields: &str,
+    ) -> Result<bool> {
+        let mut inv = self.queue().invoke(&scripts::PROGRESS);
+        inv.arg(self.name())
+            .arg(entry.priority.script_index())
+            .arg(&entry.id)
+            .arg(job_id)
+            .arg(fields);
+        let stored: i64 = inv.invoke_async(conn).await?;
+        Ok(stored == 1)
+    }
+
     /// Moves a failed delivery to the delayed set as its next attempt,
     /// `next`, due `delay` from now by the Redis server's clock (not this
     /// host's). Returns false, moving nothing, when the entry is no longer

@@ -11,6 +11,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use crate::handler::Reporter;
 use crate::link::Link;
 use ferry_broker::{DeadLetterKind, Delivery, Envelope};
 use futures::FutureExt;
@@ -275,6 +276,11 @@ impl ExecutorParts {
             enqueued_at: env.enqueued_at,
             last_error: env.last_error.clone(),
             shutdown: self.shutdown.clone(),
+            reporter: Some(Reporter {
+                conn: self.conn.clone(),
+                consumer: job.queue.consumer.clone(),
+                entry: job.delivery.entry.clone(),
+            }),
         };
         let timeout = self.job_timeout;
         let held_us = AtomicU64::new(0);
