@@ -1,6 +1,6 @@
 -- enqueue.lua: one chunk of new jobs, checked and written at once.
 -- KEYS: the four streams ... retention (shared/queue.lua), then, for a batch
--- under an idempotency key, KEYS[16] its hash P:{Q}:batch:<key> (field =
+-- under an idempotency key, KEYS[17] its hash P:{Q}:batch:<key> (field =
 -- chunk number)
 -- ARGV[1] group   ARGV[2] on a duplicate id: 'error' or 'existing'
 -- ARGV[3] chunk number   ARGV[4] the batch hash's TTL (ms)
@@ -15,7 +15,7 @@
 --   {'ok', ids, existing}: ids of the jobs in order (a fresh job's id is
 --   '<priority>-<entry id>', see names.lua); existing lists the positions
 --   (from 1) of jobs not written because their id already exists;
---   {'done'}: the chunk was written before (KEYS[16] says so);
+--   {'done'}: the chunk was written before (KEYS[17] says so);
 --   {'duplicate', id}: a given id exists (ARGV[2] 'error'); nothing written;
 --   {'full', depth, max}: the chunk would take the queue past the
 --   max_depth setting; nothing written.
@@ -23,7 +23,7 @@
 -- or has a record. Depth counts jobs waiting, running and delayed.
 -- The hot path (fresh jobs, no max_depth) builds no table per job: a
 -- chunk of 1,000 is about as cheap for Redis as 1,000 XADDs.
-local marker = KEYS[16]
+local marker = EXTRA_KEY
 if marker and redis.call('HEXISTS', marker, ARGV[3]) == 1 then return {'done'} end
 local FIRST = 7
 

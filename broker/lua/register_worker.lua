@@ -1,5 +1,5 @@
 -- register_worker.lua: register (or renew, or remove) a live worker.
--- KEYS: the four streams ... progress (shared/queue.lua), then KEYS[16] the
+-- KEYS: the four streams ... timing (shared/queue.lua), then KEYS[17] the
 -- worker's registration P:{Q}:worker:<consumer>
 -- ARGV[1] group (unused)   ARGV[2] consumer   ARGV[3] TTL (ms; 0 removes
 -- the registration)   ARGV[4] the registration's fields, JSON members
@@ -11,10 +11,10 @@
 local now = server_now_ms()
 local ttl = tonumber(ARGV[3])
 if ttl > 0 then
-  redis.call('SET', KEYS[16], '{"heartbeat_at":' .. now .. ',' .. ARGV[4] .. '}', 'PX', ttl)
+  redis.call('SET', EXTRA_KEY, '{"heartbeat_at":' .. now .. ',' .. ARGV[4] .. '}', 'PX', ttl)
   redis.call('ZADD', WORKERS, now + ttl, ARGV[2])
 else
-  redis.call('DEL', KEYS[16])
+  redis.call('DEL', EXTRA_KEY)
   redis.call('ZREM', WORKERS, ARGV[2])
 end
 local gone = redis.call('ZRANGEBYSCORE', WORKERS, '-inf', now, 'LIMIT', 0, 100)

@@ -29,4 +29,5 @@ redis.call('HSET', SCHEDULED, job, ARGV[5])
 redis.call('HDEL', INDEX, job)
 forget_progress({job})
 redis.call('HINCRBY', STATS, COUNTER_RETRIED, 1)
+timing_count(now, 't', 1)
 return 1

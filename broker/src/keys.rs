@@ -111,6 +111,7 @@ const RETENTION: usize = 11;
 const CANCELS: usize = 12;
 const WORKERS: usize = 13;
 const PROGRESS: usize = 14;
+const TIMING: usize = 15;
 
 /// The key names of one queue, `{prefix}:{{{queue}}}:{suffix}`, built once.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -118,8 +119,9 @@ pub struct Keys {
     queue: QueueName,
     /// The four streams (highest priority first), stats, delayed, dead,
     /// settings, index, scheduled, results, retention, cancels, workers,
-    /// progress: the KEYS of the scripts, in this order (`lua/shared/queue.lua`).
-    all: [String; 15],
+    /// progress, timing: the KEYS of the scripts, in this order
+    /// (`lua/shared/queue.lua`).
+    all: [String; 16],
 }
 
 impl Keys {
@@ -143,6 +145,7 @@ impl Keys {
             format!("{base}:cancels"),
             format!("{base}:workers"),
             format!("{base}:progress"),
+            format!("{base}:timing"),
         ];
         Self { queue, all }
     }
@@ -218,6 +221,15 @@ impl Keys {
         &self.all[PROGRESS]
     }
 
+    /// HASH of per-minute counts and histograms of the last minutes: field
+    /// `<minute>:<metric>` (minute = ms since the epoch / 60,000, server
+    /// clock; metrics `n` completed, `f` failed for good, `t` retried, `c`
+    /// cancelled, `ws`/`rs` wait/run time sums in ms, `w<k>`/`r<k>` wait/run
+    /// time histogram buckets), and `minute`, the last minute written.
+    pub fn timing(&self) -> &str {
+        &self.all[TIMING]
+    }
+
     /// STRING: worker `consumer`'s registration (JSON), with a TTL its
     /// heartbeat renews.
     pub fn worker(&self, consumer: &str) -> String {
@@ -260,8 +272,8 @@ impl Keys {
     /// Every key of the queue, in the order the scripts take them as KEYS:
     /// the four streams (highest priority first), stats, delayed, dead,
     /// settings, index, scheduled, results, retention, cancels, workers,
-    /// progress.
-    pub fn all(&self) -> &[String; 15] {
+    /// progress, timing.
+    pub fn all(&self) -> &[String; 16] {
         &self.all
     }
 }

@@ -408,6 +408,7 @@ async fn status_through_crash_recovery_and_a_retry_keeps_the_id() {
         entry: claimed[0].entry.clone(),
         job_id: env.id.clone(),
         record,
+        timing: None,
     }];
     assert_eq!(a.ack_finished(&mut conn, &finished).await.unwrap(), 1);
     let st = q.status(&mut conn, &id).await.unwrap().unwrap();
@@ -625,6 +626,7 @@ async fn retention_bounds_the_records_of_a_hundred_thousand_finished_jobs() {
                     entry: d.entry.clone(),
                     record: record_fields(&env, d.priority(), 1, "w", &serde_json::json!(9)),
                     job_id: env.id,
+                    timing: Some((1, 1)),
                 }
             })
             .collect();
@@ -1109,4 +1111,63 @@ async fn progress_shows_in_status_while_the_job_runs_and_goes_with_it() {
     assert!(!JobContext::new("x", QUEUE).progress(1.0).await.unwrap());
     token.cancel();
     handle.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn stats_give_wait_time_percentiles_from_a_known_schedule_and_the_failure_rate() {
+    let s = setup().await;
+    let q = s.queue();
+    let mut conn = s.redis.conn().await;
+    let (secs, micros): (u64, u64) = redis::cmd("TIME").query_async(&mut conn).await.unwrap();
+    let now = secs * 1000 + micros / 1000;
+    // 100 jobs whose entries were added 100 ms, 200 ms, ... 10 s ago (the
+    // oldest first): their waits are those delays plus the run's own.
+    for i in (1..=100u64).rev() {
+        let _: String = redis::cmd("XADD")
+            .arg(q.keys().stream(Priority::Normal))
+            .arg(format!("{}-0", now - i * 100))
+            .arg("type")
+            .arg("square")
+            .arg("payload")
+            .arg(format!(r#"{{"n":{}}}"#, 1000 + i))
+            .arg("attempt")
+            .arg(1)
+            .arg("max_retries")
+            .arg(0)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+    let unlucky = s.client.enqueue(&Square { n: 13 }).await.unwrap();
+    let (handle, token) = s.worker(None);
+    s.client
+        .wait(QUEUE, &unlucky, Duration::from_secs(20))
+        .await
+        .unwrap();
+    wait_until(Duration::from_secs(20), "all 100 completed", || async {
+        s.client.stats(QUEUE).await.unwrap().counter("completed") == 100
+    })
+    .await;
+    token.cancel();
+    handle.await.unwrap().unwrap();
+    let recent = s.client.stats(QUEUE).await.unwrap().recent;
+    let w = &recent.wait;
+    eprintln!("wait: {w:?}; run: {:?}", recent.run);
+    assert_eq!((w.count, recent.run.count), (100, 100));
+    // True p50 = 5,000 ms and p95 = 9,500 ms, plus the time to get there
+    // (well under a second); buckets are about 19% wide.
+    let near = |got: f64, want: f64| got > want * 0.88 && got < want * 1.25;
+    assert!(near(w.p50_ms, 5_000.0), "p50 {}", w.p50_ms);
+    assert!(near(w.p95_ms, 9_500.0), "p95 {}", w.p95_ms);
+    assert!(near(w.p99_ms, 9_900.0), "p99 {}", w.p99_ms);
+    assert!(near(w.avg_ms, 5_050.0), "avg {}", w.avg_ms);
+    let completed: u64 = recent.minutes.iter().map(|m| m.completed).sum();
+    let failed: u64 = recent.minutes.iter().map(|m| m.failed).sum();
+    assert_eq!((completed, failed), (100, 1));
+    assert!(
+        (recent.failure_rate - 1.0 / 101.0).abs() < 1e-9,
+        "{}",
+        recent.failure_rate
+    );
+    assert_eq!(recent.minutes.len(), 15);
 }

@@ -461,6 +461,19 @@ async fn stats(redis: &RedisConfig, prefix: &str, queue: &str) -> AnyResult {
     for (k, v) in &s.counters {
         println!("{k:<13} {v}");
     }
+    let r = &s.recent;
+    println!(
+        "last {} min: {:.1} jobs/s over the last 5 full minutes, failure rate {:.2}%",
+        r.minutes.len(),
+        r.throughput(5),
+        r.failure_rate * 100.0
+    );
+    for (name, t) in [("wait", &r.wait), ("run", &r.run)] {
+        println!(
+            "{name:<5} n {:>7}  avg {:>9.1} ms  p50 {:>9.1}  p95 {:>9.1}  p99 {:>9.1}",
+            t.count, t.avg_ms, t.p50_ms, t.p95_ms, t.p99_ms
+        );
+    }
     Ok(())
 }
 

@@ -1,4 +1,4 @@
--- shared/records.lua (needs settings.lua): finished jobs' records, and the
+-- shared/records.lua (needs settings.lua and timing.lua): finished jobs' records, and the
 -- notice that a job finished.
 --
 -- A record is a JSON object in RESULTS (field = job id); RETENTION (a
@@ -114,6 +114,7 @@ local function record_cancelled(ids, fields, now)
   redis.call('HDEL', CANCELS, unpack(ids))
   redis.call('HDEL', INDEX, unpack(ids))
   redis.call('HINCRBY', STATS, COUNTER_CANCELLED, #ids)
+  timing_count(now, 'c', #ids)
   keep_records(ids, rows, now)
   announce('cancelled', ids)
 end

@@ -28,6 +28,9 @@ pub(crate) struct Ack {
     pub job_id: String,
     /// The record's fields ([`ferry_broker::record_fields`]).
     pub record: String,
+    /// When the attempt started, and how long its handler ran.
+    pub started: std::time::Instant,
+    pub ran: std::time::Duration,
 }
 
 /// Finished jobs of one queue and priority: their leases, and what to ack.
@@ -83,11 +86,14 @@ impl Acker {
     /// each retried on its own. Returns how many entries were acknowledged.
     pub(crate) async fn run_once(&self, batch: &mut Vec<Ack>) -> u64 {
         let mut groups: Vec<Group> = Vec::new();
+        let millis = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         for Ack {
             queue,
             lease,
             job_id,
             record,
+            started,
+            ran,
         } in batch.drain(..)
         {
             let priority = lease.entry().priority;
@@ -95,6 +101,7 @@ impl Acker {
                 entry: lease.entry().clone(),
                 job_id,
                 record,
+                timing: Some((millis(started.elapsed()), millis(ran))),
             };
             match groups
                 .iter_mut()

@@ -286,6 +286,7 @@ impl ExecutorParts {
         let held_us = AtomicU64::new(0);
         let in_handler = self.activity.handler_started();
         let started_at = ferry_broker::now_ms();
+        let started = std::time::Instant::now();
         let attempt = PollTimer::new(handler.call(&env.payload, ctx), &held_us);
         let attempt = AssertUnwindSafe(tokio::time::timeout(timeout, attempt)).catch_unwind();
         let result = tokio::select! {
@@ -296,7 +297,12 @@ impl ExecutorParts {
             }
         };
         let outcome = match result {
-            Ok(Ok(Ok(result))) => Outcome::Done { result, started_at },
+            Ok(Ok(Ok(result))) => Outcome::Done {
+                result,
+                started_at,
+                started,
+                ran: started.elapsed(),
+            },
             Ok(Ok(Err(e))) if e.is_permanent() => Outcome::Permanent(e.message().to_owned()),
             Ok(Ok(Err(e))) => Outcome::Failed(e.message().to_owned()),
             Ok(Err(_elapsed)) => Outcome::Failed(timed_out(timeout, longest(&held_us))),

@@ -25,6 +25,9 @@ pub(crate) enum Outcome {
     Done {
         result: serde_json::Value,
         started_at: u64,
+        /// When the attempt started (monotonic), and how long it ran.
+        started: std::time::Instant,
+        ran: std::time::Duration,
     },
     /// A retryable failure: retried while retries are left.
     Failed(String),
@@ -59,7 +62,12 @@ impl Settler {
             return;
         }
         match outcome {
-            Outcome::Done { result, started_at } => {
+            Outcome::Done {
+                result,
+                started_at,
+                started,
+                ran,
+            } => {
                 tracing::debug!("job done");
                 self.activity.count_completed();
                 let record = record_fields(
@@ -78,6 +86,8 @@ impl Settler {
                     lease,
                     job_id: env.id.clone(),
                     record,
+                    started,
+                    ran,
                 });
             }
             Outcome::Failed(error) if !env.is_last_attempt() => self.retry(job, env, error).await,
