@@ -59,6 +59,9 @@ struct Args {
     /// and 10,000) or `off` (retention 0: none kept).
     #[arg(long, default_value = "on", value_parser = ["on", "off"])]
     records: String,
+    /// Lifecycle events: `off` (the default) or `on` (capped at 100,000).
+    #[arg(long, default_value = "off", value_parser = ["on", "off"])]
+    events: String,
 }
 
 struct Sizes {
@@ -132,6 +135,8 @@ struct Bench {
     e2e_concurrency: usize,
     /// False with `--records off`: queue "q" keeps no records.
     records: bool,
+    /// True with `--events on`.
+    events: bool,
 }
 
 /// Raw pipelined XADD, the enqueue baseline.
@@ -164,6 +169,9 @@ impl Bench {
             .prefix(&prefix)
             .connect()
             .expect("client");
+        if self.events {
+            client.set_events("q", Some(100_000)).await.expect("events");
+        }
         if !self.records {
             client
                 .set_retention("q", std::time::Duration::ZERO, 0)
@@ -288,6 +296,7 @@ async fn main() {
         drain_concurrency: args.drain_concurrency.clone(),
         e2e_concurrency: args.e2e_concurrency,
         records: args.records == "on",
+        events: args.events == "on",
     };
     run_all(&mut b, &sizes).await;
     let targets = targets(&b);

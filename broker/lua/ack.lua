@@ -79,4 +79,5 @@ for i, f in ipairs(fields) do
 end
 keep_records(jobs, rows, now)
 announce('succeeded', jobs)
+emit(events_cap(), 'succeeded', jobs, {'worker', ARGV[2]})
 return acked

@@ -1,6 +1,6 @@
 -- enqueue.lua: one chunk of new jobs, checked and written at once.
 -- KEYS: the four streams ... retention (shared/queue.lua), then, for a batch
--- under an idempotency key, KEYS[17] its hash P:{Q}:batch:<key> (field =
+-- under an idempotency key, KEYS[18] its hash P:{Q}:batch:<key> (field =
 -- chunk number)
 -- ARGV[1] group   ARGV[2] on a duplicate id: 'error' or 'existing'
 -- ARGV[3] chunk number   ARGV[4] the batch hash's TTL (ms)
@@ -15,7 +15,7 @@
 --   {'ok', ids, existing}: ids of the jobs in order (a fresh job's id is
 --   '<priority>-<entry id>', see names.lua); existing lists the positions
 --   (from 1) of jobs not written because their id already exists;
---   {'done'}: the chunk was written before (KEYS[17] says so);
+--   {'done'}: the chunk was written before (KEYS[18] says so);
 --   {'duplicate', id}: a given id exists (ARGV[2] 'error'); nothing written;
 --   {'full', depth, max}: the chunk would take the queue past the
 --   max_depth setting; nothing written.
@@ -80,7 +80,7 @@ if max_depth and max_depth > 0 then
   if adding > 0 and depth + adding > max_depth then return {'full', depth, max_depth} end
 end
 
-local ids = {}
+local ids, written = {}, {}
 local k, i = 0, FIRST
 while i <= #ARGV do
   k = k + 1
@@ -107,6 +107,10 @@ while i <= #ARGV do
   end
   i = next_job(i)
 end
+for j, id in ipairs(ids) do
+  if not skip[j] then written[#written + 1] = id end
+end
+emit(events_cap(), 'enqueued', written, {})
 if marker then
   redis.call('HSET', marker, ARGV[3], 1)
   redis.call('PEXPIRE', marker, ARGV[4])

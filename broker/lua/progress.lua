@@ -10,5 +10,7 @@
 local now = server_now_ms()
 local stream = stream_at(ARGV[3])
 if not pending_for(stream, GROUP, ARGV[2], ARGV[4]) then return 0 end
-redis.call('HSET', PROGRESS, ARGV[5], '{"at":' .. now .. ',' .. ARGV[6] .. '}')
+local progress = '{"at":' .. now .. ',' .. ARGV[6] .. '}'
+redis.call('HSET', PROGRESS, ARGV[5], progress)
+emit(events_cap(), 'progress', {ARGV[5]}, {'progress', progress})
 return 1

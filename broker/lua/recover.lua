@@ -127,5 +127,13 @@ for _ = 1, 10 do
     break
   end
 end
-if #taken > 0 then redis.call('HINCRBY', STATS, COUNTER_RECOVERED, #taken) end
+if #taken > 0 then
+  redis.call('HINCRBY', STATS, COUNTER_RECOVERED, #taken)
+  local cap = events_cap()
+  if cap > 0 then
+    local ids = {}
+    for _, t in ipairs(taken) do ids[#ids + 1] = field_in(t[2], 1, 'id') or derived_id(priority, t[1]) end
+    emit(cap, 'recovered', ids, {'worker', consumer})
+  end
+end
 return {cursor, taken, deleted, n_dead, dropped}

@@ -1,5 +1,5 @@
 -- register_worker.lua: register (or renew, or remove) a live worker.
--- KEYS: the four streams ... timing (shared/queue.lua), then KEYS[17] the
+-- KEYS: the four streams ... events (shared/queue.lua), then KEYS[18] the
 -- worker's registration P:{Q}:worker:<consumer>
 -- ARGV[1] group (unused)   ARGV[2] consumer   ARGV[3] TTL (ms; 0 removes
 -- the registration)   ARGV[4] the registration's fields, JSON members

@@ -22,6 +22,8 @@ pub struct Promoted {
     /// The Redis server's time (ms) that decided what was due: compare
     /// `next_at` with this, not with the local clock.
     pub now: u64,
+    /// The queue's events cap (the `events` setting; 0 while events are off).
+    pub events: u64,
 }
 
 impl Promoted {
@@ -50,13 +52,14 @@ impl Queue {
         inv.arg(PROMOTE_BATCH);
         let v: Value = inv.invoke_async(conn).await?;
         match reply::array(&v) {
-            Some([moved, next, now]) => {
+            Some([moved, next, now, events]) => {
                 let next = reply::int(next)
                     .ok_or_else(|| Error::Protocol(format!("promote: next {next:?}")))?;
                 Ok(Promoted {
                     moved: reply::count(moved)?,
                     next_at: u64::try_from(next).ok(),
                     now: reply::count(now)?,
+                    events: reply::count(events)?,
                 })
             }
             _ => Err(Error::Protocol(format!("promote: {v:?}"))),

@@ -112,6 +112,7 @@ const CANCELS: usize = 12;
 const WORKERS: usize = 13;
 const PROGRESS: usize = 14;
 const TIMING: usize = 15;
+const EVENTS: usize = 16;
 
 /// The key names of one queue, `{prefix}:{{{queue}}}:{suffix}`, built once.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -119,9 +120,9 @@ pub struct Keys {
     queue: QueueName,
     /// The four streams (highest priority first), stats, delayed, dead,
     /// settings, index, scheduled, results, retention, cancels, workers,
-    /// progress, timing: the KEYS of the scripts, in this order
+    /// progress, timing, events: the KEYS of the scripts, in this order
     /// (`lua/shared/queue.lua`).
-    all: [String; 16],
+    all: [String; 17],
 }
 
 impl Keys {
@@ -146,6 +147,7 @@ impl Keys {
             format!("{base}:workers"),
             format!("{base}:progress"),
             format!("{base}:timing"),
+            format!("{base}:events"),
         ];
         Self { queue, all }
     }
@@ -230,6 +232,14 @@ impl Keys {
         &self.all[TIMING]
     }
 
+    /// STREAM of lifecycle events (only while the queue's `events` setting
+    /// is on; capped at its length): fields `event` (enqueued, started,
+    /// progress, retrying, succeeded, dead, cancelled, recovered), `id`
+    /// (the job), and per event `attempt`, `worker`, `error`, `progress`.
+    pub fn events(&self) -> &str {
+        &self.all[EVENTS]
+    }
+
     /// STRING: worker `consumer`'s registration (JSON), with a TTL its
     /// heartbeat renews.
     pub fn worker(&self, consumer: &str) -> String {
@@ -272,8 +282,8 @@ impl Keys {
     /// Every key of the queue, in the order the scripts take them as KEYS:
     /// the four streams (highest priority first), stats, delayed, dead,
     /// settings, index, scheduled, results, retention, cancels, workers,
-    /// progress, timing.
-    pub fn all(&self) -> &[String; 16] {
+    /// progress, timing, events.
+    pub fn all(&self) -> &[String; 17] {
         &self.all
     }
 }

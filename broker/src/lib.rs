@@ -29,6 +29,7 @@
 //! - [`cancel`]: cancelling a job by id.
 //! - [`reprioritise`]: a waiting job to another priority.
 //! - [`workers`]: live workers' registrations.
+//! - [`events`]: the lifecycle events stream.
 //! - [`settings`]: pause and resume, maximum depth, record retention.
 //! - [`backoff`]: retry delays.
 //! - [`error`]: error types.
@@ -65,6 +66,7 @@ pub mod dead_letter;
 pub mod delayed;
 pub mod envelope;
 pub mod error;
+pub mod events;
 pub mod keys;
 pub mod priority;
 pub mod producer;
@@ -88,6 +90,7 @@ pub use dead_letter::DeadLetter;
 pub use delayed::Promoted;
 pub use envelope::{Envelope, Malformed};
 pub use error::{ConfigError, Error, Result};
+pub use events::Event;
 pub use keys::{Keys, Prefix, QueueName, GROUP};
 pub use priority::Priority;
 pub use producer::{NewJob, OnDuplicate, Schedule};

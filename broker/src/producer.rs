@@ -271,7 +271,7 @@ impl Queue {
     ) -> Result<Vec<String>> {
         let mut inv = self.invoke(&scripts::ENQUEUE);
         if let Some(k) = chunk.key {
-            // KEYS[17], after the queue's 16.
+            // KEYS[18], after the queue's 17.
             inv.key(self.keys().batch(k));
         }
         inv.arg(match chunk.on_duplicate {

@@ -38,7 +38,7 @@ use crate::error::{Error, Result};
 /// [`Keys::all`] up to the last one it uses (4: the streams; 5: and stats;
 /// 6: and delayed; 7: and dead; 8: settings; 9: index; 10: scheduled;
 /// 11: results; 12: retention; 13: cancels; 14: workers; 15: progress;
-/// 16: timing).
+/// 16: timing; 17: events).
 ///
 /// [`Keys::all`]: crate::Keys::all
 pub(crate) struct QueueScript {
@@ -70,23 +70,23 @@ pub(crate) static CLAIM: LazyLock<QueueScript> = script!("claim.lua", 8: queue, 
 pub(crate) static CLAIM_COUNTS: LazyLock<QueueScript> =
     script!("claim_counts.lua", 8: queue, settings, group_state, waiting);
 /// `enqueue.lua`: one chunk of new jobs: ids checked, depth checked, written.
-pub(crate) static ENQUEUE: LazyLock<QueueScript> = script!("enqueue.lua", 16:
-    queue, clock, names, group_state, waiting, settings, timing, records);
+pub(crate) static ENQUEUE: LazyLock<QueueScript> = script!("enqueue.lua", 17:
+    queue, clock, names, group_state, waiting, settings, timing, events, records);
 /// `ack.lua`: acknowledge and remove the entries this consumer still owns, with records.
-pub(crate) static ACK: LazyLock<QueueScript> = script!("ack.lua", 16:
-    queue, clock, names, entry_ids, group_state, ownership, remove_done, settings, timing, records);
+pub(crate) static ACK: LazyLock<QueueScript> = script!("ack.lua", 17:
+    queue, clock, names, entry_ids, group_state, ownership, remove_done, settings, timing, events, records);
 /// `retry.lua`: stream entry -> delayed set.
-pub(crate) static RETRY: LazyLock<QueueScript> = script!("retry.lua", 16:
-    queue, clock, entry_ids, group_state, ownership, remove_done, settings, timing, records);
+pub(crate) static RETRY: LazyLock<QueueScript> = script!("retry.lua", 17:
+    queue, clock, entry_ids, group_state, ownership, remove_done, settings, timing, events, records);
 /// `dead_letter.lua`: stream entry -> dead-letter stream.
-pub(crate) static DEAD_LETTER: LazyLock<QueueScript> = script!("dead_letter.lua", 16:
-    queue, clock, names, entry_ids, group_state, ownership, remove_done, settings, timing, records, dead_letter);
+pub(crate) static DEAD_LETTER: LazyLock<QueueScript> = script!("dead_letter.lua", 17:
+    queue, clock, names, entry_ids, group_state, ownership, remove_done, settings, timing, events, records, dead_letter);
 /// `promote.lua`: due delayed jobs -> their priority streams.
 pub(crate) static PROMOTE: LazyLock<QueueScript> =
-    script!("promote.lua", 16: queue, clock, names, settings, timing, records);
+    script!("promote.lua", 17: queue, clock, names, settings, timing, events, records);
 /// `recover.lua`: XAUTOCLAIM of entries idle past the lease; poison entries -> dead-letter.
-pub(crate) static RECOVER: LazyLock<QueueScript> = script!("recover.lua", 16:
-    queue, clock, names, entry_ids, group_state, remove_done, settings, timing, records, dead_letter);
+pub(crate) static RECOVER: LazyLock<QueueScript> = script!("recover.lua", 17:
+    queue, clock, names, entry_ids, group_state, remove_done, settings, timing, events, records, dead_letter);
 /// `renew.lua`: reset the idle time of entries this consumer still owns.
 pub(crate) static RENEW: LazyLock<QueueScript> = script!("renew.lua", 4: queue, ownership);
 /// `remove_idle_consumers.lua`: XGROUP DELCONSUMER of idle consumers with nothing pending.
@@ -102,18 +102,18 @@ pub(crate) static REPLAY: LazyLock<QueueScript> = script!("replay.lua", 9: queue
 /// `purge_dead.lua`: delete the oldest dead letters and their index fields.
 pub(crate) static PURGE_DEAD: LazyLock<QueueScript> = script!("purge_dead.lua", 9: queue, names);
 /// `status.lua`: where a job is, by id.
-pub(crate) static STATUS: LazyLock<QueueScript> = script!("status.lua", 16: queue, clock, names, entry_ids, group_state, settings, timing, records);
+pub(crate) static STATUS: LazyLock<QueueScript> = script!("status.lua", 17: queue, clock, names, entry_ids, group_state, settings, timing, events, records);
 /// `progress.lua`: a running job's progress, while it is still this worker's.
 pub(crate) static PROGRESS: LazyLock<QueueScript> =
-    script!("progress.lua", 16: queue, clock, ownership);
+    script!("progress.lua", 17: queue, clock, ownership, settings, events);
 /// `register_worker.lua`: a live worker's registration, with its TTL.
 pub(crate) static REGISTER_WORKER: LazyLock<QueueScript> =
-    script!("register_worker.lua", 16: queue, clock);
+    script!("register_worker.lua", 17: queue, clock);
 /// `reprioritise.lua`: a waiting job to another priority, keeping its id.
 pub(crate) static REPRIORITISE: LazyLock<QueueScript> =
     script!("reprioritise.lua", 13: queue, names, entry_ids, group_state);
 /// `cancel.lua`: cancel a job by id (remove it, or ask its worker).
-pub(crate) static CANCEL: LazyLock<QueueScript> = script!("cancel.lua", 16: queue, clock, names, entry_ids, group_state, settings, timing, records);
+pub(crate) static CANCEL: LazyLock<QueueScript> = script!("cancel.lua", 17: queue, clock, names, entry_ids, group_state, settings, timing, events, records);
 /// `stats.lua`: depth per priority, delayed, dead and counters, read in one round trip.
 pub(crate) static STATS: LazyLock<QueueScript> =
     script!("stats.lua", 8: queue, settings, group_state, waiting);
@@ -260,6 +260,7 @@ mod tests {
                 ("WORKERS", 14),
                 ("PROGRESS", 15),
                 ("TIMING", 16),
+                ("EVENTS", 17),
             ]
             .iter()
             .filter(|(key, _)| names.contains(key))

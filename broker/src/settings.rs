@@ -20,6 +20,8 @@ pub mod name {
     pub const RETENTION_MS: &str = "retention_ms";
     /// Most finished jobs' records kept (0 keeps none).
     pub const RETENTION_COUNT: &str = "retention_count";
+    /// The events stream's length cap; absent or 0: events off.
+    pub const EVENTS: &str = "events";
 }
 
 /// How long finished jobs' records are kept when the queue does not say.
@@ -38,6 +40,8 @@ pub struct Settings {
     pub retention: Duration,
     /// How many records of finished jobs are kept.
     pub retention_count: u64,
+    /// The events stream's cap; `None` while events are off.
+    pub events: Option<u64>,
 }
 
 impl Queue {
@@ -46,17 +50,20 @@ impl Queue {
     /// # Errors
     /// [`Error::Redis`](crate::Error::Redis).
     pub async fn settings<C: ConnectionLike + Send>(&self, conn: &mut C) -> Result<Settings> {
-        let (paused, max_depth, ms, count): (
+        type Fields = (
             Option<String>,
             Option<u64>,
             Option<u64>,
             Option<u64>,
-        ) = redis::cmd("HMGET")
+            Option<u64>,
+        );
+        let (paused, max_depth, ms, count, events): Fields = redis::cmd("HMGET")
             .arg(self.keys().settings())
             .arg(name::PAUSED)
             .arg(name::MAX_DEPTH)
             .arg(name::RETENTION_MS)
             .arg(name::RETENTION_COUNT)
+            .arg(name::EVENTS)
             .query_async(conn)
             .await?;
         Ok(Settings {
@@ -64,6 +71,7 @@ impl Queue {
             max_depth: max_depth.filter(|d| *d > 0),
             retention: ms.map_or(DEFAULT_RETENTION, Duration::from_millis),
             retention_count: count.unwrap_or(DEFAULT_RETENTION_COUNT),
+            events: events.filter(|e| *e > 0),
         })
     }
 

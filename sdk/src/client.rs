@@ -9,6 +9,7 @@ use tokio::sync::OnceCell;
 use crate::link::Link;
 use std::time::Duration;
 
+use crate::events::Subscription;
 use crate::waiters::{Waiters, Wake};
 use ferry_broker::{
     CancelOutcome, DeadLetter, JobState, JobStatus, Keys, NewJob, Prefix, Priority, Queue,
@@ -84,6 +85,7 @@ impl ClientBuilder {
         check_payload_limit(self.max_payload_bytes)?;
         let conn = self.redis.link(self.redis.response_timeout)?;
         Ok(Client {
+            redis: self.redis.clone(),
             waiters: Arc::new(Waiters::new(conn.client().clone())),
             conn,
             host: self.redis.host().into(),
@@ -134,6 +136,8 @@ pub struct Client {
     queues: Arc<Mutex<HashMap<String, Queue>>>,
     /// Waits in progress, sharing one Pub/Sub connection.
     waiters: Arc<Waiters>,
+    /// How to reach Redis, for connections of another kind (subscriptions).
+    redis: RedisConfig,
 }
 
 impl std::fmt::Debug for Client {
@@ -460,6 +464,45 @@ impl Client {
         let queue = self.queue(queue)?;
         let mut conn = self.conn().await?;
         queue.workers(&mut conn).await.map_err(|e| self.fail(e))
+    }
+
+    /// Turns `queue`'s lifecycle events on, kept in a stream capped at
+    /// about `cap` entries (`Some`), or off (`None`). They cost Redis one
+    /// stream entry per event (about 6 per job), so they are off by
+    /// default.
+    ///
+    /// # Errors
+    /// [`Error::Config`] (for `Some(0)`) or [`Error::Redis`].
+    pub async fn set_events(&self, queue: &str, cap: Option<u64>) -> Result<()> {
+        let queue = self.queue(queue)?;
+        let mut conn = self.conn().await?;
+        queue
+            .set_events(&mut conn, cap)
+            .await
+            .map_err(|e| self.fail(e))
+    }
+
+    /// `queue`'s lifecycle events from now on (enqueued, started,
+    /// progress, retrying, succeeded, dead, cancelled, recovered), or from
+    /// after entry `after` of the events stream. Each subscription reads on
+    /// a connection of its own.
+    ///
+    /// # Errors
+    /// [`Error::Config`] or [`Error::Redis`].
+    pub async fn subscribe(&self, queue: &str, after: Option<&str>) -> Result<Subscription> {
+        let queue = self.queue(queue)?;
+        let mut conn = self.conn().await?;
+        let after = match after {
+            Some(a) => a.to_owned(),
+            None => queue
+                .last_event_id(&mut conn)
+                .await
+                .map_err(|e| self.fail(e))?,
+        };
+        let blocking = self
+            .redis
+            .link(self.redis.response_timeout + Duration::from_secs(2))?;
+        Ok(Subscription::new(queue, blocking, after))
     }
 
     /// Pauses `queue` across the whole fleet: workers claim nothing new

@@ -54,6 +54,7 @@ pub mod config;
 pub mod connection;
 pub mod enqueue;
 pub mod error;
+pub mod events;
 pub mod handler;
 pub mod job;
 mod link;
@@ -67,9 +68,10 @@ pub use config::WorkerConfig;
 pub use connection::RedisConfig;
 pub use enqueue::EnqueueOptions;
 pub use error::{ConfigError, Error, JobError, Result};
+pub use events::Subscription;
 pub use ferry_broker::{
-    Backoff, DeadLetter, JobState, JobStatus, Keys, OnDuplicate, Prefix, Priority, QueueStats,
-    Settings, WorkerInfo,
+    Backoff, DeadLetter, Event, JobState, JobStatus, Keys, OnDuplicate, Prefix, Priority,
+    QueueStats, Settings, WorkerInfo,
 };
 pub use handler::{Handler, HandlerFn, JobContext, Progress};
 pub use job::Job;

@@ -28,12 +28,15 @@ impl Job for Square {
 }
 
 /// Returns n², after taking a permit when it has a gate (so a test can hold
-/// jobs running), and fails for good on 13.
+/// jobs running); fails for good on 13, and the first attempt of 99.
 struct SquareHandler(Option<Arc<Semaphore>>);
 impl Handler for SquareHandler {
     type Job = Square;
     type Output = u64;
-    async fn handle(&self, job: Square, _: JobContext) -> Result<u64, JobError> {
+    async fn handle(&self, job: Square, ctx: JobContext) -> Result<u64, JobError> {
+        if job.n == 99 && ctx.attempt == 1 {
+            return Err(JobError::retry("99 fails its first attempt"));
+        }
         if let Some(gate) = &self.0 {
             let _permit = gate.acquire().await.map_err(JobError::retry)?;
         }
@@ -76,6 +79,10 @@ impl Setup {
         let worker = Worker::builder(self.redis.url())
             .prefix(self.prefix.clone())
             .register(SquareHandler(gate))
+            .backoff(
+                ferry_queue::Backoff::new(Duration::from_millis(50), Duration::from_millis(100))
+                    .unwrap(),
+            )
             .concurrency(4)
             .build()
             .unwrap();
@@ -1170,4 +1177,78 @@ async fn stats_give_wait_time_percentiles_from_a_known_schedule_and_the_failure_
         recent.failure_rate
     );
     assert_eq!(recent.minutes.len(), 15);
+}
+
+#[tokio::test]
+async fn events_follow_each_job_through_its_life_when_the_queue_has_them_on() {
+    let s = setup().await;
+    s.client.set_events(QUEUE, Some(10_000)).await.unwrap();
+    let mut events = s.client.subscribe(QUEUE, None).await.unwrap();
+    let ok = s.client.enqueue(&Square { n: 2 }).await.unwrap();
+    let dead = s.client.enqueue(&Square { n: 13 }).await.unwrap();
+    let retried = s.client.enqueue(&Square { n: 99 }).await.unwrap();
+    let later = s
+        .client
+        .enqueue_with(
+            &Square { n: 4 },
+            EnqueueOptions::new().delay(Duration::from_secs(3600)),
+        )
+        .await
+        .unwrap();
+    s.client.cancel(QUEUE, &later).await.unwrap();
+    let (handle, token) = s.worker(None);
+    let mut seen: std::collections::HashMap<String, Vec<String>> = Default::default();
+    let deadline = Duration::from_secs(30);
+    tokio::time::timeout(deadline, async {
+        loop {
+            let e = events.next().await.unwrap();
+            seen.entry(e.job_id.clone())
+                .or_default()
+                .push(e.event.clone());
+            if e.job_id == retried && e.event == "succeeded" {
+                break;
+            }
+        }
+    })
+    .await
+    .expect("the events came");
+    // The dead job may finish after the retried one: read on until it has.
+    while seen
+        .get(&dead)
+        .is_none_or(|v| !v.contains(&"dead".to_owned()))
+    {
+        let e = tokio::time::timeout(deadline, events.next())
+            .await
+            .unwrap()
+            .unwrap();
+        seen.entry(e.job_id.clone())
+            .or_default()
+            .push(e.event.clone());
+    }
+    assert_eq!(seen[&ok], ["enqueued", "started", "succeeded"]);
+    assert_eq!(seen[&dead], ["enqueued", "started", "dead"]);
+    assert_eq!(
+        seen[&retried],
+        ["enqueued", "started", "retrying", "started", "succeeded"]
+    );
+    assert_eq!(seen[&later], ["enqueued", "cancelled"]);
+    token.cancel();
+    handle.await.unwrap().unwrap();
+
+    // Readable with redis-cli too: XRANGE on the events stream.
+    let len: u64 = redis::cmd("XLEN")
+        .arg(s.queue().keys().events())
+        .query_async(&mut s.redis.conn().await)
+        .await
+        .unwrap();
+    assert_eq!(len, 13);
+    // Off: nothing more is written.
+    s.client.set_events(QUEUE, None).await.unwrap();
+    s.client.enqueue(&Square { n: 5 }).await.unwrap();
+    let after: u64 = redis::cmd("XLEN")
+        .arg(s.queue().keys().events())
+        .query_async(&mut s.redis.conn().await)
+        .await
+        .unwrap();
+    assert_eq!(after, 13);
 }

@@ -74,6 +74,7 @@ local function write_dead_letter(fields, from, reason, failed_at, priority, cap,
   redis.call('HINCRBY', STATS, counter, 1)
   timing_count(failed_at, 'f', 1)
   announce('dead', {job})
+  emit(events_cap(), 'dead', {job}, {'error', reason})
   local dropped = 0
   if cap > 0 then
     dropped = drop_old_dead_letters(cap)

@@ -16,11 +16,12 @@ local STATS, DELAYED, DEAD = KEYS[5], KEYS[6], KEYS[7]
 -- with their expiry (the job lifecycle; see keys.rs).
 local SETTINGS, INDEX, SCHEDULED, RESULTS, RETENTION = KEYS[8], KEYS[9], KEYS[10], KEYS[11], KEYS[12]
 -- And the cancellations asked for running jobs, the live workers,
--- running jobs' progress, and the per-minute timings (stats).
+-- running jobs' progress, the per-minute timings (stats), the events.
 local CANCELS, WORKERS, PROGRESS, TIMING = KEYS[13], KEYS[14], KEYS[15], KEYS[16]
+local EVENTS = KEYS[17]
 -- A key of the script's own (a batch's marker, a worker's registration)
 -- comes after the queue's.
-local EXTRA_KEY = KEYS[17]
+local EXTRA_KEY = KEYS[18]
 -- ARGV[1] of every script: the consumer group the workers read through.
 local GROUP = ARGV[1]
 

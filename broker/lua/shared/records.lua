@@ -1,4 +1,4 @@
--- shared/records.lua (needs settings.lua and timing.lua): finished jobs' records, and the
+-- shared/records.lua (needs settings.lua, timing.lua and events.lua): finished jobs' records, and the
 -- notice that a job finished.
 --
 -- A record is a JSON object in RESULTS (field = job id); RETENTION (a
@@ -117,4 +117,5 @@ local function record_cancelled(ids, fields, now)
   timing_count(now, 'c', #ids)
   keep_records(ids, rows, now)
   announce('cancelled', ids)
+  emit(events_cap(), 'cancelled', ids, {})
 end

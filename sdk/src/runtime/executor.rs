@@ -95,6 +95,7 @@ impl Executor {
         leased: Vec<(Delivery, Lease)>,
         mut slots: Vec<Slot>,
     ) {
+        self.announce_started(queue, &leased);
         if leased.len() > 1 && leased.iter().all(|(d, _)| d.suspect) {
             let group = leased
                 .into_iter()
@@ -121,6 +122,27 @@ impl Executor {
             let parts = Arc::clone(&self.parts);
             self.tracker.spawn(async move { parts.run_job(job).await });
         }
+    }
+
+    /// Writes `started` events for `leased` when the queue's events are on
+    /// (one pipeline in the background; an error only loses the events).
+    fn announce_started(&self, queue: &Arc<ServedQueue>, leased: &[(Delivery, Lease)]) {
+        let cap = queue.events_cap.load(std::sync::atomic::Ordering::Relaxed);
+        if cap == 0 || leased.is_empty() {
+            return;
+        }
+        let ids: Vec<String> = leased.iter().map(|(d, _)| d.job_id()).collect();
+        let (queue, mut conn) = (Arc::clone(queue), self.parts.conn.clone());
+        tokio::spawn(async move {
+            let consumer = &queue.consumer;
+            if let Err(e) = consumer
+                .queue()
+                .write_started(&mut conn, &ids, consumer.name(), cap)
+                .await
+            {
+                tracing::debug!(error = %e, "could not write started events");
+            }
+        });
     }
 
     /// Runs until `stop` (every claiming loop has ended: no job starts with

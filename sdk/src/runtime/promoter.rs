@@ -27,7 +27,13 @@ impl Promoter {
         tracing::debug!(queue = %self.queue.name(), "promoter started");
         let mut errors = RedisRetry::new("promoting delayed jobs");
         loop {
-            let wait = match self.run_once().await {
+            let promoted = self.run_once().await;
+            if let Ok(p) = &promoted {
+                self.queue
+                    .events_cap
+                    .store(p.events, std::sync::atomic::Ordering::Relaxed);
+            }
+            let wait = match promoted {
                 Ok(p) if p.is_full_batch() => {
                     errors.ok();
                     Duration::ZERO

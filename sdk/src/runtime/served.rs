@@ -19,6 +19,8 @@ pub(crate) struct ServedQueue {
     pub promote_wake: Notify,
     /// How many entries one claim may take (bounded by bytes).
     pub claim_size: ClaimSize,
+    /// The queue's events cap (0: off), as its promoter last read it.
+    pub events_cap: std::sync::atomic::AtomicU64,
 }
 
 impl ServedQueue {
@@ -28,6 +30,7 @@ impl ServedQueue {
             consumer,
             inflight: InFlight::new(activity),
             promote_wake: Notify::new(),
+            events_cap: std::sync::atomic::AtomicU64::new(0),
         }
     }
 

@@ -98,6 +98,15 @@ impl Supervisor {
                 ))
             })
             .collect();
+        // Whether each queue's events are on, before the first claim (the
+        // promoters keep it up to date after).
+        for q in &queues {
+            let mut probe = conn.clone();
+            if let Ok(s) = q.consumer.queue().settings(&mut probe).await {
+                q.events_cap
+                    .store(s.events.unwrap_or(0), std::sync::atomic::Ordering::Relaxed);
+            }
+        }
         tracing::info!(
             consumer = %consumer,
             queues = ?queues.iter().map(|q| q.name()).collect::<Vec<_>>(),
