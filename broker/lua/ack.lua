@@ -6,11 +6,8 @@
 -- ARGV[7 .. 6+n] entry ids, ARGV[7+n .. 6+2n] their job ids ('' to read
 -- it from the entry: its `id` field, or the id derived from it),
 -- ARGV[7+2n .. 6+3n] their records' fields as JSON members without braces
--- ('"type":"x","attempt":1,...', or empty),
--- ARGV[7+3n .. 6+4n] ms from each attempt's start to this call, and
--- ARGV[7+4n .. 6+5n] ms its handler ran ('' when unknown), for the wait
--- (entry added to start, by the server's clock) and run time histograms
--- (shared/timing.lua).
+-- ('"type":"x","attempt":1,...', or empty). (Workers add the completed
+-- jobs to the per-minute stats themselves, in bulk: record_timing.lua.)
 -- Returns the number of entries acknowledged as succeeded (a job whose
 -- cancellation was asked for while it ran ends cancelled instead). An entry that recovery handed to
 -- another consumer (this one lost its lease) is left alone: the new owner's
@@ -22,13 +19,11 @@ local stream = stream_at(ARGV[3])
 local n = tonumber(ARGV[6]) or 0
 if n == 0 then return 0 end
 local mine = owned_set(stream, GROUP, ARGV[2], ARGV[4], ARGV[5])
-local entries, jobs, fields, since, runs = {}, {}, {}, {}, {}
+local entries, jobs, fields = {}, {}, {}
 for i = 1, n do
   local e = ARGV[6 + i]
   if mine[e] then
     entries[#entries + 1] = e
-    since[#entries] = tonumber(ARGV[6 + 3 * n + i])
-    runs[#entries] = tonumber(ARGV[6 + 4 * n + i])
     local job = ARGV[6 + n + i]
     if job == '' then
       local entry = redis.call('XRANGE', stream, e, e)[1]
@@ -42,7 +37,6 @@ if #entries == 0 then return 0 end
 -- The time is read before any write (see retry.lua).
 local now = server_now_ms()
 local acked = finish(stream, GROUP, entries)
-local jobs_all = jobs
 -- Jobs cancelled while they ran end cancelled, whatever they returned.
 local cancelled = cancels_among(jobs)
 if cancelled then
@@ -62,15 +56,6 @@ if cancelled then
   if #jobs == 0 then return acked end
 end
 redis.call('HINCRBY', STATS, COUNTER_COMPLETED, acked)
-timing_count(now, 'n', acked)
-local waits, run_times = {}, {}
-for i, e in ipairs(entries) do
-  if since[i] and runs[i] and not (cancelled and cancelled[jobs_all[i]]) then
-    waits[#waits + 1] = math.max(0, now - since[i] - entry_ms(e))
-    run_times[#run_times + 1] = runs[i]
-  end
-end
-if #waits > 0 then timing_add(now, waits, run_times) end
 redis.call('HDEL', INDEX, unpack(jobs))
 local head = '{"state":"succeeded","finished_at":' .. now
 local rows = {}

@@ -40,13 +40,11 @@ if not index then return false end
 local stream = STREAMS[index]
 local found = redis.pcall('XRANGE', stream, entry_id, entry_id)
 if type(found) ~= 'table' or found.err or not found[1] then return false end
-if redis.call('HEXISTS', CANCELS, id) == 1 then
-  return {'cancelling', ''}
-end
 local st = group_state(stream, GROUP)
 if st then
   local p = redis.call('XPENDING', stream, GROUP, entry_id, entry_id, 1)
   if p[1] then
+    if redis.call('HEXISTS', CANCELS, id) == 1 then return {'cancelling', ''} end
     redis.call('HSET', CANCELS, id, now)
     local channel = string.sub(SETTINGS, 1, #SETTINGS - #'settings') .. 'cancel'
     redis.call('PUBLISH', channel, id)

@@ -98,6 +98,9 @@ while i <= #ARGV do
       local eid = redis.call('XADD', stream, '*', 'id', id, 'type', ARGV[i + 3], 'payload', ARGV[i + 4],
         'attempt', '1', 'max_retries', ARGV[i + 5], 'enqueued_at', ARGV[5])
       redis.call('HSET', INDEX, id, derived_id(PRIORITIES[index], eid))
+      -- A request left by an earlier job of this id is not this one's.
+      redis.call('HDEL', CANCELS, id)
+      redis.call('HDEL', PROGRESS, id)
       ids[k] = id
     end
   else

@@ -10,7 +10,8 @@
 local now = server_now_ms()
 local stream = stream_at(ARGV[3])
 if not pending_for(stream, GROUP, ARGV[2], ARGV[4]) then return 0 end
-local progress = '{"at":' .. now .. ',' .. ARGV[6] .. '}'
+local progress = '{"at":' .. now .. '}'
+if ARGV[6] ~= '' then progress = '{"at":' .. now .. ',' .. ARGV[6] .. '}' end
 redis.call('HSET', PROGRESS, ARGV[5], progress)
 emit(events_cap(), 'progress', {ARGV[5]}, {'progress', progress})
 return 1

@@ -49,6 +49,9 @@ if st then
 end
 if from == to then return {'same'} end
 local fields = found[1][2]
+-- An entry with hundreds of fields is not Ferry's: moving it could fail
+-- half way (too many values to unpack), after its removal.
+if #fields > 200 then return {'not_waiting', 'malformed'} end
 local out = {}
 if not field_in(fields, 1, 'id') then
   out[1], out[2] = 'id', id

@@ -100,5 +100,6 @@ pub use reply::RawFields;
 pub use reprioritise::Reprioritised;
 pub use settings::Settings;
 pub use stats::QueueStats;
+pub use stats::TimingBatch;
 pub use status::{JobState, JobStatus};
 pub use workers::WorkerInfo;

@@ -281,14 +281,13 @@ impl Queue {
         .arg(chunk.number)
         .arg(BATCH_KEY_TTL.as_millis() as u64)
         .arg(clocks.local)
+        // Jobs whose ids are checked for duplicates: given or keyed ones
+        // (a delayed job's fresh UUID v7 needs no check).
         .arg(
             chunk
                 .jobs
                 .iter()
-                .zip(chunk.ids)
-                .filter(|(j, id)| {
-                    id.is_some() && j.schedule.due_at(clocks.server, clocks.local).is_none()
-                })
+                .filter(|j| j.id.is_some() || chunk.key.is_some())
                 .count(),
         );
         for (job, id) in chunk.jobs.iter().zip(chunk.ids) {

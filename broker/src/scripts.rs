@@ -106,6 +106,9 @@ pub(crate) static STATUS: LazyLock<QueueScript> = script!("status.lua", 17: queu
 /// `progress.lua`: a running job's progress, while it is still this worker's.
 pub(crate) static PROGRESS: LazyLock<QueueScript> =
     script!("progress.lua", 17: queue, clock, ownership, settings, events);
+/// `record_timing.lua`: a worker's completed jobs into the per-minute stats.
+pub(crate) static RECORD_TIMING: LazyLock<QueueScript> =
+    script!("record_timing.lua", 16: queue, clock, timing);
 /// `register_worker.lua`: a live worker's registration, with its TTL.
 pub(crate) static REGISTER_WORKER: LazyLock<QueueScript> =
     script!("register_worker.lua", 17: queue, clock);
@@ -119,8 +122,9 @@ pub(crate) static STATS: LazyLock<QueueScript> =
     script!("stats.lua", 8: queue, settings, group_state, waiting);
 
 /// Every script with its file name.
-fn all() -> [(&'static str, &'static QueueScript); 20] {
+fn all() -> [(&'static str, &'static QueueScript); 21] {
     [
+        ("record_timing.lua", &RECORD_TIMING),
         ("progress.lua", &PROGRESS),
         ("register_worker.lua", &REGISTER_WORKER),
         ("reprioritise.lua", &REPRIORITISE),

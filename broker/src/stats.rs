@@ -166,6 +166,83 @@ impl Recent {
 /// The largest histogram bucket (`lua/shared/timing.lua`'s TIMING_MAX_BUCKET).
 const MAX_BUCKET: usize = 120;
 
+/// The histogram bucket of a time of `ms` (as `lua/shared/timing.lua`):
+/// floor(4 log2(ms + 1)), at most the largest bucket.
+pub fn timing_bucket(ms: u64) -> usize {
+    if ms == 0 {
+        return 0;
+    }
+    let k = (4.0 * ((ms as f64) + 1.0).log2()).floor() as usize;
+    k.min(MAX_BUCKET)
+}
+
+/// Completed jobs a worker gathers and adds to the per-minute stats in one
+/// call ([`Queue::record_timing`]), about once a second.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TimingBatch {
+    /// Jobs completed.
+    pub completed: u64,
+    wait_sum: u64,
+    run_sum: u64,
+    wait: BTreeMap<usize, u64>,
+    run: BTreeMap<usize, u64>,
+}
+
+impl TimingBatch {
+    /// Adds the times of one completed job: its wait (entry to start, by
+    /// the server's clock) and run time, in ms.
+    pub fn add(&mut self, wait_ms: u64, run_ms: u64) {
+        self.wait_sum = self.wait_sum.saturating_add(wait_ms);
+        self.run_sum = self.run_sum.saturating_add(run_ms);
+        *self.wait.entry(timing_bucket(wait_ms)).or_default() += 1;
+        *self.run.entry(timing_bucket(run_ms)).or_default() += 1;
+    }
+
+    /// Adds `other` to this one.
+    pub fn merge(&mut self, other: TimingBatch) {
+        self.completed += other.completed;
+        self.wait_sum = self.wait_sum.saturating_add(other.wait_sum);
+        self.run_sum = self.run_sum.saturating_add(other.run_sum);
+        for (k, n) in other.wait {
+            *self.wait.entry(k).or_default() += n;
+        }
+        for (k, n) in other.run {
+            *self.run.entry(k).or_default() += n;
+        }
+    }
+
+    /// True when there is nothing to send.
+    pub fn is_empty(&self) -> bool {
+        self.completed == 0 && self.wait.is_empty()
+    }
+}
+
+impl Queue {
+    /// Adds a worker's batch of completed jobs to the current minute's
+    /// counts and histograms (`record_timing.lua`).
+    ///
+    /// # Errors
+    /// [`Error::Redis`].
+    pub async fn record_timing<C: ConnectionLike + Send>(
+        &self,
+        conn: &mut C,
+        batch: &TimingBatch,
+    ) -> Result<()> {
+        let mut inv = self.invoke(&scripts::RECORD_TIMING);
+        inv.arg(batch.completed)
+            .arg(batch.wait_sum)
+            .arg(batch.run_sum);
+        for (k, n) in &batch.wait {
+            inv.arg(format!("w{k}")).arg(*n);
+        }
+        for (k, n) in &batch.run {
+            inv.arg(format!("r{k}")).arg(*n);
+        }
+        let _: i64 = inv.invoke_async(conn).await?;
+        Ok(())
+    }
+}
+
 /// Bucket counts of one metric over the window.
 struct Histogram {
     counts: Vec<u64>,

@@ -173,6 +173,20 @@ async fn a_fresh_job_is_named_by_its_entry_and_a_given_id_is_unique() {
         .unwrap();
     assert!(at.starts_with("high-"), "{at}");
 
+    // A given id of a delayed job is unique too.
+    let later = NewJob {
+        schedule: Schedule::After(Duration::from_secs(3600)),
+        ..new_job(Some("later-1"))
+    };
+    q.enqueue(&mut conn, std::slice::from_ref(&later))
+        .await
+        .unwrap();
+    let err = q.enqueue(&mut conn, &[later]).await.unwrap_err();
+    assert!(
+        matches!(err, ferry_broker::Error::DuplicateJob { .. }),
+        "{err}"
+    );
+
     // Ids of Ferry's own form, or with characters outside the set, are refused.
     for bad in ["high-1-0", "a b", ""] {
         let err = q
@@ -415,7 +429,6 @@ async fn status_through_crash_recovery_and_a_retry_keeps_the_id() {
         entry: claimed[0].entry.clone(),
         job_id: env.id.clone(),
         record,
-        timing: None,
     }];
     assert_eq!(a.ack_finished(&mut conn, &finished).await.unwrap(), 1);
     let st = q.status(&mut conn, &id).await.unwrap().unwrap();
@@ -633,7 +646,6 @@ async fn retention_bounds_the_records_of_a_hundred_thousand_finished_jobs() {
                     entry: d.entry.clone(),
                     record: record_fields(&env, d.priority(), 1, "w", &serde_json::json!(9)),
                     job_id: env.id,
-                    timing: Some((1, 1)),
                 }
             })
             .collect();
@@ -1251,4 +1263,48 @@ async fn events_follow_each_job_through_its_life_when_the_queue_has_them_on() {
         .await
         .unwrap();
     assert_eq!(after, 13);
+}
+
+#[tokio::test]
+async fn status_follows_a_job_through_a_sigkilled_worker_to_the_one_that_recovers_it() {
+    let run = scenario("recovered").await;
+    let client = Client::builder(run.redis.url())
+        .prefix(&run.prefix)
+        .connect()
+        .unwrap();
+    let ids = run.produce(&["--kind", "sleep:1500"]).await;
+    let args = ["--concurrency", "1", "--lease-ms", "600"];
+    let mut doomed = run.worker(&args);
+    wait_until(
+        Duration::from_secs(30),
+        "the first worker runs the job",
+        || async { client.status(&run.queue, &ids[0]).await.unwrap().state == JobState::Running },
+    )
+    .await;
+    let first = client.status(&run.queue, &ids[0]).await.unwrap();
+    doomed.kill().await;
+    doomed.wait(EXIT).await;
+    let mut rescuer = run.worker(&[&args[..], &["--exit-when-idle", "0.5"]].concat());
+    wait_until(
+        Duration::from_secs(30),
+        "another worker runs it",
+        || async {
+            let st = client.status(&run.queue, &ids[0]).await.unwrap();
+            st.state == JobState::Running && st.worker != first.worker
+        },
+    )
+    .await;
+    let second = client.status(&run.queue, &ids[0]).await.unwrap();
+    assert_eq!((first.deliveries, second.deliveries), (Some(1), Some(2)));
+    let done = client
+        .wait(&run.queue, &ids[0], Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(done.state, JobState::Succeeded);
+    assert_eq!(
+        done.worker, second.worker,
+        "the record names the worker that finished it"
+    );
+    assert!(rescuer.wait(EXIT).await.success());
+    run.assert_exactly_once(&ids).await;
 }

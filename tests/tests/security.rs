@@ -122,6 +122,18 @@ async fn acl_user_limited_to_the_prefix_runs_producer_and_workers() {
     produce(&url, prefix, &["--queue", queue, "--id", "given-1"]).await;
     client.set_max_depth(queue, None).await.unwrap();
     client.clear_results(queue).await.unwrap();
+    client.set_events(queue, Some(1_000)).await.unwrap();
+    let mut events = client.subscribe(queue, None).await.unwrap();
+    let id = produce(&url, prefix, &["--queue", queue]).await.remove(0);
+    let event = tokio::time::timeout(Duration::from_secs(10), events.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (event.event.as_str(), event.job_id.as_str()),
+        ("enqueued", id.as_str())
+    );
+    client.set_events(queue, None).await.unwrap();
 
     // Nothing Ferry did was denied.
     let log: Vec<redis::Value> = redis::cmd("ACL")

@@ -3,6 +3,9 @@
 -- batch), bounded memory (minutes past the window are deleted as the
 -- minute turns).
 --
+-- Completed jobs are added by workers, in bulk, about once a second
+-- (record_timing.lua); the rarer outcomes by the scripts that record them.
+--
 -- Fields: '<minute>:<metric>', minute = floor(server ms / 60000);
 -- metrics: n completed, f failed for good, t retried, c cancelled, ws / rs
 -- sums of wait / run times (ms), w<k> / r<k> histogram buckets: bucket k
@@ -28,8 +31,12 @@ local function timing_minute(now)
   if last == m then return m end
   redis.call('HSET', TIMING, 'minute', m)
   if not last then return m end
+  -- Minutes to delete: those that left the window; after the server's
+  -- clock went back, also those "ahead" of it (they would count twice).
+  local from, to = last - TIMING_WINDOW_MINUTES + 1, math.min(last, m - TIMING_WINDOW_MINUTES)
+  if m < last then from, to = math.max(m + 1, last - TIMING_WINDOW_MINUTES + 1), last end
   local gone = {}
-  for old = last - TIMING_WINDOW_MINUTES + 1, math.min(last, m - TIMING_WINDOW_MINUTES) do
+  for old = from, to do
     for _, f in ipairs({'n', 'f', 't', 'c', 'ws', 'rs'}) do gone[#gone + 1] = old .. ':' .. f end
     for k = 0, TIMING_MAX_BUCKET do
       gone[#gone + 1] = old .. ':w' .. k
@@ -48,22 +55,20 @@ local function timing_count(now, metric, n)
   redis.call('HINCRBY', TIMING, m .. ':' .. metric, n)
 end
 
--- Adds finished jobs' wait and run times (lists of ms) to the current
--- minute: one HINCRBY per bucket used, not per job.
-local function timing_add(now, waits, runs)
+-- Adds a worker's batch of completed jobs to the current minute: ARGV
+-- from `from`: completed, wait sum, run sum, then (field suffix, count)
+-- pairs of histogram buckets ('w17', 3, 'r2', 5, ...).
+local function timing_add(now, args, from)
   local m = timing_minute(now)
-  local counts, ws, rs = {}, 0, 0
-  for _, w in ipairs(waits) do
-    local f = m .. ':w' .. timing_bucket(w)
-    counts[f] = (counts[f] or 0) + 1
-    ws = ws + w
+  local names = {'n', 'ws', 'rs'}
+  for j, name in ipairs(names) do
+    local v = tonumber(args[from + j - 1]) or 0
+    if v > 0 then redis.call('HINCRBY', TIMING, m .. ':' .. name, v) end
   end
-  for _, r in ipairs(runs) do
-    local f = m .. ':r' .. timing_bucket(r)
-    counts[f] = (counts[f] or 0) + 1
-    rs = rs + r
+  for i = from + 3, #args - 1, 2 do
+    local f = args[i]
+    if string.match(f, '^[wr]%d+$') then
+      redis.call('HINCRBY', TIMING, m .. ':' .. f, tonumber(args[i + 1]) or 0)
+    end
   end
-  for f, c in pairs(counts) do redis.call('HINCRBY', TIMING, f, c) end
-  redis.call('HINCRBY', TIMING, m .. ':ws', math.floor(ws))
-  redis.call('HINCRBY', TIMING, m .. ':rs', math.floor(rs))
 end

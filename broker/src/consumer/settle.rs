@@ -45,9 +45,6 @@ pub struct Finished {
     /// example `"type":"x","attempt":1,"result":{"n":2}` (`ack.lua` adds
     /// `state` and `finished_at`); empty for none. See [`record_fields`].
     pub record: String,
-    /// Milliseconds from the attempt's start to now, and that its handler
-    /// ran, for the wait and run time stats (`None`: not counted).
-    pub timing: Option<(u64, u64)>,
 }
 
 /// The members of a finished job's record (see [`Finished::record`]):
@@ -106,7 +103,6 @@ impl Consumer {
                 entry: e.clone(),
                 job_id: String::new(),
                 record: String::new(),
-                timing: None,
             })
             .collect();
         self.ack_finished(conn, &finished).await
@@ -147,18 +143,7 @@ impl Consumer {
                 for f in chunk {
                     inv.arg(&f.record);
                 }
-                for f in chunk {
-                    match f.timing {
-                        Some((since, _)) => inv.arg(since),
-                        None => inv.arg(""),
-                    };
-                }
-                for f in chunk {
-                    match f.timing {
-                        Some((_, ran)) => inv.arg(ran),
-                        None => inv.arg(""),
-                    };
-                }
+
                 let n: u64 = inv.invoke_async(conn).await?;
                 acked += n;
             }

@@ -43,21 +43,34 @@ pub(crate) struct Acker {
     pub hard_stop: CancellationToken,
     /// How long an ack keeps trying through Redis errors.
     pub lease: std::time::Duration,
+    /// The queues served, whose completed jobs' times go to their
+    /// per-minute stats every [`TIMING_FLUSH`].
+    pub queues: Vec<Arc<ServedQueue>>,
 }
+
+/// How often completed jobs' times are added to the queues' stats.
+const TIMING_FLUSH: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Acker {
     /// Acknowledges completions until `stop`, then drains what is left.
     pub(crate) async fn run(mut self, stop: CancellationToken) {
         tracing::debug!("acker started");
         let mut batch = Vec::with_capacity(MAX_BATCH);
+        let mut next_flush = tokio::time::Instant::now() + TIMING_FLUSH;
         loop {
             let first = tokio::select! {
-                a = self.rx.recv() => a,
-                _ = stop.cancelled() => None,
+                a = self.rx.recv() => Some(a),
+                _ = stop.cancelled() => Some(None),
+                _ = tokio::time::sleep_until(next_flush) => None,
             };
+            if tokio::time::Instant::now() >= next_flush {
+                self.flush_timing().await;
+                next_flush = tokio::time::Instant::now() + TIMING_FLUSH;
+            }
             match first {
-                Some(a) => batch.push(a),
-                None => break,
+                Some(Some(a)) => batch.push(a),
+                Some(None) => break,
+                None => continue,
             }
             // Group commit without a timer: let jobs that are about to finish
             // (already runnable) send their completions into this batch.
@@ -79,7 +92,39 @@ impl Acker {
             }
         }
         self.run_once(&mut batch).await;
+        self.flush_timing().await;
         tracing::debug!("acker stopped");
+    }
+
+    /// Adds each queue's completed jobs since the last flush to its
+    /// per-minute stats: one call per queue with any. A failure keeps them
+    /// for the next flush (stats are best effort; the acks are not).
+    async fn flush_timing(&self) {
+        for queue in &self.queues {
+            let batch = std::mem::take(
+                &mut *queue
+                    .timing
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+            );
+            if batch.is_empty() {
+                continue;
+            }
+            let mut conn = self.conn.clone();
+            if let Err(e) = queue
+                .consumer
+                .queue()
+                .record_timing(&mut conn, &batch)
+                .await
+            {
+                tracing::debug!(error = %e, queue = queue.name(), "could not add completed jobs to the stats; trying again at the next flush");
+                let mut held = queue
+                    .timing
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                held.merge(batch);
+            }
+        }
     }
 
     /// Acknowledges one batch: one script call per queue and priority in it,
@@ -87,6 +132,7 @@ impl Acker {
     pub(crate) async fn run_once(&self, batch: &mut Vec<Ack>) -> u64 {
         let mut groups: Vec<Group> = Vec::new();
         let millis = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        let now = ferry_broker::now_ms();
         for Ack {
             queue,
             lease,
@@ -97,11 +143,27 @@ impl Acker {
         } in batch.drain(..)
         {
             let priority = lease.entry().priority;
+            // The wait: from the entry (its id's time, the server's clock)
+            // to the start, placed on the server's clock.
+            let offset = queue
+                .server_offset_ms
+                .load(std::sync::atomic::Ordering::Relaxed);
+            let started_ms = now.saturating_sub(millis(started.elapsed()));
+            let started_server = i64::try_from(started_ms)
+                .unwrap_or(i64::MAX)
+                .saturating_add(offset);
+            let entry_ms =
+                i64::try_from(ferry_broker::envelope::entry_ms(&lease.entry().id)).unwrap_or(0);
+            let wait = u64::try_from(started_server.saturating_sub(entry_ms)).unwrap_or(0);
+            queue
+                .timing
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .add(wait, millis(ran));
             let finished = Finished {
                 entry: lease.entry().clone(),
                 job_id,
                 record,
-                timing: Some((millis(started.elapsed()), millis(ran))),
             };
             match groups
                 .iter_mut()
@@ -137,6 +199,11 @@ impl Acker {
                 _ => {}
             }
             acked += n.unwrap_or(0);
+            queue
+                .timing
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .completed += n.unwrap_or(0);
             // Acknowledged or given up on: the leases need no more renewal.
             queue.inflight.release_all(leases);
         }

@@ -26,11 +26,24 @@ use super::served::ServedQueue;
 const KEEPALIVE: Duration = Duration::from_secs(10);
 
 /// The cancellation tokens of the jobs running on this worker, by queue
-/// and job id (`"<queue> <id>"`: a queue name has no space).
+/// and job id (`"<queue> <id>"`: a queue name has no space), and the
+/// cancellations heard for jobs not running here (yet: a job claimed but
+/// waiting for a slot, or held through a pause, gets its token fired as it
+/// starts). Those are forgotten after [`HEARD_KEPT`].
 #[derive(Default)]
 pub(crate) struct Running {
-    tokens: Mutex<HashMap<String, CancellationToken>>,
+    tokens: Mutex<Tokens>,
 }
+
+#[derive(Default)]
+struct Tokens {
+    running: HashMap<String, (u64, CancellationToken)>,
+    heard: HashMap<String, std::time::Instant>,
+    next: u64,
+}
+
+/// How long a cancellation heard for a job not running here is kept.
+const HEARD_KEPT: Duration = Duration::from_secs(600);
 
 impl Running {
     /// Registers job `id` of `queue` as running here; its token,
@@ -38,26 +51,37 @@ impl Running {
     pub(crate) fn start(self: &Arc<Self>, queue: &str, id: &str) -> RunningGuard {
         let token = CancellationToken::new();
         let key = format!("{queue} {id}");
-        self.lock().insert(key.clone(), token.clone());
+        let mut t = self.lock();
+        if t.heard.remove(&key).is_some() {
+            token.cancel();
+        }
+        t.next += 1;
+        let seq = t.next;
+        t.running.insert(key.clone(), (seq, token.clone()));
         RunningGuard {
             running: Arc::clone(self),
             id: key,
+            seq,
             token,
         }
     }
 
-    /// Fires the token of job `id` of `queue` if it runs here; true when it did.
+    /// Fires the token of job `id` of `queue` if it runs here (true), or
+    /// keeps the request for when it starts here (false).
     pub(crate) fn cancel(&self, queue: &str, id: &str) -> bool {
-        match self.lock().get(&format!("{queue} {id}")) {
-            Some(t) => {
-                t.cancel();
-                true
-            }
-            None => false,
+        let key = format!("{queue} {id}");
+        let mut t = self.lock();
+        if let Some((_, token)) = t.running.get(&key) {
+            token.cancel();
+            return true;
         }
+        let now = std::time::Instant::now();
+        t.heard.retain(|_, at| now.duration_since(*at) < HEARD_KEPT);
+        t.heard.insert(key, now);
+        false
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, CancellationToken>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Tokens> {
         self.tokens.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -66,12 +90,21 @@ impl Running {
 pub(crate) struct RunningGuard {
     running: Arc<Running>,
     id: String,
+    /// Which registration this is (another attempt of the same job may
+    /// have registered since, on this worker).
+    seq: u64,
     pub token: CancellationToken,
 }
 
 impl Drop for RunningGuard {
     fn drop(&mut self) {
-        self.running.lock().remove(&self.id);
+        let mut t = self.running.lock();
+        if t.running
+            .get(&self.id)
+            .is_some_and(|(seq, _)| *seq == self.seq)
+        {
+            t.running.remove(&self.id);
+        }
     }
 }
 
@@ -161,5 +194,28 @@ impl Canceller {
                 "job cancelled: its handler's cancellation token fired"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cancel_heard_before_the_job_starts_fires_as_it_starts() {
+        let running = Arc::new(Running::default());
+        assert!(!running.cancel("q", "job-1"), "not running yet: kept");
+        let guard = running.start("q", "job-1");
+        assert!(guard.token.is_cancelled());
+        let other = running.start("q", "job-2");
+        assert!(!other.token.is_cancelled());
+        assert!(running.cancel("q", "job-2"));
+        assert!(other.token.is_cancelled());
+        // Another attempt of job-2 registered meanwhile survives the first's end.
+        let again = running.start("q", "job-2");
+        drop(other);
+        assert!(running.cancel("q", "job-2"));
+        assert!(again.token.is_cancelled());
+        drop(guard);
     }
 }

@@ -32,6 +32,11 @@ impl Promoter {
                 self.queue
                     .events_cap
                     .store(p.events, std::sync::atomic::Ordering::Relaxed);
+                let offset = i64::try_from(p.now).unwrap_or(i64::MAX)
+                    - i64::try_from(ferry_broker::now_ms()).unwrap_or(i64::MAX);
+                self.queue
+                    .server_offset_ms
+                    .store(offset, std::sync::atomic::Ordering::Relaxed);
             }
             let wait = match promoted {
                 Ok(p) if p.is_full_batch() => {

@@ -21,6 +21,12 @@ pub(crate) struct ServedQueue {
     pub claim_size: ClaimSize,
     /// The queue's events cap (0: off), as its promoter last read it.
     pub events_cap: std::sync::atomic::AtomicU64,
+    /// The Redis server's clock minus this host's (ms), as its promoter
+    /// last measured it: places job starts on the server's clock.
+    pub server_offset_ms: std::sync::atomic::AtomicI64,
+    /// Completed jobs not yet added to the queue's per-minute stats (the
+    /// acker sends them about once a second).
+    pub timing: std::sync::Mutex<ferry_broker::TimingBatch>,
 }
 
 impl ServedQueue {
@@ -31,6 +37,8 @@ impl ServedQueue {
             inflight: InFlight::new(activity),
             promote_wake: Notify::new(),
             events_cap: std::sync::atomic::AtomicU64::new(0),
+            server_offset_ms: std::sync::atomic::AtomicI64::new(0),
+            timing: std::sync::Mutex::new(ferry_broker::TimingBatch::default()),
         }
     }
 

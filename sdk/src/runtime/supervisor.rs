@@ -248,6 +248,7 @@ impl Supervisor {
             rx: acks_rx,
             hard_stop: hard_stop.clone(),
             lease: config.lease,
+            queues: queues.clone(),
         };
         let acker = tokio::spawn(acker.run(acking.clone()));
         (&mut signal).await;
