@@ -24,6 +24,9 @@ pub struct Promoted {
     pub now: u64,
     /// The queue's events cap (the `events` setting; 0 while events are off).
     pub events: u64,
+    /// True when the queue keeps finished jobs' records (its retention is
+    /// not 0).
+    pub records: bool,
 }
 
 impl Promoted {
@@ -52,7 +55,7 @@ impl Queue {
         inv.arg(PROMOTE_BATCH);
         let v: Value = inv.invoke_async(conn).await?;
         match reply::array(&v) {
-            Some([moved, next, now, events]) => {
+            Some([moved, next, now, events, records]) => {
                 let next = reply::int(next)
                     .ok_or_else(|| Error::Protocol(format!("promote: next {next:?}")))?;
                 Ok(Promoted {
@@ -60,6 +63,7 @@ impl Queue {
                     next_at: u64::try_from(next).ok(),
                     now: reply::count(now)?,
                     events: reply::count(events)?,
+                    records: reply::int(records) == Some(1),
                 })
             }
             _ => Err(Error::Protocol(format!("promote: {v:?}"))),

@@ -32,6 +32,9 @@ impl Promoter {
                 self.queue
                     .events_cap
                     .store(p.events, std::sync::atomic::Ordering::Relaxed);
+                self.queue
+                    .records
+                    .store(p.records, std::sync::atomic::Ordering::Relaxed);
                 let offset = i64::try_from(p.now).unwrap_or(i64::MAX)
                     - i64::try_from(ferry_broker::now_ms()).unwrap_or(i64::MAX);
                 self.queue

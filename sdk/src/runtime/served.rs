@@ -21,6 +21,10 @@ pub(crate) struct ServedQueue {
     pub claim_size: ClaimSize,
     /// The queue's events cap (0: off), as its promoter last read it.
     pub events_cap: std::sync::atomic::AtomicU64,
+    /// Whether the queue keeps finished jobs' records (its retention is
+    /// not 0), as its promoter last read it: a record's fields are built
+    /// only then.
+    pub records: std::sync::atomic::AtomicBool,
     /// The Redis server's clock minus this host's (ms), as its promoter
     /// last measured it: places job starts on the server's clock.
     pub server_offset_ms: std::sync::atomic::AtomicI64,
@@ -37,6 +41,7 @@ impl ServedQueue {
             inflight: InFlight::new(activity),
             promote_wake: Notify::new(),
             events_cap: std::sync::atomic::AtomicU64::new(0),
+            records: std::sync::atomic::AtomicBool::new(true),
             server_offset_ms: std::sync::atomic::AtomicI64::new(0),
             timing: std::sync::Mutex::new(ferry_broker::TimingBatch::default()),
         }

@@ -70,13 +70,19 @@ impl Settler {
             } => {
                 tracing::debug!("job done");
                 self.activity.count_completed();
-                let record = record_fields(
-                    env,
-                    job.delivery.priority(),
-                    started_at,
-                    job.queue.consumer.name(),
-                    &result,
-                );
+                // Built only when the queue keeps records (the script would
+                // drop it otherwise).
+                let record = if job.queue.records.load(std::sync::atomic::Ordering::Relaxed) {
+                    record_fields(
+                        env,
+                        job.delivery.priority(),
+                        started_at,
+                        job.queue.consumer.name(),
+                        &result,
+                    )
+                } else {
+                    String::new()
+                };
                 // The slot is free now; the lease is kept (and renewed) until
                 // the acker has written the ack. Should the acker be gone,
                 // the ack is dropped with its lease: the entry stays pending.

@@ -105,6 +105,8 @@ impl Supervisor {
             if let Ok(s) = q.consumer.queue().settings(&mut probe).await {
                 q.events_cap
                     .store(s.events.unwrap_or(0), std::sync::atomic::Ordering::Relaxed);
+                let keeps = !s.retention.is_zero() && s.retention_count > 0;
+                q.records.store(keeps, std::sync::atomic::Ordering::Relaxed);
             }
         }
         tracing::info!(
