@@ -19,7 +19,7 @@ local stream = stream_at(ARGV[3])
 local n = tonumber(ARGV[6]) or 0
 if n == 0 then return 0 end
 local mine = owned_set(stream, GROUP, ARGV[2], ARGV[4], ARGV[5])
-local entries, jobs, fields = {}, {}, {}
+local entries, jobs, fields, entry_of = {}, {}, {}, {}
 for i = 1, n do
   local e = ARGV[6 + i]
   if mine[e] then
@@ -30,6 +30,7 @@ for i = 1, n do
       job = (entry and field_in(entry[2], 1, 'id')) or derived_id(PRIORITIES[tonumber(ARGV[3])], e)
     end
     jobs[#jobs + 1] = job
+    entry_of[job] = e
     fields[#fields + 1] = ARGV[6 + 2 * n + i]
   end
 end
@@ -56,13 +57,26 @@ if cancelled then
   if #jobs == 0 then return acked end
 end
 redis.call('HINCRBY', STATS, COUNTER_COMPLETED, acked)
-redis.call('HDEL', INDEX, unpack(jobs))
-local head = '{"state":"succeeded","finished_at":' .. now
-local rows = {}
-for i, f in ipairs(fields) do
-  if f == '' then rows[i] = head .. '}' else rows[i] = head .. ',' .. f .. '}' end
+-- Only jobs that moved or were given their id have an index field: a
+-- fresh job's id is its entry's.
+local priority = PRIORITIES[tonumber(ARGV[3])]
+local indexed = {}
+for i, job in ipairs(jobs) do
+  if job ~= priority .. '-' .. entry_of[job] then indexed[#indexed + 1] = job end
 end
-keep_records(jobs, rows, now)
+if #indexed > 0 then redis.call('HDEL', INDEX, unpack(indexed)) end
+-- The settings this call needs, in one read.
+local set = redis.call('HMGET', SETTINGS, 'retention_ms', 'retention_count', 'events')
+local keep_ms = tonumber(set[1]) or DEFAULT_RETENTION_MS
+local keep_n = tonumber(set[2]) or DEFAULT_RETENTION_COUNT
+local rows = {}
+if keep_ms > 0 and keep_n > 0 then
+  local head = '{"state":"succeeded","finished_at":' .. now
+  for i, f in ipairs(fields) do
+    if f == '' then rows[i] = head .. '}' else rows[i] = head .. ',' .. f .. '}' end
+  end
+end
+keep_records(jobs, rows, now, keep_ms, keep_n)
 announce('succeeded', jobs)
-emit(events_cap(), 'succeeded', jobs, {'worker', ARGV[2]})
+emit(tonumber(set[3]) or 0, 'succeeded', jobs, {'worker', ARGV[2]})
 return acked

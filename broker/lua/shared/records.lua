@@ -25,9 +25,10 @@ end
 
 -- Keeps the records `rows[i]` of the jobs `ids[i]` as the retention
 -- settings say (none when either is 0: then older records go too, a few
--- at a time).
-local function keep_records(ids, rows, now)
-  local keep_ms, keep_n = retention()
+-- at a time). `keep_ms` and `keep_n`, when given, are the settings
+-- already read.
+local function keep_records(ids, rows, now, keep_ms, keep_n)
+  if not keep_ms then keep_ms, keep_n = retention() end
   if keep_ms <= 0 or keep_n <= 0 then
     trim_records(now, 0, 2 * #ids + 16)
     return
