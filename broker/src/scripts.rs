@@ -19,6 +19,7 @@
 //! - `settings.lua`: the queue's settings hash (pause, retention);
 //! - `records.lua`: finished jobs' records, their retention, and the
 //!   notice waiters hear;
+//! - `dead_removal.lua`: deleting dead letters with their index fields;
 //! - `dead_letter.lua`: which fields a dead letter keeps, its cap and counters.
 //!
 //! Scripts are called by SHA (`EVALSHA`); the redis crate loads a script on
@@ -80,13 +81,13 @@ pub(crate) static RETRY: LazyLock<QueueScript> = script!("retry.lua", 17:
     queue, clock, entry_ids, group_state, ownership, remove_done, settings, timing, events, records);
 /// `dead_letter.lua`: stream entry -> dead-letter stream.
 pub(crate) static DEAD_LETTER: LazyLock<QueueScript> = script!("dead_letter.lua", 17:
-    queue, clock, names, entry_ids, group_state, ownership, remove_done, settings, timing, events, records, dead_letter);
+    queue, clock, names, entry_ids, group_state, ownership, remove_done, settings, timing, events, records, dead_removal, dead_letter);
 /// `promote.lua`: due delayed jobs -> their priority streams.
 pub(crate) static PROMOTE: LazyLock<QueueScript> =
     script!("promote.lua", 17: queue, clock, names, settings, timing, events, records);
 /// `recover.lua`: XAUTOCLAIM of entries idle past the lease; poison entries -> dead-letter.
 pub(crate) static RECOVER: LazyLock<QueueScript> = script!("recover.lua", 17:
-    queue, clock, names, entry_ids, group_state, remove_done, settings, timing, events, records, dead_letter);
+    queue, clock, names, entry_ids, group_state, remove_done, settings, timing, events, records, dead_removal, dead_letter);
 /// `renew.lua`: reset the idle time of entries this consumer still owns.
 pub(crate) static RENEW: LazyLock<QueueScript> = script!("renew.lua", 4: queue, ownership);
 /// `remove_idle_consumers.lua`: XGROUP DELCONSUMER of idle consumers with nothing pending.
@@ -100,7 +101,7 @@ pub(crate) static START_SUSPECT: LazyLock<QueueScript> =
 /// `replay.lua`: dead-letter entry -> its priority stream, attempt 1.
 pub(crate) static REPLAY: LazyLock<QueueScript> = script!("replay.lua", 9: queue, clock, names);
 /// `purge_dead.lua`: delete the oldest dead letters and their index fields.
-pub(crate) static PURGE_DEAD: LazyLock<QueueScript> = script!("purge_dead.lua", 9: queue, names);
+pub(crate) static PURGE_DEAD: LazyLock<QueueScript> = script!("purge_dead.lua", 9: queue, names, dead_removal);
 /// `status.lua`: where a job is, by id.
 pub(crate) static STATUS: LazyLock<QueueScript> = script!("status.lua", 17: queue, clock, names, entry_ids, group_state, settings, timing, events, records);
 /// `progress.lua`: a running job's progress, while it is still this worker's.

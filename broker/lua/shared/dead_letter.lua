@@ -1,5 +1,5 @@
--- shared/dead_letter.lua: writing a dead letter (needs names.lua and
--- records.lua).
+-- shared/dead_letter.lua: writing a dead letter (needs names.lua,
+-- records.lua and dead_removal.lua).
 
 -- Most fields, besides the envelope's own, copied from an entry into its
 -- dead letter: a hostile entry can have thousands; the rest are counted in
@@ -16,15 +16,7 @@ local MAX_DEAD_DROPPED_PER_WRITE = 1000
 local function drop_old_dead_letters(cap)
   local over = redis.call('XLEN', DEAD) - cap
   if over <= 0 then return 0 end
-  local old = redis.call('XRANGE', DEAD, '-', '+', 'COUNT', math.min(over, MAX_DEAD_DROPPED_PER_WRITE))
-  local ids, jobs = {}, {}
-  for _, e in ipairs(old) do
-    ids[#ids + 1] = e[1]
-    local job = field_in(e[2], 1, 'id')
-    if job and redis.call('HGET', INDEX, job) == 'dead-' .. e[1] then jobs[#jobs + 1] = job end
-  end
-  if #jobs > 0 then redis.call('HDEL', INDEX, unpack(jobs)) end
-  return redis.call('XDEL', DEAD, unpack(ids))
+  return remove_oldest_dead_letters(math.min(over, MAX_DEAD_DROPPED_PER_WRITE))
 end
 
 -- Appends an entry to DEAD: the job's id (its `id` field, or the id derived
