@@ -101,7 +101,8 @@ pub(crate) static START_SUSPECT: LazyLock<QueueScript> =
 /// `replay.lua`: dead-letter entry -> its priority stream, attempt 1.
 pub(crate) static REPLAY: LazyLock<QueueScript> = script!("replay.lua", 9: queue, clock, names);
 /// `purge_dead.lua`: delete the oldest dead letters and their index fields.
-pub(crate) static PURGE_DEAD: LazyLock<QueueScript> = script!("purge_dead.lua", 9: queue, names, dead_removal);
+pub(crate) static PURGE_DEAD: LazyLock<QueueScript> =
+    script!("purge_dead.lua", 9: queue, names, dead_removal);
 /// `status.lua`: where a job is, by id.
 pub(crate) static STATUS: LazyLock<QueueScript> = script!("status.lua", 17: queue, clock, names, entry_ids, group_state, settings, timing, events, records);
 /// `progress.lua`: a running job's progress, while it is still this worker's.

@@ -1308,3 +1308,42 @@ async fn status_follows_a_job_through_a_sigkilled_worker_to_the_one_that_recover
     assert!(rescuer.wait(EXIT).await.success());
     run.assert_exactly_once(&ids).await;
 }
+
+#[tokio::test]
+async fn purging_dead_letters_forgets_the_dead_jobs() {
+    let s = setup().await;
+    let q = s.queue();
+    let mut conn = s.redis.conn().await;
+    let ids = q
+        .enqueue(&mut conn, &[new_job(None), new_job(Some("given-dead"))])
+        .await
+        .unwrap();
+    let w = q.consumer("w");
+    for d in w.claim(&mut conn, 2).await.unwrap() {
+        let moved = w
+            .dead_letter(&mut conn, &d, "no", ferry_broker::DeadLetterKind::Failed)
+            .await
+            .unwrap();
+        assert!(moved.moved);
+    }
+    for id in &ids {
+        assert_eq!(
+            q.status(&mut conn, id).await.unwrap().unwrap().state,
+            JobState::Dead
+        );
+    }
+    assert_eq!(q.purge_dead(&mut conn).await.unwrap(), 2);
+    for id in &ids {
+        assert!(q.status(&mut conn, id).await.unwrap().is_none(), "{id}");
+    }
+    let index: u64 = redis::cmd("HLEN")
+        .arg(q.keys().index())
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(index, 0);
+    // Its id is free again.
+    q.enqueue(&mut conn, &[new_job(Some("given-dead"))])
+        .await
+        .unwrap();
+}
