@@ -10,10 +10,14 @@
 --   's', priority index (1-4), job id ('' for a fresh job), type, payload,
 --   max_retries: XADD to that stream (attempt 1; a given id and
 --   enqueued_at too)
+--   'r': as 's', then the job's own record retention (ms), written as
+--   the entry's `retention_ms` field
 --   'd', run-at (ms), job id, envelope JSON: into the delayed set
 -- Returns one of
---   {'ok', ids, existing}: ids of the jobs in order (a fresh job's id is
---   '<priority>-<entry id>', see names.lua); existing lists the positions
+--   {'ok', ids, existing}: ids of the jobs in order, a fresh job's as its
+--   entry id (its job id is '<priority>-<entry id>', see names.lua: the
+--   caller prefixes it, a string per job less for Redis to build);
+--   existing lists the positions
 --   (from 1) of jobs not written because their id already exists;
 --   {'done'}: the chunk was written before (KEYS[18] says so);
 --   {'duplicate', id}: a given id exists (ARGV[2] 'error'); nothing written;
@@ -30,6 +34,7 @@ local FIRST = 7
 -- The position in ARGV of the job after the one at `i`.
 local function next_job(i)
   if ARGV[i] == 's' then return i + 6 end
+  if ARGV[i] == 'r' then return i + 7 end
   if ARGV[i] == 'd' then return i + 4 end
   error('ferry: bad job tag ' .. tostring(ARGV[i]))
 end
@@ -80,40 +85,70 @@ if max_depth and max_depth > 0 then
   if adding > 0 and depth + adding > max_depth then return {'full', depth, max_depth} end
 end
 
-local ids, written = {}, {}
-local k, i = 0, FIRST
-while i <= #ARGV do
-  k = k + 1
+-- Stream keys by the priority index as sent ('1'..'4').
+local STREAM_AT = {['1'] = STREAMS[1], ['2'] = STREAMS[2], ['3'] = STREAMS[3], ['4'] = STREAMS[4]}
+
+-- Writes the job at ARGV[i], the k-th, other than a fresh one; returns
+-- its id.
+local function write_other(i, k)
   local tag, id = ARGV[i], ARGV[i + 2]
-  if skip[k] then
-    ids[k] = id
-  elseif tag == 's' then
-    local index = tonumber(ARGV[i + 1])
-    local stream = STREAMS[index]
-    if not stream then error('ferry: bad priority index ' .. tostring(ARGV[i + 1])) end
-    if id == '' then
-      ids[k] = PRIORITIES[index] .. '-' .. redis.call('XADD', stream, '*', 'type', ARGV[i + 3],
-        'payload', ARGV[i + 4], 'attempt', '1', 'max_retries', ARGV[i + 5])
-    else
-      local eid = redis.call('XADD', stream, '*', 'id', id, 'type', ARGV[i + 3], 'payload', ARGV[i + 4],
-        'attempt', '1', 'max_retries', ARGV[i + 5], 'enqueued_at', ARGV[5])
-      redis.call('HSET', INDEX, id, derived_id(PRIORITIES[index], eid))
-      -- A request left by an earlier job of this id is not this one's.
-      redis.call('HDEL', CANCELS, id)
-      redis.call('HDEL', PROGRESS, id)
-      ids[k] = id
-    end
-  else
+  if skip[k] then return id end
+  if tag == 'd' then
     redis.call('ZADD', DELAYED, ARGV[i + 1], id)
     redis.call('HSET', SCHEDULED, id, ARGV[i + 3])
-    ids[k] = id
+    return id
   end
-  i = next_job(i)
+  local stream = STREAM_AT[ARGV[i + 1]]
+  if not stream then error('ferry: bad priority index ' .. tostring(ARGV[i + 1])) end
+  local fields
+  if id == '' then
+    fields = {'type', ARGV[i + 3], 'payload', ARGV[i + 4], 'attempt', '1', 'max_retries', ARGV[i + 5]}
+  else
+    fields = {'id', id, 'type', ARGV[i + 3], 'payload', ARGV[i + 4], 'attempt', '1',
+      'max_retries', ARGV[i + 5], 'enqueued_at', ARGV[5]}
+  end
+  if tag == 'r' then
+    fields[#fields + 1] = 'retention_ms'
+    fields[#fields + 1] = ARGV[i + 6]
+  end
+  local eid = redis.call('XADD', stream, '*', unpack(fields))
+  if id == '' then return eid end
+  redis.call('HSET', INDEX, id, derived_id(PRIORITIES[tonumber(ARGV[i + 1])], eid))
+  -- A request left by an earlier job of this id is not this one's.
+  redis.call('HDEL', CANCELS, id)
+  redis.call('HDEL', PROGRESS, id)
+  return id
 end
-for j, id in ipairs(ids) do
-  if not skip[j] then written[#written + 1] = id end
+
+local ids = {}
+local k, i, last = 0, FIRST, #ARGV
+while i <= last do
+  k = k + 1
+  local stream = STREAM_AT[ARGV[i + 1]]
+  if ARGV[i] == 's' and ARGV[i + 2] == '' and stream then
+    -- The hot path, inline: a fresh job, named by its entry.
+    ids[k] = redis.call('XADD', stream, '*', 'type', ARGV[i + 3], 'payload', ARGV[i + 4],
+      'attempt', '1', 'max_retries', ARGV[i + 5])
+    i = i + 6
+  else
+    ids[k] = write_other(i, k)
+    i = next_job(i)
+  end
 end
-emit(events_cap(), 'enqueued', written, {})
+local cap = events_cap()
+if cap > 0 then
+  local written = {}
+  i = FIRST
+  for j = 1, k do
+    if (ARGV[i] == 's' or ARGV[i] == 'r') and ARGV[i + 2] == '' then
+      written[#written + 1] = PRIORITIES[tonumber(ARGV[i + 1])] .. '-' .. ids[j]
+    elseif not skip[j] then
+      written[#written + 1] = ids[j]
+    end
+    i = next_job(i)
+  end
+  emit(cap, 'enqueued', written, {})
+end
 if marker then
   redis.call('HSET', marker, ARGV[3], 1)
   redis.call('PEXPIRE', marker, ARGV[4])

@@ -11,6 +11,7 @@
 //! | `max_retries` | retries allowed after the first attempt |
 //! | `enqueued_at` | when the job was first enqueued, ms since the Unix epoch; absent on a fresh job (its entry id's time) |
 //! | `last_error` | only on a retry: the error of the previous attempt |
+//! | `retention_ms` | only when the producer set it: how long the job's finished record is kept, instead of the queue's retention |
 //!
 //! A fresh job (enqueued to run now, without an id of the producer's) is
 //! stored without `id` and `enqueued_at`: its id is `<priority>-<entry id>`
@@ -49,6 +50,8 @@ pub mod field {
     pub const ENQUEUED_AT: &str = "enqueued_at";
     /// The previous attempt's error, on retries.
     pub const LAST_ERROR: &str = "last_error";
+    /// The job's own record retention in ms, when its producer set one.
+    pub const RETENTION_MS: &str = "retention_ms";
     /// Dead-letter only: why the job was dead-lettered.
     pub const ERROR: &str = "error";
     /// Dead-letter only: when, ms.
@@ -62,7 +65,7 @@ pub mod field {
     pub const OMITTED_FIELDS: &str = "omitted_fields";
 
     /// The fields of a stream entry, in documented order.
-    pub const ENVELOPE: [&str; 7] = [
+    pub const ENVELOPE: [&str; 8] = [
         ID,
         TYPE,
         PAYLOAD,
@@ -70,6 +73,7 @@ pub mod field {
         MAX_RETRIES,
         ENQUEUED_AT,
         LAST_ERROR,
+        RETENTION_MS,
     ];
 }
 
@@ -90,6 +94,9 @@ pub struct Envelope {
     pub enqueued_at: u64,
     /// The previous attempt's error, on a retry.
     pub last_error: Option<String>,
+    /// How long the job's finished record is kept, in ms, when its
+    /// producer chose (instead of the queue's retention; 0 keeps none).
+    pub retention_ms: Option<u64>,
 }
 
 /// Why an entry is not a valid envelope. Its `Display` is the reason written
@@ -106,7 +113,7 @@ impl Envelope {
 
     /// The field/value pairs of the stream entry, in documented order.
     pub fn to_fields(&self) -> Vec<(&'static str, String)> {
-        let mut f = Vec::with_capacity(7);
+        let mut f = Vec::with_capacity(8);
         f.push((field::ID, self.id.clone()));
         f.push((field::TYPE, self.job_type.clone()));
         f.push((field::PAYLOAD, self.payload.clone()));
@@ -115,6 +122,9 @@ impl Envelope {
         f.push((field::ENQUEUED_AT, self.enqueued_at.to_string()));
         if let Some(e) = &self.last_error {
             f.push((field::LAST_ERROR, e.clone()));
+        }
+        if let Some(ms) = self.retention_ms {
+            f.push((field::RETENTION_MS, ms.to_string()));
         }
         f
     }
@@ -157,8 +167,8 @@ impl Envelope {
         if fields.is_empty() {
             return Err(Malformed("the entry has no fields".into()));
         }
-        let mut slots: [Option<&[u8]>; 7] = [None; 7];
-        const NAMES: [&str; 7] = field::ENVELOPE;
+        let mut slots: [Option<&[u8]>; 8] = [None; 8];
+        const NAMES: [&str; 8] = field::ENVELOPE;
         for (name, value) in fields {
             if let Some(i) = NAMES.iter().position(|n| n.as_bytes() == name.as_slice()) {
                 if slots[i].is_some() {
@@ -228,6 +238,10 @@ impl Envelope {
             Some(_) => Some(text(6)?.to_owned()),
             None => None,
         };
+        let retention_ms = match slots[7] {
+            Some(_) => Some(number(text(7)?, field::RETENTION_MS)?),
+            None => None,
+        };
         Ok(Envelope {
             id,
             job_type: job_type.to_owned(),
@@ -236,6 +250,7 @@ impl Envelope {
             max_retries,
             enqueued_at,
             last_error,
+            retention_ms,
         })
     }
 
@@ -250,6 +265,7 @@ impl Envelope {
             enqueued_at: self.enqueued_at.to_string(),
             priority: priority.as_str(),
             last_error: self.last_error.as_deref(),
+            retention_ms: self.retention_ms.map(|ms| ms.to_string()),
         };
         // Serializing a struct of strings cannot fail; fall back to an empty
         // object rather than panic, which promote.lua turns into a dead letter.
@@ -269,6 +285,8 @@ struct DelayedMember<'a> {
     priority: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     last_error: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retention_ms: Option<String>,
 }
 
 /// Longest accepted job id.
@@ -377,6 +395,7 @@ mod tests {
             max_retries: 3,
             enqueued_at: 1_700_000_000_000,
             last_error: None,
+            retention_ms: None,
         }
     }
 

@@ -48,6 +48,7 @@
 //!         max_retries: 3,
 //!         schedule: Schedule::Now,
 //!         id: None,
+//!         retention_ms: None,
 //!     }])
 //!     .await?;
 //! # Ok(()) }

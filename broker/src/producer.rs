@@ -10,7 +10,9 @@ use redis::aio::ConnectionLike;
 use redis::Value;
 
 use crate::batch::{BatchKey, PartialBatch, BATCH_KEY_TTL, CHUNK_BYTES, CHUNK_JOBS};
-use crate::envelope::{check_given_job_id, check_job_type, Envelope, MAX_RETRIES_LIMIT};
+use crate::envelope::{
+    check_given_job_id, check_job_type, derived_id, Envelope, MAX_RETRIES_LIMIT,
+};
 use crate::error::{ConfigError, Error, Result};
 use crate::priority::Priority;
 use crate::queue::{now_ms, Queue};
@@ -37,6 +39,10 @@ pub struct NewJob {
     /// of the `<priority>-<ms>-<seq>` form), unique within the queue while
     /// the job or its record exists; `None` for one chosen by Ferry.
     pub id: Option<String>,
+    /// How long the job's finished record is kept, in ms, instead of the
+    /// queue's retention (0 keeps none; the queue's count cap still
+    /// bounds it); `None` for the queue's.
+    pub retention_ms: Option<u64>,
 }
 
 /// When a new job may first run.
@@ -302,6 +308,7 @@ impl Queue {
                         max_retries: job.max_retries,
                         enqueued_at: clocks.local,
                         last_error: None,
+                        retention_ms: job.retention_ms,
                     };
                     inv.arg("d")
                         .arg(at)
@@ -311,12 +318,15 @@ impl Queue {
                 // A job with an id of its own carries it and its enqueue
                 // time; a fresh one is named by its entry.
                 None => {
-                    inv.arg("s")
+                    inv.arg(if job.retention_ms.is_some() { "r" } else { "s" })
                         .arg(job.priority.script_index())
                         .arg(id.as_deref().unwrap_or_default())
                         .arg(job.job_type.as_ref())
                         .arg(&job.payload)
                         .arg(job.max_retries);
+                    if let Some(ms) = job.retention_ms {
+                        inv.arg(ms);
+                    }
                 }
             }
         }
@@ -334,15 +344,23 @@ impl Queue {
             .ok_or_else(|| bad(&reply))?;
         match (tag.as_str(), items) {
             ("ok", [_, ids, ..]) => {
-                let ids: Vec<String> = reply::array(ids)
-                    .ok_or_else(|| bad(&reply))?
-                    .iter()
-                    .map(|v| reply::string(v).ok_or_else(|| bad(&reply)))
-                    .collect::<Result<_>>()?;
-                if ids.len() != chunk.jobs.len() {
+                let items = reply::array(ids).ok_or_else(|| bad(&reply))?;
+                if items.len() != chunk.jobs.len() {
                     return Err(bad(&reply));
                 }
-                Ok(ids)
+                // A fresh job comes back as its entry id: its job id is
+                // derived from it (the script builds no string per job).
+                items
+                    .iter()
+                    .zip(chunk.jobs.iter().zip(chunk.ids))
+                    .map(|(v, (job, known))| {
+                        let text = reply::string(v).ok_or_else(|| bad(&reply))?;
+                        Ok(match known {
+                            Some(_) => text,
+                            None => derived_id(job.priority, &text),
+                        })
+                    })
+                    .collect()
             }
             ("done", _) => chunk
                 .ids
@@ -402,6 +420,7 @@ mod tests {
             max_retries: 0,
             schedule: Schedule::Now,
             id: None,
+            retention_ms: None,
         }
     }
 

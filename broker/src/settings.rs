@@ -141,8 +141,12 @@ impl Queue {
     }
 
     /// Sets how long, and how many, finished jobs' records are kept (either
-    /// 0 keeps none). Records past the new bounds are removed a few at a
-    /// time by the next acknowledgements.
+    /// 0 keeps none; a job's own [`NewJob::retention_ms`] replaces the
+    /// time). A record's expiry is fixed when it is written; records past
+    /// the new count are removed a few at a time by the next
+    /// acknowledgements.
+    ///
+    /// [`NewJob::retention_ms`]: crate::NewJob::retention_ms
     ///
     /// # Errors
     /// [`Error::Redis`](crate::Error::Redis).

@@ -23,6 +23,7 @@ fn envelope() -> impl Strategy<Value = Envelope> {
                 max_retries,
                 enqueued_at,
                 last_error,
+                retention_ms: None,
             },
         )
 }

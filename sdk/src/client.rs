@@ -280,6 +280,7 @@ impl Client {
                 max_retries,
                 schedule,
                 id: given.map(str::to_owned),
+                retention_ms: options.retention_ms(),
             });
         }
         let mut conn = self.conn().await?;
@@ -555,6 +556,11 @@ impl Client {
     /// Sets how long and how many finished jobs' records `queue` keeps
     /// (default 24 h and 10,000; either 0 keeps none, and then
     /// [`Client::wait`] can only tell a job's final state, not its result).
+    /// A record's expiry is fixed when it is written: a new time applies to
+    /// jobs finishing from then on, a job's own
+    /// [`EnqueueOptions::retention`](crate::EnqueueOptions::retention)
+    /// overrides it, and a count of 0 removes the records there are, a few
+    /// at a time.
     ///
     /// # Errors
     /// [`Error::Config`] or [`Error::Redis`].

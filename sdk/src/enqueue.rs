@@ -38,6 +38,7 @@ pub struct EnqueueOptions {
     idempotency_key: Option<String>,
     job_id: Option<String>,
     on_duplicate: OnDuplicate,
+    retention: Option<Duration>,
 }
 
 impl EnqueueOptions {
@@ -94,6 +95,17 @@ impl EnqueueOptions {
         self
     }
 
+    /// Keeps the job's finished record (state, result, error) for
+    /// `retention` instead of the queue's retention time
+    /// ([`Client::set_retention`](crate::Client::set_retention)); zero keeps
+    /// none. The queue's count cap still bounds the records, dropping those
+    /// that expire soonest first. A dead job's record is its dead letter,
+    /// whatever this says.
+    pub fn retention(mut self, retention: Duration) -> Self {
+        self.retention = Some(retention);
+        self
+    }
+
     /// Gives the job this id instead of one Ferry chooses (1 to 128 of
     /// `A-Z a-z 0-9 . _ : -`, not of the `<priority>-<ms>-<seq>` form
     /// Ferry gives fresh jobs). An id is unique in its queue while the job
@@ -117,6 +129,12 @@ impl EnqueueOptions {
     /// The given job id, if any.
     pub(crate) fn given_id(&self) -> Option<&str> {
         self.job_id.as_deref()
+    }
+
+    /// The job's own record retention in ms, if set.
+    pub(crate) fn retention_ms(&self) -> Option<u64> {
+        self.retention
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
     }
 
     /// What a duplicate id does.

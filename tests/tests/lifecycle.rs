@@ -106,6 +106,7 @@ fn new_job(id: Option<&str>) -> NewJob {
         max_retries: 2,
         schedule: Schedule::Now,
         id: id.map(str::to_owned),
+        retention_ms: None,
     }
 }
 
@@ -429,6 +430,7 @@ async fn status_through_crash_recovery_and_a_retry_keeps_the_id() {
         entry: claimed[0].entry.clone(),
         job_id: env.id.clone(),
         record,
+        retention_ms: None,
     }];
     assert_eq!(a.ack_finished(&mut conn, &finished).await.unwrap(), 1);
     let st = q.status(&mut conn, &id).await.unwrap().unwrap();
@@ -646,6 +648,7 @@ async fn retention_bounds_the_records_of_a_hundred_thousand_finished_jobs() {
                     entry: d.entry.clone(),
                     record: record_fields(&env, d.priority(), 1, "w", &serde_json::json!(9)),
                     job_id: env.id,
+                    retention_ms: None,
                 }
             })
             .collect();
@@ -1346,4 +1349,103 @@ async fn purging_dead_letters_forgets_the_dead_jobs() {
     q.enqueue(&mut conn, &[new_job(Some("given-dead"))])
         .await
         .unwrap();
+}
+
+/// A job's own retention (an enqueue option) decides how long its record
+/// lasts, over the queue's: kept on a queue that keeps none, dropped on one
+/// that keeps them, and carried through a retry (the delayed set).
+#[tokio::test]
+async fn a_job_keeps_its_record_as_long_as_its_own_retention_says() {
+    let s = setup().await;
+    let mut conn = s.redis.conn().await;
+    let q = s.queue();
+    // The queue keeps no record by time (count cap 100).
+    q.set_retention(&mut conn, Duration::ZERO, 100)
+        .await
+        .unwrap();
+    let hour = Duration::from_secs(3600);
+    let kept = s
+        .client
+        .enqueue_with(&Square { n: 3 }, EnqueueOptions::new().retention(hour))
+        .await
+        .unwrap();
+    let plain = s.client.enqueue(&Square { n: 4 }).await.unwrap();
+    // Fails its first attempt: the retry goes through the delayed set.
+    let retried = s
+        .client
+        .enqueue_with(&Square { n: 99 }, EnqueueOptions::new().retention(hour))
+        .await
+        .unwrap();
+    // The fresh entry carries the option as a readable field.
+    let (priority, entry) = ferry_broker::envelope::parse_derived_id(&kept).unwrap();
+    let fields: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+        .arg(q.keys().stream(priority))
+        .arg(entry)
+        .arg(entry)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        fields.ids[0].get::<String>("retention_ms").as_deref(),
+        Some("3600000")
+    );
+
+    let (worker, stop) = s.worker(None);
+    // (A job without a record is not found once it finished: count them.)
+    let completed = |n: u64| {
+        let client = s.client.clone();
+        async move {
+            wait_until(Duration::from_secs(20), "the jobs complete", || {
+                let client = client.clone();
+                async move { client.stats(QUEUE).await.unwrap().counter("completed") == n }
+            })
+            .await
+        }
+    };
+    completed(3).await;
+    let st = s.client.status(QUEUE, &kept).await.unwrap();
+    assert_eq!((st.state, st.result), (JobState::Succeeded, Some(9.into())));
+    let st = s.client.status(QUEUE, &retried).await.unwrap();
+    assert_eq!((st.state, st.attempt), (JobState::Succeeded, Some(2)));
+    assert!(matches!(
+        s.client.status(QUEUE, &plain).await,
+        Err(Error::JobNotFound { .. })
+    ));
+    // Kept for about the hour asked.
+    let expires: f64 = redis::cmd("ZSCORE")
+        .arg(q.keys().retention())
+        .arg(&kept)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let left = expires - ferry_broker::now_ms() as f64;
+    assert!(left > 3_500_000.0 && left <= 3_600_000.0, "{left} ms left");
+
+    // On a queue that keeps records, a job asking for none has none. (A
+    // worker learns of a new retention at its next promoter tick: start
+    // another.)
+    stop.cancel();
+    worker.await.unwrap().unwrap();
+    q.set_retention(&mut conn, hour, 100).await.unwrap();
+    let (worker, stop) = s.worker(None);
+    let none = s
+        .client
+        .enqueue_with(
+            &Square { n: 5 },
+            EnqueueOptions::new().retention(Duration::ZERO),
+        )
+        .await
+        .unwrap();
+    let other = s.client.enqueue(&Square { n: 6 }).await.unwrap();
+    completed(5).await;
+    assert!(matches!(
+        s.client.status(QUEUE, &none).await,
+        Err(Error::JobNotFound { .. })
+    ));
+    assert_eq!(
+        s.client.status(QUEUE, &other).await.unwrap().result,
+        Some(36.into())
+    );
+    stop.cancel();
+    worker.await.unwrap().unwrap();
 }

@@ -17,6 +17,7 @@ fn job(kind: &str, priority: Priority) -> NewJob {
         max_retries: 3,
         schedule: Schedule::Now,
         id: None,
+        retention_ms: None,
     }
 }
 

@@ -9,7 +9,8 @@ local PRIORITY_INDEX = {critical = 1, high = 2, normal = 3, low = 4}
 local DEFAULT_PRIORITY = 3
 
 -- The fields of a job's stream entry, in documented order.
-local ENVELOPE_FIELDS = {'id', 'type', 'payload', 'attempt', 'max_retries', 'enqueued_at', 'last_error'}
+local ENVELOPE_FIELDS = {'id', 'type', 'payload', 'attempt', 'max_retries', 'enqueued_at', 'last_error',
+  'retention_ms'}
 -- Fields a dead letter adds to the job's own; the priority field is also
 -- in a delayed-set member.
 local ERROR_FIELD = 'error'

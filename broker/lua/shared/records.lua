@@ -24,25 +24,32 @@ local function trim_records(now, keep_n, most)
 end
 
 -- Keeps the records `rows[i]` of the jobs `ids[i]` as the retention
--- settings say (none when either is 0: then older records go too, a few
--- at a time). `keep_ms` and `keep_n`, when given, are the settings
--- already read.
-local function keep_records(ids, rows, now, keep_ms, keep_n)
+-- settings say, then trims a few expired or surplus records. `keep_ms`
+-- and `keep_n`, when given, are the settings already read;
+-- `lifetimes[i]`, when given, is job i's own retention in ms (its enqueue
+-- option: it replaces keep_ms; 0 keeps no record). A record's expiry is
+-- fixed when it is written. The count keep_n bounds every record: 0 keeps
+-- none, and older records go too, a few at a time.
+local function keep_records(ids, rows, now, keep_ms, keep_n, lifetimes)
   if not keep_ms then keep_ms, keep_n = retention() end
-  if keep_ms <= 0 or keep_n <= 0 then
-    trim_records(now, 0, 2 * #ids + 16)
-    return
+  if keep_n < 0 then keep_n = 0 end
+  if keep_n > 0 and (keep_ms > 0 or lifetimes) then
+    lifetimes = lifetimes or {}
+    local h, z = {}, {}
+    for i, id in ipairs(ids) do
+      local ms = lifetimes[i] or keep_ms
+      if ms > 0 then
+        h[#h + 1] = id
+        h[#h + 1] = rows[i]
+        z[#z + 1] = now + ms
+        z[#z + 1] = id
+      end
+    end
+    if #h > 0 then
+      redis.call('HSET', RESULTS, unpack(h))
+      redis.call('ZADD', RETENTION, unpack(z))
+    end
   end
-  if #ids == 0 then return end
-  local h, z = {}, {}
-  for i, id in ipairs(ids) do
-    h[#h + 1] = id
-    h[#h + 1] = rows[i]
-    z[#z + 1] = now + keep_ms
-    z[#z + 1] = id
-  end
-  redis.call('HSET', RESULTS, unpack(h))
-  redis.call('ZADD', RETENTION, unpack(z))
   trim_records(now, keep_n, 2 * #ids + 16)
 end
 
@@ -54,21 +61,26 @@ local function forget_progress(ids)
   end
 end
 
--- Publishes '<state> <id> <id> ...' on the queue's channel P:{Q}:finished,
--- which waiters subscribe to, and forgets the jobs' progress.
+-- Publishes `text`, '<state> <id> <id> ...', on the queue's channel
+-- P:{Q}:finished, which waiters subscribe to.
+local function publish_notice(text)
+  local channel = string.sub(SETTINGS, 1, #SETTINGS - #'settings') .. 'finished'
+  redis.call('PUBLISH', channel, text)
+end
+
+-- Publishes '<state> <id> <id> ...' (publish_notice) and forgets the
+-- jobs' progress.
 local function announce(state, ids)
   if #ids == 0 then return end
   forget_progress(ids)
-  local channel = string.sub(SETTINGS, 1, #SETTINGS - #'settings') .. 'finished'
-  redis.call('PUBLISH', channel, state .. ' ' .. table.concat(ids, ' '))
+  publish_notice(state .. ' ' .. table.concat(ids, ' '))
 end
 
 -- Trims up to `most` expired or surplus records (for callers that write
 -- none: an idle queue's records still expire).
 local function expire_records(now, most)
-  local keep_ms, keep_n = retention()
-  if keep_ms <= 0 or keep_n <= 0 then keep_n = 0 end
-  trim_records(now, keep_n, most)
+  local _, keep_n = retention()
+  trim_records(now, math.max(keep_n, 0), most)
 end
 
 -- True when job `id` has a record that has not expired.

@@ -7,7 +7,7 @@ use redis::aio::ConnectionLike;
 use redis::Value;
 
 use super::{id_range, Consumer, Delivery, EntryId, MAX_IDS_PER_CALL};
-use crate::envelope::Envelope;
+use crate::envelope::{parse_derived_id, Envelope};
 use crate::error::{Error, Result};
 use crate::priority::Priority;
 use crate::reply;
@@ -45,6 +45,9 @@ pub struct Finished {
     /// example `"type":"x","attempt":1,"result":{"n":2}` (`ack.lua` adds
     /// `state` and `finished_at`); empty for none. See [`record_fields`].
     pub record: String,
+    /// The job's own record retention in ms (its envelope's
+    /// `retention_ms`), instead of the queue's; `None` for the queue's.
+    pub retention_ms: Option<u64>,
 }
 
 /// The members of a finished job's record (see [`Finished::record`]):
@@ -103,6 +106,7 @@ impl Consumer {
                 entry: e.clone(),
                 job_id: String::new(),
                 record: String::new(),
+                retention_ms: None,
             })
             .collect();
         self.ack_finished(conn, &finished).await
@@ -137,11 +141,52 @@ impl Consumer {
                     .arg(hi)
                     .arg(chunk.len())
                     .arg(&ids);
-                for f in chunk {
-                    inv.arg(&f.job_id);
+                // Three sections of (position, value) pairs, only for the
+                // jobs that need them (see ack.lua): a fresh job's id is
+                // its entry's and goes unsaid.
+                let given: Vec<(usize, &str)> = chunk
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, f)| {
+                        parse_derived_id(&f.job_id)
+                            .is_none_or(|(p, e)| p != priority || e != f.entry.id)
+                    })
+                    .map(|(i, f)| (i + 1, f.job_id.as_str()))
+                    .collect();
+                inv.arg(given.len());
+                for (i, id) in given {
+                    inv.arg(i).arg(id);
                 }
-                for f in chunk {
-                    inv.arg(&f.record);
+                let records: Vec<(usize, &str)> = chunk
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, f)| !f.record.is_empty())
+                    .map(|(i, f)| (i + 1, f.record.as_str()))
+                    .collect();
+                inv.arg(records.len());
+                for (i, record) in records {
+                    inv.arg(i).arg(record);
+                }
+                let lifetimes: Vec<(usize, u64)> = chunk
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, f)| f.retention_ms.map(|ms| (i + 1, ms)))
+                    .collect();
+                inv.arg(lifetimes.len());
+                for (i, ms) in lifetimes {
+                    inv.arg(i).arg(ms);
+                }
+                // The notice, joined here: strings made in Lua cost Redis
+                // more (see ack.lua).
+                if chunk.iter().any(|f| f.job_id.is_empty()) {
+                    inv.arg("");
+                } else {
+                    let mut notice = String::from("succeeded");
+                    for f in chunk {
+                        notice.push(' ');
+                        notice.push_str(&f.job_id);
+                    }
+                    inv.arg(notice);
                 }
 
                 let n: u64 = inv.invoke_async(conn).await?;

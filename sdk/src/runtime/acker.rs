@@ -28,6 +28,8 @@ pub(crate) struct Ack {
     pub job_id: String,
     /// The record's fields ([`ferry_broker::record_fields`]).
     pub record: String,
+    /// The job's own record retention (its envelope's), in ms.
+    pub retention_ms: Option<u64>,
     /// When the attempt started, and how long its handler ran.
     pub started: std::time::Instant,
     pub ran: std::time::Duration,
@@ -138,6 +140,7 @@ impl Acker {
             lease,
             job_id,
             record,
+            retention_ms,
             started,
             ran,
         } in batch.drain(..)
@@ -164,6 +167,7 @@ impl Acker {
                 entry: lease.entry().clone(),
                 job_id,
                 record,
+                retention_ms,
             };
             match groups
                 .iter_mut()

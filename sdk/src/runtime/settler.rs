@@ -72,7 +72,9 @@ impl Settler {
                 self.activity.count_completed();
                 // Built only when the queue keeps records (the script would
                 // drop it otherwise).
-                let record = if job.queue.records.load(std::sync::atomic::Ordering::Relaxed) {
+                let keeps = job.queue.records.load(std::sync::atomic::Ordering::Relaxed)
+                    || env.retention_ms.is_some_and(|ms| ms > 0);
+                let record = if keeps {
                     record_fields(
                         env,
                         job.delivery.priority(),
@@ -92,6 +94,7 @@ impl Settler {
                     lease,
                     job_id: env.id.clone(),
                     record,
+                    retention_ms: env.retention_ms,
                     started,
                     ran,
                 });
