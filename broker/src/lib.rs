@@ -24,6 +24,9 @@
 //! - [`recovery`]: XAUTOCLAIM of expired leases, lease renewal, idle consumer removal.
 //! - [`delayed`]: promotion of due delayed jobs and retries.
 //! - [`dead_letter`]: list, replay and purge dead-letter entries.
+//! - [`dead_query`]: find dead letters by entry or job id, filter and page
+//!   them, replay every match.
+//! - [`discovery`]: the queues under a prefix (SCAN).
 //! - [`stats`]: depth and counters.
 //! - [`status`]: a job's status by id.
 //! - [`cancel`]: cancelling a job by id.
@@ -64,7 +67,9 @@ pub mod batch;
 pub mod cancel;
 pub mod consumer;
 pub mod dead_letter;
+pub mod dead_query;
 pub mod delayed;
+pub mod discovery;
 pub mod envelope;
 pub mod error;
 pub mod events;
@@ -88,6 +93,7 @@ pub use consumer::{
     record_fields, Consumer, DeadLetterKind, DeadLettered, Delivery, EntryId, Finished,
 };
 pub use dead_letter::DeadLetter;
+pub use dead_query::{DeadFilter, DeadPage, ReplayedLetter};
 pub use delayed::Promoted;
 pub use envelope::{Envelope, Malformed};
 pub use error::{ConfigError, Error, Result};

@@ -1,5 +1,6 @@
 //! Test support for Ferry's integration tests: a [`harness::RedisServer`]
-//! per test, and helpers to run the `worker-example` binary as real processes.
+//! per test, and helpers to run the `worker-example` binary and the `ferry`
+//! command (`cli`) as real processes.
 //!
 //! Which Redis a test gets:
 //! 1. `REDIS_URL`, when set: an external server. Each test uses its own key
@@ -13,12 +14,14 @@
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod cli;
 pub mod clock;
 pub mod harness;
 pub mod process;
 pub mod proxy;
 pub mod scenario;
 
+pub use cli::{ferry, ferry_bin, ferry_with_stdin};
 pub use harness::{unique, RedisServer};
 pub use process::{example, produce, produce_with_env, worker_bin, WorkerProcess};
 

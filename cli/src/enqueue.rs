@@ -1,0 +1,128 @@
+//! Enqueue a job of any type with a raw JSON payload, as the broker takes
+//! it ([`NewJob`]): for operators and scripts that have no Rust job type.
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use ferry_broker::{NewJob, OnDuplicate, Schedule};
+use ferry_queue::Priority;
+use serde::Serialize;
+
+use crate::admin::Admin;
+use crate::error::{Error, Result};
+
+/// Retries after the first attempt when none is given (as the SDK's
+/// `Job::MAX_RETRIES`).
+pub const DEFAULT_MAX_RETRIES: u32 = 3;
+
+/// A job to enqueue: a type name and a JSON payload, as a worker's handler
+/// for that type decodes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RawJob {
+    /// The job type (chooses the handler).
+    pub job_type: String,
+    /// The payload, JSON text (checked before anything is sent).
+    pub payload: String,
+    /// Its priority (normal by default).
+    pub priority: Priority,
+    /// Retries after the first attempt.
+    pub max_retries: u32,
+    /// Run no earlier than this long from now, by the server's clock.
+    pub delay: Option<Duration>,
+    /// An id of the caller's own, unique in the queue (else Ferry picks one).
+    pub id: Option<String>,
+    /// How long the finished job's record is kept, in ms, instead of the
+    /// queue's retention (0 keeps none).
+    pub retention_ms: Option<u64>,
+}
+
+impl RawJob {
+    /// A job of type `job_type` with `payload`, priority normal, 3
+    /// retries, to run now, with an id chosen by Ferry.
+    pub fn new(job_type: impl Into<String>, payload: impl Into<String>) -> Self {
+        Self {
+            job_type: job_type.into(),
+            payload: payload.into(),
+            priority: Priority::Normal,
+            max_retries: DEFAULT_MAX_RETRIES,
+            delay: None,
+            id: None,
+            retention_ms: None,
+        }
+    }
+}
+
+/// What [`Admin::enqueue`] did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Enqueued {
+    /// The queue.
+    pub queue: String,
+    /// The new job's id.
+    pub id: String,
+}
+
+/// Checks that `payload` is one JSON value; returns it without the
+/// whitespace around it.
+///
+/// # Errors
+/// [`Error::Input`] saying where the JSON goes wrong.
+pub fn check_payload(payload: &str) -> Result<&str> {
+    serde_json::from_str::<serde::de::IgnoredAny>(payload)
+        .map_err(|e| Error::Input(format!("the payload is not valid JSON: {e}")))?;
+    Ok(payload.trim())
+}
+
+impl Admin {
+    /// Enqueues `job` to `queue`; returns its id. A given id that exists
+    /// already is refused (nothing written).
+    ///
+    /// # Errors
+    /// [`Error::Input`] for a payload that is not JSON;
+    /// [`Error::Ferry`] for a bad type, id, queue name, oversized payload,
+    /// a duplicate id or a full queue; Redis errors.
+    pub async fn enqueue(&self, queue: &str, job: RawJob) -> Result<Enqueued> {
+        let payload = check_payload(&job.payload)?.to_owned();
+        let q = self.queue(queue)?;
+        let new = NewJob {
+            job_type: Cow::Owned(job.job_type),
+            payload,
+            priority: job.priority,
+            max_retries: job.max_retries,
+            schedule: job.delay.map_or(Schedule::Now, Schedule::After),
+            id: job.id,
+            retention_ms: job.retention_ms,
+        };
+        let mut conn = self.conn();
+        let mut ids = q
+            .enqueue_with(&mut conn, std::slice::from_ref(&new), OnDuplicate::Error)
+            .await
+            .map_err(|e| self.fail(e))?;
+        let id = ids.pop().ok_or_else(|| {
+            self.fail(ferry_broker::Error::Protocol(
+                "enqueue returned no id".into(),
+            ))
+        })?;
+        Ok(Enqueued {
+            queue: queue.to_owned(),
+            id,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_must_be_one_json_value() {
+        assert_eq!(check_payload(" {\"a\": 1}\n").unwrap(), "{\"a\": 1}");
+        assert_eq!(check_payload("[1,2]").unwrap(), "[1,2]");
+        for bad in ["", "{", "{\"a\":}", "1 2", "nope"] {
+            let e = check_payload(bad).unwrap_err();
+            assert!(
+                e.to_string().starts_with("the payload is not valid JSON"),
+                "{e}"
+            );
+        }
+    }
+}

@@ -1,0 +1,223 @@
+//! `ferry`: the command line over [`ferry_queue_cli`]'s operations. Parses
+//! the arguments (`args`), runs one operation, prints its report
+//! (`output`), and exits with the code of what happened (see `ferry --help`).
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
+mod args;
+mod output;
+
+use std::io::{BufRead, IsTerminal, Read};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use ferry_queue_cli::{Admin, AdminConfig, Error, ErrorKind, RawJob, Result};
+
+use args::{Cli, Command, DeadCommand, EnqueueArgs, JobCommand};
+use output::print;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help and version go to stdout with 0; usage errors to stderr.
+            let code = if e.use_stderr() {
+                ErrorKind::Usage.exit_code()
+            } else {
+                0
+            };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init();
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return fail(&Error::Input(format!("cannot start the runtime: {e}"))),
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e),
+    }
+}
+
+/// Prints `e` as one line on stderr; returns its exit code.
+fn fail(e: &Error) -> ExitCode {
+    let text = e.to_string().replace(['\r', '\n'], " ");
+    eprintln!("ferry: {text}");
+    ExitCode::from(e.kind().exit_code())
+}
+
+/// A failure to write the output (a closed pipe, say).
+fn io(e: std::io::Error) -> Error {
+    Error::Input(format!("cannot write the output: {e}"))
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let admin = connect(&cli)?;
+    let json = cli.json;
+    match cli.command {
+        Command::Queues => print(json, &admin.queues().await?),
+        Command::Stats(a) if a.watch => return watch(&admin, &a.queue, a.interval, json).await,
+        Command::Stats(a) => print(json, &admin.stats(&a.queue).await?),
+        Command::Job(cmd) => match cmd {
+            JobCommand::Show(j) => print(json, &admin.show(&j.queue, &j.id).await?),
+            JobCommand::Wait { job, timeout } => {
+                print(json, &admin.wait(&job.queue, &job.id, timeout).await?)
+            }
+            JobCommand::Cancel(j) => print(json, &admin.cancel(&j.queue, &j.id).await?),
+            JobCommand::Retry(j) => print(json, &admin.retry(&j.queue, &j.id).await?),
+            JobCommand::Reprioritise { job, priority } => print(
+                json,
+                &admin.reprioritise(&job.queue, &job.id, priority).await?,
+            ),
+        },
+        Command::Dead(cmd) => match cmd {
+            DeadCommand::List(a) => {
+                let filter = a.filter.filter();
+                if a.group_by_error {
+                    let groups = admin
+                        .dead_groups(&a.queue, &filter, a.after.as_deref())
+                        .await?;
+                    print(json, &groups)
+                } else {
+                    let limit = usize::try_from(a.limit).unwrap_or(usize::MAX);
+                    let page = admin
+                        .dead_list(&a.queue, &filter, a.after.as_deref(), limit)
+                        .await?;
+                    print(json, &page)
+                }
+            }
+            DeadCommand::Show { queue, id } => print(json, &admin.dead_show(&queue, &id).await?),
+            DeadCommand::Replay(a) => {
+                let done = match &a.id {
+                    Some(id) => admin.dead_replay(&a.queue, id).await?,
+                    None => {
+                        admin
+                            .dead_replay_matching(&a.queue, &a.filter.filter())
+                            .await?
+                    }
+                };
+                print(json, &done)
+            }
+            DeadCommand::Purge { queue, yes } => {
+                if !yes {
+                    confirm_purge(&admin, &queue).await?;
+                }
+                print(json, &admin.dead_purge(&queue).await?)
+            }
+        },
+        Command::Pause(q) => print(json, &admin.pause(&q.queue).await?),
+        Command::Resume(q) => print(json, &admin.resume(&q.queue).await?),
+        Command::Enqueue(a) => {
+            let queue = a.queue.clone();
+            print(json, &admin.enqueue(&queue, raw_job(a)?).await?)
+        }
+        Command::Workers { queue } => print(json, &admin.workers(queue.as_deref()).await?),
+    }
+    .map_err(io)
+}
+
+/// The handle for the Redis and prefix of the command line.
+fn connect(cli: &Cli) -> Result<Admin> {
+    let mut config = AdminConfig::new(cli.redis.clone()).prefix(cli.prefix.clone());
+    if let Some(path) = &cli.tls_ca_cert {
+        let pem = std::fs::read(path).map_err(|e| {
+            Error::Input(format!("cannot read --tls-ca-cert {}: {e}", path.display()))
+        })?;
+        config.redis = config.redis.tls_root_cert(pem);
+    }
+    Admin::connect(config)
+}
+
+/// The job `ferry enqueue` was given; its payload from --payload, --file
+/// or stdin.
+fn raw_job(a: EnqueueArgs) -> Result<RawJob> {
+    let payload = match (a.payload, &a.file) {
+        (Some(p), _) => p,
+        (None, Some(path)) => std::fs::read_to_string(path)
+            .map_err(|e| Error::Input(format!("cannot read --file {}: {e}", path.display())))?,
+        (None, None) => {
+            let mut stdin = std::io::stdin();
+            if stdin.is_terminal() {
+                return Err(Error::Usage(
+                    "no payload: give --payload JSON or --file PATH, or pipe the JSON on stdin"
+                        .into(),
+                ));
+            }
+            let mut text = String::new();
+            stdin
+                .read_to_string(&mut text)
+                .map_err(|e| Error::Input(format!("cannot read the payload from stdin: {e}")))?;
+            text
+        }
+    };
+    let mut job = RawJob::new(a.job_type, payload);
+    job.priority = a.priority;
+    job.max_retries = a.max_retries;
+    job.delay = a.delay_ms.map(Duration::from_millis);
+    job.id = a.id;
+    job.retention_ms = a.retention_ms;
+    Ok(job)
+}
+
+/// Asks on the terminal before `dead purge` deletes anything; elsewhere
+/// (a script) refuses without `--yes`.
+async fn confirm_purge(admin: &Admin, queue: &str) -> Result<()> {
+    let count = admin.dead_count(queue).await?;
+    let what = format!("dead purge deletes the {count} dead letters of queue {queue}");
+    if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
+        return Err(Error::Usage(format!("{what}: pass --yes to confirm")));
+    }
+    eprint!("{what}. Go ahead? [y/N] ");
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|e| Error::Input(format!("cannot read the answer: {e}")))?;
+    if matches!(answer.trim(), "y" | "Y" | "yes") {
+        Ok(())
+    } else {
+        Err(Error::Usage(
+            "dead purge not confirmed: nothing deleted".into(),
+        ))
+    }
+}
+
+/// `stats --watch`: prints the stats every `interval` until Ctrl-C. A
+/// failure of the first read ends it; later ones are reported on stderr
+/// and the watch goes on.
+async fn watch(admin: &Admin, queue: &str, interval: Duration, json: bool) -> Result<()> {
+    let clear = !json && std::io::stdout().is_terminal();
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut first = true;
+    loop {
+        let report = tokio::select! {
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+            r = async { tick.tick().await; admin.stats(queue).await } => r,
+        };
+        match report {
+            Ok(report) => {
+                if clear {
+                    print!("\x1b[2J\x1b[H");
+                } else if !json && !first {
+                    println!();
+                }
+                print(json, &report).map_err(io)?;
+            }
+            Err(e) if first => return Err(e),
+            Err(e) => eprintln!("ferry: {}", e.to_string().replace(['\r', '\n'], " ")),
+        }
+        first = false;
+    }
+}

@@ -1,0 +1,74 @@
+//! One queue's stats: depths, counters and the last 15 minutes
+//! (throughput, wait and run time percentiles, failure rate).
+
+use std::collections::BTreeMap;
+
+use ferry_broker::stats::Recent;
+use ferry_queue::QueueStats;
+use serde::Serialize;
+
+use crate::admin::Admin;
+use crate::error::Result;
+use crate::queues::PerPriority;
+
+/// Full minutes the throughput figure averages over.
+pub const THROUGHPUT_MINUTES: usize = 5;
+
+/// A queue's [`QueueStats`], ready to print or serialise.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StatsReport {
+    /// The queue.
+    pub queue: String,
+    /// True while the queue is paused.
+    pub paused: bool,
+    /// Jobs waiting for a worker, per priority.
+    pub waiting: PerPriority,
+    /// Jobs running, per priority.
+    pub running: PerPriority,
+    /// Jobs in the delayed set (scheduled, or waiting out a retry's backoff).
+    pub scheduled: u64,
+    /// Dead letters.
+    pub dead: u64,
+    /// The counters since the queue began: completed, retried, dead,
+    /// malformed, recovered, dead_dropped, cancelled.
+    pub counters: BTreeMap<String, u64>,
+    /// Completed jobs per second over the last [`THROUGHPUT_MINUTES`] full minutes.
+    pub throughput_per_sec: f64,
+    /// The last 15 minutes (server clock): per-minute counts, wait and run
+    /// time summaries (ms), failure rate (0 to 1).
+    pub recent: Recent,
+}
+
+impl StatsReport {
+    /// The report of `stats` of `queue`.
+    pub fn new(queue: &str, stats: QueueStats) -> Self {
+        let mut counters: BTreeMap<String, u64> = ferry_queue::counter::ALL
+            .iter()
+            .map(|c| ((*c).to_owned(), 0))
+            .collect();
+        counters.extend(stats.counters.iter().map(|(k, v)| (k.clone(), *v)));
+        Self {
+            queue: queue.to_owned(),
+            paused: stats.paused,
+            waiting: PerPriority::from_array(stats.waiting),
+            running: PerPriority::from_array(stats.pending),
+            scheduled: stats.delayed,
+            dead: stats.dead,
+            counters,
+            throughput_per_sec: stats.recent.throughput(THROUGHPUT_MINUTES),
+            recent: stats.recent,
+        }
+    }
+}
+
+impl Admin {
+    /// The stats of `queue` (two round trips). A queue with no keys reads
+    /// as empty.
+    ///
+    /// # Errors
+    /// Redis errors, or a bad queue name.
+    pub async fn stats(&self, queue: &str) -> Result<StatsReport> {
+        let stats = self.client().stats(queue).await.map_err(|e| self.fail(e))?;
+        Ok(StatsReport::new(queue, stats))
+    }
+}
