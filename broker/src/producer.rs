@@ -133,7 +133,7 @@ impl Queue {
     }
 
     /// Enqueues `jobs` and returns their ids in order: a fresh job's id is
-    /// `<priority>-<entry id>` ([`derived_id`](crate::envelope::derived_id)),
+    /// `<priority>-<entry id>` ([`derived_id`]),
     /// a delayed one's a UUID v7, unless [`NewJob::id`] gives one. A batch
     /// goes in chunks of at most [`CHUNK_JOBS`] jobs and about
     /// [`CHUNK_BYTES`] (one script call each, `enqueue.lua`: all of a chunk

@@ -24,7 +24,7 @@ one line per tick). Errors go to stderr only. Logs: set RUST_LOG (e.g. warn).";
 #[derive(Debug, Parser)]
 #[command(name = "ferry", version, about, after_help = EXIT_CODES)]
 pub struct Cli {
-    /// Redis URL: redis://[user:password@]host:port[/db], or rediss:// for TLS.
+    /// Redis URL: `redis://[user:password@]host:port[/db]`, or `rediss://` for TLS.
     #[arg(
         long = "redis",
         value_name = "URL",

@@ -7,7 +7,7 @@
 mod args;
 mod output;
 
-use std::io::{BufRead, IsTerminal, Read};
+use std::io::{BufRead, IsTerminal, Read, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -201,18 +201,26 @@ async fn watch(admin: &Admin, queue: &str, interval: Duration, json: bool) -> Re
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut first = true;
+    // One listener for the whole watch: a Ctrl-C that lands while a tick
+    // prints is not lost.
+    let interrupted = tokio::signal::ctrl_c();
+    tokio::pin!(interrupted);
     loop {
         let report = tokio::select! {
-            _ = tokio::signal::ctrl_c() => return Ok(()),
+            _ = &mut interrupted => return Ok(()),
             r = async { tick.tick().await; admin.stats(queue).await } => r,
         };
         match report {
             Ok(report) => {
+                // Through `write!`, not `print!`: a closed pipe is an
+                // error to report, not a panic.
+                let mut out = std::io::stdout().lock();
                 if clear {
-                    print!("\x1b[2J\x1b[H");
+                    write!(out, "\x1b[2J\x1b[H").map_err(io)?;
                 } else if !json && !first {
-                    println!();
+                    writeln!(out).map_err(io)?;
                 }
+                drop(out);
                 print(json, &report).map_err(io)?;
             }
             Err(e) if first => return Err(e),
