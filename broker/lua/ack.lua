@@ -121,6 +121,7 @@ if redis.call('HLEN', CANCELS) > 0 then
   end
 end
 redis.call('HINCRBY', STATS, COUNTER_COMPLETED, acked)
+redis.call('HINCRBY', STATS, COUNTER_COMPLETED .. ':' .. priority, acked)
 
 -- The settings this call needs, in one read.
 local set = redis.call('HMGET', SETTINGS, 'retention_ms', 'retention_count', 'events')

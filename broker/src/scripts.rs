@@ -78,7 +78,7 @@ pub(crate) static ACK: LazyLock<QueueScript> = script!("ack.lua", 17:
     queue, clock, names, entry_ids, group_state, ownership, remove_done, settings, timing, events, records);
 /// `retry.lua`: stream entry -> delayed set.
 pub(crate) static RETRY: LazyLock<QueueScript> = script!("retry.lua", 17:
-    queue, clock, entry_ids, group_state, ownership, remove_done, settings, timing, events, records);
+    queue, clock, names, entry_ids, group_state, ownership, remove_done, settings, timing, events, records);
 /// `dead_letter.lua`: stream entry -> dead-letter stream.
 pub(crate) static DEAD_LETTER: LazyLock<QueueScript> = script!("dead_letter.lua", 17:
     queue, clock, names, entry_ids, group_state, ownership, remove_done, settings, timing, events, records, dead_removal, dead_letter);

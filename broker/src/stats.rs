@@ -9,6 +9,7 @@ use redis::aio::ConnectionLike;
 use redis::Value;
 
 use crate::error::{Error, Result};
+use crate::priority::Priority;
 use crate::queue::Queue;
 use crate::reply;
 use crate::scripts;
@@ -313,6 +314,13 @@ impl QueueStats {
     /// A counter's value (0 when never bumped); see [`counter`].
     pub fn counter(&self, name: &str) -> u64 {
         self.counters.get(name).copied().unwrap_or(0)
+    }
+
+    /// A counter's value for the jobs of one priority: `completed`,
+    /// `retried`, `dead` and `malformed` are also counted per priority
+    /// (stats hash fields `<counter>:<priority>`, e.g. `completed:high`).
+    pub fn counter_at(&self, name: &str, priority: Priority) -> u64 {
+        self.counter(&format!("{name}:{}", priority.as_str()))
     }
 
     /// True when nothing is waiting, running or delayed.

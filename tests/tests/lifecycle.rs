@@ -1449,3 +1449,43 @@ async fn a_job_keeps_its_record_as_long_as_its_own_retention_says() {
     stop.cancel();
     worker.await.unwrap().unwrap();
 }
+
+/// Completed, retried and dead jobs are counted per priority too.
+#[tokio::test]
+async fn counters_are_kept_per_priority() {
+    let s = setup().await;
+    let at = |p: Priority| EnqueueOptions::new().priority(p);
+    // 99 fails its first attempt (a retry), 13 fails for good.
+    s.client
+        .enqueue_with(&Square { n: 99 }, at(Priority::High))
+        .await
+        .unwrap();
+    s.client
+        .enqueue_with(&Square { n: 13 }, at(Priority::Low))
+        .await
+        .unwrap();
+    s.client
+        .enqueue_with(&Square { n: 3 }, at(Priority::Normal))
+        .await
+        .unwrap();
+    s.client
+        .enqueue_with(&Square { n: 4 }, at(Priority::Normal))
+        .await
+        .unwrap();
+    let (worker, stop) = s.worker(None);
+    wait_until(Duration::from_secs(20), "three complete, one dead", || {
+        let client = s.client.clone();
+        async move {
+            let st = client.stats(QUEUE).await.unwrap();
+            st.counter("completed") == 3 && st.counter("dead") == 1
+        }
+    })
+    .await;
+    let st = s.client.stats(QUEUE).await.unwrap();
+    let by = |name: &str| Priority::ALL.map(|p| st.counter_at(name, p));
+    assert_eq!(by("completed"), [0, 1, 2, 0]);
+    assert_eq!(by("retried"), [0, 1, 0, 0]);
+    assert_eq!(by("dead"), [0, 0, 0, 1]);
+    stop.cancel();
+    worker.await.unwrap().unwrap();
+}
