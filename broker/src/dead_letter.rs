@@ -45,22 +45,7 @@ impl Queue {
             .arg(count)
             .query_async(conn)
             .await?;
-        Ok(reply::entries(v)?
-            .into_iter()
-            .map(|(entry_id, fields, _, _)| DeadLetter {
-                entry_id,
-                fields: fields
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|(k, v)| {
-                        (
-                            String::from_utf8_lossy(&k).into_owned(),
-                            String::from_utf8_lossy(&v).into_owned(),
-                        )
-                    })
-                    .collect(),
-            })
-            .collect())
+        letters(v)
     }
 
     /// Moves one dead-letter entry back to its priority stream as attempt 1,
@@ -115,6 +100,26 @@ fn is_entry_id(id: &str) -> bool {
             !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u64>().is_ok()
         })
     })
+}
+
+/// An `XRANGE` reply as dead letters (fields as lossy UTF-8).
+pub(crate) fn letters(v: Value) -> Result<Vec<DeadLetter>> {
+    Ok(reply::entries(v)?
+        .into_iter()
+        .map(|(entry_id, fields, _, _)| DeadLetter {
+            entry_id,
+            fields: fields
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| {
+                    (
+                        String::from_utf8_lossy(&k).into_owned(),
+                        String::from_utf8_lossy(&v).into_owned(),
+                    )
+                })
+                .collect::<BTreeMap<_, _>>(),
+        })
+        .collect())
 }
 
 #[cfg(test)]

@@ -6,15 +6,12 @@
 //! [`CHUNK`] entries; nothing here writes except through
 //! [`Queue::replay_dead`].
 
-use std::collections::BTreeMap;
-
 use redis::aio::ConnectionLike;
 use redis::Value;
 
-use crate::dead_letter::DeadLetter;
+use crate::dead_letter::{letters, DeadLetter};
 use crate::error::{ConfigError, Result};
 use crate::queue::Queue;
-use crate::reply;
 
 /// Dead letters read per `XRANGE`.
 pub const CHUNK: usize = 1000;
@@ -240,26 +237,6 @@ impl Queue {
             .await?;
         letters(v)
     }
-}
-
-/// An `XRANGE` reply as dead letters (fields as lossy UTF-8).
-fn letters(v: Value) -> Result<Vec<DeadLetter>> {
-    Ok(reply::entries(v)?
-        .into_iter()
-        .map(|(entry_id, fields, _, _)| DeadLetter {
-            entry_id,
-            fields: fields
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(k, v)| {
-                    (
-                        String::from_utf8_lossy(&k).into_owned(),
-                        String::from_utf8_lossy(&v).into_owned(),
-                    )
-                })
-                .collect::<BTreeMap<_, _>>(),
-        })
-        .collect())
 }
 
 /// A stream entry id `<ms>-<seq>` as numbers, for ordering.

@@ -11,35 +11,8 @@ use tokio::process::Command;
 /// The `ferry` binary, built once per test binary with the same profile.
 pub fn ferry_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        // The test executable lives in target/<profile>/deps/.
-        let exe = std::env::current_exe().expect("current exe");
-        let profile_dir = exe
-            .parent()
-            .and_then(|d| d.parent())
-            .expect("target/<profile>")
-            .to_path_buf();
-        let release = profile_dir.file_name().is_some_and(|n| n == "release");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-        let mut cmd = std::process::Command::new(cargo);
-        cmd.args([
-            "build",
-            "--quiet",
-            "-p",
-            "ferry-queue-cli",
-            "--bin",
-            "ferry",
-        ]);
-        if release {
-            cmd.arg("--release");
-        }
-        let status = cmd.status().expect("run cargo build -p ferry-queue-cli");
-        assert!(status.success(), "cargo build -p ferry-queue-cli failed");
-        let bin = profile_dir.join(format!("ferry{}", std::env::consts::EXE_SUFFIX));
-        assert!(bin.is_file(), "no ferry binary at {}", bin.display());
-        bin
-    })
-    .clone()
+    BIN.get_or_init(|| crate::process::built_bin("ferry-queue-cli", "ferry"))
+        .clone()
 }
 
 /// What a `ferry` run printed, and how it ended.

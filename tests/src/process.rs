@@ -10,32 +10,34 @@ use tokio::process::{Child, Command};
 /// The `worker-example` binary, built once per test binary with the same profile.
 pub fn worker_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        // The test executable lives in target/<profile>/deps/.
-        let exe = std::env::current_exe().expect("current exe");
-        let profile_dir = exe
-            .parent()
-            .and_then(|d| d.parent())
-            .expect("target/<profile>")
-            .to_path_buf();
-        let release = profile_dir.file_name().is_some_and(|n| n == "release");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-        let mut cmd = std::process::Command::new(cargo);
-        cmd.args(["build", "--quiet", "-p", "worker-example"]);
-        if release {
-            cmd.arg("--release");
-        }
-        let status = cmd.status().expect("run cargo build -p worker-example");
-        assert!(status.success(), "cargo build -p worker-example failed");
-        let bin = profile_dir.join(format!("worker-example{}", std::env::consts::EXE_SUFFIX));
-        assert!(
-            bin.is_file(),
-            "no worker-example binary at {}",
-            bin.display()
-        );
-        bin
-    })
-    .clone()
+    BIN.get_or_init(|| built_bin("worker-example", "worker-example"))
+        .clone()
+}
+
+/// Builds binary `bin` of package `package` with the test's own profile
+/// (release or debug) and returns its path.
+pub fn built_bin(package: &str, bin: &str) -> PathBuf {
+    // The test executable lives in target/<profile>/deps/.
+    let exe = std::env::current_exe().expect("current exe");
+    let profile_dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target/<profile>")
+        .to_path_buf();
+    let release = profile_dir.file_name().is_some_and(|n| n == "release");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let mut cmd = std::process::Command::new(cargo);
+    cmd.args(["build", "--quiet", "-p", package, "--bin", bin]);
+    if release {
+        cmd.arg("--release");
+    }
+    let status = cmd
+        .status()
+        .unwrap_or_else(|e| panic!("run cargo build -p {package}: {e}"));
+    assert!(status.success(), "cargo build -p {package} failed");
+    let path = profile_dir.join(format!("{bin}{}", std::env::consts::EXE_SUFFIX));
+    assert!(path.is_file(), "no {bin} binary at {}", path.display());
+    path
 }
 
 fn log_path(label: &str) -> PathBuf {
