@@ -30,6 +30,6 @@ redis.call('HDEL', INDEX, job)
 forget_progress({job})
 redis.call('HINCRBY', STATS, COUNTER_RETRIED, 1)
 redis.call('HINCRBY', STATS, COUNTER_RETRIED .. ':' .. PRIORITIES[tonumber(ARGV[3])], 1)
-timing_count(now, 't', 1)
+timing_count(now, 't', 1, PRIORITIES[tonumber(ARGV[3])])
 emit(events_cap(), 'retrying', {job}, {'worker', ARGV[2], 'run_at', now + tonumber(ARGV[6])})
 return 1

@@ -110,7 +110,7 @@ pub(crate) static PROGRESS: LazyLock<QueueScript> =
     script!("progress.lua", 17: queue, clock, ownership, settings, events);
 /// `record_timing.lua`: a worker's completed jobs into the per-minute stats.
 pub(crate) static RECORD_TIMING: LazyLock<QueueScript> =
-    script!("record_timing.lua", 16: queue, clock, timing);
+    script!("record_timing.lua", 16: queue, clock, names, timing);
 /// `register_worker.lua`: a live worker's registration, with its TTL.
 pub(crate) static REGISTER_WORKER: LazyLock<QueueScript> =
     script!("register_worker.lua", 17: queue, clock);

@@ -1,7 +1,8 @@
 //! Queue depth and counters (`stats.lua`), and the recent history:
 //! per-minute throughput, wait and run time percentiles, failure rate
 //! (`P:{Q}:timing`, written by the finishing scripts, see
-//! `lua/shared/timing.lua`). Two round trips.
+//! `lua/shared/timing.lua`), for the queue and per priority. Two round
+//! trips.
 
 use std::collections::BTreeMap;
 
@@ -64,6 +65,9 @@ pub struct QueueStats {
     /// The last [`WINDOW_MINUTES`] minutes: throughput, wait and run times,
     /// failure rate.
     pub recent: Recent,
+    /// The same, for the jobs of each priority, highest first (see
+    /// [`QueueStats::recent_at`]).
+    pub recent_by_priority: [Recent; 4],
 }
 
 /// How many minutes [`Recent`] covers (the current one included).
@@ -125,15 +129,32 @@ impl Recent {
         full.iter().map(|m| m.completed).sum::<u64>() as f64 / (full.len() as f64 * 60.0)
     }
 
-    /// Reads the fields of `P:{Q}:timing` for the window ending at
+    /// Reads the queue's fields of `P:{Q}:timing` for the window ending at
     /// server time `now` (ms).
     pub fn from_fields(fields: &BTreeMap<String, u64>, now: u64) -> Self {
+        Self::from_scope(fields, now, "")
+    }
+
+    /// Reads the fields of `P:{Q}:timing` kept for the jobs of `priority`
+    /// (`<minute>:<priority>:<metric>`) for the window ending at server
+    /// time `now` (ms). Cancellations are counted for the queue only, so
+    /// their minutes' `cancelled` is 0 here.
+    pub fn from_fields_at(fields: &BTreeMap<String, u64>, now: u64, priority: Priority) -> Self {
+        Self::from_scope(fields, now, &format!("{}:", priority.as_str()))
+    }
+
+    fn from_scope(fields: &BTreeMap<String, u64>, now: u64, scope: &str) -> Self {
         let current = now / 60_000;
         let first = current.saturating_sub(WINDOW_MINUTES - 1);
         let mut minutes = Vec::new();
         let (mut wait, mut run) = (Histogram::default(), Histogram::default());
         for m in first..=current {
-            let get = |metric: &str| fields.get(&format!("{m}:{metric}")).copied().unwrap_or(0);
+            let get = |metric: &str| {
+                fields
+                    .get(&format!("{m}:{scope}{metric}"))
+                    .copied()
+                    .unwrap_or(0)
+            };
             minutes.push(Minute {
                 at: m * 60_000,
                 completed: get("n"),
@@ -178,29 +199,25 @@ pub fn timing_bucket(ms: u64) -> usize {
 }
 
 /// Completed jobs a worker gathers and adds to the per-minute stats in one
-/// call ([`Queue::record_timing`]), about once a second.
+/// call ([`Queue::record_timing`]), about once a second: per priority, how
+/// many, and their wait and run times.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TimingBatch {
-    /// Jobs completed.
-    pub completed: u64,
+    by_priority: [Times; 4],
+}
+
+/// The completed jobs of one priority in a [`TimingBatch`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Times {
+    completed: u64,
     wait_sum: u64,
     run_sum: u64,
     wait: BTreeMap<usize, u64>,
     run: BTreeMap<usize, u64>,
 }
 
-impl TimingBatch {
-    /// Adds the times of one completed job: its wait (entry to start, by
-    /// the server's clock) and run time, in ms.
-    pub fn add(&mut self, wait_ms: u64, run_ms: u64) {
-        self.wait_sum = self.wait_sum.saturating_add(wait_ms);
-        self.run_sum = self.run_sum.saturating_add(run_ms);
-        *self.wait.entry(timing_bucket(wait_ms)).or_default() += 1;
-        *self.run.entry(timing_bucket(run_ms)).or_default() += 1;
-    }
-
-    /// Adds `other` to this one.
-    pub fn merge(&mut self, other: TimingBatch) {
+impl Times {
+    fn merge(&mut self, other: Times) {
         self.completed += other.completed;
         self.wait_sum = self.wait_sum.saturating_add(other.wait_sum);
         self.run_sum = self.run_sum.saturating_add(other.run_sum);
@@ -211,16 +228,49 @@ impl TimingBatch {
             *self.run.entry(k).or_default() += n;
         }
     }
+}
+
+impl TimingBatch {
+    /// Adds the times of one finished job of `priority`: its wait (entry to
+    /// start, by the server's clock) and run time, in ms. (Count it with
+    /// [`TimingBatch::count_completed`] once acknowledged.)
+    pub fn add(&mut self, priority: Priority, wait_ms: u64, run_ms: u64) {
+        let t = &mut self.by_priority[priority.index()];
+        t.wait_sum = t.wait_sum.saturating_add(wait_ms);
+        t.run_sum = t.run_sum.saturating_add(run_ms);
+        *t.wait.entry(timing_bucket(wait_ms)).or_default() += 1;
+        *t.run.entry(timing_bucket(run_ms)).or_default() += 1;
+    }
+
+    /// Adds `other` to this one.
+    pub fn merge(&mut self, other: TimingBatch) {
+        for (mine, theirs) in self.by_priority.iter_mut().zip(other.by_priority) {
+            mine.merge(theirs);
+        }
+    }
+
+    /// Counts `n` jobs of `priority` acknowledged as completed.
+    pub fn count_completed(&mut self, priority: Priority, n: u64) {
+        self.by_priority[priority.index()].completed += n;
+    }
+
+    /// Jobs counted as completed, all priorities.
+    pub fn completed(&self) -> u64 {
+        self.by_priority.iter().map(|t| t.completed).sum()
+    }
 
     /// True when there is nothing to send.
     pub fn is_empty(&self) -> bool {
-        self.completed == 0 && self.wait.is_empty()
+        self.by_priority
+            .iter()
+            .all(|t| t.completed == 0 && t.wait.is_empty())
     }
 }
 
 impl Queue {
     /// Adds a worker's batch of completed jobs to the current minute's
-    /// counts and histograms (`record_timing.lua`).
+    /// counts and histograms, per priority and for the queue
+    /// (`record_timing.lua`).
     ///
     /// # Errors
     /// [`Error::Redis`].
@@ -230,14 +280,19 @@ impl Queue {
         batch: &TimingBatch,
     ) -> Result<()> {
         let mut inv = self.invoke(&scripts::RECORD_TIMING);
-        inv.arg(batch.completed)
-            .arg(batch.wait_sum)
-            .arg(batch.run_sum);
-        for (k, n) in &batch.wait {
-            inv.arg(format!("w{k}")).arg(*n);
-        }
-        for (k, n) in &batch.run {
-            inv.arg(format!("r{k}")).arg(*n);
+        for (priority, t) in Priority::ALL.iter().zip(&batch.by_priority) {
+            let p = priority.as_str();
+            for (metric, n) in [("n", t.completed), ("ws", t.wait_sum), ("rs", t.run_sum)] {
+                if n > 0 {
+                    inv.arg(format!("{p}:{metric}")).arg(n);
+                }
+            }
+            for (k, n) in &t.wait {
+                inv.arg(format!("{p}:w{k}")).arg(*n);
+            }
+            for (k, n) in &t.run {
+                inv.arg(format!("{p}:r{k}")).arg(*n);
+            }
         }
         let _: i64 = inv.invoke_async(conn).await?;
         Ok(())
@@ -323,6 +378,12 @@ impl QueueStats {
         self.counter(&format!("{name}:{}", priority.as_str()))
     }
 
+    /// The last [`WINDOW_MINUTES`] minutes of the jobs of `priority`:
+    /// throughput, wait and run times, failure rate.
+    pub fn recent_at(&self, priority: Priority) -> &Recent {
+        &self.recent_by_priority[priority.index()]
+    }
+
     /// True when nothing is waiting, running or delayed.
     pub fn is_idle(&self) -> bool {
         self.total_waiting() == 0 && self.total_pending() == 0 && self.delayed == 0
@@ -364,6 +425,7 @@ impl Queue {
             counters: BTreeMap::new(),
             paused: reply::int(paused) == Some(1),
             recent: Recent::default(),
+            recent_by_priority: Default::default(),
         };
         let flat = reply::array(counters).ok_or_else(bad)?;
         for kv in flat.chunks(2) {
@@ -383,6 +445,9 @@ impl Queue {
             .filter_map(|(k, v)| Some((k, v.parse().ok()?)))
             .collect();
         stats.recent = Recent::from_fields(&fields, now);
+        for p in Priority::ALL {
+            stats.recent_by_priority[p.index()] = Recent::from_fields_at(&fields, now, p);
+        }
         Ok(stats)
     }
 }

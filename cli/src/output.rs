@@ -199,9 +199,22 @@ impl Human for StatsReport {
                 format!("{:.1}", s.p99_ms),
             ]
         };
+        let mut rows = vec![summary("wait", &r.wait), summary("run", &r.run)];
+        // Per priority, where more than one priority ran anything.
+        let ran: Vec<Priority> = Priority::ALL
+            .into_iter()
+            .filter(|p| self.recent_by_priority.get(*p).wait.count > 0)
+            .collect();
+        if ran.len() > 1 {
+            for p in ran {
+                let at = self.recent_by_priority.get(p);
+                rows.push(summary(&format!("wait {}", p.as_str()), &at.wait));
+                rows.push(summary(&format!("run {}", p.as_str()), &at.run));
+            }
+        }
         out.push_str(&table(
             &["TIME (ms)", "JOBS", "AVG", "P50", "P95", "P99"],
-            &[summary("wait", &r.wait), summary("run", &r.run)],
+            &rows,
         ));
         let per_minute: Vec<Vec<String>> = r
             .minutes

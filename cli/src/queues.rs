@@ -7,22 +7,22 @@ use serde::Serialize;
 use crate::admin::Admin;
 use crate::error::Result;
 
-/// One number per priority.
+/// One value per priority (a number, unless said otherwise).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct PerPriority {
+pub struct PerPriority<T = u64> {
     /// Priority critical.
-    pub critical: u64,
+    pub critical: T,
     /// Priority high.
-    pub high: u64,
+    pub high: T,
     /// Priority normal.
-    pub normal: u64,
+    pub normal: T,
     /// Priority low.
-    pub low: u64,
+    pub low: T,
 }
 
-impl PerPriority {
+impl<T> PerPriority<T> {
     /// From an array in [`Priority::ALL`] order (highest first).
-    pub fn from_array(a: [u64; 4]) -> Self {
+    pub fn from_array(a: [T; 4]) -> Self {
         let [critical, high, normal, low] = a;
         Self {
             critical,
@@ -32,16 +32,18 @@ impl PerPriority {
         }
     }
 
-    /// The number of priority `p`.
-    pub fn get(&self, p: Priority) -> u64 {
+    /// The value of priority `p`.
+    pub fn get(&self, p: Priority) -> &T {
         match p {
-            Priority::Critical => self.critical,
-            Priority::High => self.high,
-            Priority::Normal => self.normal,
-            Priority::Low => self.low,
+            Priority::Critical => &self.critical,
+            Priority::High => &self.high,
+            Priority::Normal => &self.normal,
+            Priority::Low => &self.low,
         }
     }
+}
 
+impl PerPriority {
     /// The sum over all priorities.
     pub fn total(&self) -> u64 {
         self.critical + self.high + self.normal + self.low

@@ -37,6 +37,9 @@ pub struct StatsReport {
     /// The last 15 minutes (server clock): per-minute counts, wait and run
     /// time summaries (ms), failure rate (0 to 1).
     pub recent: Recent,
+    /// The same, for the jobs of each priority (cancellations are counted
+    /// for the queue only).
+    pub recent_by_priority: PerPriority<Recent>,
 }
 
 impl StatsReport {
@@ -56,6 +59,7 @@ impl StatsReport {
             dead: stats.dead,
             counters,
             throughput_per_sec: stats.recent.throughput(THROUGHPUT_MINUTES),
+            recent_by_priority: PerPriority::from_array(stats.recent_by_priority),
             recent: stats.recent,
         }
     }

@@ -81,3 +81,6 @@ pub use worker::{Worker, WorkerBuilder};
 
 /// The counters of a queue's stats hash, for [`QueueStats::counter`].
 pub use ferry_broker::stats::counter;
+/// The parts of [`QueueStats::recent`]: per-minute counts, wait and run
+/// time summaries.
+pub use ferry_broker::stats::{Minute, Recent, Summary};

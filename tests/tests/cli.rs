@@ -252,6 +252,11 @@ async fn stats_json_has_depths_counters_and_the_recent_figures() {
         assert_eq!(recent["run"][k], 0.0);
     }
     assert_eq!(recent["failure_rate"], 0.0);
+    for p in ["critical", "high", "normal", "low"] {
+        let at = &s["recent_by_priority"][p];
+        assert_eq!(at["minutes"].as_array().unwrap().len(), 15, "{p}");
+        assert_eq!(at["wait"]["count"], 0, "{p}");
+    }
 
     // --watch --json: one JSON line per tick, until SIGINT (then exit 0).
     let mut watch = command(

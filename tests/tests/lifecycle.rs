@@ -1136,22 +1136,28 @@ async fn progress_shows_in_status_while_the_job_runs_and_goes_with_it() {
 }
 
 #[tokio::test]
-async fn stats_give_wait_time_percentiles_from_a_known_schedule_and_the_failure_rate() {
+async fn stats_give_wait_time_percentiles_per_queue_and_priority_from_a_known_schedule_and_the_failure_rate(
+) {
     let s = setup().await;
     let q = s.queue();
     let mut conn = s.redis.conn().await;
     let (secs, micros): (u64, u64) = redis::cmd("TIME").query_async(&mut conn).await.unwrap();
     let now = secs * 1000 + micros / 1000;
-    // 100 jobs whose entries were added 100 ms, 200 ms, ... 10 s ago (the
-    // oldest first): their waits are those delays plus the run's own.
-    for i in (1..=100u64).rev() {
+    // 100 normal jobs whose entries were added 100 ms, 200 ms, ... 10 s ago
+    // and 20 high ones added 21 s, 22 s, ... 40 s ago (the oldest first):
+    // their waits are those delays plus the run's own.
+    let schedule = (1..=100u64)
+        .rev()
+        .map(|i| (Priority::Normal, i * 100))
+        .chain((21..=40u64).rev().map(|i| (Priority::High, i * 1000)));
+    for (priority, ago) in schedule {
         let _: String = redis::cmd("XADD")
-            .arg(q.keys().stream(Priority::Normal))
-            .arg(format!("{}-0", now - i * 100))
+            .arg(q.keys().stream(priority))
+            .arg(format!("{}-0", now - ago))
             .arg("type")
             .arg("square")
             .arg("payload")
-            .arg(format!(r#"{{"n":{}}}"#, 1000 + i))
+            .arg(format!(r#"{{"n":{}}}"#, 1000 + ago))
             .arg("attempt")
             .arg(1)
             .arg("max_retries")
@@ -1166,28 +1172,67 @@ async fn stats_give_wait_time_percentiles_from_a_known_schedule_and_the_failure_
         .wait(QUEUE, &unlucky, Duration::from_secs(20))
         .await
         .unwrap();
-    wait_until(Duration::from_secs(20), "all 100 completed", || async {
-        s.client.stats(QUEUE).await.unwrap().counter("completed") == 100
+    wait_until(Duration::from_secs(20), "all 120 completed", || async {
+        s.client.stats(QUEUE).await.unwrap().counter("completed") == 120
     })
     .await;
     token.cancel();
     handle.await.unwrap().unwrap();
-    let recent = s.client.stats(QUEUE).await.unwrap().recent;
-    let w = &recent.wait;
-    eprintln!("wait: {w:?}; run: {:?}", recent.run);
-    assert_eq!((w.count, recent.run.count), (100, 100));
-    // True p50 = 5,000 ms and p95 = 9,500 ms, plus the time to get there
-    // (well under a second); buckets are about 19% wide.
+    let stats = s.client.stats(QUEUE).await.unwrap();
+    // Buckets are about 19% wide, and each wait has the time to get there
+    // added (well under a second).
     let near = |got: f64, want: f64| got > want * 0.88 && got < want * 1.25;
+    let totals = |r: &ferry_queue::Recent| {
+        let completed: u64 = r.minutes.iter().map(|m| m.completed).sum();
+        let failed: u64 = r.minutes.iter().map(|m| m.failed).sum();
+        (completed, failed)
+    };
+
+    // Normal: true p50 = 5,000 ms, p95 = 9,500 ms, p99 = 9,900 ms; the
+    // unlucky job failed for good.
+    let normal = stats.recent_at(Priority::Normal);
+    let w = &normal.wait;
+    eprintln!("normal wait: {w:?}; run: {:?}", normal.run);
+    assert_eq!((w.count, normal.run.count), (100, 100));
     assert!(near(w.p50_ms, 5_000.0), "p50 {}", w.p50_ms);
     assert!(near(w.p95_ms, 9_500.0), "p95 {}", w.p95_ms);
     assert!(near(w.p99_ms, 9_900.0), "p99 {}", w.p99_ms);
     assert!(near(w.avg_ms, 5_050.0), "avg {}", w.avg_ms);
-    let completed: u64 = recent.minutes.iter().map(|m| m.completed).sum();
-    let failed: u64 = recent.minutes.iter().map(|m| m.failed).sum();
-    assert_eq!((completed, failed), (100, 1));
+    assert_eq!(totals(normal), (100, 1));
+    assert!((normal.failure_rate - 1.0 / 101.0).abs() < 1e-9);
+
+    // High: waits 21 s to 40 s: p50 (10th of 20) = 30 s, p95 (19th) = 39 s.
+    let high = stats.recent_at(Priority::High);
+    let w = &high.wait;
+    eprintln!("high wait: {w:?}");
+    assert_eq!((w.count, high.run.count), (20, 20));
+    assert!(near(w.p50_ms, 30_000.0), "p50 {}", w.p50_ms);
+    assert!(near(w.p95_ms, 39_000.0), "p95 {}", w.p95_ms);
+    assert!(near(w.avg_ms, 30_500.0), "avg {}", w.avg_ms);
+    assert_eq!((totals(high), high.failure_rate), ((20, 0), 0.0));
+
+    // Nothing ran at the other priorities.
+    for p in [Priority::Critical, Priority::Low] {
+        let r = stats.recent_at(p);
+        assert_eq!((r.wait.count, totals(r)), (0, (0, 0)), "{p:?}");
+    }
+
+    // The queue: all 121 jobs. p50 is the 60th of 120 waits (6 s), p95 the
+    // 114th (34 s).
+    let recent = &stats.recent;
+    let w = &recent.wait;
+    eprintln!("queue wait: {w:?}; run: {:?}", recent.run);
+    assert_eq!((w.count, recent.run.count), (120, 120));
+    assert!(near(w.p50_ms, 6_000.0), "p50 {}", w.p50_ms);
+    assert!(near(w.p95_ms, 34_000.0), "p95 {}", w.p95_ms);
     assert!(
-        (recent.failure_rate - 1.0 / 101.0).abs() < 1e-9,
+        near(w.avg_ms, (5_050.0 * 100.0 + 30_500.0 * 20.0) / 120.0),
+        "avg {}",
+        w.avg_ms
+    );
+    assert_eq!(totals(recent), (120, 1));
+    assert!(
+        (recent.failure_rate - 1.0 / 121.0).abs() < 1e-9,
         "{}",
         recent.failure_rate
     );
@@ -1486,6 +1531,94 @@ async fn counters_are_kept_per_priority() {
     assert_eq!(by("completed"), [0, 1, 2, 0]);
     assert_eq!(by("retried"), [0, 1, 0, 0]);
     assert_eq!(by("dead"), [0, 0, 0, 1]);
+    // The last 15 minutes are kept per priority too (completed jobs reach
+    // them with the worker's next timing flush, about a second later).
+    let recent = |st: &ferry_queue::QueueStats, f: fn(&ferry_queue::Minute) -> u64| {
+        Priority::ALL.map(|p| st.recent_at(p).minutes.iter().map(f).sum::<u64>())
+    };
+    wait_until(
+        Duration::from_secs(20),
+        "completed jobs in the recent figures",
+        || {
+            let client = s.client.clone();
+            async move {
+                let st = client.stats(QUEUE).await.unwrap();
+                recent(&st, |m| m.completed) == [0, 1, 2, 0]
+            }
+        },
+    )
+    .await;
+    let st = s.client.stats(QUEUE).await.unwrap();
+    assert_eq!(recent(&st, |m| m.retried), [0, 1, 0, 0]);
+    assert_eq!(recent(&st, |m| m.failed), [0, 0, 0, 1]);
+    let runs = Priority::ALL.map(|p| st.recent_at(p).run.count);
+    assert_eq!(runs, [0, 1, 2, 0]);
+    assert_eq!(st.recent_at(Priority::Low).failure_rate, 1.0);
     stop.cancel();
     worker.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn recent_figures_drop_the_minutes_that_left_the_window_for_the_queue_and_each_priority() {
+    let s = setup().await;
+    let q = s.queue();
+    let mut conn = s.redis.conn().await;
+    let (secs, _): (u64, u64) = redis::cmd("TIME").query_async(&mut conn).await.unwrap();
+    let m = secs / 60;
+    let (old, kept) = (m - 20, m - 5);
+    // As a worker would have left them: the last minute written 20 minutes
+    // ago, and one written 5 minutes ago (inside the window).
+    let _: () = redis::cmd("HSET")
+        .arg(q.keys().timing())
+        .arg("minute")
+        .arg(old)
+        .arg(format!("{old}:n"))
+        .arg(5)
+        .arg(format!("{old}:w3"))
+        .arg(5)
+        .arg(format!("{old}:high:n"))
+        .arg(5)
+        .arg(format!("{old}:high:w3"))
+        .arg(5)
+        .arg(format!("{old}:low:f"))
+        .arg(1)
+        .arg(format!("{kept}:n"))
+        .arg(2)
+        .arg(format!("{kept}:normal:n"))
+        .arg(2)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let mut batch = ferry_broker::TimingBatch::default();
+    batch.add(Priority::High, 10, 5);
+    batch.count_completed(Priority::High, 1);
+    q.record_timing(&mut conn, &batch).await.unwrap();
+
+    let fields: std::collections::BTreeMap<String, u64> = redis::cmd("HGETALL")
+        .arg(q.keys().timing())
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(
+        !fields.keys().any(|f| f.starts_with(&format!("{old}:"))),
+        "the old minute is gone for the queue and every priority: {fields:?}"
+    );
+    let w = ferry_broker::stats::timing_bucket(10);
+    let r = ferry_broker::stats::timing_bucket(5);
+    for scope in ["", "high:"] {
+        assert_eq!(fields.get(&format!("{m}:{scope}n")), Some(&1), "{fields:?}");
+        assert_eq!(fields.get(&format!("{m}:{scope}ws")), Some(&10));
+        assert_eq!(fields.get(&format!("{m}:{scope}rs")), Some(&5));
+        assert_eq!(fields.get(&format!("{m}:{scope}w{w}")), Some(&1));
+        assert_eq!(fields.get(&format!("{m}:{scope}r{r}")), Some(&1));
+    }
+    assert_eq!(fields.get(&format!("{kept}:normal:n")), Some(&2));
+    assert_eq!(fields.get("minute"), Some(&m));
+
+    let stats = s.client.stats(QUEUE).await.unwrap();
+    let completed = |r: &ferry_queue::Recent| r.minutes.iter().map(|m| m.completed).sum::<u64>();
+    assert_eq!(completed(&stats.recent), 3);
+    assert_eq!(completed(stats.recent_at(Priority::High)), 1);
+    assert_eq!(completed(stats.recent_at(Priority::Normal)), 2);
+    assert_eq!(stats.recent_at(Priority::High).wait.count, 1);
 }

@@ -468,9 +468,17 @@ async fn stats(redis: &RedisConfig, prefix: &str, queue: &str) -> AnyResult {
         r.throughput(5),
         r.failure_rate * 100.0
     );
-    for (name, t) in [("wait", &r.wait), ("run", &r.run)] {
+    let mut rows = vec![("wait".to_owned(), &r.wait), ("run".to_owned(), &r.run)];
+    for p in Priority::ALL {
+        let at = s.recent_at(p);
+        if at.wait.count > 0 {
+            rows.push((format!("wait {}", p.as_str()), &at.wait));
+            rows.push((format!("run {}", p.as_str()), &at.run));
+        }
+    }
+    for (name, t) in rows {
         println!(
-            "{name:<5} n {:>7}  avg {:>9.1} ms  p50 {:>9.1}  p95 {:>9.1}  p99 {:>9.1}",
+            "{name:<13} n {:>7}  avg {:>9.1} ms  p50 {:>9.1}  p95 {:>9.1}  p99 {:>9.1}",
             t.count, t.avg_ms, t.p50_ms, t.p95_ms, t.p99_ms
         );
     }

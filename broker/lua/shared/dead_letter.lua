@@ -65,7 +65,7 @@ local function write_dead_letter(fields, from, reason, failed_at, priority, cap,
   redis.call('HSET', INDEX, job, 'dead-' .. dead_id)
   redis.call('HINCRBY', STATS, counter, 1)
   redis.call('HINCRBY', STATS, counter .. ':' .. priority, 1)
-  timing_count(failed_at, 'f', 1)
+  timing_count(failed_at, 'f', 1, priority)
   announce('dead', {job})
   emit(events_cap(), 'dead', {job}, {'error', reason})
   local dropped = 0

@@ -6,12 +6,13 @@
 -- Completed jobs are added by workers, in bulk, about once a second
 -- (record_timing.lua); the rarer outcomes by the scripts that record them.
 --
--- Fields: '<minute>:<metric>', minute = floor(server ms / 60000);
--- metrics: n completed, f failed for good, t retried, c cancelled, ws / rs
--- sums of wait / run times (ms), w<k> / r<k> histogram buckets: bucket k
--- holds times t (ms) with floor(4 * log2(t + 1)) = k (4 buckets per
--- doubling: about 19% wide), k at most TIMING_MAX_BUCKET. 'minute': the
--- last minute written.
+-- Fields: '<minute>:<metric>' for the whole queue and
+-- '<minute>:<priority>:<metric>' for the jobs of one priority, minute =
+-- floor(server ms / 60000); metrics: n completed, f failed for good, t
+-- retried, c cancelled (queue only), ws / rs sums of wait / run times (ms),
+-- w<k> / r<k> histogram buckets: bucket k holds times t (ms) with
+-- floor(4 * log2(t + 1)) = k (4 buckets per doubling: about 19% wide), k
+-- at most TIMING_MAX_BUCKET. 'minute': the last minute written.
 
 local TIMING_WINDOW_MINUTES = 15
 local TIMING_MAX_BUCKET = 120
@@ -35,40 +36,45 @@ local function timing_minute(now)
   -- clock went back, also those "ahead" of it (they would count twice).
   local from, to = last - TIMING_WINDOW_MINUTES + 1, math.min(last, m - TIMING_WINDOW_MINUTES)
   if m < last then from, to = math.max(m + 1, last - TIMING_WINDOW_MINUTES + 1), last end
-  local gone = {}
+  -- One HDEL per old minute and scope (the queue, then each priority).
   for old = from, to do
-    for _, f in ipairs({'n', 'f', 't', 'c', 'ws', 'rs'}) do gone[#gone + 1] = old .. ':' .. f end
-    for k = 0, TIMING_MAX_BUCKET do
-      gone[#gone + 1] = old .. ':w' .. k
-      gone[#gone + 1] = old .. ':r' .. k
+    for _, scope in ipairs({'', PRIORITIES[1], PRIORITIES[2], PRIORITIES[3], PRIORITIES[4]}) do
+      local base = old .. ':'
+      if scope ~= '' then base = base .. scope .. ':' end
+      local gone = {}
+      for _, f in ipairs({'n', 'f', 't', 'c', 'ws', 'rs'}) do gone[#gone + 1] = base .. f end
+      for k = 0, TIMING_MAX_BUCKET do
+        gone[#gone + 1] = base .. 'w' .. k
+        gone[#gone + 1] = base .. 'r' .. k
+      end
+      redis.call('HDEL', TIMING, unpack(gone))
     end
-    redis.call('HDEL', TIMING, unpack(gone))
-    gone = {}
   end
   return m
 end
 
--- Adds `n` to metric `metric` of the current minute.
-local function timing_count(now, metric, n)
+-- Adds `n` to metric `metric` of the current minute, for the queue and,
+-- when `priority` (a name) is given, for that priority too.
+local function timing_count(now, metric, n, priority)
   if n <= 0 then return end
   local m = timing_minute(now)
   redis.call('HINCRBY', TIMING, m .. ':' .. metric, n)
+  if priority then redis.call('HINCRBY', TIMING, m .. ':' .. priority .. ':' .. metric, n) end
 end
 
 -- Adds a worker's batch of completed jobs to the current minute: ARGV
--- from `from`: completed, wait sum, run sum, then (field suffix, count)
--- pairs of histogram buckets ('w17', 3, 'r2', 5, ...).
+-- from `from` on: ('<priority>:<metric>', count) pairs, metric one of n,
+-- ws, rs, w<k>, r<k> ('high:n', 12, 'high:w17', 3, ...). Each is added to
+-- the priority's field and to the queue's. Anything else is ignored.
 local function timing_add(now, args, from)
   local m = timing_minute(now)
-  local names = {'n', 'ws', 'rs'}
-  for j, name in ipairs(names) do
-    local v = tonumber(args[from + j - 1]) or 0
-    if v > 0 then redis.call('HINCRBY', TIMING, m .. ':' .. name, v) end
-  end
-  for i = from + 3, #args - 1, 2 do
-    local f = args[i]
-    if string.match(f, '^[wr]%d+$') then
-      redis.call('HINCRBY', TIMING, m .. ':' .. f, tonumber(args[i + 1]) or 0)
+  for i = from, #args - 1, 2 do
+    local priority, metric = string.match(args[i], '^(%l+):(%l%l?%d*)$')
+    local n = tonumber(args[i + 1])
+    if priority and PRIORITY_INDEX[priority] and n and n > 0
+      and (metric == 'n' or metric == 'ws' or metric == 'rs' or string.match(metric, '^[wr]%d+$')) then
+      redis.call('HINCRBY', TIMING, m .. ':' .. metric, n)
+      redis.call('HINCRBY', TIMING, m .. ':' .. priority .. ':' .. metric, n)
     end
   end
 end

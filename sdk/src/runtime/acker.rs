@@ -162,7 +162,7 @@ impl Acker {
                 .timing
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .add(wait, millis(ran));
+                .add(priority, wait, millis(ran));
             let finished = Finished {
                 entry: lease.entry().clone(),
                 job_id,
@@ -181,7 +181,7 @@ impl Acker {
             }
         }
         let mut acked = 0;
-        for (queue, _, leases, finished) in groups {
+        for (queue, priority, leases, finished) in groups {
             let (consumer, held) = (&queue.consumer, &finished);
             let n = RedisRetry::persist(
                 "acknowledging finished jobs",
@@ -207,7 +207,7 @@ impl Acker {
                 .timing
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .completed += n.unwrap_or(0);
+                .count_completed(priority, n.unwrap_or(0));
             // Acknowledged or given up on: the leases need no more renewal.
             queue.inflight.release_all(leases);
         }
