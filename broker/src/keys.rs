@@ -227,7 +227,10 @@ impl Keys {
     /// `<minute>:<metric>` (minute = ms since the epoch / 60,000, server
     /// clock; metrics `n` completed, `f` failed for good, `t` retried, `c`
     /// cancelled, `ws`/`rs` wait/run time sums in ms, `w<k>`/`r<k>` wait/run
-    /// time histogram buckets), and `minute`, the last minute written.
+    /// time histogram buckets), the same per priority as
+    /// `<minute>:<priority>:<metric>`, the running totals since the queue
+    /// began as `all:<priority>:<metric>` (completed jobs: `n`, `ws`, `rs`,
+    /// `w<k>`, `r<k>`), and `minute`, the last minute written.
     pub fn timing(&self) -> &str {
         &self.all[TIMING]
     }

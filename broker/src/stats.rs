@@ -68,6 +68,96 @@ pub struct QueueStats {
     /// The same, for the jobs of each priority, highest first (see
     /// [`QueueStats::recent_at`]).
     pub recent_by_priority: [Recent; 4],
+    /// Every job completed since the queue began, per priority, highest
+    /// first: how many, and histograms of their wait and run times.
+    pub cumulative: [Cumulative; 4],
+}
+
+/// The jobs of one priority completed since the queue began
+/// (`all:<priority>:<metric>` in `P:{Q}:timing`; never reset).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Cumulative {
+    /// Jobs completed.
+    pub completed: u64,
+    /// Their wait times: entry (enqueue, or coming due) to start.
+    pub wait: Buckets,
+    /// Their run times.
+    pub run: Buckets,
+}
+
+/// A histogram of times in Ferry's buckets: bucket k holds the times t
+/// (whole ms) with floor(4 log2(t + 1)) = k, so each is about 19% wide.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Buckets {
+    /// Sum of the times, ms.
+    pub sum_ms: u64,
+    /// Count per bucket, from bucket 0 (only the buckets up to the last
+    /// used one).
+    pub counts: Vec<u64>,
+}
+
+impl Buckets {
+    /// The exclusive upper edge of bucket `k`, ms: every time in it is
+    /// below this.
+    pub fn upper_ms(k: usize) -> f64 {
+        2f64.powf((k + 1) as f64 / 4.0) - 1.0
+    }
+
+    /// How many times are surely at most `le_ms`: the buckets whose upper
+    /// edge is at most `le_ms` (a bucket that straddles it is left out).
+    pub fn count_at_most(&self, le_ms: f64) -> u64 {
+        self.counts
+            .iter()
+            .enumerate()
+            .filter(|(k, _)| Self::upper_ms(*k) <= le_ms)
+            .map(|(_, c)| c)
+            .sum()
+    }
+
+    /// How many times in all.
+    pub fn total(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+
+    fn add(&mut self, k: usize, n: u64) {
+        if k > MAX_BUCKET {
+            return;
+        }
+        if self.counts.len() <= k {
+            self.counts.resize(k + 1, 0);
+        }
+        self.counts[k] += n;
+    }
+}
+
+impl Cumulative {
+    /// Reads the running totals of `priority` from the fields of
+    /// `P:{Q}:timing`.
+    pub fn from_fields(fields: &BTreeMap<String, u64>, priority: Priority) -> Self {
+        let scope = format!("all:{}:", priority.as_str());
+        let mut out = Cumulative::default();
+        for (name, v) in fields.range(scope.clone()..) {
+            let Some(metric) = name.strip_prefix(&scope) else {
+                break;
+            };
+            match metric {
+                "n" => out.completed = *v,
+                "ws" => out.wait.sum_ms = *v,
+                "rs" => out.run.sum_ms = *v,
+                _ => {
+                    let (hist, k) = match metric.split_at_checked(1) {
+                        Some(("w", k)) => (&mut out.wait, k),
+                        Some(("r", k)) => (&mut out.run, k),
+                        _ => continue,
+                    };
+                    if let Ok(k) = k.parse::<usize>() {
+                        hist.add(k, *v);
+                    }
+                }
+            }
+        }
+        out
+    }
 }
 
 /// How many minutes [`Recent`] covers (the current one included).
@@ -75,6 +165,7 @@ pub const WINDOW_MINUTES: u64 = 15;
 
 /// One minute's counts.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Minute {
     /// Its start, ms since the epoch (server clock).
     pub at: u64,
@@ -91,6 +182,7 @@ pub struct Minute {
 /// Times of the jobs completed in the window, from a histogram of buckets
 /// about 19% wide (so a percentile is within about 10% of the truth).
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Summary {
     /// How many jobs.
     pub count: u64,
@@ -106,6 +198,7 @@ pub struct Summary {
 
 /// A queue's recent history (from `P:{Q}:timing`).
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Recent {
     /// Per minute, oldest first, the current (partial) minute last.
     pub minutes: Vec<Minute>,
@@ -426,6 +519,7 @@ impl Queue {
             paused: reply::int(paused) == Some(1),
             recent: Recent::default(),
             recent_by_priority: Default::default(),
+            cumulative: Default::default(),
         };
         let flat = reply::array(counters).ok_or_else(bad)?;
         for kv in flat.chunks(2) {
@@ -447,6 +541,7 @@ impl Queue {
         stats.recent = Recent::from_fields(&fields, now);
         for p in Priority::ALL {
             stats.recent_by_priority[p.index()] = Recent::from_fields_at(&fields, now, p);
+            stats.cumulative[p.index()] = Cumulative::from_fields(&fields, p);
         }
         Ok(stats)
     }

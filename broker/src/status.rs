@@ -21,6 +21,7 @@ use crate::scripts;
 /// Where a job is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum JobState {
     /// Delayed: waiting for its first run-at time.
     Scheduled,
@@ -85,6 +86,7 @@ impl std::fmt::Display for JobState {
 /// What is known of one job. Times are ms since the epoch; a field is
 /// `None` where the job's state does not have it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JobStatus {
     /// The job id.
     pub id: String,

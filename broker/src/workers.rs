@@ -13,6 +13,7 @@ use crate::scripts;
 
 /// A live worker, as it registered itself.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WorkerInfo {
     /// Its consumer name in the group (`host-pid-random`).
     pub worker: String,

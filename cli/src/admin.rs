@@ -115,6 +115,34 @@ impl Admin {
         Ok(Queue::with_prefix(&self.prefix, name)?)
     }
 
+    /// Checks that Redis answers (PING).
+    ///
+    /// # Errors
+    /// Redis errors.
+    pub async fn ping(&self) -> Result<()> {
+        let mut conn = self.conn();
+        let _: String = redis::cmd("PING")
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| self.fail(e))?;
+        Ok(())
+    }
+
+    /// True when `queue` has any key in Redis (one EXISTS over its keys).
+    ///
+    /// # Errors
+    /// A bad queue name; Redis errors.
+    pub async fn queue_exists(&self, queue: &str) -> Result<bool> {
+        let q = self.queue(queue)?;
+        let mut conn = self.conn();
+        let n: u64 = redis::cmd("EXISTS")
+            .arg(&q.keys().all()[..])
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| self.fail(e))?;
+        Ok(n > 0)
+    }
+
     /// The connection for broker operations (a clone shares it).
     pub(crate) fn conn(&self) -> ConnectionManager {
         self.conn.clone()

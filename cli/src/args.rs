@@ -77,6 +77,57 @@ pub enum Command {
         #[arg(value_parser = parse_queue)]
         queue: Option<String>,
     },
+    /// Serve the HTTP API (routes under /v1, /healthz, /metrics,
+    /// /openapi.json) until SIGINT or SIGTERM. Refuses a non-loopback
+    /// address without a token.
+    Serve(ServeArgs),
+    /// Print the HTTP API's OpenAPI document (JSON) on stdout.
+    Openapi,
+}
+
+/// Where `ferry serve` listens, who may call it, and its limits.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(
+        long,
+        value_name = "ADDR",
+        env = "FERRY_LISTEN",
+        default_value = "127.0.0.1:8080"
+    )]
+    pub listen: std::net::SocketAddr,
+    /// Bearer token that allows every route (prefer the environment
+    /// variable: a flag shows in `ps`).
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "FERRY_TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+    /// Bearer token that allows the reads (GET) only.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "FERRY_READ_TOKEN",
+        hide_env_values = true
+    )]
+    pub read_token: Option<String>,
+    /// Refuse every change (POST, DELETE), whatever the token.
+    #[arg(long)]
+    pub read_only: bool,
+    /// Largest request body, bytes (413 past it).
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
+    pub max_body_bytes: usize,
+    /// Most jobs in one batch enqueue (413 past it).
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub max_batch: usize,
+    /// Longest wait a client may ask of the wait route, seconds.
+    #[arg(long, value_name = "SECONDS", default_value = "60", value_parser = parse_timeout)]
+    pub max_wait: Duration,
+    /// How long one operation may take before it fails with a 503, seconds.
+    #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = parse_timeout)]
+    pub request_timeout: Duration,
 }
 
 /// A queue name.
@@ -155,7 +206,9 @@ pub enum DeadCommand {
         /// Queue name.
         #[arg(value_parser = parse_queue)]
         queue: String,
-        /// Dead-letter entry id, or job id.
+        /// Dead-letter entry id or job id. An exact entry id of a dead letter
+        /// comes first, then the job id: a job whose id is also another
+        /// letter's entry id is shown by its own letter's entry id.
         id: String,
     },
     /// Move dead letters back to their streams as attempt 1 (keeping their
@@ -179,7 +232,8 @@ pub struct DeadFilterArgs {
     /// Only dead letters of this job type.
     #[arg(long = "type", value_name = "T")]
     pub job_type: Option<String>,
-    /// Only dead letters whose error contains this text (ignoring case).
+    /// Only dead letters whose error contains this text, ignoring case
+    /// (Unicode lowercase of both, not full folding: ß does not match ss).
     #[arg(long, value_name = "TEXT")]
     pub error: Option<String>,
 }
@@ -220,7 +274,8 @@ pub struct DeadReplayArgs {
     /// Queue name.
     #[arg(value_parser = parse_queue)]
     pub queue: String,
-    /// One dead letter: its entry id or its job id.
+    /// One dead letter: its entry id or its job id. An exact entry id of a
+    /// dead letter comes first, then the job id (as `dead show`).
     #[arg(required_unless_present_any = ["job_type", "error", "all"], conflicts_with_all = ["job_type", "error", "all"])]
     pub id: Option<String>,
     #[command(flatten)]

@@ -27,7 +27,7 @@ const NAMED_FIELDS: [&str; 9] = [
 ];
 
 /// One dead letter, its fields named.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct DeadView {
     /// The dead-letter entry id (a cursor, and what replay takes).
     pub entry_id: String,
@@ -83,7 +83,7 @@ impl From<DeadLetter> for DeadView {
 }
 
 /// A page of dead letters.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct DeadListing {
     /// The queue.
     pub queue: String,
@@ -96,7 +96,7 @@ pub struct DeadListing {
 }
 
 /// Dead letters sharing one error text.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct DeadGroup {
     /// The error text.
     pub error: String,
@@ -111,7 +111,7 @@ pub struct DeadGroup {
 }
 
 /// Dead letters grouped by error text, the biggest group first.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct DeadGroups {
     /// The queue.
     pub queue: String,
@@ -124,7 +124,7 @@ pub struct DeadGroups {
 }
 
 /// One dead letter moved back to its stream.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ReplayedView {
     /// The dead-letter entry it was.
     pub dead_entry: String,
@@ -145,7 +145,7 @@ impl From<ReplayedLetter> for ReplayedView {
 }
 
 /// What [`Admin::dead_replay`] and [`Admin::dead_replay_matching`] did.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Replayed {
     /// The queue.
     pub queue: String,
@@ -156,7 +156,7 @@ pub struct Replayed {
 }
 
 /// What [`Admin::dead_purge`] did.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Purged {
     /// The queue.
     pub queue: String,

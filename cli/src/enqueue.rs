@@ -53,7 +53,7 @@ impl RawJob {
 }
 
 /// What [`Admin::enqueue`] did.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Enqueued {
     /// The queue.
     pub queue: String,
@@ -81,22 +81,7 @@ impl Admin {
     /// [`Error::Ferry`] for a bad type, id, queue name, oversized payload,
     /// a duplicate id or a full queue; Redis errors.
     pub async fn enqueue(&self, queue: &str, job: RawJob) -> Result<Enqueued> {
-        let payload = check_payload(&job.payload)?.to_owned();
-        let q = self.queue(queue)?;
-        let new = NewJob {
-            job_type: Cow::Owned(job.job_type),
-            payload,
-            priority: job.priority,
-            max_retries: job.max_retries,
-            schedule: job.delay.map_or(Schedule::Now, Schedule::After),
-            id: job.id,
-            retention_ms: job.retention_ms,
-        };
-        let mut conn = self.conn();
-        let mut ids = q
-            .enqueue_with(&mut conn, std::slice::from_ref(&new), OnDuplicate::Error)
-            .await
-            .map_err(|e| self.fail(e))?;
+        let mut ids = self.enqueue_many(queue, vec![job]).await?;
         let id = ids.pop().ok_or_else(|| {
             self.fail(ferry_broker::Error::Protocol(
                 "enqueue returned no id".into(),
@@ -106,6 +91,45 @@ impl Admin {
             queue: queue.to_owned(),
             id,
         })
+    }
+
+    /// Enqueues `jobs` to `queue` in one batch; returns their ids in
+    /// order. Every payload is checked before anything is sent; a given
+    /// id that exists already is refused.
+    ///
+    /// # Errors
+    /// As [`Admin::enqueue`]; [`Error::Input`] names the job at fault.
+    pub async fn enqueue_many(&self, queue: &str, jobs: Vec<RawJob>) -> Result<Vec<String>> {
+        let q = self.queue(queue)?;
+        let many = jobs.len() > 1;
+        let new = jobs
+            .into_iter()
+            .enumerate()
+            .map(|(i, job)| {
+                let payload = check_payload(&job.payload)
+                    .map_err(|e| match e {
+                        Error::Input(m) if many => Error::Input(format!("job {i}: {m}")),
+                        other => other,
+                    })?
+                    .to_owned();
+                Ok(NewJob {
+                    job_type: Cow::Owned(job.job_type),
+                    payload,
+                    priority: job.priority,
+                    max_retries: job.max_retries,
+                    schedule: job.delay.map_or(Schedule::Now, Schedule::After),
+                    id: job.id,
+                    retention_ms: job.retention_ms,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        if new.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.conn();
+        q.enqueue_with(&mut conn, &new, OnDuplicate::Error)
+            .await
+            .map_err(|e| self.fail(e))
     }
 }
 

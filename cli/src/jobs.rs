@@ -9,7 +9,7 @@ use crate::admin::Admin;
 use crate::error::{Error, Result};
 
 /// What [`Admin::cancel`] did.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Cancelled {
     /// The job id.
     pub id: String,
@@ -23,7 +23,7 @@ pub struct Cancelled {
 }
 
 /// What [`Admin::retry`] did.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Retried {
     /// The job id (kept).
     pub id: String,
@@ -36,7 +36,7 @@ pub struct Retried {
 }
 
 /// What [`Admin::reprioritise`] did.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Reprioritised {
     /// The job id (kept).
     pub id: String,

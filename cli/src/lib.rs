@@ -16,6 +16,8 @@
 //! - [`enqueue`]: a job of any type with a raw JSON payload.
 //! - [`dead`]: dead letters: list (filtered, paged, grouped), show, replay, purge.
 //! - [`workers`]: live workers.
+//! - [`serve`]: `ferry serve`, the HTTP API over all of the above, with
+//!   Prometheus metrics and an OpenAPI document.
 //!
 //! The binary adds `main.rs` (the clap command line), `args.rs` and
 //! `output.rs` (tables and JSON).
@@ -41,6 +43,7 @@ pub mod enqueue;
 pub mod error;
 pub mod jobs;
 pub mod queues;
+pub mod serve;
 pub mod stats;
 pub mod workers;
 

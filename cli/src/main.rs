@@ -37,10 +37,13 @@ fn main() -> ExitCode {
             .with_writer(std::io::stderr)
             .init();
     }
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    // The server runs on every core; a command needs one thread.
+    let mut builder = if matches!(cli.command, Command::Serve(_)) {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => return fail(&Error::Input(format!("cannot start the runtime: {e}"))),
     };
@@ -123,8 +126,53 @@ async fn run(cli: Cli) -> Result<()> {
             print(json, &admin.enqueue(&queue, raw_job(a)?).await?)
         }
         Command::Workers { queue } => print(json, &admin.workers(queue.as_deref()).await?),
+        Command::Serve(a) => return serve(admin, a).await,
+        Command::Openapi => {
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "{}", ferry_queue_cli::serve::openapi::document_json())
+        }
     }
     .map_err(io)
+}
+
+/// `ferry serve`: checks the configuration, listens, and serves until
+/// SIGINT or SIGTERM.
+async fn serve(admin: Admin, a: args::ServeArgs) -> Result<()> {
+    use ferry_queue_cli::serve::{self, AppState, Limits, ServeConfig, Tokens};
+    let config = ServeConfig {
+        listen: a.listen,
+        tokens: Tokens {
+            write: a.token,
+            read: a.read_token,
+            read_only: a.read_only,
+        },
+        limits: Limits {
+            max_body_bytes: a.max_body_bytes,
+            max_batch: a.max_batch,
+            max_wait: a.max_wait,
+            request_timeout: a.request_timeout,
+        },
+    };
+    config.check()?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| Error::Input(format!("cannot listen on {}: {e}", config.listen)))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| Error::Input(format!("cannot read the listening address: {e}")))?;
+    let auth = if config.tokens.required() {
+        "tokens required"
+    } else {
+        "no token: loopback only"
+    };
+    eprintln!(
+        "ferry: serving the queues of redis at {} (prefix {}) on http://{local} ({auth}{}); API under /v1, docs at /openapi.json, metrics at /metrics",
+        admin.host(),
+        admin.prefix(),
+        if config.tokens.read_only { ", read-only" } else { "" },
+    );
+    let state = AppState::new(admin, config.tokens, config.limits);
+    serve::serve(listener, state, ferry_queue::shutdown_signal()).await
 }
 
 /// The handle for the Redis and prefix of the command line.

@@ -8,7 +8,7 @@ use crate::admin::Admin;
 use crate::error::Result;
 
 /// One value per priority (a number, unless said otherwise).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct PerPriority<T = u64> {
     /// Priority critical.
     pub critical: T,
@@ -51,7 +51,7 @@ impl PerPriority {
 }
 
 /// One queue at a glance.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct QueueSummary {
     /// The queue's name.
     pub queue: String,
@@ -85,7 +85,7 @@ impl QueueSummary {
 }
 
 /// A queue's pause state after [`Admin::pause`] or [`Admin::resume`].
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct PauseState {
     /// The queue.
     pub queue: String,

@@ -15,7 +15,7 @@ use crate::queues::PerPriority;
 pub const THROUGHPUT_MINUTES: usize = 5;
 
 /// A queue's [`QueueStats`], ready to print or serialise.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct StatsReport {
     /// The queue.
     pub queue: String,

@@ -20,6 +20,7 @@ pub mod harness;
 pub mod process;
 pub mod proxy;
 pub mod scenario;
+pub mod serve;
 
 pub use cli::{ferry, ferry_bin, ferry_with_stdin};
 pub use harness::{unique, RedisServer};

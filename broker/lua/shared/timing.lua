@@ -13,6 +13,9 @@
 -- w<k> / r<k> histogram buckets: bucket k holds times t (ms) with
 -- floor(4 * log2(t + 1)) = k (4 buckets per doubling: about 19% wide), k
 -- at most TIMING_MAX_BUCKET. 'minute': the last minute written.
+-- 'all:<priority>:<metric>' (n, ws, rs, w<k>, r<k>): the same for every job
+-- completed since the queue began, never reset (Prometheus histograms);
+-- at most 4 x 245 fields.
 
 local TIMING_WINDOW_MINUTES = 15
 local TIMING_MAX_BUCKET = 120
@@ -65,7 +68,8 @@ end
 -- Adds a worker's batch of completed jobs to the current minute: ARGV
 -- from `from` on: ('<priority>:<metric>', count) pairs, metric one of n,
 -- ws, rs, w<k>, r<k> ('high:n', 12, 'high:w17', 3, ...). Each is added to
--- the priority's field and to the queue's. Anything else is ignored.
+-- the priority's field and to the queue's of the minute, and to the
+-- priority's running total ('all:'). Anything else is ignored.
 local function timing_add(now, args, from)
   local m = timing_minute(now)
   for i = from, #args - 1, 2 do
@@ -75,6 +79,7 @@ local function timing_add(now, args, from)
       and (metric == 'n' or metric == 'ws' or metric == 'rs' or string.match(metric, '^[wr]%d+$')) then
       redis.call('HINCRBY', TIMING, m .. ':' .. metric, n)
       redis.call('HINCRBY', TIMING, m .. ':' .. priority .. ':' .. metric, n)
+      redis.call('HINCRBY', TIMING, 'all:' .. priority .. ':' .. metric, n)
     end
   end
 end

@@ -1,0 +1,326 @@
+//! `/metrics`: the queues in the Prometheus text format (version 0.0.4),
+//! read from Redis at each scrape, so every `ferry serve` of a fleet
+//! reports the same figures and none keeps state of its own beyond its
+//! own counters.
+//!
+//! Per queue and priority: depth (waiting, running), completed, retried,
+//! dead and malformed counts, and histograms of wait and run time. Per
+//! queue: scheduled, dead letters, paused, recovered and cancelled counts,
+//! live workers, their concurrency and running jobs. Of the server: Redis
+//! errors, responses by class, and whether the scrape reached Redis.
+
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use ferry_broker::stats::Buckets;
+use ferry_queue::{Priority, QueueStats};
+
+use super::routes::St;
+use super::AppState;
+
+/// The histogram edges, seconds (Ferry's own buckets are finer; a bucket
+/// of Ferry's that straddles an edge is counted in the next one up).
+pub const EDGES_SECONDS: [f64; 16] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
+];
+
+/// Metric families in the order written, each with its samples.
+#[derive(Default)]
+struct Families {
+    out: Vec<(String, &'static str, &'static str, Vec<String>)>,
+}
+
+impl Families {
+    fn family(&mut self, name: &str, kind: &'static str, help: &'static str) -> &mut Vec<String> {
+        if let Some(i) = self.out.iter().position(|(n, ..)| n == name) {
+            return &mut self.out[i].3;
+        }
+        self.out.push((name.to_owned(), kind, help, Vec::new()));
+        let last = self.out.len() - 1;
+        &mut self.out[last].3
+    }
+
+    fn sample(
+        &mut self,
+        name: &str,
+        kind: &'static str,
+        help: &'static str,
+        labels: &[(&str, &str)],
+        value: f64,
+    ) {
+        let line = format!("{name}{} {}", labels_text(labels), number(value));
+        self.family(name, kind, help).push(line);
+    }
+
+    fn histogram(&mut self, name: &str, help: &'static str, labels: &[(&str, &str)], b: &Buckets) {
+        let mut lines = Vec::new();
+        for edge in EDGES_SECONDS {
+            let le = number(edge);
+            let mut l = labels.to_vec();
+            l.push(("le", &le));
+            lines.push(format!(
+                "{name}_bucket{} {}",
+                labels_text(&l),
+                b.count_at_most(edge * 1000.0)
+            ));
+        }
+        let mut l = labels.to_vec();
+        l.push(("le", "+Inf"));
+        lines.push(format!("{name}_bucket{} {}", labels_text(&l), b.total()));
+        lines.push(format!(
+            "{name}_sum{} {}",
+            labels_text(labels),
+            number(b.sum_ms as f64 / 1000.0)
+        ));
+        lines.push(format!("{name}_count{} {}", labels_text(labels), b.total()));
+        self.family(name, "histogram", help).extend(lines);
+    }
+
+    fn render(&self) -> String {
+        let mut text = String::new();
+        for (name, kind, help, samples) in &self.out {
+            let _ = writeln!(text, "# HELP {name} {help}");
+            let _ = writeln!(text, "# TYPE {name} {kind}");
+            for s in samples {
+                text.push_str(s);
+                text.push('\n');
+            }
+        }
+        text
+    }
+}
+
+/// `{a="x",b="y"}` with the values escaped.
+fn labels_text(labels: &[(&str, &str)]) -> String {
+    if labels.is_empty() {
+        return String::new();
+    }
+    let inner: Vec<String> = labels
+        .iter()
+        .map(|(k, v)| {
+            let v = v
+                .replace('\\', "\\\\")
+                .replace('"', "\\\"")
+                .replace('\n', "\\n");
+            format!("{k}=\"{v}\"")
+        })
+        .collect();
+    format!("{{{}}}", inner.join(","))
+}
+
+fn number(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{}", v as i64)
+    } else {
+        format!("{v}")
+    }
+}
+
+/// Adds one queue's figures.
+fn queue(f: &mut Families, name: &str, s: &QueueStats) {
+    for p in Priority::ALL {
+        let i = p.index();
+        let labels = [("queue", name), ("priority", p.as_str())];
+        f.sample(
+            "ferry_queue_waiting_jobs",
+            "gauge",
+            "Jobs waiting for a worker.",
+            &labels,
+            s.waiting[i] as f64,
+        );
+        f.sample(
+            "ferry_queue_running_jobs",
+            "gauge",
+            "Jobs handed to a worker and not yet finished.",
+            &labels,
+            s.pending[i] as f64,
+        );
+        for (metric, counter, help) in [
+            (
+                "ferry_jobs_completed_total",
+                "completed",
+                "Jobs that succeeded.",
+            ),
+            (
+                "ferry_jobs_retried_total",
+                "retried",
+                "Failed attempts scheduled for a retry.",
+            ),
+            (
+                "ferry_jobs_dead_total",
+                "dead",
+                "Jobs that failed for good (dead-lettered).",
+            ),
+            (
+                "ferry_jobs_malformed_total",
+                "malformed",
+                "Entries dead-lettered because they were not valid jobs.",
+            ),
+        ] {
+            f.sample(
+                metric,
+                "counter",
+                help,
+                &labels,
+                s.counter_at(counter, p) as f64,
+            );
+        }
+        let failed = s.counter_at("retried", p) + s.counter_at("dead", p);
+        f.sample(
+            "ferry_jobs_failed_total",
+            "counter",
+            "Failed attempts: retried plus dead.",
+            &labels,
+            failed as f64,
+        );
+        let c = &s.cumulative[i];
+        f.histogram(
+            "ferry_job_wait_seconds",
+            "Time from a job's entry (its enqueue, or its coming due) to its start, of completed jobs.",
+            &labels,
+            &c.wait,
+        );
+        f.histogram(
+            "ferry_job_run_seconds",
+            "Run time of completed jobs' handlers.",
+            &labels,
+            &c.run,
+        );
+    }
+    let labels = [("queue", name)];
+    f.sample(
+        "ferry_queue_scheduled_jobs",
+        "gauge",
+        "Jobs in the delayed set: scheduled, or waiting out a retry's backoff.",
+        &labels,
+        s.delayed as f64,
+    );
+    f.sample(
+        "ferry_queue_dead_letters",
+        "gauge",
+        "Entries in the dead-letter stream.",
+        &labels,
+        s.dead as f64,
+    );
+    f.sample(
+        "ferry_queue_paused",
+        "gauge",
+        "1 while the queue is paused.",
+        &labels,
+        if s.paused { 1.0 } else { 0.0 },
+    );
+    f.sample(
+        "ferry_jobs_recovered_total",
+        "counter",
+        "Entries taken over from workers that stopped renewing their lease.",
+        &labels,
+        s.counter("recovered") as f64,
+    );
+    f.sample(
+        "ferry_jobs_cancelled_total",
+        "counter",
+        "Jobs cancelled.",
+        &labels,
+        s.counter("cancelled") as f64,
+    );
+}
+
+/// The whole page.
+///
+/// # Errors
+/// The first failed Redis call.
+pub async fn render(state: &AppState) -> Result<String, super::ApiError> {
+    let mut f = Families::default();
+    let scraped = async {
+        let queues = state.run(state.admin.queues()).await?;
+        let workers = state.run(state.admin.workers(None)).await?;
+        for q in &queues {
+            let stats = state
+                .run(async {
+                    state
+                        .admin
+                        .client()
+                        .stats(&q.queue)
+                        .await
+                        .map_err(|e| crate::Error::from_sdk(e, state.admin.host()))
+                })
+                .await?;
+            queue(&mut f, &q.queue, &stats);
+            let serving: Vec<_> = workers
+                .iter()
+                .filter(|w| w.queues.iter().any(|n| n == &q.queue))
+                .collect();
+            let labels = [("queue", q.queue.as_str())];
+            f.sample(
+                "ferry_workers",
+                "gauge",
+                "Live workers serving the queue.",
+                &labels,
+                serving.len() as f64,
+            );
+            f.sample(
+                "ferry_worker_concurrency",
+                "gauge",
+                "Handlers the queue's live workers may run at once, summed.",
+                &labels,
+                serving.iter().map(|w| w.concurrency).sum::<usize>() as f64,
+            );
+            f.sample(
+                "ferry_worker_running_jobs",
+                "gauge",
+                "Jobs the queue's live workers report running (all their queues), summed.",
+                &labels,
+                serving.iter().map(|w| w.running).sum::<usize>() as f64,
+            );
+        }
+        Ok::<_, super::ApiError>(())
+    }
+    .await;
+    f.sample(
+        "ferry_up",
+        "gauge",
+        "1 when this scrape read Redis.",
+        &[],
+        if scraped.is_ok() { 1.0 } else { 0.0 },
+    );
+    f.sample(
+        "ferry_redis_errors_total",
+        "counter",
+        "Operations of this server that failed because Redis could not serve them.",
+        &[],
+        state.redis_errors.load(Ordering::Relaxed) as f64,
+    );
+    for (i, class) in ["2xx", "4xx", "5xx"].iter().enumerate() {
+        f.sample(
+            "ferry_http_responses_total",
+            "counter",
+            "Responses of this server, by class of status.",
+            &[("class", class)],
+            state.responses[i].load(Ordering::Relaxed) as f64,
+        );
+    }
+    scraped.map(|()| f.render())
+}
+
+/// The metrics of every queue under the prefix, in the Prometheus text
+/// format. Read from Redis at each scrape.
+#[utoipa::path(get, path = "/metrics", tag = "server",
+    responses(
+        (status = 200, description = "Prometheus text format 0.0.4", body = String, content_type = "text/plain"),
+        (status = 503, description = "Redis unavailable", body = super::problem::ErrorBody),
+    ), security((), ("bearer" = [])))]
+pub async fn metrics(state: St) -> Response {
+    match render(&state).await {
+        Ok(text) => (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        Err(e) => e.into_response(),
+    }
+}

@@ -1,0 +1,83 @@
+//! The OpenAPI document, generated from the handlers' annotations and the
+//! types they take and return. `cli/openapi.json` holds a copy, checked
+//! against this by a test (regenerate it with `ferry openapi >
+//! cli/openapi.json`).
+
+use std::sync::{Arc, LazyLock};
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::routes::{dead, jobs, queues, system};
+use super::AppState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Ferry",
+        description = "Ferry's HTTP API: enqueue jobs, follow them by id, and operate the queues (stats, dead letters, pause and resume, workers). Errors are `{\"error\": {\"code\", \"message\"}}` with a stable code. With tokens configured, send `Authorization: Bearer <token>`: the write token allows everything, the read token allows GET.",
+        license(name = "MIT OR Apache-2.0")
+    ),
+    modifiers(&Bearer),
+    tags(
+        (name = "jobs", description = "Jobs by id"),
+        (name = "queues", description = "Queues, stats, pause and resume, workers"),
+        (name = "dead letters", description = "Jobs that failed for good"),
+        (name = "server", description = "Health and metrics"),
+    )
+)]
+struct ApiDoc;
+
+struct Bearer;
+
+impl Modify for Bearer {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The API's routes (without state) and the OpenAPI document describing
+/// them.
+pub fn router_and_document() -> (axum::Router<Arc<AppState>>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(system::healthz))
+        .routes(routes!(super::metrics::metrics))
+        .routes(routes!(queues::list))
+        .routes(routes!(queues::show))
+        .routes(routes!(queues::stats))
+        .routes(routes!(queues::pause))
+        .routes(routes!(queues::resume))
+        .routes(routes!(queues::workers))
+        .routes(routes!(queues::queue_workers))
+        .routes(routes!(jobs::enqueue))
+        .routes(routes!(jobs::enqueue_batch))
+        .routes(routes!(jobs::show))
+        .routes(routes!(jobs::wait))
+        .routes(routes!(jobs::cancel))
+        .routes(routes!(jobs::reprioritise))
+        .routes(routes!(jobs::retry))
+        .routes(routes!(dead::list, dead::purge))
+        .routes(routes!(dead::groups))
+        .routes(routes!(dead::show))
+        .routes(routes!(dead::replay_one))
+        .routes(routes!(dead::replay_matching))
+        .split_for_parts()
+}
+
+static DOCUMENT: LazyLock<String> = LazyLock::new(|| {
+    let (_, doc) = router_and_document();
+    doc.to_pretty_json().unwrap_or_else(|e| {
+        format!("{{\"error\": \"the OpenAPI document does not serialise: {e}\"}}")
+    })
+});
+
+/// The document as pretty JSON (made once).
+pub fn document_json() -> String {
+    DOCUMENT.clone()
+}

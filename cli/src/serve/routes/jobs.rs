@@ -1,0 +1,289 @@
+//! Jobs by id: enqueue (one or a batch), status, wait, cancel,
+//! re-prioritise, retry.
+
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use axum::Json;
+use ferry_queue::{JobStatus, Priority};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::St;
+use crate::enqueue::{RawJob, DEFAULT_MAX_RETRIES};
+use crate::jobs::{Cancelled, Reprioritised, Retried};
+use crate::serve::extract::{JsonBody, Path, Query};
+use crate::serve::problem::{codes, ApiError, ErrorBody};
+use crate::Enqueued;
+
+/// The longest delay a job may be given: 10 years.
+const MAX_DELAY_MS: u64 = 10 * 365 * 24 * 3_600_000;
+
+/// A job to enqueue.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewJobRequest {
+    /// The job type: chooses the worker's handler.
+    #[serde(rename = "type")]
+    pub job_type: String,
+    /// The payload, any JSON value, as the handler decodes it.
+    pub payload: serde_json::Value,
+    /// critical, high, normal (the default) or low.
+    #[serde(default)]
+    pub priority: Option<Priority>,
+    /// Retries after the first attempt (3 by default).
+    #[serde(default)]
+    pub max_retries: Option<u32>,
+    /// Run no earlier than this many ms from now (server clock).
+    #[serde(default)]
+    #[schema(maximum = 315_360_000_000_u64)]
+    pub delay_ms: Option<u64>,
+    /// An id of your own, unique in the queue (409 if it exists).
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Keep the finished job's record this long (ms) instead of the
+    /// queue's retention; 0 keeps none.
+    #[serde(default)]
+    pub retention_ms: Option<u64>,
+}
+
+impl NewJobRequest {
+    fn into_raw(self, at: &str) -> Result<RawJob, ApiError> {
+        let delay = match self.delay_ms {
+            Some(ms) if ms > MAX_DELAY_MS => {
+                return Err(ApiError::bad_request(format!(
+                    "field `{at}delay_ms`: at most {MAX_DELAY_MS} (10 years)"
+                )))
+            }
+            Some(0) | None => None,
+            Some(ms) => Some(Duration::from_millis(ms)),
+        };
+        Ok(RawJob {
+            job_type: self.job_type,
+            payload: self.payload.to_string(),
+            priority: self.priority.unwrap_or_default(),
+            max_retries: self.max_retries.unwrap_or(DEFAULT_MAX_RETRIES),
+            delay,
+            id: self.id,
+            retention_ms: self.retention_ms,
+        })
+    }
+}
+
+/// Many jobs to enqueue in one call.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchRequest {
+    /// The jobs, in order.
+    pub jobs: Vec<NewJobRequest>,
+}
+
+/// The ids of a batch's jobs, in the batch's order.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct BatchEnqueued {
+    /// The queue.
+    pub queue: String,
+    /// The new jobs' ids.
+    pub ids: Vec<String>,
+}
+
+/// A queue in a path.
+#[derive(Clone, Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct QueuePath {
+    /// The queue's name: 1 to 128 characters of `[A-Za-z0-9._-]`.
+    pub queue: String,
+}
+
+/// A job in a path.
+#[derive(Clone, Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct JobPath {
+    /// The queue's name.
+    pub queue: String,
+    /// The job id.
+    pub id: String,
+}
+
+/// How long to wait.
+#[derive(Clone, Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct WaitQuery {
+    /// Answer after at most this many ms (default 30,000; at most the
+    /// server's limit, 60,000 by default).
+    pub timeout_ms: Option<u64>,
+}
+
+/// A new priority.
+#[derive(Clone, Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PriorityRequest {
+    /// critical, high, normal or low.
+    pub priority: Priority,
+}
+
+/// Enqueues one job; answers with its id.
+#[utoipa::path(post, path = "/v1/queues/{queue}/jobs", tag = "jobs",
+    params(QueuePath), request_body = NewJobRequest,
+    responses(
+        (status = 201, description = "Enqueued", body = Enqueued),
+        (status = 400, description = "A field is missing or wrong", body = ErrorBody),
+        (status = 409, description = "The id exists in the queue", body = ErrorBody),
+        (status = 413, description = "The body or payload is too large", body = ErrorBody),
+        (status = 429, description = "The queue is full (its max depth)", body = ErrorBody),
+        (status = 503, description = "Redis unavailable", body = ErrorBody),
+    ), security((), ("bearer" = [])))]
+pub async fn enqueue(
+    state: St,
+    Path(QueuePath { queue }): Path<QueuePath>,
+    JsonBody(job): JsonBody<NewJobRequest>,
+) -> Result<(StatusCode, Json<Enqueued>), ApiError> {
+    let raw = job.into_raw("")?;
+    let done = state.run(state.admin.enqueue(&queue, raw)).await?;
+    Ok((StatusCode::CREATED, Json(done)))
+}
+
+/// Enqueues many jobs in one call (at most the server's batch limit,
+/// 1,000 by default); answers with their ids in order.
+#[utoipa::path(post, path = "/v1/queues/{queue}/jobs/batch", tag = "jobs",
+    params(QueuePath), request_body = BatchRequest,
+    responses(
+        (status = 201, description = "Enqueued", body = BatchEnqueued),
+        (status = 400, description = "A field is missing or wrong", body = ErrorBody),
+        (status = 409, description = "An id exists in the queue; nothing was written", body = ErrorBody),
+        (status = 413, description = "Too many jobs, or the body is too large", body = ErrorBody),
+        (status = 429, description = "The queue is full", body = ErrorBody),
+        (status = 503, description = "Redis unavailable", body = ErrorBody),
+    ), security((), ("bearer" = [])))]
+pub async fn enqueue_batch(
+    state: St,
+    Path(QueuePath { queue }): Path<QueuePath>,
+    JsonBody(batch): JsonBody<BatchRequest>,
+) -> Result<(StatusCode, Json<BatchEnqueued>), ApiError> {
+    if batch.jobs.len() > state.limits.max_batch {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            codes::BATCH_TOO_LARGE,
+            format!(
+                "{} jobs in one batch; this server takes at most {}",
+                batch.jobs.len(),
+                state.limits.max_batch
+            ),
+        ));
+    }
+    let jobs = batch
+        .jobs
+        .into_iter()
+        .enumerate()
+        .map(|(i, j)| j.into_raw(&format!("jobs[{i}].")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let ids = state.run(state.admin.enqueue_many(&queue, jobs)).await?;
+    Ok((StatusCode::CREATED, Json(BatchEnqueued { queue, ids })))
+}
+
+/// A job's status: state, priority, attempts, times, worker, last error,
+/// progress and result.
+#[utoipa::path(get, path = "/v1/queues/{queue}/jobs/{id}", tag = "jobs",
+    params(JobPath),
+    responses(
+        (status = 200, description = "The job", body = JobStatus),
+        (status = 400, description = "A bad queue name", body = ErrorBody),
+        (status = 404, description = "No such job", body = ErrorBody),
+        (status = 503, description = "Redis unavailable", body = ErrorBody),
+    ), security((), ("bearer" = [])))]
+pub async fn show(
+    state: St,
+    Path(JobPath { queue, id }): Path<JobPath>,
+) -> Result<Json<JobStatus>, ApiError> {
+    Ok(Json(state.run(state.admin.show(&queue, &id)).await?))
+}
+
+/// Waits until the job finishes (long poll) and answers with its status;
+/// at the timeout, answers with its status then (a state that is not
+/// succeeded, dead or cancelled). A finished job answers at once.
+#[utoipa::path(get, path = "/v1/queues/{queue}/jobs/{id}/wait", tag = "jobs",
+    params(JobPath, WaitQuery),
+    responses(
+        (status = 200, description = "The job, finished or as it is at the timeout", body = JobStatus),
+        (status = 400, description = "A bad queue name", body = ErrorBody),
+        (status = 404, description = "No such job", body = ErrorBody),
+        (status = 503, description = "Redis unavailable", body = ErrorBody),
+    ), security((), ("bearer" = [])))]
+pub async fn wait(
+    state: St,
+    Path(JobPath { queue, id }): Path<JobPath>,
+    Query(q): Query<WaitQuery>,
+) -> Result<Json<JobStatus>, ApiError> {
+    let timeout = Duration::from_millis(q.timeout_ms.unwrap_or(30_000)).min(state.limits.max_wait);
+    let deadline = timeout + state.limits.request_timeout;
+    match state
+        .run_for(deadline, async {
+            match state.admin.wait(&queue, &id, timeout).await {
+                Err(crate::Error::WaitTimeout { .. }) => state.admin.show(&queue, &id).await,
+                other => other,
+            }
+        })
+        .await
+    {
+        Ok(status) => Ok(Json(status)),
+        Err(e) => Err(e),
+    }
+}
+
+/// Cancels a job: a scheduled, retrying or queued job is removed at once;
+/// a running job's handler is told, and the job ends cancelled.
+/// Cancelling again is fine; cancelling a finished job is a 409.
+#[utoipa::path(post, path = "/v1/queues/{queue}/jobs/{id}/cancel", tag = "jobs",
+    params(JobPath),
+    responses(
+        (status = 200, description = "Cancelled, or its worker told", body = Cancelled),
+        (status = 404, description = "No such job", body = ErrorBody),
+        (status = 409, description = "The job finished already", body = ErrorBody),
+        (status = 503, description = "Redis unavailable", body = ErrorBody),
+    ), security((), ("bearer" = [])))]
+pub async fn cancel(
+    state: St,
+    Path(JobPath { queue, id }): Path<JobPath>,
+) -> Result<Json<Cancelled>, ApiError> {
+    Ok(Json(state.run(state.admin.cancel(&queue, &id)).await?))
+}
+
+/// Gives a waiting job (scheduled, retrying or queued) another priority,
+/// keeping its id.
+#[utoipa::path(post, path = "/v1/queues/{queue}/jobs/{id}/reprioritise", tag = "jobs",
+    params(JobPath), request_body = PriorityRequest,
+    responses(
+        (status = 200, description = "Moved", body = Reprioritised),
+        (status = 400, description = "A bad priority", body = ErrorBody),
+        (status = 404, description = "No such job", body = ErrorBody),
+        (status = 409, description = "The job is running or finished", body = ErrorBody),
+        (status = 503, description = "Redis unavailable", body = ErrorBody),
+    ), security((), ("bearer" = [])))]
+pub async fn reprioritise(
+    state: St,
+    Path(JobPath { queue, id }): Path<JobPath>,
+    JsonBody(body): JsonBody<PriorityRequest>,
+) -> Result<Json<Reprioritised>, ApiError> {
+    Ok(Json(
+        state
+            .run(state.admin.reprioritise(&queue, &id, body.priority))
+            .await?,
+    ))
+}
+
+/// Runs a dead job again: its dead letter goes back to its stream as
+/// attempt 1, keeping its id.
+#[utoipa::path(post, path = "/v1/queues/{queue}/jobs/{id}/retry", tag = "jobs",
+    params(JobPath),
+    responses(
+        (status = 200, description = "Queued again", body = Retried),
+        (status = 404, description = "No such job", body = ErrorBody),
+        (status = 409, description = "The job is not dead", body = ErrorBody),
+        (status = 503, description = "Redis unavailable", body = ErrorBody),
+    ), security((), ("bearer" = [])))]
+pub async fn retry(
+    state: St,
+    Path(JobPath { queue, id }): Path<JobPath>,
+) -> Result<Json<Retried>, ApiError> {
+    Ok(Json(state.run(state.admin.retry(&queue, &id)).await?))
+}

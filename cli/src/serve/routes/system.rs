@@ -1,0 +1,61 @@
+//! The server itself: health, the OpenAPI document, unknown routes.
+
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::St;
+use crate::serve::problem::{codes, ApiError, ErrorBody};
+
+/// The answer of `/healthz`.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// `ok`, or `unavailable` when Redis does not answer.
+    pub status: String,
+    /// `host:port` of the Redis behind the server.
+    pub redis: String,
+}
+
+/// Health: 200 while Redis answers a PING within the request timeout,
+/// 503 otherwise. Needs no token.
+#[utoipa::path(get, path = "/healthz", tag = "server",
+    responses(
+        (status = 200, description = "Redis answers", body = Health),
+        (status = 503, description = "Redis does not answer", body = ErrorBody),
+    ))]
+pub async fn healthz(state: St) -> Result<Json<Health>, ApiError> {
+    state.run(state.admin.ping()).await?;
+    Ok(Json(Health {
+        status: "ok".into(),
+        redis: state.admin.host().to_owned(),
+    }))
+}
+
+/// The OpenAPI document of this API (3.1, JSON). Needs no token.
+pub async fn openapi_document() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        crate::serve::openapi::document_json(),
+    )
+        .into_response()
+}
+
+/// A route the API has, with a method it does not take.
+pub async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        codes::METHOD_NOT_ALLOWED,
+        format!("{} does not take {method}: see /openapi.json", uri.path()),
+    )
+}
+
+/// Any route the API does not have.
+pub async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        codes::NOT_FOUND,
+        format!("no route {}: see /openapi.json", uri.path()),
+    )
+}
