@@ -1,9 +1,12 @@
 //! Finding dead letters, for operators: one by its entry id or its job
-//! id, pages filtered by job type and error text, and replaying every
-//! match (each one atomically, with `replay.lua`).
+//! id, pages filtered by job type and error text, walks over the whole
+//! stream, and replaying every match (each one atomically, with
+//! `replay.lua`).
 //!
-//! Reads are `XRANGE`s of the dead-letter stream in chunks of
-//! [`CHUNK`] entries; nothing here writes except through
+//! Reads are `XRANGE`s of the dead-letter stream, each of at most
+//! [`CHUNK`] entries (a page reads no more than it needs: see
+//! [`Queue::dead_page`]); nothing here holds more than one chunk of dead
+//! letters at a time, and nothing writes except through
 //! [`Queue::replay_dead`].
 
 use redis::aio::ConnectionLike;
@@ -13,38 +16,73 @@ use crate::dead_letter::{letters, DeadLetter};
 use crate::error::{ConfigError, Result};
 use crate::queue::Queue;
 
-/// Dead letters read per `XRANGE`.
+/// Most dead letters read per `XRANGE`.
 pub const CHUNK: usize = 1000;
+
+/// The first `XRANGE` of a filtered page reads at least this many entries
+/// (later ones read as many as the page has read so far, up to [`CHUNK`]).
+const FIRST_FILTERED_CHUNK: usize = 16;
 
 /// Which dead letters to take. Empty (the default) takes every one.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DeadFilter {
     /// Only dead letters of this job type (exact match).
     pub job_type: Option<String>,
-    /// Only dead letters whose error contains this text (ignoring ASCII case).
+    /// Only dead letters whose error contains this text, ignoring case
+    /// (Unicode: both sides go through [`fold_case`]).
     pub error: Option<String>,
 }
 
 impl DeadFilter {
     /// True when `letter` passes every condition given.
     pub fn matches(&self, letter: &DeadLetter) -> bool {
-        let type_ok = self
-            .job_type
-            .as_deref()
-            .is_none_or(|t| letter.get("type") == Some(t));
-        let error_ok = self.error.as_deref().is_none_or(|needle| {
-            letter.get("error").is_some_and(|e| {
-                e.to_ascii_lowercase()
-                    .contains(&needle.to_ascii_lowercase())
-            })
-        });
-        type_ok && error_ok
+        self.matcher().matches(letter)
     }
 
     /// True when the filter takes every dead letter.
     pub fn is_empty(&self) -> bool {
         self.job_type.is_none() && self.error.is_none()
     }
+
+    /// The filter with its error text folded once, for matching many letters.
+    pub fn matcher(&self) -> DeadMatcher<'_> {
+        DeadMatcher {
+            job_type: self.job_type.as_deref(),
+            error: self.error.as_deref().map(fold_case),
+        }
+    }
+}
+
+/// A [`DeadFilter`] ready to match many letters, its error text folded
+/// once (see [`DeadFilter::matcher`]).
+#[derive(Clone, Debug)]
+pub struct DeadMatcher<'a> {
+    job_type: Option<&'a str>,
+    error: Option<String>,
+}
+
+impl DeadMatcher<'_> {
+    /// True when `letter` passes every condition (as [`DeadFilter::matches`]).
+    pub fn matches(&self, letter: &DeadLetter) -> bool {
+        let type_ok = self.job_type.is_none_or(|t| letter.get("type") == Some(t));
+        type_ok
+            && self.error.as_deref().is_none_or(|needle| {
+                letter
+                    .get("error")
+                    .is_some_and(|e| fold_case(e).contains(needle))
+            })
+    }
+}
+
+/// `text` for matching without regard to case: every character replaced
+/// by its Unicode lowercase ([`char::to_lowercase`], one character at a
+/// time, so no context rules), with the final sigma `ς` read as `σ`. Not
+/// full case folding: `ß` stays `ß` (it does not match `ss`).
+pub fn fold_case(text: &str) -> String {
+    text.chars()
+        .flat_map(char::to_lowercase)
+        .map(|c| if c == 'ς' { 'σ' } else { c })
+        .collect()
 }
 
 /// One page of dead letters (see [`Queue::dead_page`]).
@@ -71,9 +109,16 @@ pub struct ReplayedLetter {
 }
 
 impl Queue {
-    /// The dead letter with entry id `id` (`<ms>-<seq>`), or else the one
-    /// of job `id` (through `P:{Q}:index`); `None` when neither exists.
-    /// One or two round trips.
+    /// The dead letter whose entry id is exactly `id` (`<ms>-<seq>`, as
+    /// Redis writes it: `01-1` is not the entry `1-1`), or else the dead
+    /// letter of the job whose id is `id` (through `P:{Q}:index`, checked
+    /// against the letter's `id` field); `None` when neither exists.
+    ///
+    /// An entry id comes first: a job whose id is also the entry id of
+    /// another dead letter (producers choose their ids, and `1-1` is a
+    /// valid one) is found by its own letter's entry id. A job id that only
+    /// looks like an entry id (no dead letter at that entry) is found as a
+    /// job id. One to three round trips.
     ///
     /// # Errors
     /// [`Error::Redis`](crate::Error::Redis) or [`Error::Protocol`](crate::Error::Protocol).
@@ -84,7 +129,9 @@ impl Queue {
     ) -> Result<Option<DeadLetter>> {
         if is_entry_id(id) {
             if let Some(letter) = self.dead_range(conn, id, id, 1).await?.pop() {
-                return Ok(Some(letter));
+                if letter.entry_id == id {
+                    return Ok(Some(letter));
+                }
             }
         }
         let at: Option<String> = redis::cmd("HGET")
@@ -92,20 +139,34 @@ impl Queue {
             .arg(id)
             .query_async(conn)
             .await?;
-        match at.as_deref().and_then(|a| a.strip_prefix("dead-")) {
-            Some(entry) if is_entry_id(entry) => {
-                Ok(self.dead_range(conn, entry, entry, 1).await?.pop())
-            }
-            _ => Ok(None),
-        }
+        let Some(entry) = at
+            .as_deref()
+            .and_then(|a| a.strip_prefix("dead-"))
+            .filter(|e| is_entry_id(e))
+        else {
+            return Ok(None);
+        };
+        Ok(self
+            .dead_range(conn, entry, entry, 1)
+            .await?
+            .pop()
+            .filter(|letter| letter.entry_id == entry && letter.get("id") == Some(id)))
     }
 
     /// Up to `limit` dead letters passing `filter`, oldest first, after
     /// entry `after` (a cursor from a previous page; `None` from the
-    /// start). Reads at most `max_scan` entries (at least one chunk), so a
+    /// start). Reads at most `max_scan` entries (at least [`CHUNK`]), so a
     /// filter that matches little cannot make one call read a huge
     /// stream: a page may then hold fewer than `limit` letters and still
     /// have a `next` cursor.
+    ///
+    /// A page reads no more than it needs, plus one entry to tell whether
+    /// anything follows it (so the last page has no `next`): without a
+    /// filter each `XRANGE` asks for the letters the page still lacks (at
+    /// most [`CHUNK`]); with one, the first asks for at least that many
+    /// (at least 16) and each next one for as many as the page has read so
+    /// far, up to [`CHUNK`], so a page reads at most about twice the
+    /// entries up to its last match.
     ///
     /// # Errors
     /// [`ConfigError::InvalidSetting`] for an `after` that is not an entry
@@ -125,89 +186,81 @@ impl Queue {
             }
             .into());
         }
-        let mut start = match after {
-            Some(a) if is_entry_id(a) => format!("({a}"),
-            Some(a) => {
-                return Err(ConfigError::InvalidSetting {
-                    name: "after",
-                    reason: format!("{a:?} is not a dead-letter entry id (<ms>-<seq>)"),
-                }
-                .into())
-            }
-            None => "-".to_owned(),
-        };
+        let mut start = range_start(after)?;
+        let matcher = filter.matcher();
         let mut page = DeadPage::default();
-        let budget = max_scan.max(CHUNK) as u64;
+        let budget = u64::try_from(max_scan.max(CHUNK)).unwrap_or(u64::MAX);
         loop {
-            let want = CHUNK.min((budget - page.scanned) as usize);
-            let chunk = self.dead_range(conn, &start, "+", want).await?;
-            let exhausted = chunk.len() < want;
+            let needed = limit - page.letters.len();
+            let room = usize::try_from(budget - page.scanned).unwrap_or(usize::MAX);
+            let read = usize::try_from(page.scanned).unwrap_or(usize::MAX);
+            let want = if filter.is_empty() {
+                needed
+            } else {
+                needed.max(read).max(FIRST_FILTERED_CHUNK)
+            }
+            .min(CHUNK)
+            .min(room);
+            // One more than wanted: whether anything follows these.
+            let mut chunk = self
+                .dead_range(conn, &start, "+", want.saturating_add(1))
+                .await?;
+            let more = chunk.len() > want;
+            chunk.truncate(want);
             let count = chunk.len();
             for (i, letter) in chunk.into_iter().enumerate() {
                 page.scanned += 1;
                 let id = letter.entry_id.clone();
-                if filter.matches(&letter) {
+                if matcher.matches(&letter) {
                     page.letters.push(letter);
                 }
-                let last_of_stream = exhausted && i + 1 == count;
                 if page.letters.len() == limit || page.scanned == budget {
-                    page.next = (!last_of_stream).then_some(id);
+                    page.next = (i + 1 < count || more).then_some(id);
                     return Ok(page);
                 }
                 start = format!("({id}");
             }
-            if exhausted {
+            if !more {
                 return Ok(page);
             }
         }
     }
 
-    /// Moves every dead letter passing `filter` (all of them for an empty
-    /// one) back to its priority stream as attempt 1, keeping its job id:
-    /// one [`Queue::replay_dead`] (`replay.lua`, atomic) per letter, read
-    /// a chunk of [`CHUNK`] at a time. Only the dead letters there when the
-    /// call starts are replayed, so a job that dies again meanwhile is not
-    /// replayed twice; a letter someone else replays or purges meanwhile is
-    /// skipped. Returns what moved, oldest first.
+    /// Up to `count` (at most [`CHUNK`]) dead letters after entry `after`
+    /// (exclusive; from the oldest for `None`) up to entry `until`
+    /// (inclusive; to the newest for `None`), oldest first: one `XRANGE`.
+    /// Fewer than asked for means the range has no more. For walking the
+    /// whole stream in bounded steps: pass the last entry id of a chunk as
+    /// the next `after`, and the [`Queue::last_dead_id`] read before the
+    /// walk as `until` to leave out letters written meanwhile.
     ///
     /// # Errors
-    /// [`Error::Redis`](crate::Error::Redis): the letters replayed before
-    /// the error stay replayed.
-    pub async fn replay_matching<C: ConnectionLike + Send>(
+    /// [`ConfigError::InvalidSetting`] for an `after` or `until` that is not
+    /// an entry id; [`Error::Redis`](crate::Error::Redis).
+    pub async fn dead_chunk<C: ConnectionLike + Send>(
         &self,
         conn: &mut C,
-        filter: &DeadFilter,
-    ) -> Result<Vec<ReplayedLetter>> {
-        let mut out = Vec::new();
-        let Some(last) = self.last_dead(conn).await?.and_then(|l| entry_key(&l)) else {
-            return Ok(out);
+        after: Option<&str>,
+        until: Option<&str>,
+        count: usize,
+    ) -> Result<Vec<DeadLetter>> {
+        let start = range_start(after)?;
+        let end = match until {
+            Some(u) if is_entry_id(u) => u,
+            Some(u) => return Err(not_an_entry_id("until", u)),
+            None => "+",
         };
-        let mut cursor: Option<String> = None;
-        loop {
-            let page = self
-                .dead_page(conn, filter, cursor.as_deref(), CHUNK, CHUNK)
-                .await?;
-            for letter in page.letters {
-                if entry_key(&letter.entry_id).is_none_or(|k| k > last) {
-                    return Ok(out);
-                }
-                if let Some(entry_id) = self.replay_dead(conn, &letter.entry_id).await? {
-                    out.push(ReplayedLetter {
-                        job_id: letter.get("id").map(str::to_owned),
-                        dead_entry: letter.entry_id,
-                        entry_id,
-                    });
-                }
-            }
-            match page.next {
-                Some(next) if entry_key(&next).is_some_and(|k| k < last) => cursor = Some(next),
-                _ => return Ok(out),
-            }
-        }
+        self.dead_range(conn, &start, end, count.min(CHUNK)).await
     }
 
-    /// The id of the newest dead letter, if any.
-    async fn last_dead<C: ConnectionLike + Send>(&self, conn: &mut C) -> Result<Option<String>> {
+    /// The entry id of the newest dead letter, if any (one round trip).
+    ///
+    /// # Errors
+    /// [`Error::Redis`](crate::Error::Redis) or [`Error::Protocol`](crate::Error::Protocol).
+    pub async fn last_dead_id<C: ConnectionLike + Send>(
+        &self,
+        conn: &mut C,
+    ) -> Result<Option<String>> {
         let v: Value = redis::cmd("XREVRANGE")
             .arg(self.keys().dead())
             .arg("+")
@@ -219,7 +272,83 @@ impl Queue {
         Ok(letters(v)?.pop().map(|l| l.entry_id))
     }
 
-    /// `XRANGE dead start end COUNT count`, as dead letters.
+    /// Moves every dead letter passing `filter` (all of them for an empty
+    /// one) back to its priority stream as attempt 1, keeping its job id,
+    /// and returns what moved, oldest first. As
+    /// [`Queue::replay_matching_each`], but holds a [`ReplayedLetter`] per
+    /// letter moved: for a stream of any size, use that.
+    ///
+    /// # Errors
+    /// As [`Queue::replay_matching_each`].
+    pub async fn replay_matching<C: ConnectionLike + Send>(
+        &self,
+        conn: &mut C,
+        filter: &DeadFilter,
+    ) -> Result<Vec<ReplayedLetter>> {
+        let mut out = Vec::new();
+        self.replay_matching_each(conn, filter, |r| out.push(r))
+            .await?;
+        Ok(out)
+    }
+
+    /// Moves every dead letter passing `filter` (all of them for an empty
+    /// one) back to its priority stream as attempt 1, keeping its job id:
+    /// one [`Queue::replay_dead`] (`replay.lua`, atomic) per letter, handing
+    /// each one moved to `each`, oldest first; returns how many moved.
+    ///
+    /// Only the dead letters up to the newest one there when the call
+    /// starts are read: a letter written meanwhile (a replayed job that
+    /// dies again at once, say) is not replayed, so the call ends however
+    /// fast letters arrive. A letter someone else replays or purges
+    /// meanwhile is skipped. The stream is read [`CHUNK`] entries at a
+    /// time, and only one chunk is held at once.
+    ///
+    /// # Errors
+    /// [`Error::Redis`](crate::Error::Redis): the letters replayed before
+    /// the error stay replayed (and were handed to `each`).
+    pub async fn replay_matching_each<C, F>(
+        &self,
+        conn: &mut C,
+        filter: &DeadFilter,
+        mut each: F,
+    ) -> Result<u64>
+    where
+        C: ConnectionLike + Send,
+        F: FnMut(ReplayedLetter),
+    {
+        let Some(last) = self.last_dead_id(conn).await? else {
+            return Ok(0);
+        };
+        let matcher = filter.matcher();
+        let mut after: Option<String> = None;
+        let mut moved = 0;
+        loop {
+            let chunk = self
+                .dead_chunk(conn, after.as_deref(), Some(&last), CHUNK)
+                .await?;
+            let full = chunk.len() == CHUNK;
+            for letter in chunk {
+                after = Some(letter.entry_id.clone());
+                if !matcher.matches(&letter) {
+                    continue;
+                }
+                if let Some(entry_id) = self.replay_dead(conn, &letter.entry_id).await? {
+                    moved += 1;
+                    each(ReplayedLetter {
+                        job_id: letter.get("id").map(str::to_owned),
+                        dead_entry: letter.entry_id,
+                        entry_id,
+                    });
+                }
+            }
+            if !full {
+                return Ok(moved);
+            }
+        }
+    }
+
+    /// `XRANGE dead start end COUNT count`, as dead letters (none for a
+    /// `count` of 0, which Redis would read as no limit).
     async fn dead_range<C: ConnectionLike + Send>(
         &self,
         conn: &mut C,
@@ -227,6 +356,9 @@ impl Queue {
         end: &str,
         count: usize,
     ) -> Result<Vec<DeadLetter>> {
+        if count == 0 {
+            return Ok(Vec::new());
+        }
         let v: Value = redis::cmd("XRANGE")
             .arg(self.keys().dead())
             .arg(start)
@@ -237,6 +369,23 @@ impl Queue {
             .await?;
         letters(v)
     }
+}
+
+/// The `XRANGE` start after cursor `after` (exclusive), or the stream's start.
+fn range_start(after: Option<&str>) -> Result<String> {
+    match after {
+        Some(a) if is_entry_id(a) => Ok(format!("({a}")),
+        Some(a) => Err(not_an_entry_id("after", a)),
+        None => Ok("-".to_owned()),
+    }
+}
+
+fn not_an_entry_id(name: &'static str, value: &str) -> crate::Error {
+    ConfigError::InvalidSetting {
+        name,
+        reason: format!("{value:?} is not a dead-letter entry id (<ms>-<seq>)"),
+    }
+    .into()
 }
 
 /// A stream entry id `<ms>-<seq>` as numbers, for ordering.
@@ -291,6 +440,28 @@ mod tests {
             error: Some("refused".into()),
         };
         assert!(!both.matches(&l));
+    }
+
+    #[test]
+    fn error_text_is_matched_ignoring_case_beyond_ascii() {
+        let by_error = |e: &str| DeadFilter {
+            job_type: None,
+            error: Some(e.into()),
+        };
+        for (error, needle) in [
+            ("Délai DÉPASSÉ après 30 s", "délai dépassé"),
+            ("ОШИБКА сети", "ошибка СЕТИ"),
+            ("ΑΠΟΤΥΧΙΑ ΣΥΝΔΕΣΗΣ", "συνδεσης"),
+            ("Straße gesperrt", "STRAßE"),
+        ] {
+            let l = letter("email", error);
+            assert!(by_error(needle).matches(&l), "{error} / {needle}");
+            assert!(by_error(needle).matcher().matches(&l), "{error} / {needle}");
+        }
+        // Lowercase, not full case folding.
+        assert!(!by_error("strasse").matches(&letter("t", "Straße")));
+        assert_eq!(fold_case("ΟΔΟΣ"), "οδοσ");
+        assert_eq!(fold_case("οδος"), "οδοσ");
     }
 
     #[test]

@@ -21,6 +21,11 @@ pub const SCAN_COUNT: usize = 1000;
 /// sorted. Keys under the prefix that are not a queue's (`<prefix>:{x}` not
 /// followed by `:`, or a name Ferry would refuse) are ignored.
 ///
+/// Keys are read as bytes, not text: a key that is not UTF-8 never fails
+/// the walk. Past `<prefix>:{<queue>}:` a key may hold any bytes (the queue
+/// is still found); a queue name that is not UTF-8 is not one Ferry
+/// accepts, so its keys are skipped like any other foreign key.
+///
 /// A full `SCAN` of the keyspace: O(keys in the database), in steps that
 /// do not block the server. A key created or deleted during the walk may
 /// or may not be seen.
@@ -35,7 +40,7 @@ pub async fn queue_names<C: ConnectionLike + Send>(
     let mut names = BTreeSet::new();
     let mut cursor: u64 = 0;
     loop {
-        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+        let (next, keys): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
             .arg(cursor)
             .arg("MATCH")
             .arg(&pattern)
@@ -52,10 +57,14 @@ pub async fn queue_names<C: ConnectionLike + Send>(
     Ok(names.into_iter().collect())
 }
 
-/// The queue a key `<prefix>:{<queue>}:<rest>` belongs to.
-fn queue_of(prefix: &Prefix, key: &str) -> Option<QueueName> {
-    let rest = key.strip_prefix(prefix.as_str())?.strip_prefix(":{")?;
-    let (name, _) = rest.split_once("}:")?;
+/// The queue a key `<prefix>:{<queue>}:<rest>` belongs to (`<rest>` any
+/// bytes; `None` for a `<queue>` that is not a valid, UTF-8 queue name).
+fn queue_of(prefix: &Prefix, key: &[u8]) -> Option<QueueName> {
+    let rest = key
+        .strip_prefix(prefix.as_str().as_bytes())?
+        .strip_prefix(b":{")?;
+    let end = rest.windows(2).position(|w| w == b"}:")?;
+    let name = std::str::from_utf8(rest.get(..end)?).ok()?;
     QueueName::new(name).ok()
 }
 
@@ -66,7 +75,7 @@ mod tests {
     #[test]
     fn queue_names_are_read_from_keys() {
         let p = Prefix::default();
-        let name = |k: &str| queue_of(&p, k).map(|q| q.as_str().to_owned());
+        let name = |k: &str| queue_of(&p, k.as_bytes()).map(|q| q.as_str().to_owned());
         assert_eq!(name("ferry:{emails}:normal").as_deref(), Some("emails"));
         assert_eq!(
             name("ferry:{a.b-c_d}:worker:host-1-x").as_deref(),
@@ -76,5 +85,12 @@ mod tests {
         assert_eq!(name("ferryx:{emails}:normal"), None);
         assert_eq!(name("ferry:{bad name}:normal"), None);
         assert_eq!(name("other:{emails}:normal"), None);
+        // Not UTF-8: after the queue's name it does not matter; in it, the
+        // key is not a queue's.
+        let bytes = |k: &[u8]| queue_of(&p, k).map(|q| q.as_str().to_owned());
+        assert_eq!(bytes(b"ferry:{emails}:\xff\xfe").as_deref(), Some("emails"));
+        assert_eq!(bytes(b"ferry:{em\xffails}:normal"), None);
+        assert_eq!(bytes(b"ferry:{\xc3}:normal"), None);
+        assert_eq!(bytes(b"\xff"), None);
     }
 }

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use ferry_broker::dead_query::CHUNK;
 use ferry_broker::{DeadFilter, DeadLetter, ReplayedLetter};
 use serde::Serialize;
 
@@ -12,6 +13,18 @@ use crate::error::{Error, Result};
 
 /// Most entries one page of [`Admin::dead_list`] reads to find its matches.
 pub const MAX_SCAN_PER_PAGE: usize = 10_000;
+
+/// Most distinct error texts [`Admin::dead_groups`] counts apart; dead
+/// letters with further texts are counted together (`ungrouped`).
+pub const MAX_GROUPS: usize = 1_000;
+
+/// Most job types a [`DeadGroup`] counts apart; letters of further types
+/// are counted together (`other_types`).
+pub const MAX_TYPES_PER_GROUP: usize = 100;
+
+/// Most replayed dead letters a [`Replayed`] lists one by one; it counts
+/// them all (`count`) and says how many it leaves out (`omitted`).
+pub const MAX_REPLAYED_LISTED: usize = 1_000;
 
 /// Fields of a dead letter that [`DeadView`] shows by name.
 const NAMED_FIELDS: [&str; 9] = [
@@ -95,15 +108,19 @@ pub struct DeadListing {
     pub scanned: u64,
 }
 
-/// Dead letters sharing one error text.
+/// Dead letters sharing one error text: counts, and the entry ids of the
+/// oldest and newest as a sample (never the letters themselves).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct DeadGroup {
     /// The error text.
     pub error: String,
     /// How many dead letters have it.
     pub count: u64,
-    /// How many of each job type.
+    /// How many of each job type (at most [`MAX_TYPES_PER_GROUP`] types).
     pub types: BTreeMap<String, u64>,
+    /// Dead letters of the group whose job type is not in `types` (it was
+    /// full).
+    pub other_types: u64,
     /// The oldest dead letter's entry id.
     pub first_entry: String,
     /// The newest dead letter's entry id.
@@ -115,12 +132,58 @@ pub struct DeadGroup {
 pub struct DeadGroups {
     /// The queue.
     pub queue: String,
-    /// The groups, by count (largest first), then error text.
+    /// The groups, by count (largest first), then error text: the first
+    /// [`MAX_GROUPS`] distinct error texts met, oldest letter first.
     pub groups: Vec<DeadGroup>,
-    /// Matching dead letters in all groups.
+    /// Matching dead letters: those in `groups` plus `ungrouped`.
     pub total: u64,
+    /// Matching dead letters whose error text was met only after
+    /// [`MAX_GROUPS`] groups were full (0 unless there are more texts).
+    pub ungrouped: u64,
     /// Entries read.
     pub scanned: u64,
+}
+
+impl DeadGroups {
+    /// Counts `letter` (which passed the filter) in its group; `index`
+    /// maps the error texts of `groups` to their positions.
+    fn add(&mut self, index: &mut BTreeMap<String, usize>, letter: &DeadLetter) {
+        self.total += 1;
+        let error = letter.get("error").unwrap_or_default();
+        let at = match index.get(error) {
+            Some(&at) => at,
+            None if self.groups.len() < MAX_GROUPS => {
+                self.groups.push(DeadGroup {
+                    error: error.to_owned(),
+                    count: 0,
+                    types: BTreeMap::new(),
+                    other_types: 0,
+                    first_entry: letter.entry_id.clone(),
+                    last_entry: String::new(),
+                });
+                index.insert(error.to_owned(), self.groups.len() - 1);
+                self.groups.len() - 1
+            }
+            None => {
+                self.ungrouped += 1;
+                return;
+            }
+        };
+        let Some(group) = self.groups.get_mut(at) else {
+            self.ungrouped += 1;
+            return;
+        };
+        group.count += 1;
+        group.last_entry.clone_from(&letter.entry_id);
+        let job_type = letter.get("type").unwrap_or("(none)");
+        if let Some(n) = group.types.get_mut(job_type) {
+            *n += 1;
+        } else if group.types.len() < MAX_TYPES_PER_GROUP {
+            group.types.insert(job_type.to_owned(), 1);
+        } else {
+            group.other_types += 1;
+        }
+    }
 }
 
 /// One dead letter moved back to its stream.
@@ -151,8 +214,11 @@ pub struct Replayed {
     pub queue: String,
     /// How many dead letters went back to their streams.
     pub count: usize,
-    /// Each of them, oldest first.
+    /// Each of them, oldest first: the first [`MAX_REPLAYED_LISTED`].
     pub replayed: Vec<ReplayedView>,
+    /// How many of `count` are not in `replayed` (0 up to
+    /// [`MAX_REPLAYED_LISTED`] replayed).
+    pub omitted: usize,
 }
 
 /// What [`Admin::dead_purge`] did.
@@ -194,9 +260,13 @@ impl Admin {
         })
     }
 
-    /// Every dead letter of `queue` passing `filter` after entry `after`,
-    /// grouped by error text. Reads the rest of the stream, a page at a
-    /// time.
+    /// The dead letters of `queue` passing `filter` after entry `after`,
+    /// grouped by error text: every one up to the newest there when the
+    /// call starts (letters written meanwhile are left out). Streams
+    /// through the dead-letter stream [`CHUNK`] entries at a time and keeps
+    /// only counts per group (at most [`MAX_GROUPS`] groups of at most
+    /// [`MAX_TYPES_PER_GROUP`] types), so memory stays bounded however long
+    /// the stream.
     ///
     /// # Errors
     /// As [`Admin::dead_list`].
@@ -208,51 +278,50 @@ impl Admin {
     ) -> Result<DeadGroups> {
         let q = self.queue(queue)?;
         let mut conn = self.conn();
-        let mut groups: BTreeMap<String, DeadGroup> = BTreeMap::new();
-        let (mut cursor, mut scanned) = (after.map(str::to_owned), 0);
+        let mut out = DeadGroups {
+            queue: queue.to_owned(),
+            groups: Vec::new(),
+            total: 0,
+            ungrouped: 0,
+            scanned: 0,
+        };
+        // The walk ends at the newest letter there now. On an empty stream
+        // it reads up to 0-0, which no entry can have: nothing, but the
+        // cursor is still checked.
+        let last = q
+            .last_dead_id(&mut conn)
+            .await
+            .map_err(|e| self.fail(e))?
+            .unwrap_or_else(|| "0-0".to_owned());
+        let matcher = filter.matcher();
+        let mut index: BTreeMap<String, usize> = BTreeMap::new();
+        let mut cursor = after.map(str::to_owned);
         loop {
-            let page = q
-                .dead_page(
-                    &mut conn,
-                    filter,
-                    cursor.as_deref(),
-                    MAX_SCAN_PER_PAGE,
-                    MAX_SCAN_PER_PAGE,
-                )
+            let chunk = q
+                .dead_chunk(&mut conn, cursor.as_deref(), Some(&last), CHUNK)
                 .await
                 .map_err(|e| self.fail(e))?;
-            scanned += page.scanned;
-            for letter in page.letters {
-                let error = letter.get("error").unwrap_or_default().to_owned();
-                let job_type = letter.get("type").unwrap_or("(none)").to_owned();
-                let group = groups.entry(error.clone()).or_insert_with(|| DeadGroup {
-                    error,
-                    count: 0,
-                    types: BTreeMap::new(),
-                    first_entry: letter.entry_id.clone(),
-                    last_entry: letter.entry_id.clone(),
-                });
-                group.count += 1;
-                *group.types.entry(job_type).or_default() += 1;
-                group.last_entry = letter.entry_id;
+            for letter in &chunk {
+                out.scanned += 1;
+                if matcher.matches(letter) {
+                    out.add(&mut index, letter);
+                }
             }
-            match page.next {
-                Some(next) => cursor = Some(next),
-                None => break,
+            match chunk.last() {
+                Some(l) if chunk.len() == CHUNK => cursor = Some(l.entry_id.clone()),
+                _ => break,
             }
         }
-        let mut groups: Vec<DeadGroup> = groups.into_values().collect();
-        groups.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.error.cmp(&b.error)));
-        Ok(DeadGroups {
-            queue: queue.to_owned(),
-            total: groups.iter().map(|g| g.count).sum(),
-            groups,
-            scanned,
-        })
+        out.groups
+            .sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.error.cmp(&b.error)));
+        Ok(out)
     }
 
-    /// The dead letter of `queue` with entry id `id`, or else the one of
-    /// job `id`.
+    /// The dead letter of `queue` whose entry id is exactly `id`, or else
+    /// the one of job `id` (see
+    /// [`Queue::find_dead`](ferry_broker::Queue::find_dead)): an entry id
+    /// comes first, so a job whose id is also another letter's entry id is
+    /// reached by its own letter's entry id.
     ///
     /// # Errors
     /// [`Error::DeadLetterNotFound`]; Redis errors.
@@ -260,9 +329,9 @@ impl Admin {
         Ok(self.find_dead(queue, id).await?.into())
     }
 
-    /// Moves one dead letter of `queue` (by entry id or job id) back to
-    /// its priority stream as attempt 1, keeping its job id (`replay.lua`,
-    /// atomic).
+    /// Moves one dead letter of `queue` (by exact entry id first, else by
+    /// job id, as [`Admin::dead_show`]) back to its priority stream as
+    /// attempt 1, keeping its job id (`replay.lua`, atomic).
     ///
     /// # Errors
     /// [`Error::DeadLetterNotFound`]; Redis errors.
@@ -282,29 +351,37 @@ impl Admin {
             queue: queue.to_owned(),
             count: 1,
             replayed: vec![one],
+            omitted: 0,
         })
     }
 
     /// Moves every dead letter of `queue` passing `filter` (every one, for
-    /// an empty filter) back to its stream, each atomically; only those
-    /// there when the call starts (see
-    /// [`Queue::replay_matching`](ferry_broker::Queue::replay_matching)).
+    /// an empty filter) back to its stream, each atomically; only those up
+    /// to the newest there when the call starts, so a job that dies again
+    /// meanwhile is not replayed twice (see
+    /// [`Queue::replay_matching_each`](ferry_broker::Queue::replay_matching_each)).
+    /// Streams through the dead-letter stream a chunk at a time; the report
+    /// lists the first [`MAX_REPLAYED_LISTED`] and counts them all.
     ///
     /// # Errors
     /// Redis errors (the letters replayed before stay replayed).
     pub async fn dead_replay_matching(&self, queue: &str, filter: &DeadFilter) -> Result<Replayed> {
         let q = self.queue(queue)?;
         let mut conn = self.conn();
-        let replayed: Vec<ReplayedView> = q
-            .replay_matching(&mut conn, filter)
+        let mut replayed = Vec::new();
+        let moved = q
+            .replay_matching_each(&mut conn, filter, |r| {
+                if replayed.len() < MAX_REPLAYED_LISTED {
+                    replayed.push(ReplayedView::from(r));
+                }
+            })
             .await
-            .map_err(|e| self.fail(e))?
-            .into_iter()
-            .map(ReplayedView::from)
-            .collect();
+            .map_err(|e| self.fail(e))?;
+        let count = usize::try_from(moved).unwrap_or(usize::MAX);
         Ok(Replayed {
             queue: queue.to_owned(),
-            count: replayed.len(),
+            omitted: count.saturating_sub(replayed.len()),
+            count,
             replayed,
         })
     }

@@ -365,7 +365,11 @@ impl Human for DeadGroups {
             .groups
             .iter()
             .map(|g| {
-                let types: Vec<String> = g.types.iter().map(|(t, n)| format!("{t} {n}")).collect();
+                let mut types: Vec<String> =
+                    g.types.iter().map(|(t, n)| format!("{t} {n}")).collect();
+                if g.other_types > 0 {
+                    types.push(format!("other types {}", g.other_types));
+                }
                 vec![
                     g.count.to_string(),
                     types.join(", "),
@@ -382,6 +386,14 @@ impl Human for DeadGroups {
             self.total,
             self.groups.len()
         );
+        if self.ungrouped > 0 {
+            let _ = writeln!(
+                out,
+                "{} of them have other error texts (only the first {} texts are grouped)",
+                self.ungrouped,
+                self.groups.len()
+            );
+        }
         out
     }
 }
@@ -431,6 +443,9 @@ impl Human for Replayed {
                 r.job_id.as_deref().unwrap_or("-"),
                 r.entry_id
             );
+        }
+        if self.omitted > 0 {
+            let _ = writeln!(out, "  ... and {} more", self.omitted);
         }
         out
     }

@@ -56,7 +56,7 @@ pub struct QueueSummary {
     /// The queue's name.
     pub queue: String,
     /// Jobs waiting for a worker, per priority.
-    pub waiting: PerPriority,
+    pub waiting: PerPriority<u64>,
     /// Jobs in the delayed set: scheduled for later, or waiting out a
     /// retry's backoff.
     pub scheduled: u64,

@@ -22,9 +22,9 @@ pub struct StatsReport {
     /// True while the queue is paused.
     pub paused: bool,
     /// Jobs waiting for a worker, per priority.
-    pub waiting: PerPriority,
+    pub waiting: PerPriority<u64>,
     /// Jobs running, per priority.
-    pub running: PerPriority,
+    pub running: PerPriority<u64>,
     /// Jobs in the delayed set (scheduled, or waiting out a retry's backoff).
     pub scheduled: u64,
     /// Dead letters.

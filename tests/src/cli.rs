@@ -120,3 +120,122 @@ pub fn command(url: &str, prefix: &str, args: &[&str]) -> Command {
         .kill_on_drop(true);
     cmd
 }
+
+/// A dead letter as `broker/lua/shared/dead_letter.lua` writes it: the
+/// job's envelope fields (`id`, `type`, `payload`, `attempt`,
+/// `max_retries`, `enqueued_at`), then `error`, `failed_at` and `priority`.
+/// For seeding the dead-letter stream directly with [`seed_dead`], many
+/// letters at a time, without a worker.
+#[derive(Clone, Debug)]
+pub struct DeadSeed {
+    /// The entry id to write it at, or `None` for a new one (`*`).
+    pub entry_id: Option<String>,
+    /// The job id (the index points it at the letter).
+    pub job_id: String,
+    /// The job type.
+    pub job_type: String,
+    /// The payload (JSON text).
+    pub payload: String,
+    /// Why it died.
+    pub error: String,
+    /// Its priority's name.
+    pub priority: String,
+    /// Retries it was allowed (its last attempt is one more).
+    pub max_retries: u32,
+}
+
+impl DeadSeed {
+    /// Job `job_id` of type `job_type`, dead with `error`: priority normal,
+    /// payload `{}`, no retries, at a new entry id.
+    pub fn new(job_id: impl Into<String>, job_type: &str, error: &str) -> Self {
+        Self {
+            entry_id: None,
+            job_id: job_id.into(),
+            job_type: job_type.to_owned(),
+            payload: "{}".to_owned(),
+            error: error.to_owned(),
+            priority: "normal".to_owned(),
+            max_retries: 0,
+        }
+    }
+
+    /// At entry id `entry_id` (higher than any in the stream).
+    pub fn at(mut self, entry_id: &str) -> Self {
+        self.entry_id = Some(entry_id.to_owned());
+        self
+    }
+
+    /// With payload `payload` (JSON text).
+    pub fn payload(mut self, payload: impl Into<String>) -> Self {
+        self.payload = payload.into();
+        self
+    }
+}
+
+/// Writes `letters`, in order, to the dead-letter stream of `queue` under
+/// `prefix` (pipelined `XADD`s, 500 a round trip) and points each job id at
+/// its letter in the queue's index (`dead-<entry id>`), as the broker does
+/// when a job dies. Returns the letters' entry ids.
+pub async fn seed_dead(
+    conn: &mut redis::aio::MultiplexedConnection,
+    prefix: &str,
+    queue: &str,
+    letters: &[DeadSeed],
+) -> Vec<String> {
+    let q = crate::queue(prefix, queue);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let mut ids = Vec::with_capacity(letters.len());
+    for batch in letters.chunks(500) {
+        let mut xadds = redis::pipe();
+        for l in batch {
+            xadds
+                .cmd("XADD")
+                .arg(q.keys().dead())
+                .arg(l.entry_id.as_deref().unwrap_or("*"))
+                .arg("id")
+                .arg(&l.job_id)
+                .arg("type")
+                .arg(&l.job_type)
+                .arg("payload")
+                .arg(&l.payload)
+                .arg("attempt")
+                .arg(l.max_retries + 1)
+                .arg("max_retries")
+                .arg(l.max_retries)
+                .arg("enqueued_at")
+                .arg(now.saturating_sub(1000))
+                .arg("error")
+                .arg(&l.error)
+                .arg("failed_at")
+                .arg(now)
+                .arg("priority")
+                .arg(&l.priority);
+        }
+        let added: Vec<String> = xadds.query_async(conn).await.expect("XADD dead letters");
+        let mut index = redis::cmd("HSET");
+        index.arg(q.keys().index());
+        for (l, id) in batch.iter().zip(&added) {
+            index.arg(&l.job_id).arg(format!("dead-{id}"));
+        }
+        let _: u64 = index.query_async(conn).await.expect("HSET index");
+        ids.extend(added);
+    }
+    ids
+}
+
+/// The server's `total_net_output_bytes` (`INFO stats`): every byte it has
+/// sent any client.
+pub async fn net_output_bytes(conn: &mut redis::aio::MultiplexedConnection) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("stats")
+        .query_async(conn)
+        .await
+        .expect("INFO stats");
+    info.lines()
+        .find_map(|l| l.strip_prefix("total_net_output_bytes:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("total_net_output_bytes in INFO stats")
+}

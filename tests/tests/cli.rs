@@ -4,7 +4,8 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use ferry_tests::cli::{command, Ran};
+use ferry_queue::{Client, JobState};
+use ferry_tests::cli::{command, net_output_bytes, seed_dead, DeadSeed, Ran};
 use ferry_tests::{ferry, ferry_with_stdin, unique, wait_until, RedisServer, WorkerProcess};
 use serde_json::{json, Value};
 
@@ -49,6 +50,47 @@ impl Env {
 
     async fn stats(&self, queue: &str) -> Value {
         self.ferry(&["stats", queue, "--json"]).await.ok_json()
+    }
+
+    /// An SDK client of this test's Redis and prefix (for `wait`).
+    fn client(&self) -> Client {
+        Client::builder(self.redis.url())
+            .prefix(&self.prefix)
+            .connect()
+            .unwrap()
+    }
+
+    /// Writes `letters` straight into `queue`'s dead-letter stream (see
+    /// [`seed_dead`]); their entry ids.
+    async fn seed_dead(&self, queue: &str, letters: &[DeadSeed]) -> Vec<String> {
+        let mut conn = self.redis.conn().await;
+        seed_dead(&mut conn, &self.prefix, queue, letters).await
+    }
+
+    /// Every entry of `queue`'s dead-letter stream: (entry id, job id, error).
+    async fn dead_stream(&self, queue: &str) -> Vec<(String, String, String)> {
+        let mut conn = self.redis.conn().await;
+        let q = ferry_tests::queue(&self.prefix, queue);
+        let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
+            .arg(q.keys().dead())
+            .arg("-")
+            .arg("+")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        entries
+            .into_iter()
+            .map(|(entry, fields)| {
+                let get = |k: &str| {
+                    fields
+                        .iter()
+                        .find(|(f, _)| f == k)
+                        .map(|(_, v)| v.clone())
+                        .unwrap_or_default()
+                };
+                (entry, get("id"), get("error"))
+            })
+            .collect()
     }
 
     fn worker(&self, queue: &str) -> WorkerProcess {
@@ -414,10 +456,13 @@ async fn seed_dead_letters(env: &Env, q: &str) -> Vec<(String, String)> {
         );
     }
     let mut worker = env.worker(q);
-    wait_until(WITHIN, "five dead letters", || async {
-        env.stats(q).await["dead"] == 5
-    })
-    .await;
+    // Each job's end is an event (the broker announces it and the SDK's
+    // `wait` listens): no polling.
+    let client = env.client();
+    for id in &ids {
+        let end = client.wait(q, id, WITHIN).await.unwrap();
+        assert_eq!(end.state, JobState::Dead, "{end:?}");
+    }
     // Stopped, so that what is replayed stays queued.
     worker.terminate();
     assert!(worker.wait(WITHIN).await.success());
@@ -808,4 +853,512 @@ async fn help_documents_the_exit_codes() {
     for text in ["Exit codes:", "64", "--json", "queues", "dead", "enqueue"] {
         assert!(help.stdout.contains(text), "{text}: {}", help.stdout);
     }
+}
+
+/// The entry ids in a `dead list --json` page.
+fn entries_of(page: &Value) -> Vec<String> {
+    page["letters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["entry_id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// `count` letters `job-0000`, ... of type `rare` every tenth (the 10th,
+/// 20th, ...) and `common` otherwise, each with a payload of about
+/// `payload_bytes`.
+fn many_letters(count: usize, payload_bytes: usize) -> Vec<DeadSeed> {
+    let pad = "x".repeat(payload_bytes);
+    (0..count)
+        .map(|i| {
+            let t = if i % 10 == 9 { "rare" } else { "common" };
+            DeadSeed::new(format!("job-{i:04}"), t, "boom").payload(format!(r#"{{"pad":"{pad}"}}"#))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_small_dead_list_page_reads_only_what_it_needs() {
+    let env = Env::new("cli-dead-read").await;
+    let q = "jobs";
+    // 2,500 letters of about 1 kB each: a chunk of 1,000 would be 1 MB.
+    const LETTER: u64 = 1_000;
+    let ids = env.seed_dead(q, &many_letters(2_500, 1_000)).await;
+    let mut conn = env.redis.conn().await;
+
+    // No filter: one XRANGE of the 10 letters (and one more, to tell
+    // whether anything follows).
+    let before = net_output_bytes(&mut conn).await;
+    let page = env
+        .ferry(&["dead", "list", q, "--limit", "10", "--json"])
+        .await
+        .ok_json();
+    let sent = net_output_bytes(&mut conn).await - before;
+    assert_eq!(entries_of(&page), ids[..10]);
+    assert_eq!(page["next"], json!(ids[9]));
+    assert_eq!(page["scanned"], 10);
+    assert!(
+        sent < 40 * LETTER,
+        "a page of 10 made Redis send {sent} bytes"
+    );
+
+    // A filter: the 5 rare ones are among the first 50 entries; the page
+    // reads in growing chunks, not far past the 50th.
+    let before = net_output_bytes(&mut conn).await;
+    let page = env
+        .ferry(&[
+            "dead", "list", q, "--type", "rare", "--limit", "5", "--json",
+        ])
+        .await
+        .ok_json();
+    let sent = net_output_bytes(&mut conn).await - before;
+    let rare: Vec<String> = (0..5).map(|k| ids[10 * k + 9].clone()).collect();
+    assert_eq!(entries_of(&page), rare);
+    assert_eq!(page["scanned"], 50);
+    assert_eq!(page["next"], json!(ids[49]));
+    assert!(
+        sent < 120 * LETTER,
+        "a filtered page of 5 (50 entries) made Redis send {sent} bytes"
+    );
+
+    // A page ending exactly at the stream's end has no next cursor.
+    let last = env
+        .ferry(&[
+            "dead",
+            "list",
+            q,
+            "--after",
+            &ids[2_496],
+            "--limit",
+            "3",
+            "--json",
+        ])
+        .await
+        .ok_json();
+    assert_eq!(entries_of(&last), ids[2_497..]);
+    assert_eq!(last["next"], Value::Null);
+}
+
+#[tokio::test]
+async fn dead_list_pages_past_the_first_thousand_letters() {
+    let env = Env::new("cli-dead-pages").await;
+    let q = "jobs";
+    let ids = env.seed_dead(q, &many_letters(2_500, 10)).await;
+
+    // Pages through the whole stream with `args`; the pages' entry ids.
+    let pages_of = |args: Vec<&'static str>| {
+        let env = &env;
+        async move {
+            let mut pages: Vec<Vec<String>> = Vec::new();
+            let mut after: Option<String> = None;
+            loop {
+                let mut all = vec!["dead", "list", q, "--json"];
+                all.extend(args.iter().copied());
+                if let Some(a) = &after {
+                    all.extend(["--after", a.as_str()]);
+                }
+                let page = env.ferry(&all).await.ok_json();
+                pages.push(entries_of(&page));
+                match page["next"].as_str() {
+                    Some(next) => after = Some(next.to_owned()),
+                    None => break,
+                }
+                assert!(pages.len() < 100, "paging does not end");
+            }
+            pages
+        }
+    };
+
+    let pages = pages_of(vec!["--limit", "1000"]).await;
+    let sizes: Vec<usize> = pages.iter().map(Vec::len).collect();
+    assert_eq!(sizes, [1_000, 1_000, 500]);
+    assert_eq!(pages.concat(), ids);
+
+    // Pages that end exactly at the stream's end: the last has no cursor.
+    let pages = pages_of(vec!["--limit", "500"]).await;
+    assert_eq!(pages.len(), 5);
+    assert_eq!(pages.concat(), ids);
+
+    // A filter across chunks: 250 rare ones, 100 a page.
+    let pages = pages_of(vec!["--type", "rare", "--limit", "100"]).await;
+    let sizes: Vec<usize> = pages.iter().map(Vec::len).collect();
+    assert_eq!(sizes, [100, 100, 50]);
+    let rare: Vec<String> = ids.iter().skip(9).step_by(10).cloned().collect();
+    assert_eq!(pages.concat(), rare);
+
+    // One page bigger than a chunk.
+    let all = env
+        .ferry(&["dead", "list", q, "--limit", "100000", "--json"])
+        .await
+        .ok_json();
+    assert_eq!(entries_of(&all), ids);
+    assert_eq!(all["next"], Value::Null);
+
+    let groups = env
+        .ferry(&["dead", "list", q, "--group-by-error", "--json"])
+        .await
+        .ok_json();
+    assert_eq!(groups["total"], 2_500);
+    assert_eq!(groups["scanned"], 2_500);
+    assert_eq!(
+        groups["groups"][0]["types"],
+        json!({"common": 2_250, "rare": 250})
+    );
+    assert_eq!(groups["groups"][0]["first_entry"], json!(ids[0]));
+    assert_eq!(groups["groups"][0]["last_entry"], json!(ids[2_499]));
+    let after = env
+        .ferry(&[
+            "dead",
+            "list",
+            q,
+            "--group-by-error",
+            "--after",
+            &ids[1_999],
+            "--json",
+        ])
+        .await
+        .ok_json();
+    assert_eq!(after["total"], 500);
+}
+
+#[tokio::test]
+async fn dead_replay_all_stops_at_the_newest_letter_there_when_it_starts() {
+    let env = Env::new("cli-dead-replay-all").await;
+    let q = "jobs";
+    const OLD: usize = 3_000;
+    let old: Vec<DeadSeed> = (0..OLD)
+        .map(|i| DeadSeed::new(format!("old-{i:04}"), "always-fail", "seeded"))
+        .collect();
+    env.seed_dead(q, &old).await;
+    // Every replayed job dies again at once: new letters while it runs.
+    let mut worker = env.worker(q);
+
+    // More letters arrive all through the replay, from when it has begun
+    // (it reads the newest entry id before it moves anything).
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (stop, url, prefix) = (stop.clone(), env.redis.url().to_owned(), env.prefix.clone());
+        tokio::spawn(async move {
+            let client = redis::Client::open(url).unwrap();
+            let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+            let dead = ferry_tests::queue(&prefix, q).keys().dead().to_owned();
+            // The replay's start shows only in Redis (another process):
+            // polled, every millisecond.
+            loop {
+                let len: u64 = redis::cmd("XLEN")
+                    .arg(&dead)
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap();
+                if len < OLD as u64 || stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            let mut late = 0;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let letter = DeadSeed::new(format!("late-{late:05}"), "always-fail", "seeded");
+                seed_dead(&mut conn, &prefix, q, &[letter]).await;
+                late += 1;
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            late
+        })
+    };
+    let out = env
+        .ferry(&["dead", "replay", q, "--all", "--json"])
+        .await
+        .ok_json();
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let late = writer.await.unwrap();
+    worker.terminate();
+    assert!(worker.wait(WITHIN).await.success());
+
+    // Each old letter once, none of those that arrived meanwhile.
+    assert_eq!(out["count"], OLD, "{}", out["omitted"]);
+    let listed: Vec<&str> = out["replayed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["job_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed.len(), 1_000, "the report lists the first 1,000");
+    let first: Vec<String> = (0..1_000).map(|i| format!("old-{i:04}")).collect();
+    assert_eq!(listed, first);
+    assert_eq!(out["omitted"], OLD - 1_000);
+    assert!(late > 0, "no letter arrived during the replay");
+    let left = env.dead_stream(q).await;
+    let seeded: Vec<&str> = left
+        .iter()
+        .filter(|(_, _, error)| error == "seeded")
+        .map(|(_, job, _)| job.as_str())
+        .collect();
+    let expected: Vec<String> = (0..late).map(|i| format!("late-{i:05}")).collect();
+    assert_eq!(seeded, expected, "the letters that arrived stay dead");
+    // What is left besides: old jobs that died again, once each at most.
+    let mut again = BTreeSet::new();
+    for (_, job, error) in &left {
+        if error != "seeded" {
+            assert!(job.starts_with("old-"), "{job}: {error}");
+            assert!(
+                again.insert(job.clone()),
+                "{job} died twice: replayed twice"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn group_by_error_keeps_counts_and_a_bounded_number_of_groups() {
+    let env = Env::new("cli-dead-groups").await;
+    let q = "jobs";
+    let mut letters: Vec<DeadSeed> = (0..1_000)
+        .map(|i| {
+            let t = if i % 2 == 0 { "a" } else { "b" };
+            DeadSeed::new(format!("common-{i}"), t, "SMTP timeout")
+        })
+        .collect();
+    // One error, 150 job types: 100 counted by name, 50 as other types.
+    letters.extend(
+        (0..150).map(|i| DeadSeed::new(format!("typed-{i}"), &format!("t{i:03}"), "many types")),
+    );
+    // 1,200 distinct errors: 998 more groups fill the 1,000; 202 ungrouped.
+    letters.extend((0..1_200).map(|i| {
+        DeadSeed::new(
+            format!("unique-{i}"),
+            "u",
+            &format!("unique failure #{i:04}"),
+        )
+    }));
+    let ids = env.seed_dead(q, &letters).await;
+
+    let out = env
+        .ferry(&["dead", "list", q, "--group-by-error", "--json"])
+        .await
+        .ok_json();
+    assert_eq!(out["total"], 2_350);
+    assert_eq!(out["scanned"], 2_350);
+    assert_eq!(out["ungrouped"], 202);
+    let groups = out["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 1_000);
+    assert_eq!(groups[0]["error"], "SMTP timeout");
+    assert_eq!(groups[0]["count"], 1_000);
+    assert_eq!(groups[0]["types"], json!({"a": 500, "b": 500}));
+    assert_eq!(groups[0]["other_types"], 0);
+    assert_eq!(groups[0]["first_entry"], json!(ids[0]));
+    assert_eq!(groups[0]["last_entry"], json!(ids[999]));
+    assert_eq!(groups[1]["error"], "many types");
+    assert_eq!(groups[1]["count"], 150);
+    assert_eq!(groups[1]["types"].as_object().unwrap().len(), 100);
+    assert_eq!(groups[1]["other_types"], 50);
+    // The unique ones kept are the first met.
+    assert_eq!(groups[2]["error"], "unique failure #0000");
+    assert_eq!(groups[999]["error"], "unique failure #0997");
+    let text = env.ferry(&["dead", "list", q, "--group-by-error"]).await;
+    text.assert_code(0);
+    assert!(
+        text.stdout.contains("202 of them have other error texts"),
+        "{}",
+        text.stdout
+    );
+
+    // A filter, and a cursor.
+    let filtered = env
+        .ferry(&[
+            "dead",
+            "list",
+            q,
+            "--group-by-error",
+            "--error",
+            "smtp",
+            "--json",
+        ])
+        .await
+        .ok_json();
+    assert_eq!(filtered["total"], 1_000);
+    assert_eq!(filtered["ungrouped"], 0);
+    assert_eq!(filtered["groups"].as_array().unwrap().len(), 1);
+    let later = env
+        .ferry(&[
+            "dead",
+            "list",
+            q,
+            "--group-by-error",
+            "--after",
+            &ids[1_149],
+            "--json",
+        ])
+        .await
+        .ok_json();
+    assert_eq!(later["total"], 1_200);
+    assert_eq!(later["ungrouped"], 200);
+    env.ferry(&["dead", "list", q, "--group-by-error", "--after", "nope"])
+        .await
+        .assert_code(1)
+        .one_error_line();
+}
+
+#[tokio::test]
+async fn dead_ids_resolve_an_exact_entry_id_first_then_a_job_id() {
+    let env = Env::new("cli-dead-ids").await;
+    let q = "jobs";
+    // Producers choose their job ids: some look like entry ids.
+    env.seed_dead(
+        q,
+        &[
+            DeadSeed::new("alpha", "t", "a").at("1-1"),
+            DeadSeed::new("01-1", "t", "b").at("2-1"),
+            DeadSeed::new("1-1", "t", "c").at("3-1"),
+            DeadSeed::new("9-9", "t", "d").at("4-1"),
+        ],
+    )
+    .await;
+    let show = |id: &'static str| {
+        let env = &env;
+        async move {
+            let v = env
+                .ferry(&["dead", "show", q, id, "--json"])
+                .await
+                .ok_json();
+            (
+                v["entry_id"].as_str().unwrap().to_owned(),
+                v["job_id"].as_str().unwrap().to_owned(),
+            )
+        }
+    };
+    // An exact entry id first, even when it is also another letter's job id.
+    assert_eq!(show("1-1").await, ("1-1".into(), "alpha".into()));
+    assert_eq!(show("3-1").await, ("3-1".into(), "1-1".into()));
+    // Not exactly an entry id (Redis reads 01-1 as 1-1): a job id.
+    assert_eq!(show("01-1").await, ("2-1".into(), "01-1".into()));
+    // Looks like an entry id, but no letter is there: a job id.
+    assert_eq!(show("9-9").await, ("4-1".into(), "9-9".into()));
+    assert_eq!(show("alpha").await, ("1-1".into(), "alpha".into()));
+    env.ferry(&["dead", "show", q, "5-1"]).await.assert_code(3);
+    env.ferry(&["dead", "show", q, "001-01"])
+        .await
+        .assert_code(3);
+
+    // replay resolves the same way.
+    let replay = |id: &'static str| {
+        let env = &env;
+        async move {
+            let v = env
+                .ferry(&["dead", "replay", q, id, "--json"])
+                .await
+                .ok_json();
+            assert_eq!(v["count"], 1, "{v}");
+            (
+                v["replayed"][0]["dead_entry"].as_str().unwrap().to_owned(),
+                v["replayed"][0]["job_id"].as_str().unwrap().to_owned(),
+            )
+        }
+    };
+    assert_eq!(replay("01-1").await, ("2-1".into(), "01-1".into()));
+    assert_eq!(replay("9-9").await, ("4-1".into(), "9-9".into()));
+    assert_eq!(replay("1-1").await, ("1-1".into(), "alpha".into()));
+    // Entry 1-1 is gone: now 1-1 names the job.
+    assert_eq!(show("1-1").await, ("3-1".into(), "1-1".into()));
+    assert_eq!(replay("1-1").await, ("3-1".into(), "1-1".into()));
+    assert_eq!(
+        env.ferry(&["dead", "list", q, "--json"]).await.ok_json()["letters"],
+        json!([])
+    );
+
+    // The rule is in the help.
+    for cmd in ["show", "replay"] {
+        let help = env.ferry(&["dead", cmd, "--help"]).await;
+        help.assert_code(0);
+        assert!(
+            help.stdout
+                .contains("An exact entry id of a dead letter comes first, then the job id"),
+            "{}",
+            help.stdout
+        );
+    }
+}
+
+#[tokio::test]
+async fn queues_skips_keys_that_are_not_utf8() {
+    let env = Env::new("cli-queues-bytes").await;
+    env.enqueue(&["reports", "--type", "echo", "--payload", "{}"])
+        .await;
+    let mut conn = env.redis.conn().await;
+    let p = env.prefix.as_bytes();
+    for key in [
+        // A queue's key with bytes that are not UTF-8 after its name.
+        [p, b":{emails}:\xff\xfe".as_slice()].concat(),
+        // Not a queue's: its name is not UTF-8.
+        [p, b":{\xff}:normal".as_slice()].concat(),
+        [p, b":{bad\xc3}:x".as_slice()].concat(),
+        b"\xff\xfe:elsewhere".to_vec(),
+    ] {
+        let _: () = redis::cmd("SET")
+            .arg(key)
+            .arg("x")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+    let list = env.ferry(&["queues", "--json"]).await.ok_json();
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q["queue"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["emails", "reports"]);
+    env.ferry(&["queues"]).await.assert_code(0);
+    // workers walks the queues the same way.
+    assert_eq!(env.ferry(&["workers", "--json"]).await.ok_json(), json!([]));
+}
+
+#[tokio::test]
+async fn the_error_filter_ignores_case_beyond_ascii() {
+    let env = Env::new("cli-dead-unicode").await;
+    let q = "jobs";
+    let ids = env
+        .seed_dead(
+            q,
+            &[
+                DeadSeed::new("fr", "t", "Délai DÉPASSÉ après 30 s"),
+                DeadSeed::new("ru", "t", "ОШИБКА сети"),
+                DeadSeed::new("el", "t", "ΑΠΟΤΥΧΙΑ ΣΥΝΔΕΣΗΣ"),
+                DeadSeed::new("en", "t", "plain failure"),
+            ],
+        )
+        .await;
+    for (needle, entry) in [
+        ("délai dépassé", &ids[0]),
+        ("ошибка СЕТИ", &ids[1]),
+        ("συνδεσης", &ids[2]),
+        ("PLAIN", &ids[3]),
+    ] {
+        let page = env
+            .ferry(&["dead", "list", q, "--error", needle, "--json"])
+            .await
+            .ok_json();
+        assert_eq!(entries_of(&page), std::slice::from_ref(entry), "{needle}");
+    }
+    let groups = env
+        .ferry(&[
+            "dead",
+            "list",
+            q,
+            "--group-by-error",
+            "--error",
+            "Ошибка",
+            "--json",
+        ])
+        .await
+        .ok_json();
+    assert_eq!(groups["total"], 1);
+    let replayed = env
+        .ferry(&["dead", "replay", q, "--error", "DÉLAI", "--json"])
+        .await
+        .ok_json();
+    assert_eq!(replayed["count"], 1);
+    assert_eq!(replayed["replayed"][0]["job_id"], "fr");
+    assert_eq!(replayed["omitted"], 0);
 }

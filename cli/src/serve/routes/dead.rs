@@ -20,6 +20,7 @@ const MAX_LIMIT: usize = 1_000;
 #[into_params(parameter_in = Path)]
 pub struct LetterPath {
     /// The queue's name.
+    #[param(pattern = "^[A-Za-z0-9._-]{1,128}$")]
     pub queue: String,
     /// The dead letter's entry id, or its job's id.
     pub id: String,
@@ -35,8 +36,10 @@ pub struct ListQuery {
     /// Only letters whose error contains this text (any case).
     pub error: Option<String>,
     /// Start after this entry id (the `next` of the page before).
+    #[param(pattern = "^[0-9]{1,20}-[0-9]{1,20}$")]
     pub after: Option<String>,
     /// Letters per page (default 50, at most 1,000).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
 }
 
@@ -102,6 +105,7 @@ pub async fn list(
     params(QueuePath, GroupQuery),
     responses(
         (status = 200, description = "The groups", body = DeadGroups),
+        (status = 400, description = "A bad queue name or parameter", body = ErrorBody),
         (status = 404, description = "No such queue", body = ErrorBody),
         (status = 503, description = "Redis unavailable", body = ErrorBody),
     ), security((), ("bearer" = [])))]
@@ -122,6 +126,7 @@ pub async fn groups(
     params(LetterPath),
     responses(
         (status = 200, description = "The letter", body = DeadView),
+        (status = 400, description = "A bad queue name or parameter", body = ErrorBody),
         (status = 404, description = "No such letter", body = ErrorBody),
         (status = 503, description = "Redis unavailable", body = ErrorBody),
     ), security((), ("bearer" = [])))]
@@ -138,6 +143,7 @@ pub async fn show(
     params(LetterPath),
     responses(
         (status = 200, description = "Replayed", body = Replayed),
+        (status = 400, description = "A bad queue name or parameter", body = ErrorBody),
         (status = 404, description = "No such letter", body = ErrorBody),
         (status = 503, description = "Redis unavailable", body = ErrorBody),
     ), security((), ("bearer" = [])))]

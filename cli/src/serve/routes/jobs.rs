@@ -23,8 +23,10 @@ const MAX_DELAY_MS: u64 = 10 * 365 * 24 * 3_600_000;
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewJobRequest {
-    /// The job type: chooses the worker's handler.
+    /// The job type: chooses the worker's handler (1 to 128 bytes, no
+    /// control characters).
     #[serde(rename = "type")]
+    #[schema(pattern = "^[ -~]{1,128}$")]
     pub job_type: String,
     /// The payload, any JSON value, as the handler decodes it.
     pub payload: serde_json::Value,
@@ -32,18 +34,22 @@ pub struct NewJobRequest {
     #[serde(default)]
     pub priority: Option<Priority>,
     /// Retries after the first attempt (3 by default).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole::opt_u32")]
+    #[schema(maximum = 10_000)]
     pub max_retries: Option<u32>,
     /// Run no earlier than this many ms from now (server clock).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole::opt_u64")]
     #[schema(maximum = 315_360_000_000_u64)]
     pub delay_ms: Option<u64>,
-    /// An id of your own, unique in the queue (409 if it exists).
+    /// An id of your own, unique in the queue (409 if it exists): 1 to 128
+    /// of `A-Z a-z 0-9 . _ : -`, not of the form `<priority>-<ms>-<seq>`
+    /// Ferry gives its own.
     #[serde(default)]
+    #[schema(pattern = "^[A-Za-z0-9._:-]{1,128}$")]
     pub id: Option<String>,
     /// Keep the finished job's record this long (ms) instead of the
     /// queue's retention; 0 keeps none.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole::opt_u64")]
     pub retention_ms: Option<u64>,
 }
 
@@ -70,6 +76,39 @@ impl NewJobRequest {
     }
 }
 
+/// Whole numbers that may arrive written as floats (`3.0`, as Python's
+/// json writes a float): taken when they are whole and in range.
+mod whole {
+    use serde::{Deserialize, Deserializer};
+
+    fn opt<'de, D: Deserializer<'de>>(d: D, max: f64) -> Result<Option<u64>, D::Error> {
+        let Some(n) = Option::<serde_json::Number>::deserialize(d)? else {
+            return Ok(None);
+        };
+        if let Some(v) = n.as_u64() {
+            return if v as f64 <= max {
+                Ok(Some(v))
+            } else {
+                Err(serde::de::Error::custom(format!("{n} is out of range")))
+            };
+        }
+        match n.as_f64() {
+            Some(f) if f >= 0.0 && f.fract() == 0.0 && f <= max => Ok(Some(f as u64)),
+            _ => Err(serde::de::Error::custom(format!(
+                "{n} is not a whole number from 0 to {max}"
+            ))),
+        }
+    }
+
+    pub fn opt_u64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        opt(d, u64::MAX as f64)
+    }
+
+    pub fn opt_u32<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+        Ok(opt(d, f64::from(u32::MAX))?.and_then(|v| u32::try_from(v).ok()))
+    }
+}
+
 /// Many jobs to enqueue in one call.
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -92,6 +131,7 @@ pub struct BatchEnqueued {
 #[into_params(parameter_in = Path)]
 pub struct QueuePath {
     /// The queue's name: 1 to 128 characters of `[A-Za-z0-9._-]`.
+    #[param(pattern = "^[A-Za-z0-9._-]{1,128}$")]
     pub queue: String,
 }
 
@@ -100,6 +140,7 @@ pub struct QueuePath {
 #[into_params(parameter_in = Path)]
 pub struct JobPath {
     /// The queue's name.
+    #[param(pattern = "^[A-Za-z0-9._-]{1,128}$")]
     pub queue: String,
     /// The job id.
     pub id: String,
@@ -237,6 +278,7 @@ pub async fn wait(
     params(JobPath),
     responses(
         (status = 200, description = "Cancelled, or its worker told", body = Cancelled),
+        (status = 400, description = "A bad queue name or parameter", body = ErrorBody),
         (status = 404, description = "No such job", body = ErrorBody),
         (status = 409, description = "The job finished already", body = ErrorBody),
         (status = 503, description = "Redis unavailable", body = ErrorBody),
@@ -277,6 +319,7 @@ pub async fn reprioritise(
     params(JobPath),
     responses(
         (status = 200, description = "Queued again", body = Retried),
+        (status = 400, description = "A bad queue name or parameter", body = ErrorBody),
         (status = 404, description = "No such job", body = ErrorBody),
         (status = 409, description = "The job is not dead", body = ErrorBody),
         (status = 503, description = "Redis unavailable", body = ErrorBody),
