@@ -43,9 +43,10 @@ struct Args {
     /// Redis URL to use instead of a redis-server of the bench's own (it must be empty: the bench FLUSHALLs it).
     #[arg(long, env = "REDIS_URL")]
     redis_url: Option<String>,
-    /// The redis-server binary for a server of the bench's own.
-    #[arg(long, default_value = "redis-server")]
-    redis_server: String,
+    /// The redis-server binary for a server of the bench's own (default:
+    /// the one on PATH, else one ferry-dev-redis obtains and caches).
+    #[arg(long)]
+    redis_server: Option<String>,
     /// Worker concurrencies of the drain scenario, comma-separated.
     #[arg(long, default_value = "1,50,500", value_delimiter = ',')]
     drain_concurrency: Vec<usize>,
@@ -226,10 +227,16 @@ async fn main() {
     let url = match &args.redis_url {
         Some(u) => u.clone(),
         None => {
-            own = OwnRedis::start(&args.redis_server).unwrap_or_else(|e| {
-                eprintln!("error: {e}");
-                std::process::exit(1)
-            });
+            let binary = match &args.redis_server {
+                Some(b) => Ok(b.clone()),
+                None => ferry_dev_redis::redis_server().map(|p| p.display().to_string()),
+            };
+            own = binary
+                .and_then(|b| OwnRedis::start(&b))
+                .unwrap_or_else(|e| {
+                    eprintln!("error: {e}");
+                    std::process::exit(1)
+                });
             own.url.clone()
         }
     };

