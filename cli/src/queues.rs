@@ -102,15 +102,25 @@ impl Admin {
     /// # Errors
     /// [`Error::Unreachable`](crate::Error::Unreachable) and other Redis errors.
     pub async fn queues(&self) -> Result<Vec<QueueSummary>> {
+        let names = self.queue_names().await?;
+        let mut out = Vec::with_capacity(names.len());
+        for name in names {
+            out.push(self.summary(&name).await?);
+        }
+        Ok(out)
+    }
+
+    /// The names of the queues under the prefix, sorted (`SCAN`, as
+    /// [`Admin::queues`]), without reading each queue.
+    ///
+    /// # Errors
+    /// As [`Admin::queues`].
+    pub async fn queue_names(&self) -> Result<Vec<String>> {
         let mut conn = self.conn();
         let names = ferry_broker::discovery::queue_names(&mut conn, self.prefix())
             .await
             .map_err(|e| self.fail(e))?;
-        let mut out = Vec::with_capacity(names.len());
-        for name in names {
-            out.push(self.summary(name.as_str()).await?);
-        }
-        Ok(out)
+        Ok(names.iter().map(|n| n.as_str().to_owned()).collect())
     }
 
     /// One queue at a glance (as a row of [`Admin::queues`]).

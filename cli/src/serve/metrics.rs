@@ -234,25 +234,26 @@ fn queue(f: &mut Families, name: &str, s: &QueueStats) {
 pub async fn render(state: &AppState) -> Result<String, super::ApiError> {
     let mut f = Families::default();
     let scraped = async {
-        let queues = state.run(state.admin.queues()).await?;
+        // One SCAN, one workers read, one stats read per queue.
+        let names = state.run(state.admin.queue_names()).await?;
         let workers = state.run(state.admin.workers(None)).await?;
-        for q in &queues {
+        for name in &names {
             let stats = state
                 .run(async {
                     state
                         .admin
                         .client()
-                        .stats(&q.queue)
+                        .stats(name)
                         .await
                         .map_err(|e| crate::Error::from_sdk(e, state.admin.host()))
                 })
                 .await?;
-            queue(&mut f, &q.queue, &stats);
+            queue(&mut f, name, &stats);
             let serving: Vec<_> = workers
                 .iter()
-                .filter(|w| w.queues.iter().any(|n| n == &q.queue))
+                .filter(|w| w.queues.iter().any(|n| n == name))
                 .collect();
-            let labels = [("queue", q.queue.as_str())];
+            let labels = [("queue", name.as_str())];
             f.sample(
                 "ferry_workers",
                 "gauge",
