@@ -12,6 +12,9 @@
 --   enqueued_at too)
 --   'r': as 's', then the job's own record retention (ms), written as
 --   the entry's `retention_ms` field
+--   't': as 'r' (retention '' for the queue's), then the producer's
+--   traceparent and tracestate ('' for none), written as the entry's
+--   `traceparent` and `tracestate` fields
 --   'd', run-at (ms), job id, envelope JSON: into the delayed set
 -- Returns one of
 --   {'ok', ids, existing}: ids of the jobs in order, a fresh job's as its
@@ -35,6 +38,7 @@ local FIRST = 7
 local function next_job(i)
   if ARGV[i] == 's' then return i + 6 end
   if ARGV[i] == 'r' then return i + 7 end
+  if ARGV[i] == 't' then return i + 9 end
   if ARGV[i] == 'd' then return i + 4 end
   error('ferry: bad job tag ' .. tostring(ARGV[i]))
 end
@@ -107,9 +111,17 @@ local function write_other(i, k)
     fields = {'id', id, 'type', ARGV[i + 3], 'payload', ARGV[i + 4], 'attempt', '1',
       'max_retries', ARGV[i + 5], 'enqueued_at', ARGV[5]}
   end
-  if tag == 'r' then
+  if tag == 'r' or (tag == 't' and ARGV[i + 6] ~= '') then
     fields[#fields + 1] = 'retention_ms'
     fields[#fields + 1] = ARGV[i + 6]
+  end
+  if tag == 't' then
+    fields[#fields + 1] = 'traceparent'
+    fields[#fields + 1] = ARGV[i + 7]
+    if ARGV[i + 8] ~= '' then
+      fields[#fields + 1] = 'tracestate'
+      fields[#fields + 1] = ARGV[i + 8]
+    end
   end
   local eid = redis.call('XADD', stream, '*', unpack(fields))
   if id == '' then return eid end
@@ -140,7 +152,7 @@ if cap > 0 then
   local written = {}
   i = FIRST
   for j = 1, k do
-    if (ARGV[i] == 's' or ARGV[i] == 'r') and ARGV[i + 2] == '' then
+    if ARGV[i] ~= 'd' and ARGV[i + 2] == '' then
       written[#written + 1] = PRIORITIES[tonumber(ARGV[i + 1])] .. '-' .. ids[j]
     elseif not skip[j] then
       written[#written + 1] = ids[j]

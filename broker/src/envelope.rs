@@ -12,6 +12,8 @@
 //! | `enqueued_at` | when the job was first enqueued, ms since the Unix epoch; absent on a fresh job (its entry id's time) |
 //! | `last_error` | only on a retry: the error of the previous attempt |
 //! | `retention_ms` | only when the producer set it: how long the job's finished record is kept, instead of the queue's retention |
+//! | `traceparent` | only when the producer enqueued it inside a trace: its W3C trace context (`00-<trace id>-<span id>-<flags>`) |
+//! | `tracestate` | only with `traceparent`, when the producer's trace state is not empty: its W3C `tracestate` |
 //!
 //! A fresh job (enqueued to run now, without an id of the producer's) is
 //! stored without `id` and `enqueued_at`: its id is `<priority>-<entry id>`
@@ -24,6 +26,12 @@
 //! A delayed job's envelope is the same fields, plus `priority`, as one JSON
 //! object of strings (in the `scheduled` hash, under its id). Decoding never panics: anything that is not
 //! a valid envelope is a [`Malformed`] with a readable reason.
+//!
+//! `traceparent` and `tracestate` are carried, not read: Ferry keeps them
+//! through every move of the job (retry, delay, promotion, reprioritisation,
+//! dead letter, replay) and never rejects an entry for them ([`TraceContext`]).
+//! A worker that does not know them ignores them, as it does any field it
+//! does not know.
 
 use serde::{Deserialize, Serialize};
 
@@ -63,9 +71,18 @@ pub mod field {
     /// Dead-letter only: how many of the entry's unknown fields it left out
     /// (it keeps at most 16 besides the envelope's own).
     pub const OMITTED_FIELDS: &str = "omitted_fields";
+    /// The producer's W3C trace context, when it enqueued the job inside a
+    /// trace (carried, never read by the broker; see
+    /// [`TraceContext`](super::TraceContext)).
+    pub const TRACEPARENT: &str = "traceparent";
+    /// The producer's W3C trace state, only with [`TRACEPARENT`] and when
+    /// not empty.
+    pub const TRACESTATE: &str = "tracestate";
 
-    /// The fields of a stream entry, in documented order.
-    pub const ENVELOPE: [&str; 8] = [
+    /// The fields of a stream entry, in documented order. Every move of a
+    /// job carries these; the last two ([`TRACEPARENT`], [`TRACESTATE`])
+    /// are carried as they are and never make an entry malformed.
+    pub const ENVELOPE: [&str; 10] = [
         ID,
         TYPE,
         PAYLOAD,
@@ -74,7 +91,13 @@ pub mod field {
         ENQUEUED_AT,
         LAST_ERROR,
         RETENTION_MS,
+        TRACEPARENT,
+        TRACESTATE,
     ];
+
+    /// How many of [`ENVELOPE`]'s fields are the [`Envelope`](super::Envelope)'s
+    /// own (decoded and checked); the rest are carried only.
+    pub(crate) const DECODED: usize = 8;
 }
 
 /// A job as stored in a stream entry.
@@ -167,8 +190,10 @@ impl Envelope {
         if fields.is_empty() {
             return Err(Malformed("the entry has no fields".into()));
         }
-        let mut slots: [Option<&[u8]>; 8] = [None; 8];
-        const NAMES: [&str; 8] = field::ENVELOPE;
+        // The carried fields after `field::DECODED` (the trace context) are
+        // not looked at here: whatever they hold, the job is valid.
+        let mut slots: [Option<&[u8]>; field::DECODED] = [None; field::DECODED];
+        const NAMES: &[&str] = field::ENVELOPE.split_at(field::DECODED).0;
         for (name, value) in fields {
             if let Some(i) = NAMES.iter().position(|n| n.as_bytes() == name.as_slice()) {
                 if slots[i].is_some() {
@@ -256,6 +281,16 @@ impl Envelope {
 
     /// The delayed-set member for this envelope: a JSON object of strings.
     pub fn to_delayed_member(&self, priority: Priority) -> String {
+        self.to_delayed_member_traced(priority, None)
+    }
+
+    /// As [`Envelope::to_delayed_member`], carrying the job's trace context
+    /// (`traceparent`, `tracestate`) when it has one.
+    pub fn to_delayed_member_traced(
+        &self,
+        priority: Priority,
+        trace: Option<&TraceContext>,
+    ) -> String {
         let member = DelayedMember {
             id: &self.id,
             job_type: &self.job_type,
@@ -266,6 +301,8 @@ impl Envelope {
             priority: priority.as_str(),
             last_error: self.last_error.as_deref(),
             retention_ms: self.retention_ms.map(|ms| ms.to_string()),
+            traceparent: trace.map(TraceContext::traceparent),
+            tracestate: trace.and_then(TraceContext::tracestate),
         };
         // Serializing a struct of strings cannot fail; fall back to an empty
         // object rather than panic, which promote.lua turns into a dead letter.
@@ -287,6 +324,95 @@ struct DelayedMember<'a> {
     last_error: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     retention_ms: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    traceparent: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tracestate: Option<&'a str>,
+}
+
+/// Longest `traceparent` a job carries (W3C version 00 takes 55 bytes;
+/// later versions may append fields).
+pub const MAX_TRACEPARENT_LEN: usize = 128;
+/// Longest `tracestate` a job carries (W3C allows 32 list members; 512
+/// bytes is what it asks every vendor to propagate).
+pub const MAX_TRACESTATE_LEN: usize = 512;
+
+/// A producer's W3C trace context, carried by its job as the entry fields
+/// `traceparent` and `tracestate` ([`field::TRACEPARENT`],
+/// [`field::TRACESTATE`]) through every move of the job: retries, delays,
+/// promotion, reprioritisation, dead letters and replays. The broker only
+/// carries it: it checks its shape (bounded, printable ASCII), never its
+/// meaning, and never rejects an entry for it. The SDK's `opentelemetry`
+/// feature writes it at enqueue and continues the trace in the worker.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TraceContext {
+    traceparent: String,
+    tracestate: Option<String>,
+}
+
+impl TraceContext {
+    /// A trace context to carry: `traceparent` of 1 to
+    /// [`MAX_TRACEPARENT_LEN`] visible ASCII characters (the W3C form is
+    /// `00-<32 hex trace id>-<16 hex span id>-<2 hex flags>`, which the
+    /// worker checks), and `tracestate`, dropped when empty or when not
+    /// printable ASCII of at most [`MAX_TRACESTATE_LEN`] bytes. `None` when
+    /// `traceparent` is not of that shape.
+    pub fn new(traceparent: impl Into<String>, tracestate: Option<String>) -> Option<Self> {
+        let traceparent = traceparent.into();
+        if !is_traceparent_shaped(traceparent.as_bytes()) {
+            return None;
+        }
+        let tracestate = tracestate.filter(|s| is_tracestate_shaped(s.as_bytes()));
+        Some(Self {
+            traceparent,
+            tracestate,
+        })
+    }
+
+    /// The trace context of a stream entry's (or dead letter's) fields:
+    /// the first `traceparent` and `tracestate`, `None` when it has no
+    /// `traceparent` of the shape [`TraceContext::new`] takes. Never an
+    /// error: a job with a bad trace context is a job without one.
+    pub fn from_fields(fields: &[(Vec<u8>, Vec<u8>)]) -> Option<Self> {
+        let value = |name: &str| {
+            fields
+                .iter()
+                .find(|(k, _)| k.as_slice() == name.as_bytes())
+                .map(|(_, v)| v.as_slice())
+        };
+        let parent = value(field::TRACEPARENT)?;
+        if !is_traceparent_shaped(parent) {
+            return None;
+        }
+        let state = value(field::TRACESTATE)
+            .filter(|s| is_tracestate_shaped(s))
+            .map(|s| String::from_utf8_lossy(s).into_owned());
+        Some(Self {
+            traceparent: String::from_utf8_lossy(parent).into_owned(),
+            tracestate: state,
+        })
+    }
+
+    /// The `traceparent` value.
+    pub fn traceparent(&self) -> &str {
+        &self.traceparent
+    }
+
+    /// The `tracestate` value, when there is one (never empty).
+    pub fn tracestate(&self) -> Option<&str> {
+        self.tracestate.as_deref()
+    }
+}
+
+fn is_traceparent_shaped(v: &[u8]) -> bool {
+    !v.is_empty() && v.len() <= MAX_TRACEPARENT_LEN && v.iter().all(|b| b.is_ascii_graphic())
+}
+
+fn is_tracestate_shaped(v: &[u8]) -> bool {
+    v.len() <= MAX_TRACESTATE_LEN
+        && v.iter().any(|b| b.is_ascii_graphic())
+        && v.iter()
+            .all(|&b| b == b' ' || b == b'\t' || b.is_ascii_graphic())
 }
 
 /// Longest accepted job id.
@@ -461,5 +587,50 @@ mod tests {
         assert_eq!(m["attempt"], "1");
         assert_eq!(m["payload"], env.payload);
         assert!(m.get("last_error").is_none());
+        assert!(m.get("traceparent").is_none() && m.get("tracestate").is_none());
+    }
+
+    const PARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    #[test]
+    fn a_trace_context_is_carried_and_never_makes_an_entry_malformed() {
+        let env = sample();
+        let mut fields = raw(&env);
+        fields.push((b"traceparent".to_vec(), PARENT.as_bytes().to_vec()));
+        fields.push((b"tracestate".to_vec(), b"congo=t61rcWkgMzE".to_vec()));
+        assert_eq!(Envelope::from_fields(&fields, 1024).unwrap(), env);
+        let trace = TraceContext::from_fields(&fields).unwrap();
+        assert_eq!(trace.traceparent(), PARENT);
+        assert_eq!(trace.tracestate(), Some("congo=t61rcWkgMzE"));
+
+        // Garbage, duplicated: still a valid job, without a trace context.
+        let mut bad = raw(&env);
+        bad.push((b"traceparent".to_vec(), vec![0xff, 0x00, b' ']));
+        bad.push((b"traceparent".to_vec(), b"x".to_vec()));
+        bad.push((b"tracestate".to_vec(), vec![0xfe]));
+        assert_eq!(Envelope::from_fields(&bad, 1024).unwrap(), env);
+        assert_eq!(TraceContext::from_fields(&bad), None);
+        assert_eq!(TraceContext::from_fields(&raw(&env)), None);
+        let long = "a".repeat(MAX_TRACEPARENT_LEN + 1);
+        assert_eq!(TraceContext::new(long, None), None);
+        let t = TraceContext::new(PARENT, Some("  ".into())).unwrap();
+        assert_eq!(t.tracestate(), None, "an empty tracestate is none");
+    }
+
+    #[test]
+    fn a_delayed_member_carries_the_trace_context() {
+        let env = sample();
+        let trace = TraceContext::new(PARENT, Some("k=v".into())).unwrap();
+        let m: serde_json::Value =
+            serde_json::from_str(&env.to_delayed_member_traced(Priority::Low, Some(&trace)))
+                .unwrap();
+        assert_eq!(m["traceparent"], PARENT);
+        assert_eq!(m["tracestate"], "k=v");
+        let bare = TraceContext::new(PARENT, None).unwrap();
+        let m: serde_json::Value =
+            serde_json::from_str(&env.to_delayed_member_traced(Priority::Low, Some(&bare)))
+                .unwrap();
+        assert_eq!(m["traceparent"], PARENT);
+        assert!(m.get("tracestate").is_none());
     }
 }

@@ -11,7 +11,7 @@ use redis::Value;
 
 use crate::batch::{BatchKey, PartialBatch, BATCH_KEY_TTL, CHUNK_BYTES, CHUNK_JOBS};
 use crate::envelope::{
-    check_given_job_id, check_job_type, derived_id, Envelope, MAX_RETRIES_LIMIT,
+    check_given_job_id, check_job_type, derived_id, Envelope, TraceContext, MAX_RETRIES_LIMIT,
 };
 use crate::error::{ConfigError, Error, Result};
 use crate::priority::Priority;
@@ -159,7 +159,7 @@ impl Queue {
         conn: &mut C,
         jobs: &[NewJob],
     ) -> Result<Vec<String>> {
-        self.enqueue_batch(conn, jobs, None, OnDuplicate::Error)
+        self.enqueue_batch(conn, jobs, None, OnDuplicate::Error, None)
             .await
     }
 
@@ -173,7 +173,8 @@ impl Queue {
         jobs: &[NewJob],
         on_duplicate: OnDuplicate,
     ) -> Result<Vec<String>> {
-        self.enqueue_batch(conn, jobs, None, on_duplicate).await
+        self.enqueue_batch(conn, jobs, None, on_duplicate, None)
+            .await
     }
 
     /// As [`Queue::enqueue`], under an idempotency key: calling it again
@@ -192,7 +193,31 @@ impl Queue {
         jobs: &[NewJob],
         key: &BatchKey,
     ) -> Result<Vec<String>> {
-        self.enqueue_batch(conn, jobs, Some(key), OnDuplicate::ReturnExisting)
+        self.enqueue_batch(conn, jobs, Some(key), OnDuplicate::ReturnExisting, None)
+            .await
+    }
+
+    /// As [`Queue::enqueue_with`] (with `key`, as [`Queue::enqueue_keyed`],
+    /// which ignores `on_duplicate`), every job carrying `trace`, the
+    /// producer's W3C trace context, as the entry fields `traceparent` and
+    /// `tracestate`. Every move of the job keeps them (see
+    /// [`TraceContext`]); the broker never reads them.
+    ///
+    /// # Errors
+    /// As [`Queue::enqueue`].
+    pub async fn enqueue_traced<C: ConnectionLike + Send>(
+        &self,
+        conn: &mut C,
+        jobs: &[NewJob],
+        key: Option<&BatchKey>,
+        on_duplicate: OnDuplicate,
+        trace: &TraceContext,
+    ) -> Result<Vec<String>> {
+        let on_duplicate = match key {
+            Some(_) => OnDuplicate::ReturnExisting,
+            None => on_duplicate,
+        };
+        self.enqueue_batch(conn, jobs, key, on_duplicate, Some(trace))
             .await
     }
 
@@ -202,6 +227,7 @@ impl Queue {
         jobs: &[NewJob],
         key: Option<&BatchKey>,
         on_duplicate: OnDuplicate,
+        trace: Option<&TraceContext>,
     ) -> Result<Vec<String>> {
         if jobs.is_empty() {
             return Ok(Vec::new());
@@ -248,6 +274,7 @@ impl Queue {
                 number,
                 key,
                 on_duplicate,
+                trace,
             };
             match self.write_chunk(conn, &chunk, clocks).await {
                 Ok(written) => ids.extend(written),
@@ -313,7 +340,25 @@ impl Queue {
                     inv.arg("d")
                         .arg(at)
                         .arg(id)
-                        .arg(env.to_delayed_member(job.priority));
+                        .arg(env.to_delayed_member_traced(job.priority, chunk.trace));
+                }
+                // With a trace context: 't', retention ('' for the
+                // queue's), traceparent, tracestate ('' for none).
+                None if chunk.trace.is_some() => {
+                    let trace = chunk.trace;
+                    inv.arg("t")
+                        .arg(job.priority.script_index())
+                        .arg(id.as_deref().unwrap_or_default())
+                        .arg(job.job_type.as_ref())
+                        .arg(&job.payload)
+                        .arg(job.max_retries)
+                        .arg(
+                            job.retention_ms
+                                .map(|ms| ms.to_string())
+                                .unwrap_or_default(),
+                        )
+                        .arg(trace.map(TraceContext::traceparent).unwrap_or_default())
+                        .arg(trace.and_then(TraceContext::tracestate).unwrap_or_default());
                 }
                 // A job with an id of its own carries it and its enqueue
                 // time; a fresh one is named by its entry.
@@ -389,6 +434,8 @@ struct Chunk<'a> {
     number: usize,
     key: Option<&'a BatchKey>,
     on_duplicate: OnDuplicate,
+    /// The producer's trace context, carried by every job of the chunk.
+    trace: Option<&'a TraceContext>,
 }
 
 /// Splits a batch into chunks of at most [`CHUNK_JOBS`] jobs and about

@@ -243,6 +243,12 @@ impl Client {
     /// batch goes in chunks of that size, one after the other, so that no
     /// transaction holds Redis for more than a few milliseconds.
     ///
+    /// With the crate's `opentelemetry` feature, jobs enqueued inside a
+    /// span that has an OpenTelemetry context carry it (the W3C entry
+    /// fields `traceparent` and `tracestate`); the worker's `job` span
+    /// continues that trace. This holds for every enqueue method, which
+    /// all come here.
+    ///
     /// # Errors
     /// As [`Client::enqueue`]. A batch that fails after its first chunk, or
     /// loses a chunk's reply, is [`Error::PartialBatch`]: the ids known
@@ -284,6 +290,20 @@ impl Client {
             });
         }
         let mut conn = self.conn().await?;
+        // Inside a trace, every job carries the current span's context.
+        #[cfg(feature = "opentelemetry")]
+        if let Some(trace) = crate::trace::current() {
+            return queue
+                .enqueue_traced(
+                    &mut conn,
+                    &batch,
+                    key.as_ref(),
+                    options.duplicate_policy(),
+                    &trace,
+                )
+                .await
+                .map_err(|e| self.fail(e));
+        }
         match &key {
             None => {
                 queue

@@ -8,9 +8,10 @@ local PRIORITY_INDEX = {critical = 1, high = 2, normal = 3, low = 4}
 -- Where an entry whose priority is unknown goes.
 local DEFAULT_PRIORITY = 3
 
--- The fields of a job's stream entry, in documented order.
+-- The fields of a job's stream entry, in documented order: every move of a
+-- job carries them (the trace context, the last two, is carried as it is).
 local ENVELOPE_FIELDS = {'id', 'type', 'payload', 'attempt', 'max_retries', 'enqueued_at', 'last_error',
-  'retention_ms'}
+  'retention_ms', 'traceparent', 'tracestate'}
 -- Fields a dead letter adds to the job's own; the priority field is also
 -- in a delayed-set member.
 local ERROR_FIELD = 'error'

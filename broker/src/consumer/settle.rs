@@ -223,8 +223,9 @@ impl Consumer {
 
     /// Moves a failed delivery to the delayed set as its next attempt,
     /// `next`, due `delay` from now by the Redis server's clock (not this
-    /// host's). Returns false, moving nothing, when the entry is no longer
-    /// pending for this consumer.
+    /// host's), carrying the delivery's trace context
+    /// ([`TraceContext`](crate::envelope::TraceContext)). Returns false,
+    /// moving nothing, when the entry is no longer pending for this consumer.
     ///
     /// # Errors
     /// [`Error::Redis`].
@@ -239,7 +240,10 @@ impl Consumer {
         inv.arg(self.name())
             .arg(delivery.priority().script_index())
             .arg(&delivery.entry.id)
-            .arg(next.to_delayed_member(delivery.priority()))
+            .arg(next.to_delayed_member_traced(
+                delivery.priority(),
+                crate::envelope::TraceContext::from_fields(&delivery.fields).as_ref(),
+            ))
             .arg(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX))
             .arg(&next.id);
         let moved: i64 = inv.invoke_async(conn).await?;

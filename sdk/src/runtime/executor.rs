@@ -270,10 +270,14 @@ impl ExecutorParts {
                     attempt = env.attempt,
                     priority = %priority,
                 );
+                #[cfg(feature = "opentelemetry")]
+                crate::trace::continue_in(&span, &job.delivery.fields);
                 self.run_handler(job, env).instrument(span).await;
             }
             Err(malformed) => {
                 let span = tracing::info_span!("job", queue, entry = %job.delivery.entry.id, priority = %priority);
+                #[cfg(feature = "opentelemetry")]
+                crate::trace::continue_in(&span, &job.delivery.fields);
                 self.settler
                     .dead_letter(job, &malformed.to_string(), DeadLetterKind::Malformed)
                     .instrument(span)
