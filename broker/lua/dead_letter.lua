@@ -9,7 +9,7 @@
 -- for this consumer; dropped counts old dead-letter entries the cap removed
 -- (also added to the counter 'dead_dropped'). The dead letter keeps the
 -- fields shared/dead_letter.lua chooses. A job whose cancellation was
--- asked for while it ran ends cancelled instead (moved is 1).
+-- asked for while it ran ends cancelled instead (moved is 2).
 -- The time is read before any write (see retry.lua).
 local now = server_now_ms()
 local stream = stream_at(ARGV[3])
@@ -23,7 +23,7 @@ finish(stream, GROUP, {id})
 local job = field_in(ARGV, 8, 'id') or derived_id(priority, id)
 if cancels_among({job}) then
   record_cancelled({job}, {''}, now)
-  return {1, 0}
+  return {2, 0}
 end
 local dropped = write_dead_letter(ARGV, 8, ARGV[7], now, priority, tonumber(ARGV[5]), counter, id)
 return {1, dropped}

@@ -90,7 +90,7 @@ pub use backoff::Backoff;
 pub use batch::{BatchKey, PartialBatch};
 pub use cancel::CancelOutcome;
 pub use consumer::{
-    record_fields, Consumer, DeadLetterKind, DeadLettered, Delivery, EntryId, Finished,
+    record_fields, Consumer, DeadLetterKind, DeadLettered, Delivery, EntryId, Finished, Settled,
 };
 pub use dead_letter::DeadLetter;
 pub use dead_query::{DeadFilter, DeadPage, ReplayedLetter};

@@ -1155,3 +1155,53 @@ async fn a_group_of_suspects_is_bounded_by_bytes() {
     );
     assert!(r.claimed.iter().all(|d| d.suspect));
 }
+
+#[tokio::test]
+async fn a_failure_after_a_cancellation_ends_cancelled_and_says_so() {
+    let (_r, mut conn, q) = setup().await;
+    let ids = q
+        .enqueue(
+            &mut conn,
+            &[job("a", Priority::Normal), job("b", Priority::Normal)],
+        )
+        .await
+        .unwrap();
+    let c = q.consumer("c");
+    let ds = c.claim(&mut conn, 2).await.unwrap();
+    for id in &ids {
+        q.cancel(&mut conn, id).await.unwrap();
+    }
+    // Its handler fails once told: dead-lettering it ends it cancelled.
+    let dead = c
+        .dead_letter(&mut conn, &ds[0], "stopped", DeadLetterKind::Failed)
+        .await
+        .unwrap();
+    assert!(dead.moved && dead.cancelled, "{dead:?}");
+    // So does scheduling a retry.
+    let env = ds[1].envelope(1 << 20).unwrap();
+    let retried = c
+        .retry_settled(&mut conn, &ds[1], &env, Duration::from_millis(10))
+        .await
+        .unwrap();
+    assert_eq!(retried, ferry_broker::Settled::Cancelled);
+    for id in &ids {
+        let st = q.status(&mut conn, id).await.unwrap().unwrap();
+        assert_eq!(st.state, ferry_broker::JobState::Cancelled, "{id}");
+    }
+    let dead_letters: u64 = redis::cmd("XLEN")
+        .arg(q.keys().dead())
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(dead_letters, 0);
+    // A job not cancelled is dead-lettered as before.
+    q.enqueue(&mut conn, &[job("c", Priority::Normal)])
+        .await
+        .unwrap();
+    let d = c.claim(&mut conn, 1).await.unwrap();
+    let dead = c
+        .dead_letter(&mut conn, &d[0], "boom", DeadLetterKind::Failed)
+        .await
+        .unwrap();
+    assert!(dead.moved && !dead.cancelled, "{dead:?}");
+}

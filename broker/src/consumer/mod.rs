@@ -21,7 +21,7 @@ use crate::queue::Queue;
 use crate::scripts::QueueScript;
 
 pub use delivery::{Delivery, EntryId};
-pub use settle::{record_fields, DeadLetterKind, DeadLettered, Finished};
+pub use settle::{record_fields, DeadLetterKind, DeadLettered, Finished, Settled};
 
 /// Most entry ids passed to one script call (ack, renew): Lua's `unpack`
 /// accepts about 8,000 values, so longer lists are sent in chunks.

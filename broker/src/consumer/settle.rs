@@ -77,11 +77,26 @@ pub fn record_fields(
     out
 }
 
+/// What settling a delivery did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Settled {
+    /// Moved as asked (scheduled for a retry, or dead-lettered).
+    Moved,
+    /// Its cancellation was asked for while it ran: it ended cancelled.
+    Cancelled,
+    /// Nothing: the entry is no longer this consumer's (recovery gave it
+    /// to another worker).
+    NotOwned,
+}
+
 /// What happened to a dead-letter move.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DeadLettered {
     /// False when the entry was no longer this consumer's (nothing was moved).
     pub moved: bool,
+    /// True when, instead, the job ended cancelled: its cancellation was
+    /// asked for while it ran (`moved` is true too: it left its stream).
+    pub cancelled: bool,
     /// Old dead-letter entries the cap removed to make room.
     pub dropped: u64,
 }
@@ -236,6 +251,23 @@ impl Consumer {
         next: &Envelope,
         delay: std::time::Duration,
     ) -> Result<bool> {
+        Ok(self.retry_settled(conn, delivery, next, delay).await? != Settled::NotOwned)
+    }
+
+    /// As [`Consumer::retry`], saying what happened: scheduled
+    /// ([`Settled::Moved`]), ended cancelled because its cancellation was
+    /// asked for while it ran ([`Settled::Cancelled`]), or nothing (the
+    /// entry is no longer this consumer's).
+    ///
+    /// # Errors
+    /// [`Error::Redis`].
+    pub async fn retry_settled<C: ConnectionLike + Send>(
+        &self,
+        conn: &mut C,
+        delivery: &Delivery,
+        next: &Envelope,
+        delay: std::time::Duration,
+    ) -> Result<Settled> {
         let mut inv = self.queue().invoke(&scripts::RETRY);
         inv.arg(self.name())
             .arg(delivery.priority().script_index())
@@ -248,7 +280,11 @@ impl Consumer {
             .arg(&next.id);
         let moved: i64 = inv.invoke_async(conn).await?;
         // 2: its cancellation was asked for; it ended cancelled instead.
-        Ok(moved != 0)
+        Ok(match moved {
+            0 => Settled::NotOwned,
+            2 => Settled::Cancelled,
+            _ => Settled::Moved,
+        })
     }
 
     /// Moves a delivery to the dead-letter stream with its original fields
@@ -278,7 +314,8 @@ impl Consumer {
         let v: Value = inv.invoke_async(conn).await?;
         match reply::array(&v) {
             Some([moved, dropped]) => Ok(DeadLettered {
-                moved: reply::count(moved)? == 1,
+                moved: reply::count(moved)? >= 1,
+                cancelled: reply::count(moved)? == 2,
                 dropped: reply::count(dropped)?,
             }),
             _ => Err(Error::Protocol(format!("dead_letter: {v:?}"))),

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use crate::link::Link;
 use ferry_broker::backoff::jitter;
-use ferry_broker::{record_fields, Backoff, DeadLetterKind, Envelope};
+use ferry_broker::{record_fields, Backoff, DeadLetterKind, Envelope, Settled};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -135,16 +135,23 @@ impl Settler {
             &self.conn,
             &self.hard_stop,
             self.lease,
-            |mut conn| async move { consumer.retry(&mut conn, delivery, next, delay).await },
+            |mut conn| async move {
+                consumer
+                    .retry_settled(&mut conn, delivery, next, delay)
+                    .await
+            },
         )
         .await;
         match moved {
-            Some(true) => {
+            Some(Settled::Cancelled) => {
+                tracing::info!(%error, "attempt failed after its cancellation was asked for; ended cancelled")
+            }
+            Some(Settled::Moved) => {
                 self.activity.count_retried();
                 tracing::warn!(%error, retry_in_ms = delay.as_millis() as u64, "attempt failed; retry scheduled");
                 job.queue.promote_wake.notify_one();
             }
-            Some(false) => {
+            Some(Settled::NotOwned) => {
                 tracing::warn!(%error, "attempt failed, but the entry is no longer ours; its new owner retries it")
             }
             None => {}
@@ -191,7 +198,12 @@ impl Settler {
         )
         .await;
         let Some(r) = res else { return };
-        if r.moved {
+        if r.cancelled {
+            tracing::info!(
+                reason,
+                "failed after its cancellation was asked for; ended cancelled, not dead-lettered"
+            );
+        } else if r.moved {
             self.activity.count_dead();
             tracing::error!(entry = %delivery.entry.id, reason, dead_letter = %consumer.queue().keys().dead(), "moved to the dead-letter stream");
         }
