@@ -29,6 +29,8 @@
 //! - [`discovery`]: the queues under a prefix (SCAN).
 //! - [`stats`]: depth and counters.
 //! - [`status`]: a job's status by id.
+//! - [`listing`]: a queue's jobs by state, a page at a time.
+//! - [`streams`]: each priority stream's consumer-group lag and oldest pending entry.
 //! - [`cancel`]: cancelling a job by id.
 //! - [`reprioritise`]: a waiting job to another priority.
 //! - [`workers`]: live workers' registrations.
@@ -74,6 +76,7 @@ pub mod envelope;
 pub mod error;
 pub mod events;
 pub mod keys;
+pub mod listing;
 pub mod priority;
 pub mod producer;
 pub mod queue;
@@ -84,6 +87,7 @@ pub mod scripts;
 pub mod settings;
 pub mod stats;
 pub mod status;
+pub mod streams;
 pub mod workers;
 
 pub use backoff::Backoff;
@@ -99,6 +103,7 @@ pub use envelope::{Envelope, Malformed};
 pub use error::{ConfigError, Error, Result};
 pub use events::Event;
 pub use keys::{Keys, Prefix, QueueName, GROUP};
+pub use listing::{JobPage, ListState};
 pub use priority::Priority;
 pub use producer::{NewJob, OnDuplicate, Schedule};
 pub use queue::{now_ms, Queue, DEFAULT_MAX_PAYLOAD_BYTES};
@@ -109,4 +114,5 @@ pub use settings::Settings;
 pub use stats::QueueStats;
 pub use stats::TimingBatch;
 pub use status::{JobState, JobStatus};
+pub use streams::StreamInfo;
 pub use workers::WorkerInfo;

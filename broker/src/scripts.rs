@@ -119,13 +119,20 @@ pub(crate) static REPRIORITISE: LazyLock<QueueScript> =
     script!("reprioritise.lua", 13: queue, names, entry_ids, group_state);
 /// `cancel.lua`: cancel a job by id (remove it, or ask its worker).
 pub(crate) static CANCEL: LazyLock<QueueScript> = script!("cancel.lua", 17: queue, clock, names, entry_ids, group_state, settings, timing, events, records);
+/// `list_jobs.lua`: one page of a queue's jobs in one state.
+pub(crate) static LIST_JOBS: LazyLock<QueueScript> =
+    script!("list_jobs.lua", 15: queue, clock, names, entry_ids, group_state);
+/// `stream_info.lua`: each priority stream's consumer-group state.
+pub(crate) static STREAM_INFO: LazyLock<QueueScript> = script!("stream_info.lua", 4: queue, clock);
 /// `stats.lua`: depth per priority, delayed, dead and counters, read in one round trip.
 pub(crate) static STATS: LazyLock<QueueScript> =
     script!("stats.lua", 8: queue, settings, group_state, waiting);
 
 /// Every script with its file name.
-fn all() -> [(&'static str, &'static QueueScript); 21] {
+fn all() -> [(&'static str, &'static QueueScript); 23] {
     [
+        ("list_jobs.lua", &LIST_JOBS),
+        ("stream_info.lua", &STREAM_INFO),
         ("record_timing.lua", &RECORD_TIMING),
         ("progress.lua", &PROGRESS),
         ("register_worker.lua", &REGISTER_WORKER),

@@ -122,6 +122,11 @@ pub struct JobStatus {
     pub progress: Option<serde_json::Value>,
     /// Its stream or dead-letter entry id, where it has one.
     pub entry_id: Option<String>,
+    /// Its payload, where its entry, envelope or dead letter holds it (a
+    /// finished job's record does not): the JSON value, or a string where
+    /// the payload is not JSON. Job lists leave it out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payload: Option<serde_json::Value>,
 }
 
 impl JobStatus {
@@ -131,7 +136,7 @@ impl JobStatus {
         Self::new(id, state)
     }
 
-    fn new(id: &str, state: JobState) -> Self {
+    pub(crate) fn new(id: &str, state: JobState) -> Self {
         Self {
             id: id.to_owned(),
             state,
@@ -149,11 +154,12 @@ impl JobStatus {
             result: None,
             progress: None,
             entry_id: None,
+            payload: None,
         }
     }
 
     /// Fills what the entry's (or envelope's) fields say.
-    fn with_fields(mut self, f: &HashMap<String, String>) -> Self {
+    pub(crate) fn with_fields(mut self, f: &HashMap<String, String>) -> Self {
         let num = |name: &str| f.get(name).and_then(|v| v.parse::<u64>().ok());
         self.job_type = f.get(field::TYPE).cloned().or(self.job_type);
         self.attempt = num(field::ATTEMPT)
@@ -171,12 +177,18 @@ impl JobStatus {
         if let Some(p) = f.get(field::PRIORITY).and_then(|p| p.parse().ok()) {
             self.priority = Some(p);
         }
+        if let Some(raw) = f.get(field::PAYLOAD) {
+            self.payload = Some(
+                serde_json::from_str(raw)
+                    .unwrap_or_else(|_| serde_json::Value::String(raw.clone())),
+            );
+        }
         self
     }
 }
 
 /// A flat field/value reply as a map (lossy UTF-8).
-fn field_map(v: &Value) -> HashMap<String, String> {
+pub(crate) fn field_map(v: &Value) -> HashMap<String, String> {
     let mut out = HashMap::new();
     if let Some(flat) = reply::array(v) {
         for pair in flat.chunks(2) {
@@ -194,7 +206,7 @@ fn field_map(v: &Value) -> HashMap<String, String> {
 }
 
 /// A finished job's record (JSON, see `ack.lua`) as a status.
-fn from_record(id: &str, json: &str) -> Result<JobStatus> {
+pub(crate) fn from_record(id: &str, json: &str) -> Result<JobStatus> {
     let v: serde_json::Value = serde_json::from_str(json)
         .map_err(|e| Error::Protocol(format!("the record of job {id} is not JSON: {e}")))?;
     let text = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_owned);

@@ -71,6 +71,14 @@ pub enum Command {
     /// Enqueue a job with a raw JSON payload (from --payload, --file, or
     /// stdin when neither is given); prints its id.
     Enqueue(EnqueueArgs),
+    /// A queue's jobs in one state, a page at a time: queued and running
+    /// in claim order, scheduled (and retrying) soonest first, finished
+    /// (succeeded, cancelled) and dead newest first.
+    Jobs(JobsArgs),
+    /// Each priority stream of a queue with its consumer group: length,
+    /// pending, the group's lag, and the age of the oldest pending and the
+    /// oldest waiting entry.
+    Streams(QueueArg),
     /// Live workers of a queue, or of every queue under the prefix.
     Workers {
         /// Queue name (all queues when left out).
@@ -150,6 +158,23 @@ pub struct StatsArgs {
     /// Seconds between two redraws of --watch.
     #[arg(long, value_name = "SECS", default_value = "2", value_parser = parse_interval, requires = "watch")]
     pub interval: Duration,
+}
+
+/// `ferry jobs`.
+#[derive(Debug, Args)]
+pub struct JobsArgs {
+    /// Queue name.
+    #[arg(value_parser = parse_queue)]
+    pub queue: String,
+    /// queued, running, scheduled, finished or dead.
+    #[arg(long, default_value = "queued")]
+    pub state: ferry_broker::ListState,
+    /// Jobs per page (1 to 1,000).
+    #[arg(long, value_name = "N", default_value_t = 50)]
+    pub limit: usize,
+    /// Where to go on: the `next` cursor the page before printed.
+    #[arg(long, value_name = "CURSOR")]
+    pub cursor: Option<String>,
 }
 
 /// A queue and a job id.

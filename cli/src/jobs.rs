@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use ferry_broker::{JobPage, ListState};
 use ferry_queue::{Cancel, JobState, JobStatus, Priority};
 use serde::Serialize;
 
@@ -45,6 +46,25 @@ pub struct Reprioritised {
 }
 
 impl Admin {
+    /// One page of `queue`'s jobs in `state` (see
+    /// [`Queue::jobs`](ferry_broker::Queue::jobs)): up to `limit` from
+    /// `cursor`, the `next` of the page before.
+    ///
+    /// # Errors
+    /// A bad queue name, limit or cursor; Redis errors.
+    pub async fn list_jobs(
+        &self,
+        queue: &str,
+        state: ListState,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<JobPage> {
+        let q = self.queue(queue)?;
+        q.jobs(&mut self.conn(), state, cursor, limit)
+            .await
+            .map_err(|e| self.fail(e))
+    }
+
     /// The status of job `id` of `queue`: state, priority, attempts,
     /// times, worker, last error, result, progress.
     ///

@@ -125,6 +125,13 @@ async fn run(cli: Cli) -> Result<()> {
             let queue = a.queue.clone();
             print(json, &admin.enqueue(&queue, raw_job(a)?).await?)
         }
+        Command::Jobs(a) => print(
+            json,
+            &admin
+                .list_jobs(&a.queue, a.state, a.cursor.as_deref(), a.limit)
+                .await?,
+        ),
+        Command::Streams(q) => print(json, &admin.streams(&q.queue).await?),
         Command::Workers { queue } => print(json, &admin.workers(queue.as_deref()).await?),
         Command::Serve(a) => return serve(admin, a).await,
         Command::Openapi => {

@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 use std::io::Write as _;
 
+use ferry_broker::{JobPage, ListState, StreamInfo};
 use ferry_queue::{JobStatus, Priority, WorkerInfo};
 use ferry_queue_cli::stats::THROUGHPUT_MINUTES;
 use ferry_queue_cli::{
@@ -271,8 +272,101 @@ impl Human for JobStatus {
             ("last error", self.last_error.clone()),
             ("progress", self.progress.as_ref().map(json_text)),
             ("result", self.result.as_ref().map(json_text)),
+            ("payload", self.payload.as_ref().map(json_text)),
             ("entry", self.entry_id.clone()),
         ])
+    }
+}
+
+impl Human for JobPage {
+    fn human(&self) -> String {
+        let dash = || "-".to_owned();
+        let mut out = if self.jobs.is_empty() {
+            format!("no {} jobs\n", self.state)
+        } else {
+            let rows: Vec<Vec<String>> = self
+                .jobs
+                .iter()
+                .map(|j| {
+                    let at = match self.state {
+                        ListState::Scheduled => j.run_at,
+                        ListState::Finished | ListState::Dead => j.finished_at,
+                        _ => j.enqueued_at,
+                    };
+                    vec![
+                        j.id.clone(),
+                        j.state.to_string(),
+                        j.job_type.clone().unwrap_or_else(dash),
+                        j.priority.map(|p| p.to_string()).unwrap_or_else(dash),
+                        j.attempt.map(|a| a.to_string()).unwrap_or_else(dash),
+                        at.map(time).unwrap_or_else(dash),
+                        j.worker.clone().unwrap_or_else(dash),
+                        j.last_error
+                            .as_deref()
+                            .map(|e| e.replace('\n', " "))
+                            .unwrap_or_else(dash),
+                    ]
+                })
+                .collect();
+            let at = match self.state {
+                ListState::Scheduled => "RUN AT",
+                ListState::Finished | ListState::Dead => "FINISHED AT",
+                _ => "ENQUEUED AT",
+            };
+            table(
+                &[
+                    "ID", "STATE", "TYPE", "PRIORITY", "ATTEMPT", at, "WORKER", "ERROR",
+                ],
+                &rows,
+            )
+        };
+        match &self.next {
+            Some(next) => {
+                let _ = writeln!(out, "next page: --cursor {next}");
+            }
+            None => out.push_str("(end)\n"),
+        }
+        out
+    }
+}
+
+impl Human for Vec<StreamInfo> {
+    fn human(&self) -> String {
+        let dash = || "-".to_owned();
+        let secs = |ms: Option<u64>| {
+            ms.map(|ms| format!("{:.1}s", ms as f64 / 1000.0))
+                .unwrap_or_else(dash)
+        };
+        let rows: Vec<Vec<String>> = self
+            .iter()
+            .map(|s| {
+                vec![
+                    s.priority.to_string(),
+                    s.length.to_string(),
+                    s.pending.to_string(),
+                    s.lag.map(|l| l.to_string()).unwrap_or_else(dash),
+                    s.consumers.to_string(),
+                    secs(s.oldest_pending_age_ms),
+                    secs(s.oldest_pending_idle_ms),
+                    secs(s.oldest_waiting_age_ms),
+                    s.last_delivered_id.clone().unwrap_or_else(dash),
+                ]
+            })
+            .collect();
+        table(
+            &[
+                "PRIORITY",
+                "LENGTH",
+                "PENDING",
+                "LAG",
+                "CONSUMERS",
+                "OLDEST PENDING AGE",
+                "ITS IDLE",
+                "OLDEST WAITING AGE",
+                "LAST DELIVERED",
+            ],
+            &rows,
+        )
     }
 }
 

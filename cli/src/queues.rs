@@ -94,6 +94,17 @@ pub struct PauseState {
 }
 
 impl Admin {
+    /// Each priority stream of `queue` with its consumer group: length,
+    /// pending, lag, the age of its oldest pending and oldest waiting
+    /// entries (see [`Queue::streams`](ferry_broker::Queue::streams)).
+    ///
+    /// # Errors
+    /// A bad queue name; Redis errors.
+    pub async fn streams(&self, queue: &str) -> Result<Vec<ferry_broker::StreamInfo>> {
+        let q = self.queue(queue)?;
+        q.streams(&mut self.conn()).await.map_err(|e| self.fail(e))
+    }
+
     /// Every queue under the prefix, sorted by name, with its depth and
     /// live workers. Queues are found by `SCAN`ning the keyspace for
     /// `<prefix>:{*}:*` (see [`ferry_broker::discovery`]): O(keys in the

@@ -397,6 +397,78 @@ async fn cancel_removes_a_queued_job_and_a_second_cancel_is_fine() {
 }
 
 #[tokio::test]
+async fn jobs_pages_a_state_and_streams_shows_each_group() {
+    let env = Env::new("cli-jobs").await;
+    let q = "emails";
+    let mut ids = Vec::new();
+    for (i, priority) in ["low", "critical", "low"].iter().enumerate() {
+        let payload = format!(r#"{{"n":{i}}}"#);
+        ids.push(
+            env.enqueue(&[
+                q,
+                "--type",
+                "echo",
+                "--priority",
+                priority,
+                "--payload",
+                &payload,
+            ])
+            .await,
+        );
+    }
+    // Claim order: the critical job, then the two low ones.
+    let first = env
+        .ferry(&["jobs", q, "--state", "queued", "--limit", "2", "--json"])
+        .await
+        .ok_json();
+    let listed = |page: &Value| -> Vec<String> {
+        page["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|j| j["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(listed(&first), [ids[1].clone(), ids[0].clone()]);
+    let next = first["next"].as_str().expect("a second page").to_owned();
+    let second = env
+        .ferry(&["jobs", q, "--limit", "2", "--cursor", &next, "--json"])
+        .await
+        .ok_json();
+    assert_eq!(listed(&second), [ids[2].clone()]);
+    assert_eq!(second["next"], Value::Null);
+    // As text: a table, and where the next page starts.
+    let text = env.ferry(&["jobs", q, "--limit", "1"]).await;
+    text.assert_code(0);
+    assert!(text.stdout.contains(&ids[1]), "{}", text.stdout);
+    assert!(
+        text.stdout.contains("next page: --cursor 1:"),
+        "{}",
+        text.stdout
+    );
+    // A cursor of another state's pages is refused in one line.
+    let bad = env
+        .ferry(&["jobs", q, "--state", "dead", "--cursor", &next])
+        .await;
+    bad.assert_code(1);
+    assert!(bad.one_error_line().contains("cursor"), "{}", bad.stderr);
+
+    let streams = env.ferry(&["streams", q, "--json"]).await.ok_json();
+    let low = &streams[3];
+    assert_eq!(low["priority"], "low");
+    assert_eq!(low["length"], 2);
+    assert_eq!(low["pending"], 0);
+    assert!(low["oldest_waiting_age_ms"].as_u64().is_some(), "{low}");
+    let text = env.ferry(&["streams", q]).await;
+    text.assert_code(0);
+    assert!(
+        text.stdout.contains("OLDEST PENDING AGE"),
+        "{}",
+        text.stdout
+    );
+}
+
+#[tokio::test]
 async fn reprioritise_moves_a_waiting_job_keeping_its_id() {
     let env = Env::new("cli-reprioritise").await;
     let q = "emails";

@@ -459,6 +459,162 @@ async fn tokens_guard_the_api_and_a_public_address_needs_one() {
     assert_error(&answer(r).await, StatusCode::FORBIDDEN, "forbidden");
     let r = env.http.get(ro.url("/v1/queues")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
+
+    // /v1/access tells a page (the dashboard) what its token allows.
+    let access = |server: &Server, token: Option<&str>| {
+        let mut req = env.http.get(server.url("/v1/access"));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        async move { answer(req.send().await.unwrap()).await }
+    };
+    assert_error(
+        &access(&env.server, None).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    );
+    let (status, read) = access(&env.server, Some("r-secret")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        read,
+        json!({"write": false, "read_only": false, "token_required": true})
+    );
+    let (_, write) = access(&env.server, Some("w-secret")).await;
+    assert_eq!(write["write"], true);
+    let (_, ro_access) = access(&ro, None).await;
+    assert_eq!(
+        ro_access,
+        json!({"write": false, "read_only": true, "token_required": false})
+    );
+    // The dashboard's files need no token (they hold no data); its reads do.
+    for (path, kind) in [
+        ("/", "text/html"),
+        ("/ui/app.js", "text/javascript"),
+        ("/ui/style.css", "text/css"),
+    ] {
+        let r = env.http.get(env.server.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+        let header = |name: &str| {
+            r.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        assert!(header("content-type").starts_with(kind), "{path}");
+        assert!(
+            header("content-security-policy").contains("script-src 'self'"),
+            "{path}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn jobs_page_by_state_and_streams_show_lag_and_oldest_ages() {
+    let env = Env::new(&[], &[]).await;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let (status, body) = env
+            .post(
+                "/v1/queues/q/jobs",
+                json!({"type": "echo", "payload": {"message": format!("m{i}")}, "priority": "high"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        ids.push(body["id"].as_str().unwrap().to_owned());
+    }
+    let (status, body) = env
+        .post(
+            "/v1/queues/q/jobs",
+            json!({"type": "echo", "payload": {}, "delay_ms": 3_600_000}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+
+    // Queued: two pages, in claim order, the second the last.
+    let (status, first) = env.get("/v1/queues/q/jobs?state=queued&limit=2").await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    assert_eq!(first["state"], "queued");
+    let listed: Vec<&str> = first["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, [ids[0].as_str(), ids[1].as_str()]);
+    let next = first["next"].as_str().expect("a next page");
+    let (_, second) = env
+        .get(&format!(
+            "/v1/queues/q/jobs?state=queued&limit=2&cursor={next}"
+        ))
+        .await;
+    assert_eq!(second["jobs"][0]["id"], ids[2].as_str());
+    assert_eq!(second["next"], Value::Null);
+    let (_, scheduled) = env.get("/v1/queues/q/jobs?state=scheduled").await;
+    assert_eq!(scheduled["jobs"][0]["state"], "scheduled");
+    assert!(scheduled["jobs"][0]["run_at"].as_u64().is_some());
+    // One job's detail has its payload.
+    let (_, one) = env.get(&format!("/v1/queues/q/jobs/{}", ids[1])).await;
+    assert_eq!(one["payload"], json!({"message": "m1"}));
+
+    // The streams: the high one holds three, none delivered yet.
+    let (status, streams) = env.get("/v1/queues/q/streams").await;
+    assert_eq!(status, StatusCode::OK, "{streams}");
+    let high = &streams[1];
+    assert_eq!(high["priority"], "high");
+    assert_eq!(
+        (high["length"].as_u64(), high["pending"].as_u64()),
+        (Some(3), Some(0))
+    );
+    assert!(high["oldest_waiting_age_ms"].as_u64().is_some(), "{high}");
+    assert_eq!(high["oldest_pending_id"], Value::Null);
+
+    // A worker runs them: nothing queued, three finished.
+    let _worker = env.worker("q");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, finished) = env.get("/v1/queues/q/jobs?state=finished").await;
+        if finished["jobs"].as_array().is_some_and(|j| j.len() == 3) {
+            assert!(finished["jobs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|j| j["state"] == "succeeded"));
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the jobs did not finish: {finished}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (_, queued) = env.get("/v1/queues/q/jobs?state=queued").await;
+    assert_eq!(queued["jobs"], json!([]));
+
+    // Bad input: a 400 naming what is wrong; an unknown queue, a 404.
+    for bad in [
+        "/v1/queues/q/jobs?state=everything",
+        "/v1/queues/q/jobs",
+        "/v1/queues/q/jobs?state=dead&cursor=1:1-1",
+        "/v1/queues/q/jobs?state=queued&limit=0",
+        "/v1/queues/q/jobs?state=queued&limit=5000",
+    ] {
+        assert_error(
+            &env.get(bad).await,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        );
+    }
+    assert_error(
+        &env.get("/v1/queues/nobody/jobs?state=queued").await,
+        StatusCode::NOT_FOUND,
+        "queue_not_found",
+    );
+    assert_error(
+        &env.get("/v1/queues/nobody/streams").await,
+        StatusCode::NOT_FOUND,
+        "queue_not_found",
+    );
 }
 
 #[tokio::test]
@@ -523,13 +679,52 @@ async fn metrics_parse_as_prometheus_text_with_counts_and_histograms_per_priorit
             ids.push(made["id"].as_str().unwrap().to_owned());
         }
     }
-    let _worker = env.worker(q);
+    // The worker serves its own metrics too (--metrics-listen).
+    let worker = WorkerProcess::spawn(
+        env.redis.url(),
+        &env.prefix,
+        &["--queue", q, "--metrics-listen", "127.0.0.1:0"],
+    );
     for id in &ids {
         let (_, done) = env
             .get(&format!("/v1/queues/{q}/jobs/{id}/wait?timeout_ms=30000"))
             .await;
         assert_eq!(done["state"], "succeeded");
     }
+    let log = worker.log_text();
+    let worker_metrics = log
+        .split("worker metrics at http://")
+        .nth(1)
+        .and_then(|rest| rest.split("/metrics").next())
+        .map(|addr| format!("http://{addr}/metrics"))
+        .unwrap_or_else(|| panic!("the worker did not say where its metrics are: {log}"));
+    let text = env
+        .http
+        .get(&worker_metrics)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let own = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap();
+    let completed = own
+        .samples
+        .iter()
+        .find(|s| s.metric == "ferry_worker_jobs_completed_total")
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        matches!(completed.value, prometheus_parse::Value::Counter(v) if v == 5.0),
+        "{text}"
+    );
+    assert!(
+        completed
+            .labels
+            .get("worker")
+            .is_some_and(|w| !w.is_empty()),
+        "{text}"
+    );
+    assert!(own.docs.contains_key("ferry_worker_claimed_jobs"), "{text}");
     // Completed jobs reach the histograms with the worker's next timing
     // flush (about a second): wait for the count to show.
     let scrape = || async {
@@ -602,6 +797,22 @@ async fn metrics_parse_as_prometheus_text_with_counts_and_histograms_per_priorit
         prometheus_parse::Value::Gauge(v) => assert_eq!(v, 1.0),
         other => panic!("{other:?}"),
     }
+    // Each stream's group: nothing pending or waiting once all ran.
+    for family in [
+        "ferry_stream_oldest_pending_age_seconds",
+        "ferry_stream_oldest_waiting_age_seconds",
+    ] {
+        match value(&s, family, &[("queue", q), ("priority", "high")]) {
+            prometheus_parse::Value::Gauge(v) => assert_eq!(v, 0.0, "{family}"),
+            other => panic!("{family}: {other:?}"),
+        }
+    }
+    if text.contains("ferry_stream_lag{") {
+        match value(&s, "ferry_stream_lag", &[("queue", q), ("priority", "low")]) {
+            prometheus_parse::Value::Gauge(v) => assert_eq!(v, 0.0),
+            other => panic!("{other:?}"),
+        }
+    }
     match value(&s, "ferry_up", &[]) {
         prometheus_parse::Value::Gauge(v) => assert_eq!(v, 1.0),
         other => panic!("{other:?}"),
@@ -611,6 +822,7 @@ async fn metrics_parse_as_prometheus_text_with_counts_and_histograms_per_priorit
         "ferry_jobs_completed_total",
         "ferry_job_wait_seconds",
         "ferry_redis_errors_total",
+        "ferry_stream_oldest_pending_age_seconds",
     ] {
         assert_eq!(
             text.matches(&format!("# TYPE {family} ")).count(),

@@ -104,7 +104,51 @@ async fn start_redis() -> AnyResult<(String, OwnRedis)> {
     Ok((url, own))
 }
 
-pub(crate) async fn run(redis_url: &str, keep_redis: bool) -> AnyResult {
+/// What the demo does besides its run.
+pub(crate) struct Options {
+    /// Leave the throwaway redis-server running afterwards.
+    pub keep_redis: bool,
+    /// The dashboard's port on 127.0.0.1 (a free one when taken).
+    pub dashboard_port: u16,
+    /// Keep serving the dashboard after the run, until Ctrl-C.
+    pub serve: bool,
+}
+
+/// Serves `ferry serve`'s app (the dashboard at `/`, the API under `/v1`)
+/// on 127.0.0.1:`port`, or a free port when that one is taken, with no
+/// token (loopback only); its address, and the sender that stops it.
+async fn start_dashboard(
+    url: &str,
+    prefix: &str,
+    port: u16,
+) -> AnyResult<(std::net::SocketAddr, tokio::sync::oneshot::Sender<()>)> {
+    use ferry_queue_cli::serve::{serve, AppState, Limits, Tokens};
+    let config = ferry_queue_cli::AdminConfig::new(url).prefix(ferry_queue::Prefix::new(prefix)?);
+    let admin = ferry_queue_cli::Admin::connect(config)?;
+    let listener = match tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
+        Ok(l) => l,
+        Err(_) => tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?,
+    };
+    let addr = listener.local_addr()?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let state = AppState::new(admin, Tokens::default(), Limits::default());
+    tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = stopped.await;
+        };
+        if let Err(e) = serve(listener, state, shutdown).await {
+            eprintln!("the dashboard stopped: {e}");
+        }
+    });
+    Ok((addr, stop))
+}
+
+pub(crate) async fn run(redis_url: &str, options: Options) -> AnyResult {
+    let Options {
+        keep_redis,
+        dashboard_port,
+        serve,
+    } = options;
     let shown = ferry_queue::RedisConfig::new(redis_url).redacted_url();
     // On a Redis of the user's, the demo's keys get a prefix of their own,
     // new each run: the demo never touches (or deletes) keys it did not
@@ -134,6 +178,8 @@ pub(crate) async fn run(redis_url: &str, keep_redis: bool) -> AnyResult {
         .get_multiplexed_async_connection()
         .await?;
     let keys = client.keys(QUEUE)?;
+    let (dashboard, stop_dashboard) = start_dashboard(&url, prefix, dashboard_port).await?;
+    println!("Dashboard: http://{dashboard}/  (while the demo runs; `demo --serve` keeps it up)");
 
     let plan: [(&str, Kind, Priority, usize, u32); 6] = [
         ("echo", Kind::Echo, Priority::Low, 20, 3),
@@ -172,6 +218,7 @@ pub(crate) async fn run(redis_url: &str, keep_redis: bool) -> AnyResult {
         lease_ms: 5_000,
         audit: Some(format!("{prefix}:demo-audit")),
         exit_when_idle: Some(0.5),
+        metrics_listen: None,
         max_deliveries: 5,
         grace_ms: 5_000,
         backoff_base_ms: 100,
@@ -258,6 +305,21 @@ pub(crate) async fn run(redis_url: &str, keep_redis: bool) -> AnyResult {
         let kind: String = redis::cmd("TYPE").arg(&key).query_async(&mut conn).await?;
         println!("  {key:<28} {kind}");
     }
+    // The user's URL may hold a password: name the variable instead.
+    let redis_arg = if own.is_some() {
+        url.as_str()
+    } else {
+        "\"$REDIS_URL\""
+    };
+    let serve_again =
+        format!("cargo run -p ferry-queue-cli -- --redis {redis_arg} --prefix {prefix} serve");
+    if serve {
+        println!("\nThe dashboard stays at http://{dashboard}/ until Ctrl-C.");
+        ferry_queue::shutdown_signal().await;
+    } else {
+        println!("\nThe dashboard (http://{dashboard}/) stops with the demo; to look again, keep Redis and run:\n  {serve_again}");
+    }
+    let _ = stop_dashboard.send(());
     if let Some(mut own) = own {
         if keep_redis {
             println!("\nThe throwaway redis-server (pid {}) keeps running; stop it with: {cli} shutdown nosave", own.child.id());

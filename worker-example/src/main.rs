@@ -60,6 +60,14 @@ enum Command {
         /// so the redis-cli commands it prints can be tried.
         #[arg(long)]
         keep_redis: bool,
+        /// Port of the dashboard served on 127.0.0.1 while the demo runs
+        /// (a free one when taken; 0 for any).
+        #[arg(long, default_value_t = 8080)]
+        dashboard_port: u16,
+        /// After the run, keep serving the dashboard (and the throwaway
+        /// redis-server) until Ctrl-C.
+        #[arg(long)]
+        serve: bool,
     },
     /// Enqueue jobs; prints their ids, one per line.
     Produce(ProduceArgs),
@@ -174,6 +182,11 @@ struct WorkArgs {
     /// Count each successful run in this hash: HINCRBY KEY <job-id> 1.
     #[arg(long)]
     audit: Option<String>,
+    /// Serve this worker's own metrics (Prometheus text) at
+    /// http://ADDR/metrics: jobs claimed, handlers running, completed,
+    /// retried and dead counts, idle time.
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<std::net::SocketAddr>,
     /// Exit after this many seconds with nothing claimed, running, waiting, pending or delayed.
     #[arg(long, value_parser = parse_idle_seconds)]
     exit_when_idle: Option<f64>,
@@ -220,7 +233,18 @@ async fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Demo { keep_redis } => demo::run(&cli.redis_url, keep_redis).await,
+        Command::Demo {
+            keep_redis,
+            dashboard_port,
+            serve,
+        } => {
+            let opts = demo::Options {
+                keep_redis,
+                dashboard_port,
+                serve,
+            };
+            demo::run(&cli.redis_url, opts).await
+        }
         Command::Produce(args) => produce(&redis, &cli.prefix, args).await,
         Command::Work(args) => work(&redis, &cli.prefix, args).await,
         Command::Stats { queue } => stats(&redis, &cli.prefix, &queue).await,
@@ -398,6 +422,9 @@ pub(crate) fn build_worker(
 
 async fn work(redis: &RedisConfig, prefix: &str, args: WorkArgs) -> AnyResult {
     let worker = build_worker(redis, prefix, &args)?;
+    if let Some(addr) = args.metrics_listen {
+        serve_metrics(&worker, addr).await?;
+    }
     if let Some(secs) = args.exit_when_idle {
         spawn_idle_exit(
             &worker,
@@ -407,6 +434,39 @@ async fn work(redis: &RedisConfig, prefix: &str, args: WorkArgs) -> AnyResult {
         );
     }
     worker.run().await?;
+    Ok(())
+}
+
+/// Serves `worker`'s own metrics at `addr`/metrics until the process ends;
+/// says where on stderr.
+async fn serve_metrics(worker: &Worker, addr: std::net::SocketAddr) -> AnyResult {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr} for --metrics-listen: {e}"))?;
+    let bound = listener.local_addr()?;
+    let activity = worker.activity();
+    let name = worker.consumer().to_owned();
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let text = activity.prometheus_text(&name);
+            async move {
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4; charset=utf-8",
+                    )],
+                    text,
+                )
+            }
+        }),
+    );
+    tracing::info!(%bound, "worker metrics at http://{bound}/metrics");
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "the metrics server stopped");
+        }
+    });
     Ok(())
 }
 

@@ -88,7 +88,12 @@ fn same(a: &str, b: &str) -> bool {
 
 /// The bearer token of a request, if it has one.
 fn bearer(req: &Request) -> Option<&str> {
-    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    bearer_of(req.headers())
+}
+
+/// The bearer token in `headers`, if they have one.
+pub fn bearer_of(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme
         .eq_ignore_ascii_case("bearer")
@@ -97,9 +102,10 @@ fn bearer(req: &Request) -> Option<&str> {
 }
 
 /// The middleware of the API routes.
-/// `/healthz` needs no token (load balancers probe it).
+/// `/healthz` needs no token (load balancers probe it), nor do the
+/// dashboard's files (they hold no data).
 pub async fn require(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
-    if req.uri().path() == "/healthz" {
+    if req.uri().path() == "/healthz" || super::dashboard::is_asset_path(req.uri().path()) {
         return next.run(req).await;
     }
     match state.tokens.check(req.method(), bearer(&req)) {

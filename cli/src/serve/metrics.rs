@@ -6,7 +6,9 @@
 //! Per queue and priority: depth (waiting, running), completed, retried,
 //! dead and malformed counts, and histograms of wait and run time. Per
 //! queue: scheduled, dead letters, paused, recovered and cancelled counts,
-//! live workers, their concurrency and running jobs. Of the server: Redis
+//! live workers, their concurrency and running jobs. Per stream: the
+//! consumer group's lag and the age of its oldest pending and oldest
+//! waiting entries. Of the server: Redis
 //! errors, responses by class, and whether the scrape reached Redis.
 
 use std::fmt::Write as _;
@@ -227,6 +229,36 @@ fn queue(f: &mut Families, name: &str, s: &QueueStats) {
     );
 }
 
+/// Adds one queue's consumer-group figures, per priority stream.
+fn stream_gauges(f: &mut Families, name: &str, streams: &[ferry_broker::StreamInfo]) {
+    for s in streams {
+        let labels = [("queue", name), ("priority", s.priority.as_str())];
+        if let Some(lag) = s.lag {
+            f.sample(
+                "ferry_stream_lag",
+                "gauge",
+                "The consumer group's lag as Redis counts it: entries not yet delivered (Redis 7.0+; absent where Redis cannot tell).",
+                &labels,
+                lag as f64,
+            );
+        }
+        f.sample(
+            "ferry_stream_oldest_pending_age_seconds",
+            "gauge",
+            "Age of the stream's oldest entry delivered and not acknowledged (0 when none), server clock.",
+            &labels,
+            s.oldest_pending_age_ms.unwrap_or(0) as f64 / 1000.0,
+        );
+        f.sample(
+            "ferry_stream_oldest_waiting_age_seconds",
+            "gauge",
+            "How long the stream's next job to claim has waited (0 when none), server clock.",
+            &labels,
+            s.oldest_waiting_age_ms.unwrap_or(0) as f64 / 1000.0,
+        );
+    }
+}
+
 /// The whole page.
 ///
 /// # Errors
@@ -234,7 +266,7 @@ fn queue(f: &mut Families, name: &str, s: &QueueStats) {
 pub async fn render(state: &AppState) -> Result<String, super::ApiError> {
     let mut f = Families::default();
     let scraped = async {
-        // One SCAN, one workers read, one stats read per queue.
+        // One SCAN, one workers read, one stats and one streams read per queue.
         let names = state.run(state.admin.queue_names()).await?;
         let workers = state.run(state.admin.workers(None)).await?;
         for name in &names {
@@ -249,6 +281,8 @@ pub async fn render(state: &AppState) -> Result<String, super::ApiError> {
                 })
                 .await?;
             queue(&mut f, name, &stats);
+            let streams = state.run(state.admin.streams(name)).await?;
+            stream_gauges(&mut f, name, &streams);
             let serving: Vec<_> = workers
                 .iter()
                 .filter(|w| w.queues.iter().any(|n| n == name))

@@ -5,6 +5,7 @@
 //!   letters, the server itself), each documented for the OpenAPI document.
 //! - [`openapi`]: the document, generated from the handlers and types.
 //! - [`metrics`]: `/metrics` in the Prometheus text format.
+//! - [`dashboard`]: the web dashboard at `/` (embedded page, script and style).
 //! - [`auth`]: bearer tokens (write and read-only).
 //! - [`problem`]: JSON errors with stable codes.
 //! - [`extract`]: body, path and query extractors that fail with those errors.
@@ -13,6 +14,7 @@
 //! that is down or stuck gives a 503 with `Retry-After`, never a hang.
 
 pub mod auth;
+pub mod dashboard;
 pub mod extract;
 pub mod metrics;
 pub mod openapi;
@@ -143,6 +145,7 @@ pub fn app(state: Arc<AppState>) -> Router {
             "/openapi.json",
             axum::routing::get(routes::system::openapi_document),
         )
+        .merge(dashboard::router())
         .fallback(routes::system::not_found)
         .method_not_allowed_fallback(routes::system::method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))

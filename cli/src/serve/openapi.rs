@@ -25,7 +25,7 @@ use super::AppState;
         (name = "jobs", description = "Jobs by id"),
         (name = "queues", description = "Queues, stats, pause and resume, workers"),
         (name = "dead letters", description = "Jobs that failed for good"),
-        (name = "server", description = "Health and metrics"),
+        (name = "server", description = "Health, metrics, and what a token allows"),
     )
 )]
 struct ApiDoc;
@@ -47,15 +47,17 @@ impl Modify for Bearer {
 pub fn router_and_document() -> (axum::Router<Arc<AppState>>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(system::healthz))
+        .routes(routes!(system::access))
         .routes(routes!(super::metrics::metrics))
         .routes(routes!(queues::list))
         .routes(routes!(queues::show))
         .routes(routes!(queues::stats))
+        .routes(routes!(queues::streams))
         .routes(routes!(queues::pause))
         .routes(routes!(queues::resume))
         .routes(routes!(queues::workers))
         .routes(routes!(queues::queue_workers))
-        .routes(routes!(jobs::enqueue))
+        .routes(routes!(jobs::enqueue, jobs::list))
         .routes(routes!(jobs::enqueue_batch))
         .routes(routes!(jobs::show))
         .routes(routes!(jobs::wait))

@@ -99,6 +99,64 @@ impl Activity {
     }
 }
 
+impl Activity {
+    /// This worker's figures in the Prometheus text format (0.0.4), every
+    /// sample labelled `worker="<worker>"` (its consumer name): mount it
+    /// on a `/metrics` route of your service (the example worker's
+    /// `work --metrics-listen ADDR` does). The queues' own figures, the
+    /// same from any process, are `ferry serve`'s `/metrics`.
+    pub fn prometheus_text(&self, worker: &str) -> String {
+        let label = worker
+            .replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n");
+        let mut out = String::new();
+        for (name, kind, help, value) in [
+            (
+                "ferry_worker_claimed_jobs",
+                "gauge",
+                "Jobs this worker has claimed and not finished.",
+                self.running() as f64,
+            ),
+            (
+                "ferry_worker_handlers_running",
+                "gauge",
+                "Handlers of this worker running now.",
+                self.in_handlers() as f64,
+            ),
+            (
+                "ferry_worker_jobs_completed_total",
+                "counter",
+                "Jobs this worker finished successfully.",
+                self.completed() as f64,
+            ),
+            (
+                "ferry_worker_jobs_retried_total",
+                "counter",
+                "Failed attempts this worker scheduled for a retry.",
+                self.retried() as f64,
+            ),
+            (
+                "ferry_worker_jobs_dead_total",
+                "counter",
+                "Jobs or entries this worker moved to a dead-letter stream.",
+                self.dead() as f64,
+            ),
+            (
+                "ferry_worker_idle_seconds",
+                "gauge",
+                "Time since this worker last claimed or finished an entry.",
+                self.idle_for().as_secs_f64(),
+            ),
+        ] {
+            out.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{worker=\"{label}\"}} {value}\n"
+            ));
+        }
+        out
+    }
+}
+
 /// Counts one handler as running until dropped.
 pub(crate) struct HandlerGuard<'a>(&'a Activity);
 

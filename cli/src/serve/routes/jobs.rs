@@ -5,11 +5,12 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use axum::Json;
+use ferry_broker::{JobPage, ListState};
 use ferry_queue::{JobStatus, Priority};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::St;
+use super::{existing, St};
 use crate::enqueue::{RawJob, DEFAULT_MAX_RETRIES};
 use crate::jobs::{Cancelled, Reprioritised, Retried};
 use crate::serve::extract::{JsonBody, Path, Query};
@@ -146,6 +147,21 @@ pub struct JobPath {
     pub id: String,
 }
 
+/// Which jobs, and which page.
+#[derive(Clone, Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// queued, running, scheduled (and retrying), finished (succeeded and
+    /// cancelled, with a record kept) or dead.
+    pub state: ListState,
+    /// Where to go on: the `next` of the page before.
+    #[param(pattern = "^[0-9:-]{1,64}$")]
+    pub cursor: Option<String>,
+    /// Jobs per page (default 50, at most 1,000).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<usize>,
+}
+
 /// How long to wait.
 #[derive(Clone, Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -222,8 +238,39 @@ pub async fn enqueue_batch(
     Ok((StatusCode::CREATED, Json(BatchEnqueued { queue, ids })))
 }
 
+/// A queue's jobs in one state, a page at a time, without their
+/// payloads: queued and running ones in the order workers claim them,
+/// scheduled ones soonest first, finished ones and dead letters newest
+/// first. Each page costs O(page) in Redis, however deep the queue.
+#[utoipa::path(get, path = "/v1/queues/{queue}/jobs", tag = "jobs",
+    params(QueuePath, ListQuery),
+    responses(
+        (status = 200, description = "A page of jobs", body = JobPage),
+        (status = 400, description = "A bad queue name, state, cursor or limit", body = ErrorBody),
+        (status = 404, description = "No such queue", body = ErrorBody),
+        (status = 503, description = "Redis unavailable", body = ErrorBody),
+    ), security((), ("bearer" = [])))]
+pub async fn list(
+    state: St,
+    Path(QueuePath { queue }): Path<QueuePath>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<JobPage>, ApiError> {
+    existing(&state, &queue).await?;
+    let limit = q.limit.unwrap_or(50);
+    Ok(Json(
+        state
+            .run(
+                state
+                    .admin
+                    .list_jobs(&queue, q.state, q.cursor.as_deref(), limit),
+            )
+            .await?,
+    ))
+}
+
 /// A job's status: state, priority, attempts, times, worker, last error,
-/// progress and result.
+/// progress, result, and its payload where it is still held (not for a
+/// finished job).
 #[utoipa::path(get, path = "/v1/queues/{queue}/jobs/{id}", tag = "jobs",
     params(JobPath),
     responses(

@@ -2,6 +2,7 @@
 //! live workers.
 
 use axum::Json;
+use ferry_broker::StreamInfo;
 use ferry_queue::WorkerInfo;
 
 use super::jobs::QueuePath;
@@ -55,6 +56,25 @@ pub async fn stats(
 ) -> Result<Json<StatsReport>, ApiError> {
     existing(&state, &queue).await?;
     Ok(Json(state.run(state.admin.stats(&queue)).await?))
+}
+
+/// Each priority stream of the queue and its consumer group: length,
+/// pending, the group's lag as Redis counts it, and the age of the oldest
+/// pending and the oldest waiting entry (server clock).
+#[utoipa::path(get, path = "/v1/queues/{queue}/streams", tag = "queues",
+    params(QueuePath),
+    responses(
+        (status = 200, description = "The streams, highest priority first", body = Vec<StreamInfo>),
+        (status = 400, description = "A bad queue name", body = ErrorBody),
+        (status = 404, description = "No such queue", body = ErrorBody),
+        (status = 503, description = "Redis unavailable", body = ErrorBody),
+    ), security((), ("bearer" = [])))]
+pub async fn streams(
+    state: St,
+    Path(QueuePath { queue }): Path<QueuePath>,
+) -> Result<Json<Vec<StreamInfo>>, ApiError> {
+    existing(&state, &queue).await?;
+    Ok(Json(state.run(state.admin.streams(&queue)).await?))
 }
 
 /// Pauses a queue: within about a second no worker claims from it; jobs

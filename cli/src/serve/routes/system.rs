@@ -33,6 +33,39 @@ pub async fn healthz(state: St) -> Result<Json<Health>, ApiError> {
     }))
 }
 
+/// What the caller may do here (the dashboard reads it to offer or hide
+/// its actions).
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct Access {
+    /// True when this caller's requests may change things.
+    pub write: bool,
+    /// True when the server refuses every change (`--read-only`).
+    pub read_only: bool,
+    /// True when the server needs a token.
+    pub token_required: bool,
+}
+
+/// What the caller's token (or none) allows.
+#[utoipa::path(get, path = "/v1/access", tag = "server",
+    responses(
+        (status = 200, description = "What this caller may do", body = Access),
+        (status = 401, description = "A token is needed", body = ErrorBody),
+        (status = 403, description = "A token this server does not know", body = ErrorBody),
+    ), security((), ("bearer" = [])))]
+pub async fn access(state: St, headers: axum::http::HeaderMap) -> Json<Access> {
+    let tokens = &state.tokens;
+    Json(Access {
+        write: tokens
+            .check(
+                &axum::http::Method::POST,
+                crate::serve::auth::bearer_of(&headers),
+            )
+            .is_ok(),
+        read_only: tokens.read_only,
+        token_required: tokens.required(),
+    })
+}
+
 /// The OpenAPI document of this API (3.1, JSON). Needs no token.
 pub async fn openapi_document() -> Response {
     (

@@ -1,0 +1,267 @@
+//! A queue's jobs by state, a page at a time (`list_jobs.lua`): what a
+//! dashboard's "queued", "running", "scheduled", "finished" and "dead" tabs
+//! show.
+//!
+//! Each page is one round trip and costs O(page + log n) in Redis, however
+//! deep the queue: the cursor is a position (an entry id, or a rank in a
+//! sorted set), never a scan from the start.
+
+use redis::aio::ConnectionLike;
+use redis::Value;
+use serde::{Deserialize, Serialize};
+
+use crate::envelope::{derived_id, field};
+use crate::error::{ConfigError, Error, Result};
+use crate::priority::Priority;
+use crate::queue::Queue;
+use crate::reply;
+use crate::scripts;
+use crate::status::{field_map, from_record, JobState, JobStatus};
+
+/// The most jobs one page may hold.
+pub const MAX_PAGE: usize = 1_000;
+
+/// Which jobs a list shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum ListState {
+    /// Waiting in their streams for a worker, in the order workers claim
+    /// them (priority, then age).
+    Queued,
+    /// Claimed by a worker, by priority and entry id.
+    Running,
+    /// In the delayed set: scheduled for later, or waiting out a retry's
+    /// backoff; soonest first.
+    Scheduled,
+    /// Finished (succeeded or cancelled) with a record kept; the records
+    /// expiring last first (the newest, under one retention).
+    Finished,
+    /// Dead letters, newest first.
+    Dead,
+}
+
+impl ListState {
+    /// The name, as in the API and the script.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ListState::Queued => "queued",
+            ListState::Running => "running",
+            ListState::Scheduled => "scheduled",
+            ListState::Finished => "finished",
+            ListState::Dead => "dead",
+        }
+    }
+
+    /// Whether `cursor` is one this state's pages return.
+    fn cursor_ok(self, cursor: &str) -> bool {
+        let entry_id = |s: &str| {
+            s.split_once('-').is_some_and(|(ms, seq)| {
+                !ms.is_empty()
+                    && !seq.is_empty()
+                    && ms.len() <= 20
+                    && seq.len() <= 20
+                    && ms.bytes().chain(seq.bytes()).all(|b| b.is_ascii_digit())
+            })
+        };
+        match self {
+            ListState::Queued | ListState::Running => cursor
+                .split_once(':')
+                .is_some_and(|(i, id)| matches!(i, "1" | "2" | "3" | "4") && entry_id(id)),
+            ListState::Scheduled | ListState::Finished => {
+                cursor.len() <= 15
+                    && !cursor.is_empty()
+                    && cursor.bytes().all(|b| b.is_ascii_digit())
+            }
+            ListState::Dead => entry_id(cursor),
+        }
+    }
+}
+
+impl std::fmt::Display for ListState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for ListState {
+    type Err = ConfigError;
+
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        [
+            ListState::Queued,
+            ListState::Running,
+            ListState::Scheduled,
+            ListState::Finished,
+            ListState::Dead,
+        ]
+        .into_iter()
+        .find(|l| l.as_str() == s)
+        .ok_or_else(|| ConfigError::InvalidSetting {
+            name: "state",
+            reason: format!("{s:?}: use queued, running, scheduled, finished or dead"),
+        })
+    }
+}
+
+/// One page of jobs.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct JobPage {
+    /// The state listed.
+    pub state: ListState,
+    /// The jobs (each with its own state: a scheduled list holds scheduled
+    /// and retrying jobs, a finished list succeeded and cancelled ones),
+    /// without their payloads.
+    pub jobs: Vec<JobStatus>,
+    /// The cursor of the next page, or `None` on the last one.
+    pub next: Option<String>,
+}
+
+impl Queue {
+    /// One page of this queue's jobs in `state`: up to `limit` (1 to
+    /// [`MAX_PAGE`]) from `cursor` (`None` for the first page, else the
+    /// `next` of the page before). Jobs move while one pages: a job may
+    /// show on two pages, or on none, as it changes state.
+    ///
+    /// # Errors
+    /// [`ConfigError::InvalidSetting`] for a limit out of range or a cursor
+    /// that is not one of this state's; [`Error::Redis`]; [`Error::Protocol`]
+    /// for a reply that is not what the script returns.
+    pub async fn jobs<C: ConnectionLike + Send>(
+        &self,
+        conn: &mut C,
+        state: ListState,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<JobPage> {
+        if limit == 0 || limit > MAX_PAGE {
+            return Err(ConfigError::InvalidSetting {
+                name: "limit",
+                reason: format!("{limit}: use 1 to {MAX_PAGE}"),
+            }
+            .into());
+        }
+        let cursor = cursor.unwrap_or_default();
+        if !cursor.is_empty() && !state.cursor_ok(cursor) {
+            return Err(ConfigError::InvalidSetting {
+                name: "cursor",
+                reason: format!("{cursor:?} is not a cursor of a {state} list: pass the `next` of the page before"),
+            }
+            .into());
+        }
+        let mut inv = self.invoke(&scripts::LIST_JOBS);
+        inv.arg(state.as_str()).arg(cursor).arg(limit);
+        let v: Value = inv.invoke_async(conn).await?;
+        let bad = || Error::Protocol(format!("list_jobs: {v:?}"));
+        let items = reply::array(&v).ok_or_else(bad)?;
+        let (next, items) = items.split_first().ok_or_else(bad)?;
+        let next = reply::string(next).filter(|n| !n.is_empty());
+        let mut jobs = Vec::with_capacity(items.len());
+        for item in items {
+            let parts = reply::array(item).ok_or_else(bad)?;
+            if let Some(mut job) = listed(state, parts) {
+                job.payload = None;
+                jobs.push(job);
+            }
+        }
+        Ok(JobPage { state, jobs, next })
+    }
+}
+
+/// A listed item as a status; `None` for one that is not what the script
+/// returns (skipped, like a foreign writer's entry, rather than failing
+/// the whole page).
+fn listed(state: ListState, parts: &[Value]) -> Option<JobStatus> {
+    match (state, parts) {
+        (ListState::Queued, [index, entry, fields, ..])
+        | (ListState::Running, [index, entry, fields, ..]) => {
+            let priority = reply::int(index)
+                .and_then(|i| usize::try_from(i).ok()?.checked_sub(1))
+                .and_then(Priority::from_index)?;
+            let entry = reply::string(entry)?;
+            let f = field_map(fields);
+            let id = f
+                .get(field::ID)
+                .cloned()
+                .unwrap_or_else(|| derived_id(priority, &entry));
+            let job_state = if state == ListState::Running {
+                JobState::Running
+            } else {
+                JobState::Queued
+            };
+            let mut s = JobStatus::new(&id, job_state).with_fields(&f);
+            s.priority = Some(priority);
+            s.attempt = s.attempt.or(Some(1));
+            s.enqueued_at = s.enqueued_at.or(Some(crate::envelope::entry_ms(&entry)));
+            if let [_, _, _, consumer, deliveries, _, progress] = parts {
+                s.worker = reply::string(consumer);
+                s.deliveries = reply::int(deliveries).and_then(|d| u32::try_from(d).ok());
+                s.progress = reply::string(progress).and_then(|p| serde_json::from_str(&p).ok());
+            }
+            s.entry_id = Some(entry);
+            Some(s)
+        }
+        (ListState::Scheduled, [id, due, envelope]) => {
+            let id = reply::string(id)?;
+            let env: std::collections::HashMap<String, String> = reply::string(envelope)
+                .and_then(|j| serde_json::from_str(&j).ok())
+                .unwrap_or_default();
+            let retrying = env
+                .get(field::ATTEMPT)
+                .and_then(|a| a.parse::<u32>().ok())
+                .is_some_and(|a| a > 1);
+            let job_state = if retrying {
+                JobState::Retrying
+            } else {
+                JobState::Scheduled
+            };
+            let mut s = JobStatus::new(&id, job_state).with_fields(&env);
+            s.run_at = reply::string(due)
+                .and_then(|d| d.parse::<f64>().ok())
+                .map(|d| d as u64);
+            Some(s)
+        }
+        (ListState::Finished, [id, record]) => {
+            let id = reply::string(id)?;
+            from_record(&id, &reply::string(record)?).ok()
+        }
+        (ListState::Dead, [entry, fields]) => {
+            let entry = reply::string(entry)?;
+            let f = field_map(fields);
+            let id = f.get(field::ID).cloned().unwrap_or_else(|| {
+                let priority = f
+                    .get(field::PRIORITY)
+                    .and_then(|p| p.parse().ok())
+                    .unwrap_or_default();
+                derived_id(priority, &entry)
+            });
+            let mut s = JobStatus::new(&id, JobState::Dead).with_fields(&f);
+            s.finished_at = f.get(field::FAILED_AT).and_then(|v| v.parse().ok());
+            s.entry_id = Some(entry);
+            Some(s)
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_are_checked_per_state() {
+        assert!(ListState::Queued.cursor_ok("1:1700000000000-0"));
+        assert!(ListState::Running.cursor_ok("4:1-2"));
+        assert!(!ListState::Queued.cursor_ok("5:1-2"));
+        assert!(!ListState::Queued.cursor_ok("1:1-"));
+        assert!(!ListState::Queued.cursor_ok("10"));
+        assert!(ListState::Scheduled.cursor_ok("100"));
+        assert!(!ListState::Finished.cursor_ok("-1"));
+        assert!(!ListState::Finished.cursor_ok("1:1-1"));
+        assert!(ListState::Dead.cursor_ok("1-1"));
+        assert!(!ListState::Dead.cursor_ok("x-1"));
+        assert_eq!("dead".parse::<ListState>(), Ok(ListState::Dead));
+        assert!("succeeded".parse::<ListState>().is_err());
+    }
+}
