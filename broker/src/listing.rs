@@ -53,27 +53,33 @@ impl ListState {
         }
     }
 
-    /// Whether `cursor` is one this state's pages return.
+    /// Whether `cursor` is one this state's pages return: entry ids that
+    /// Redis takes as exclusive bounds (each part a u64; not the last id
+    /// after which nothing can come, nor `0-0` before which nothing can),
+    /// offsets that fit Lua's numbers exactly.
     fn cursor_ok(self, cursor: &str) -> bool {
         let entry_id = |s: &str| {
-            s.split_once('-').is_some_and(|(ms, seq)| {
-                !ms.is_empty()
-                    && !seq.is_empty()
-                    && ms.len() <= 20
-                    && seq.len() <= 20
-                    && ms.bytes().chain(seq.bytes()).all(|b| b.is_ascii_digit())
+            s.split_once('-').and_then(|(ms, seq)| {
+                let digits = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
+                if !(digits(ms) && digits(seq)) {
+                    return None;
+                }
+                Some((ms.parse::<u64>().ok()?, seq.parse::<u64>().ok()?))
             })
         };
         match self {
-            ListState::Queued | ListState::Running => cursor
-                .split_once(':')
-                .is_some_and(|(i, id)| matches!(i, "1" | "2" | "3" | "4") && entry_id(id)),
+            ListState::Queued | ListState::Running => {
+                cursor.split_once(':').is_some_and(|(i, id)| {
+                    matches!(i, "1" | "2" | "3" | "4")
+                        && entry_id(id).is_some_and(|e| e != (u64::MAX, u64::MAX))
+                })
+            }
             ListState::Scheduled | ListState::Finished => {
                 cursor.len() <= 15
                     && !cursor.is_empty()
                     && cursor.bytes().all(|b| b.is_ascii_digit())
             }
-            ListState::Dead => entry_id(cursor),
+            ListState::Dead => entry_id(cursor).is_some_and(|e| e != (0, 0)),
         }
     }
 }
@@ -261,6 +267,12 @@ mod tests {
         assert!(!ListState::Finished.cursor_ok("1:1-1"));
         assert!(ListState::Dead.cursor_ok("1-1"));
         assert!(!ListState::Dead.cursor_ok("x-1"));
+        // Bounds Redis refuses as exclusive ones, and parts past a u64.
+        assert!(!ListState::Dead.cursor_ok("0-0"));
+        assert!(!ListState::Queued.cursor_ok("1:18446744073709551615-18446744073709551615"));
+        assert!(ListState::Queued.cursor_ok("1:18446744073709551615-0"));
+        assert!(!ListState::Running.cursor_ok("2:18446744073709551616-0"));
+        assert!(!ListState::Dead.cursor_ok("99999999999999999999-1"));
         assert_eq!("dead".parse::<ListState>(), Ok(ListState::Dead));
         assert!("succeeded".parse::<ListState>().is_err());
     }
