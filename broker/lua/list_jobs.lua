@@ -86,18 +86,25 @@ elseif state == 'scheduled' or state == 'finished' then
   if state == 'scheduled' then
     members = redis.call('ZRANGE', DELAYED, offset, offset + limit, 'WITHSCORES')
   else
-    members = redis.call('ZREVRANGE', RETENTION, offset, offset + limit, 'WITHSCORES')
+    -- ZRANGE ... REV (6.2+), not ZREVRANGE: the ACL the README gives has +zrange.
+    members = redis.call('ZRANGE', RETENTION, offset, offset + limit, 'REV', 'WITHSCORES')
   end
   local now = server_now_ms()
   local n = 0
   for i = 1, #members, 2 do
+    local id, score = members[i], members[i + 1]
+    -- Expired records (not trimmed yet) count as gone, and so does every
+    -- record after one: newest expiry first, they all expired. No further
+    -- page, then.
+    if state == 'finished' and tonumber(score) <= now then break end
     n = n + 1
     if n > limit then out[1] = tostring(offset + limit) break end
-    local id, score = members[i], members[i + 1]
     if state == 'scheduled' then
-      out[#out + 1] = {id, score, redis.call('HGET', SCHEDULED, id) or false}
-    elseif tonumber(score) > now then
-      -- A record past its expiry counts as gone, though not trimmed yet.
+      -- A member from before 0.6 is the envelope JSON itself.
+      local envelope = false
+      if string.sub(id, 1, 1) == '{' then envelope = id else envelope = redis.call('HGET', SCHEDULED, id) or false end
+      out[#out + 1] = {id, score, envelope}
+    else
       local record = redis.call('HGET', RESULTS, id)
       if record then out[#out + 1] = {id, record} end
     end

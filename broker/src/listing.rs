@@ -58,9 +58,18 @@ impl ListState {
     /// after which nothing can come, nor `0-0` before which nothing can),
     /// offsets that fit Lua's numbers exactly.
     fn cursor_ok(self, cursor: &str) -> bool {
+        if cursor.len() > 64 {
+            return false;
+        }
         let entry_id = |s: &str| {
             s.split_once('-').and_then(|(ms, seq)| {
-                let digits = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
+                // Canonical numbers only: Redis and the scripts compare ids
+                // as written, without leading zeros.
+                let digits = |p: &str| {
+                    !p.is_empty()
+                        && p.bytes().all(|b| b.is_ascii_digit())
+                        && (p == "0" || !p.starts_with('0'))
+                };
                 if !(digits(ms) && digits(seq)) {
                     return None;
                 }
@@ -208,11 +217,18 @@ fn listed(state: ListState, parts: &[Value]) -> Option<JobStatus> {
             s.entry_id = Some(entry);
             Some(s)
         }
-        (ListState::Scheduled, [id, due, envelope]) => {
-            let id = reply::string(id)?;
+        (ListState::Scheduled, [member, due, envelope]) => {
+            let member = reply::string(member)?;
             let env: std::collections::HashMap<String, String> = reply::string(envelope)
                 .and_then(|j| serde_json::from_str(&j).ok())
                 .unwrap_or_default();
+            // A member from before 0.6 is the envelope itself (the script
+            // returns it as the envelope): its id is the envelope's.
+            let id = if member.starts_with('{') {
+                env.get(field::ID).cloned().unwrap_or_default()
+            } else {
+                member
+            };
             let retrying = env
                 .get(field::ATTEMPT)
                 .and_then(|a| a.parse::<u32>().ok())
@@ -273,6 +289,9 @@ mod tests {
         assert!(ListState::Queued.cursor_ok("1:18446744073709551615-0"));
         assert!(!ListState::Running.cursor_ok("2:18446744073709551616-0"));
         assert!(!ListState::Dead.cursor_ok("99999999999999999999-1"));
+        assert!(!ListState::Queued.cursor_ok("1:000001-0"));
+        assert!(!ListState::Dead.cursor_ok(&format!("{}1-0", "0".repeat(130))));
+        assert!(ListState::Dead.cursor_ok("0-1"));
         assert_eq!("dead".parse::<ListState>(), Ok(ListState::Dead));
         assert!("succeeded".parse::<ListState>().is_err());
     }

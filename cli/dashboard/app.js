@@ -610,9 +610,29 @@ function minutesChart(stats) {
 
 /** Samples the counters on each overview refresh: the live rate. */
 function sample(stats) {
-  const total = (key) => stats.reduce((t, s) => t + (s?.counters?.[key] ?? 0), 0);
-  state.samples.push({ t: Date.now(), completed: total('completed'), failed: total('dead') });
+  // Per queue, so a queue whose stats failed once (or that joined the list)
+  // adds no lifetime count to a delta: rates sum the queues in both samples.
+  const per = new Map();
+  for (const st of stats) {
+    if (st && typeof st.queue === 'string') {
+      per.set(st.queue, { completed: st.counters?.completed ?? 0, failed: st.counters?.dead ?? 0 });
+    }
+  }
+  state.samples.push({ t: Date.now(), per });
   if (state.samples.length > MAX_SAMPLES) state.samples.shift();
+}
+
+/** Jobs completed and failed between two samples, over the queues in both. */
+function delta(before, after) {
+  let completed = 0;
+  let failed = 0;
+  for (const [queue, now] of after.per) {
+    const then = before.per.get(queue);
+    if (!then) continue;
+    completed += Math.max(0, now.completed - then.completed);
+    failed += Math.max(0, now.failed - then.failed);
+  }
+  return { completed, failed };
 }
 
 function liveChart() {
@@ -621,11 +641,8 @@ function liveChart() {
   for (let i = 1; i < s.length; i++) {
     const dt = (s[i].t - s[i - 1].t) / 1000;
     if (dt <= 0) continue;
-    rates.push({
-      t: s[i].t,
-      completed: Math.max(0, s[i].completed - s[i - 1].completed) / dt,
-      failed: Math.max(0, s[i].failed - s[i - 1].failed) / dt,
-    });
+    const d = delta(s[i - 1], s[i]);
+    rates.push({ t: s[i].t, completed: d.completed / dt, failed: d.failed / dt });
   }
   const now = rates.at(-1)?.completed;
   return h('figure', { class: 'chart-box' },

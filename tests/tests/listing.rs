@@ -328,3 +328,69 @@ async fn redis_major_version(conn: &mut MultiplexedConnection) -> u32 {
         .and_then(|v| v.split('.').next()?.trim().parse().ok())
         .unwrap()
 }
+
+#[tokio::test]
+async fn expired_records_end_the_finished_list_and_old_delayed_members_keep_their_ids() {
+    let (_r, mut conn, q) = setup().await;
+    // Two jobs whose records expire at once, one kept an hour.
+    let mut jobs: Vec<NewJob> = (0..2)
+        .map(|i| NewJob {
+            retention_ms: Some(1),
+            ..job(&format!("short{i}"), Priority::Normal, Schedule::Now)
+        })
+        .collect();
+    jobs.push(NewJob {
+        retention_ms: Some(3_600_000),
+        ..job("kept", Priority::Normal, Schedule::Now)
+    });
+    q.enqueue(&mut conn, &jobs).await.unwrap();
+    let c = q.consumer("w");
+    let ds = c.claim(&mut conn, 3).await.unwrap();
+    let finished: Vec<ferry_broker::Finished> = ds
+        .iter()
+        .map(|d| {
+            let env = d.envelope(1 << 20).unwrap();
+            ferry_broker::Finished {
+                entry: EntryId {
+                    priority: d.priority(),
+                    id: d.entry.id.clone(),
+                },
+                job_id: env.id.clone(),
+                record: String::new(),
+                retention_ms: env.retention_ms,
+            }
+        })
+        .collect();
+    assert_eq!(c.ack_finished(&mut conn, &finished).await.unwrap(), 3);
+    let before: (u64, u64) = redis::cmd("TIME").query_async(&mut conn).await.unwrap();
+    wait_for_server_ms(&mut conn, before.0 * 1000 + before.1 / 1000 + 5).await;
+    // A page of one: the kept record, and no further page (the rest expired).
+    let page = q
+        .jobs(&mut conn, ListState::Finished, None, 1)
+        .await
+        .unwrap();
+    assert_eq!(page.jobs.len(), 1);
+    assert_eq!(page.jobs[0].id, finished[2].job_id, "the kept one");
+    assert_eq!(page.next, None, "expired records make no empty pages");
+
+    // A delayed-set member written before 0.6: the envelope JSON itself.
+    let legacy = r#"{"id":"old-job-1","type":"legacy","payload":"{}","attempt":"2","max_retries":"3","enqueued_at":"1","priority":"low"}"#;
+    let _: () = redis::cmd("ZADD")
+        .arg(q.keys().delayed())
+        .arg(9_999_999_999_999u64)
+        .arg(legacy)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let page = q
+        .jobs(&mut conn, ListState::Scheduled, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(page.jobs.len(), 1);
+    let j = &page.jobs[0];
+    assert_eq!(
+        (j.id.as_str(), j.state, j.job_type.as_deref()),
+        ("old-job-1", JobState::Retrying, Some("legacy"))
+    );
+    assert_eq!(j.priority, Some(Priority::Low));
+}
