@@ -23,6 +23,10 @@ pub struct AdminConfig {
     pub redis: RedisConfig,
     /// The key prefix (`ferry` by default).
     pub prefix: Prefix,
+    /// Work with a Redis whose `maxmemory-policy` may evict Ferry's keys
+    /// (any but `noeviction`); by default the SDK client's operations
+    /// (enqueue, status, stats...) refuse with `EvictionPolicy`.
+    pub allow_eviction: bool,
 }
 
 impl AdminConfig {
@@ -35,7 +39,14 @@ impl AdminConfig {
         Self {
             redis,
             prefix: Prefix::default(),
+            allow_eviction: false,
         }
+    }
+
+    /// Works with a Redis whose `maxmemory-policy` may evict Ferry's keys.
+    pub fn allow_eviction(mut self, allow: bool) -> Self {
+        self.allow_eviction = allow;
+        self
     }
 
     /// Uses key namespace `prefix`.
@@ -75,6 +86,7 @@ impl Admin {
         let host = config.redis.host();
         let client = Client::builder(config.redis.clone())
             .prefix(config.prefix.as_str())
+            .allow_eviction(config.allow_eviction)
             .connect()
             .map_err(|e| Error::from_sdk(e, &host))?;
         let manager = ConnectionManagerConfig::new()

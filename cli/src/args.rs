@@ -42,6 +42,11 @@ pub struct Cli {
     /// Print one JSON document on stdout instead of text.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Work with a Redis whose maxmemory-policy may evict Ferry's keys (any
+    /// but noeviction: queued jobs and idempotency marks can vanish). By
+    /// default enqueues, status and stats refuse, and `serve` will not start.
+    #[arg(long, env = "FERRY_ALLOW_EVICTION", global = true)]
+    pub allow_eviction: bool,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,

@@ -161,6 +161,19 @@ async fn serve(admin: Admin, a: args::ServeArgs) -> Result<()> {
         },
     };
     config.check()?;
+    // The server check: a Redis whose policy may evict Ferry's keys is
+    // refused now (unless --allow-eviction); one that cannot be reached
+    // yet is not (the routes answer 503 until it can).
+    match admin.client().check().await {
+        Err(e @ ferry_queue::Error::EvictionPolicy { .. }) => {
+            return Err(Error::Usage(format!(
+                "{e}; or pass --allow-eviction to accept the loss"
+            )));
+        }
+        Err(e) if e.needs_operator() => return Err(Error::from_sdk(e, admin.host())),
+        Err(e) => eprintln!("ferry: redis is not answering yet ({e}); serving 503s until it does"),
+        Ok(()) => {}
+    }
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| Error::Input(format!("cannot listen on {}: {e}", config.listen)))?;
@@ -184,7 +197,9 @@ async fn serve(admin: Admin, a: args::ServeArgs) -> Result<()> {
 
 /// The handle for the Redis and prefix of the command line.
 fn connect(cli: &Cli) -> Result<Admin> {
-    let mut config = AdminConfig::new(cli.redis.clone()).prefix(cli.prefix.clone());
+    let mut config = AdminConfig::new(cli.redis.clone())
+        .prefix(cli.prefix.clone())
+        .allow_eviction(cli.allow_eviction);
     if let Some(path) = &cli.tls_ca_cert {
         let pem = std::fs::read(path).map_err(|e| {
             Error::Input(format!("cannot read --tls-ca-cert {}: {e}", path.display()))

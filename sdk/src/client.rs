@@ -4,7 +4,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::OnceCell;
+use crate::preflight::MemoryGuard;
 
 use crate::link::Link;
 use std::time::Duration;
@@ -46,16 +46,17 @@ pub struct ClientBuilder {
     redis: RedisConfig,
     prefix: Option<String>,
     max_payload_bytes: usize,
-    strict_memory_policy: bool,
+    allow_eviction: bool,
 }
 
 impl ClientBuilder {
-    /// With `true`, the client refuses to work with a Redis whose
-    /// `maxmemory-policy` may delete its keys (`allkeys-*`): every call
-    /// fails with [`Error::EvictionPolicy`]. By default it logs a warning
-    /// once and carries on.
-    pub fn strict_memory_policy(mut self, strict: bool) -> Self {
-        self.strict_memory_policy = strict;
+    /// With `true`, the client works with a Redis whose
+    /// `maxmemory-policy` may delete its keys (any but `noeviction`),
+    /// logging a warning and each eviction it sees as possible data loss.
+    /// By default every call fails with [`Error::EvictionPolicy`] while the
+    /// server has such a policy (read on first use and every 10 s after).
+    pub fn allow_eviction(mut self, allow: bool) -> Self {
+        self.allow_eviction = allow;
         self
     }
 
@@ -89,8 +90,7 @@ impl ClientBuilder {
             waiters: Arc::new(Waiters::new(conn.client().clone())),
             conn,
             host: self.redis.host().into(),
-            checked: Arc::new(OnceCell::new()),
-            strict_memory_policy: self.strict_memory_policy,
+            guard: Arc::new(MemoryGuard::new(self.allow_eviction)),
             prefix,
             max_payload_bytes: self.max_payload_bytes,
             queues: Arc::new(Mutex::new(HashMap::new())),
@@ -127,9 +127,9 @@ pub struct Client {
     conn: Link,
     /// `host:port`, for error messages.
     host: Arc<str>,
-    /// Set once the first-use check ([`preflight`](crate::preflight)) passed.
-    checked: Arc<OnceCell<()>>,
-    strict_memory_policy: bool,
+    /// The first-use check ([`preflight`](crate::preflight)) and its
+    /// periodic repeat.
+    guard: Arc<MemoryGuard>,
     prefix: Prefix,
     max_payload_bytes: usize,
     /// Each queue's key names, built once.
@@ -164,21 +164,50 @@ impl Client {
             redis: redis.into(),
             prefix: None,
             max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
-            strict_memory_policy: false,
+            allow_eviction: false,
         }
     }
 
     /// The connection, after the first-use check: the credentials work and
-    /// the eviction policy is safe (or warned about). The check runs once;
+    /// the eviction policy is safe (or allowed). The check runs on first
+    /// use and again every [`RECHECK_INTERVAL`](crate::preflight::RECHECK_INTERVAL);
     /// a connection failure leaves it to the next call.
     async fn conn(&self) -> Result<Link> {
-        let mut conn = self.conn.clone();
-        self.checked
-            .get_or_try_init(|| {
-                crate::preflight::check(&mut conn, &self.host, self.strict_memory_policy, false)
-            })
-            .await?;
+        self.guard.check(&self.conn, &self.host).await?;
         Ok(self.conn.clone())
+    }
+
+    /// Runs the server check now (it otherwise runs on first use, and every
+    /// 10 s while the client is used): the credentials, and the eviction
+    /// policy.
+    ///
+    /// # Errors
+    /// [`Error::EvictionPolicy`] when the server's `maxmemory-policy` may
+    /// delete Ferry's keys and [`ClientBuilder::allow_eviction`] is off;
+    /// [`Error::AuthFailed`], [`Error::AuthRequired`]; connection errors.
+    pub async fn check(&self) -> Result<()> {
+        self.conn().await.map(drop)
+    }
+
+    /// The server's `maxmemory-policy` and its count of evicted keys, read
+    /// now (`INFO`, or `CONFIG GET` where INFO is not permitted).
+    ///
+    /// # Errors
+    /// Redis errors.
+    pub async fn redis_memory(&self) -> Result<crate::RedisMemory> {
+        let mut conn = self.conn.clone();
+        crate::preflight::memory_state(&mut conn)
+            .await
+            .map_err(|e| self.fail(e))
+    }
+
+    /// Keys the Redis server evicted under memory pressure between this
+    /// client's checks of it (on first use and every 10 s while in use):
+    /// each one is possible data loss. Only an
+    /// [`allow_eviction`](ClientBuilder::allow_eviction) client works
+    /// where this can grow.
+    pub fn evicted_keys(&self) -> u64 {
+        self.guard.evicted_keys()
     }
 
     /// The typed form of a failed call's error, naming the server.

@@ -62,11 +62,16 @@ pub struct WorkerConfig {
     pub dead_letter_cap: u64,
     /// Key namespace (default `ferry`); producers must use the same.
     pub prefix: Prefix,
-    /// Refuse to start on a Redis whose `maxmemory-policy` may delete
-    /// Ferry's keys (`allkeys-*`): `run()` fails with
-    /// [`Error::EvictionPolicy`](crate::Error::EvictionPolicy). Default
-    /// `false`: a warning at start-up.
-    pub strict_memory_policy: bool,
+    /// Work with a Redis whose `maxmemory-policy` may delete Ferry's keys
+    /// (any policy but `noeviction`: `allkeys-*` evicts queued jobs,
+    /// `volatile-*` idempotency marks, records and registrations). Default
+    /// `false`: `run()` fails with
+    /// [`Error::EvictionPolicy`](crate::Error::EvictionPolicy), and a
+    /// running worker whose server is switched to such a policy stops
+    /// claiming until it is switched back. With `true`, a warning, and each
+    /// eviction seen (`evicted_keys` growing) is logged as possible data
+    /// loss and counted ([`Activity::evicted_keys`](crate::Activity::evicted_keys)).
+    pub allow_eviction: bool,
     /// How long a job of a type this worker has no handler for may wait for
     /// a worker that has one (a rolling deploy: producers first). Until then
     /// the worker puts it back, delayed a few seconds, without using up its
@@ -90,7 +95,7 @@ impl Default for WorkerConfig {
             max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
             dead_letter_cap: 0,
             prefix: Prefix::default(),
-            strict_memory_policy: false,
+            allow_eviction: false,
             unknown_type_window: Duration::from_secs(6 * 3600),
         }
     }

@@ -85,6 +85,7 @@ pub use ferry_broker::{
 };
 pub use handler::{Handler, HandlerFn, JobContext, Progress};
 pub use job::Job;
+pub use preflight::RedisMemory;
 pub use runtime::supervisor::shutdown_signal;
 pub use runtime::Activity;
 pub use worker::{Worker, WorkerBuilder};

@@ -126,9 +126,11 @@ impl WorkerBuilder {
         /// Caps each dead-letter stream at this many entries (default 0: keep all).
         /// Entries the cap drops are counted (`dead_dropped`) and logged.
         dead_letter_cap: u64;
-        /// Refuse to start on a Redis whose `maxmemory-policy` may delete
-        /// queued jobs (`allkeys-*`); by default a warning at start-up.
-        strict_memory_policy: bool;
+        /// Work with a Redis whose `maxmemory-policy` may delete Ferry's
+        /// keys (any but `noeviction`), logging each eviction seen as
+        /// possible data loss; by default the worker refuses to start, and
+        /// stops claiming while the policy evicts.
+        allow_eviction: bool;
         /// How long a job of a type no handler here knows may wait for a worker
         /// that knows it (put back, retries untouched) before it is
         /// dead-lettered (default 6 h; zero: at once).
@@ -306,8 +308,9 @@ impl Worker {
     /// [`Error::AuthFailed`](crate::Error::AuthFailed) or
     /// [`Error::AuthRequired`](crate::Error::AuthRequired) when the server
     /// refuses the URL's credentials;
-    /// [`Error::EvictionPolicy`](crate::Error::EvictionPolicy) with
-    /// [`WorkerConfig::strict_memory_policy`](crate::WorkerConfig::strict_memory_policy).
+    /// [`Error::EvictionPolicy`](crate::Error::EvictionPolicy) when the
+    /// server's `maxmemory-policy` is not `noeviction` (unless
+    /// [`WorkerConfig::allow_eviction`](crate::WorkerConfig::allow_eviction)).
     /// (Settings, the URL included, were checked by [`WorkerBuilder::build`],
     /// which reports them as [`Error::Config`](crate::Error::Config).)
     pub async fn run_until(self, signal: impl Future<Output = ()> + Send) -> Result<()> {

@@ -382,62 +382,7 @@ async fn errors_name_the_server_and_say_what_to_do() {
     check(&e, "read-only replica");
 }
 
-/// Item 4. Under `allkeys-*` Redis deletes queued jobs when memory runs
-/// out. Client and worker check the policy: a warning by default, a
-/// refusal when strict; where neither INFO nor CONFIG is permitted, they
-/// carry on.
-#[tokio::test]
-async fn an_evicting_redis_is_warned_about_or_refused() {
-    let redis = RedisServer::start_own(&["--maxmemory-policy", "allkeys-lru"]).await;
-    let strict = Client::builder(redis.url())
-        .prefix(unique("evict"))
-        .strict_memory_policy(true)
-        .connect()
-        .unwrap();
-    let e = strict.enqueue(&Note { n: 1 }).await.unwrap_err();
-    assert!(
-        matches!(e, ferry_queue::Error::EvictionPolicy { ref policy, .. } if policy == "allkeys-lru"),
-        "{e:?}"
-    );
-    assert!(
-        e.to_string().contains("maxmemory-policy noeviction"),
-        "says what to set: {e}"
-    );
-    let e = run_worker(
-        note_worker(redis.url())
-            .strict_memory_policy(true)
-            .build()
-            .unwrap(),
-    )
-    .await
-    .unwrap_err();
-    assert!(
-        matches!(e, ferry_queue::Error::EvictionPolicy { .. }),
-        "{e:?}"
-    );
-
-    // Not strict: the call goes through, and a worker process warns.
-    enqueue_one(redis.url()).await.unwrap();
-    let mut worker =
-        ferry_tests::WorkerProcess::spawn(redis.url(), &unique("evict"), &["--queue", "notes"]);
-    wait_until(Duration::from_secs(30), "the worker warns about the policy", || {
-        let log = worker.log_text();
-        async move { log.contains("maxmemory_policy=allkeys-lru") && log.contains("noeviction") }
-    })
-    .await;
-    assert!(worker.exited().is_none(), "a warning, not a refusal");
-    worker.kill().await;
-
-    // A safe policy passes the strict check.
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("maxmemory-policy")
-        .arg("volatile-lru")
-        .query_async(&mut redis.conn().await)
-        .await
-        .unwrap();
-    strict.enqueue(&Note { n: 2 }).await.unwrap();
-}
+// Item 4 (eviction policies) is in memory_policy.rs.
 
 async fn info_field(
     conn: &mut redis::aio::MultiplexedConnection,

@@ -224,6 +224,7 @@ pub(crate) async fn run(redis_url: &str, options: Options) -> AnyResult {
         backoff_base_ms: 100,
         backoff_max_ms: 2_000,
         job_timeout_ms: 10_000,
+        allow_eviction: false,
         strict_memory_policy: false,
     };
     let worker = build_worker(&ferry_queue::RedisConfig::new(url.as_str()), prefix, &args)?;

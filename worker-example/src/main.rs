@@ -205,8 +205,14 @@ struct WorkArgs {
     /// Time limit of one attempt, ms.
     #[arg(long, default_value_t = 60_000)]
     job_timeout_ms: u64,
-    /// Refuse to start when Redis's maxmemory-policy may evict queued jobs (allkeys-*).
+    /// Work with a Redis whose maxmemory-policy may evict Ferry's keys (any
+    /// but noeviction), logging each eviction as possible data loss; by
+    /// default the worker refuses.
     #[arg(long)]
+    allow_eviction: bool,
+    /// No effect: refusing an evicting maxmemory-policy is the default
+    /// (kept so that scripts passing it still run).
+    #[arg(long, hide = true)]
     strict_memory_policy: bool,
 }
 
@@ -409,7 +415,7 @@ pub(crate) fn build_worker(
         .max_deliveries(args.max_deliveries)
         .grace_period(Duration::from_millis(args.grace_ms))
         .job_timeout(Duration::from_millis(args.job_timeout_ms))
-        .strict_memory_policy(args.strict_memory_policy)
+        .allow_eviction(args.allow_eviction)
         .backoff(Backoff::new(
             Duration::from_millis(args.backoff_base_ms),
             Duration::from_millis(args.backoff_max_ms),

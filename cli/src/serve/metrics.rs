@@ -310,6 +310,33 @@ pub async fn render(state: &AppState) -> Result<String, super::ApiError> {
                 serving.iter().map(|w| w.running).sum::<usize>() as f64,
             );
         }
+        // The server's own count: every eviction is possible data loss.
+        let memory = state
+            .run(async {
+                state
+                    .admin
+                    .client()
+                    .redis_memory()
+                    .await
+                    .map_err(|e| crate::Error::from_sdk(e, state.admin.host()))
+            })
+            .await?;
+        if let Some(evicted) = memory.evicted_keys {
+            f.sample(
+                "ferry_redis_evicted_keys_total",
+                "counter",
+                "Keys the Redis server evicted under memory pressure (INFO stats evicted_keys): each is possible data loss.",
+                &[],
+                evicted as f64,
+            );
+        }
+        f.sample(
+            "ferry_redis_eviction_policy_unsafe",
+            "gauge",
+            "1 when Redis's maxmemory-policy may evict Ferry's keys (any but noeviction).",
+            &[("policy", memory.policy.as_deref().unwrap_or("unknown"))],
+            f64::from(u8::from(memory.evicts_ferry_keys())),
+        );
         Ok::<_, super::ApiError>(())
     }
     .await;

@@ -167,7 +167,10 @@ impl ApiError {
             E::Redis(ref r) if ferry_broker::error::is_connection_failure(r) => {
                 Self::unavailable(message)
             }
-            E::AuthFailed { .. } | E::AuthRequired { .. } | E::CommandRefused { .. } => {
+            E::AuthFailed { .. }
+            | E::AuthRequired { .. }
+            | E::CommandRefused { .. }
+            | E::EvictionPolicy { .. } => {
                 Self::new(S::SERVICE_UNAVAILABLE, codes::REDIS_REFUSED, message)
             }
             _ => Self::new(S::INTERNAL_SERVER_ERROR, codes::INTERNAL, message),

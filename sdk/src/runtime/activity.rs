@@ -1,7 +1,7 @@
 //! [`Activity`]: what a worker is doing, for callers that watch it (tests,
 //! the example's `--exit-when-idle`). Lock-free counters.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// What a worker is doing: jobs running, outcomes so far, idle time.
@@ -14,6 +14,11 @@ pub struct Activity {
     completed: AtomicU64,
     retried: AtomicU64,
     dead: AtomicU64,
+    /// Keys the server evicted while this worker watched (allow_eviction).
+    evicted_keys: AtomicU64,
+    /// Set while the server's maxmemory-policy may evict Ferry's keys and
+    /// eviction is not allowed: the fetchers claim nothing.
+    claims_held: AtomicBool,
     /// When this worker last claimed or finished an entry, in ms since `epoch`.
     last_claim_ms: AtomicU64,
     epoch: Instant,
@@ -27,6 +32,8 @@ impl Activity {
             completed: AtomicU64::new(0),
             retried: AtomicU64::new(0),
             dead: AtomicU64::new(0),
+            evicted_keys: AtomicU64::new(0),
+            claims_held: AtomicBool::new(false),
             last_claim_ms: AtomicU64::new(0),
             epoch: Instant::now(),
         }
@@ -50,6 +57,29 @@ impl Activity {
     /// Jobs or entries this worker moved to a dead-letter stream.
     pub fn dead(&self) -> u64 {
         self.dead.load(Ordering::Relaxed)
+    }
+
+    /// Keys the Redis server evicted under memory pressure while this
+    /// worker watched it (read from `INFO stats` every 10 s): each one is
+    /// possible data loss. Only an `allow_eviction` worker runs where
+    /// this can grow.
+    pub fn evicted_keys(&self) -> u64 {
+        self.evicted_keys.load(Ordering::Relaxed)
+    }
+
+    /// True while the worker claims nothing because the server's
+    /// `maxmemory-policy` may evict Ferry's keys (and `allow_eviction` is
+    /// off).
+    pub fn claims_held(&self) -> bool {
+        self.claims_held.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn count_evicted(&self, n: u64) {
+        self.evicted_keys.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn hold_claims(&self, hold: bool) {
+        self.claims_held.store(hold, Ordering::Relaxed);
     }
 
     /// Time since this worker last claimed or finished an entry (or started).
@@ -141,6 +171,18 @@ impl Activity {
                 "counter",
                 "Jobs or entries this worker moved to a dead-letter stream.",
                 self.dead() as f64,
+            ),
+            (
+                "ferry_worker_redis_evicted_keys_total",
+                "counter",
+                "Keys the Redis server evicted while this worker watched it (possible data loss).",
+                self.evicted_keys() as f64,
+            ),
+            (
+                "ferry_worker_claims_held",
+                "gauge",
+                "1 while the worker claims nothing because Redis's maxmemory-policy may evict its keys.",
+                f64::from(u8::from(self.claims_held())),
             ),
             (
                 "ferry_worker_idle_seconds",

@@ -10,6 +10,7 @@
 //! - [`heartbeat`]: renews the lease of the entries this worker holds.
 //! - [`recoverer`]: takes over entries of dead workers (XAUTOCLAIM), removes idle consumers.
 //! - [`promoter`]: moves due delayed jobs and retries of one queue into its streams.
+//! - [`memory_watch`]: re-reads Redis's eviction policy; holds claims while it may evict Ferry's keys.
 //! - [`canceller`]: fires the cancellation token of a job cancelled while it runs here.
 //!
 //! And what they pass around:
@@ -32,6 +33,7 @@ pub(crate) mod executor;
 pub(crate) mod fetcher;
 pub(crate) mod heartbeat;
 pub(crate) mod inflight;
+pub(crate) mod memory_watch;
 pub(crate) mod poll_timer;
 pub(crate) mod promoter;
 pub(crate) mod recoverer;

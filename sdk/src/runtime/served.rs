@@ -31,6 +31,8 @@ pub(crate) struct ServedQueue {
     /// Completed jobs not yet added to the queue's per-minute stats (the
     /// acker sends them about once a second).
     pub timing: std::sync::Mutex<ferry_broker::TimingBatch>,
+    /// The worker's activity (whether claims are held).
+    pub activity: Arc<Activity>,
 }
 
 impl ServedQueue {
@@ -38,7 +40,8 @@ impl ServedQueue {
         Self {
             claim_size: ClaimSize::new(consumer.queue().payload_limit()),
             consumer,
-            inflight: InFlight::new(activity),
+            inflight: InFlight::new(Arc::clone(&activity)),
+            activity,
             promote_wake: Notify::new(),
             events_cap: std::sync::atomic::AtomicU64::new(0),
             records: std::sync::atomic::AtomicBool::new(true),

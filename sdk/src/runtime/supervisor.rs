@@ -23,6 +23,7 @@ use super::control::Control;
 use super::executor::{Executor, ExecutorParts};
 use super::fetcher::Fetcher;
 use super::heartbeat::Heartbeat;
+use super::memory_watch::MemoryWatch;
 use super::promoter::Promoter;
 use super::recoverer::Recoverer;
 use super::retry::RedisRetry;
@@ -86,9 +87,10 @@ impl Supervisor {
         .fuse();
         tokio::pin!(signal);
         let host = redis.host();
-        if !preflight(&conn, &host, config.strict_memory_policy, &mut signal).await? {
+        let Some(memory) = preflight(&conn, &host, config.allow_eviction, &mut signal).await?
+        else {
             return Ok(());
-        }
+        };
         let queues: Vec<Arc<ServedQueue>> = queues
             .iter()
             .map(|q| {
@@ -235,6 +237,14 @@ impl Supervisor {
             config.consumer_idle_timeout,
         );
         claimers.spawn(recoverer.run(claiming.clone()));
+        let memory_watch = MemoryWatch {
+            conn: conn.clone(),
+            host: host.clone(),
+            allow_eviction: config.allow_eviction,
+            activity: Arc::clone(&activity),
+            first: memory,
+        };
+        claimers.spawn(memory_watch.run(claiming.clone()));
         // Cancellations are heard as long as jobs may run (until the
         // executor has finished).
         let canceller = Canceller {
@@ -308,20 +318,21 @@ impl Supervisor {
 
 /// Checks the server before the worker starts (see
 /// [`preflight`](crate::preflight)), waiting with backoff while it cannot be
-/// reached. `Ok(false)` when `signal` came first.
+/// reached; returns the server's memory state, or `None` when `signal` came
+/// first.
 async fn preflight(
     conn: &Link,
     host: &str,
-    strict: bool,
+    allow_eviction: bool,
     signal: &mut (impl FusedFuture<Output = ()> + Unpin),
-) -> Result<bool> {
+) -> Result<Option<crate::preflight::RedisMemory>> {
     let mut retry = RedisRetry::new("connecting to redis");
     loop {
         let mut probe = conn.clone();
-        match crate::preflight::check(&mut probe, host, strict, true).await {
-            Ok(()) => {
+        match crate::preflight::check(&mut probe, host, allow_eviction, true).await {
+            Ok(state) => {
                 retry.ok();
-                return Ok(true);
+                return Ok(Some(state));
             }
             Err(e) if e.needs_operator() => {
                 tracing::error!(error = %e, "the worker cannot start");
@@ -331,7 +342,7 @@ async fn preflight(
                 let wait = retry.failed(&e);
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}
-                    _ = &mut *signal => return Ok(false),
+                    _ = &mut *signal => return Ok(None),
                 }
             }
         }
