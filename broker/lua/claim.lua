@@ -3,12 +3,19 @@
 -- ARGV[1] group   ARGV[2] consumer   ARGV[3] N (the consumer's free slots)
 -- Returns a flat list {index, entries, index, entries, ...} where index is the
 -- priority index (1-4) of the stream and entries is XREADGROUP's
--- {{id, {field, value, ...}}, ...}. Empty when nothing is waiting; {-1}
--- while the queue is paused (nothing is claimed).
+-- {{id, {field, value, ...}}, ...}. {-1} while the queue is paused (nothing
+-- is claimed). When nothing is waiting, {0, tail1, tail2, tail3, tail4}: each
+-- stream's last entry id ('0-0' when it has none), for a plain XREAD BLOCK
+-- from there to wait for the next entry without taking it (a blocking
+-- XREADGROUP would take it, whatever a pause or hold says).
 -- Strict priority: a lower stream is read only when the higher ones had fewer
 -- than N undelivered entries. A stream whose group is missing (its key was
 -- deleted) gets the group again, from the start of the stream.
+-- While the queue's events are on, each entry claimed gets its `started`
+-- event here, in the claim itself: before any event its handler can cause
+-- (progress, the outcome), and from the first claim after events are on.
 if is_paused() then return {-1} end
+local cap = events_cap()
 local consumer = ARGV[2]
 local want = tonumber(ARGV[3])
 local out = {}
@@ -28,8 +35,21 @@ for i, stream in ipairs(STREAMS) do
     if #entries > 0 then
       out[#out + 1] = i
       out[#out + 1] = entries
+      if cap > 0 then
+        for _, e in ipairs(entries) do
+          local id = field_in(e[2], 1, 'id') or derived_id(PRIORITIES[i], e[1])
+          redis.call('XADD', EVENTS, 'MAXLEN', '~', cap, '*', 'event', 'started', 'id', id, 'worker', consumer)
+        end
+      end
       want = want - #entries
     end
+  end
+end
+if #out == 0 then
+  out[1] = 0
+  for i, stream in ipairs(STREAMS) do
+    local last = redis.call('XREVRANGE', stream, '+', '-', 'COUNT', 1)
+    out[i + 1] = (last[1] and last[1][1]) or '0-0'
   end
 end
 return out

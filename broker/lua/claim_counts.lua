@@ -2,10 +2,12 @@
 -- KEYS: the four streams ... settings (shared/queue.lua)
 -- ARGV[1] group   ARGV[2] N (the consumer's free slots)
 -- Returns {-1} while the queue is paused, else
--- {c1, c2, c3, c4}: take c1 from critical, then c2 from high, ...;
+-- {c1, c2, c3, c4, cap}: take c1 from critical, then c2 from high, ...;
 -- sum <= N, strict priority (a lower stream gets a count only when the higher
 -- ones have fewer than N waiting). The caller then reads with plain
--- XREADGROUP COUNT ci, so the entries do not pass through Lua.
+-- XREADGROUP COUNT ci, so the entries do not pass through Lua; cap is the
+-- queue's events cap (0: off), for the caller to write the `started` events
+-- of what it read before it hands the entries on.
 -- Waiting = the group's lag (XINFO GROUPS), not XLEN - pending: a stream may
 -- still hold finished entries that the bulk trim has not reached (see
 -- shared/remove_done.lua). A stream whose group is missing (its key was
@@ -29,4 +31,5 @@ for i, stream in ipairs(STREAMS) do
     want = want - take
   end
 end
+counts[5] = events_cap()
 return counts

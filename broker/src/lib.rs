@@ -93,6 +93,7 @@ pub mod workers;
 pub use backoff::Backoff;
 pub use batch::{BatchKey, PartialBatch};
 pub use cancel::CancelOutcome;
+pub use consumer::claim::{Claimed, Tails};
 pub use consumer::{
     record_fields, Consumer, DeadLetterKind, DeadLettered, Delivery, EntryId, Finished, Settled,
 };

@@ -13,6 +13,20 @@ use crate::priority::Priority;
 use crate::reply;
 use crate::scripts;
 
+/// What [`Consumer::claim_or_tails`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claimed {
+    /// The entries claimed (at least one).
+    Entries(Vec<Delivery>),
+    /// Nothing was waiting: each stream's last entry id at that moment
+    /// (critical first), from which [`Consumer::wait_for_entries`] waits.
+    Empty(Tails),
+}
+
+/// Each priority stream's last entry id (`0-0` for none), critical first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tails(pub [String; 4]);
+
 impl Consumer {
     /// Claims up to `n` new entries. Never blocks. One round trip
     /// (`claim.lua`); the entries pass through Lua, which costs Redis about
@@ -29,6 +43,23 @@ impl Consumer {
         if n == 0 {
             return Ok(Vec::new());
         }
+        Ok(match self.claim_or_tails(conn, n).await? {
+            Claimed::Entries(entries) => entries,
+            Claimed::Empty(_) => Vec::new(),
+        })
+    }
+
+    /// As [`Consumer::claim`] (`n` ≥ 1), and when nothing is waiting, the
+    /// streams' tails for [`Consumer::wait_for_entries`], read in the same
+    /// script so that no entry can slip between the two.
+    ///
+    /// # Errors
+    /// As [`Consumer::claim`].
+    pub async fn claim_or_tails<C: ConnectionLike + Send>(
+        &self,
+        conn: &mut C,
+        n: usize,
+    ) -> Result<Claimed> {
         let mut inv = self.queue().invoke(&scripts::CLAIM);
         inv.arg(self.name()).arg(n);
         let v: Value = inv.invoke_async(conn).await?;
@@ -37,6 +68,18 @@ impl Consumer {
         };
         if matches!(flat.as_slice(), [Value::Int(-1)]) {
             return Err(Error::Paused(self.queue().name().to_owned()));
+        }
+        if let [Value::Int(0), tails @ ..] = flat.as_slice() {
+            let tails: Vec<String> = tails
+                .iter()
+                .map(|t| {
+                    reply::string(t).ok_or_else(|| Error::Protocol(format!("claim: tail {t:?}")))
+                })
+                .collect::<Result<_>>()?;
+            let tails: [String; 4] = tails
+                .try_into()
+                .map_err(|t| Error::Protocol(format!("claim: tails {t:?}")))?;
+            return Ok(Claimed::Empty(Tails(tails)));
         }
         let mut out = Vec::with_capacity(n);
         let mut flat = flat.into_iter();
@@ -50,7 +93,39 @@ impl Consumer {
                 .ok_or_else(|| Error::Protocol("claim: an index without entries".into()))?;
             push_entries(&mut out, priority, entries)?;
         }
-        Ok(out)
+        Ok(Claimed::Entries(out))
+    }
+
+    /// Waits up to `block_ms` for an entry after `tails` in any of the
+    /// streams (one XREAD BLOCK, outside the group: nothing is taken, so a
+    /// pause, or a worker that stops claiming, leaves the entry to whoever
+    /// claims next). True when one arrived. Use a connection of its own
+    /// with a response timeout longer than `block_ms`. Every idle worker
+    /// is woken by each new entry, and all but one find nothing to claim.
+    ///
+    /// # Errors
+    /// [`Error::Redis`].
+    pub async fn wait_for_entries<C: ConnectionLike + Send>(
+        &self,
+        conn: &mut C,
+        tails: &Tails,
+        block_ms: u64,
+    ) -> Result<bool> {
+        let keys = self.queue().keys();
+        let mut cmd = redis::cmd("XREAD");
+        cmd.arg("COUNT")
+            .arg(1)
+            .arg("BLOCK")
+            .arg(block_ms)
+            .arg("STREAMS");
+        for s in keys.streams() {
+            cmd.arg(s);
+        }
+        for t in &tails.0 {
+            cmd.arg(t);
+        }
+        let v: Value = cmd.query_async(conn).await?;
+        Ok(!matches!(v, Value::Nil) && !matches!(&v, Value::Array(a) if a.is_empty()))
     }
 
     /// Like [`Consumer::claim`], in two round trips that keep the entries out
@@ -76,13 +151,17 @@ impl Consumer {
         if counts == [-1] {
             return Err(Error::Paused(self.queue().name().to_owned()));
         }
+        let [counts @ .., cap] = counts.as_slice() else {
+            return Err(Error::Protocol(format!("claim_counts: {counts:?}")));
+        };
         if counts.len() != Priority::ALL.len() || counts.iter().any(|c| *c < 0) {
             return Err(Error::Protocol(format!("claim_counts: {counts:?}")));
         }
+        let cap = u64::try_from(*cap).unwrap_or(0);
         let keys = self.queue().keys();
         let mut pipe = redis::pipe();
         let mut reads = 0;
-        for (stream, count) in keys.streams().iter().zip(&counts) {
+        for (stream, count) in keys.streams().iter().zip(counts) {
             if *count > 0 {
                 pipe.cmd("XREADGROUP")
                     .arg("GROUP")
@@ -103,6 +182,20 @@ impl Consumer {
         let replies: Vec<Value> = pipe.query_async(conn).await?;
         for v in replies {
             push_read(&mut out, keys, v)?;
+        }
+        // Before the entries are handed on, so before any event a handler
+        // causes.
+        if cap > 0 && !out.is_empty() {
+            let ids: Vec<String> = out.iter().map(Delivery::job_id).collect();
+            // The entries are this consumer's now: losing the events is
+            // better than stranding them until recovery.
+            if let Err(e) = self
+                .queue()
+                .write_started(conn, &ids, self.name(), cap)
+                .await
+            {
+                tracing::debug!(error = %e, queue = self.queue().name(), "could not write started events");
+            }
         }
         Ok(out)
     }

@@ -95,7 +95,6 @@ impl Executor {
         leased: Vec<(Delivery, Lease)>,
         mut slots: Vec<Slot>,
     ) {
-        self.announce_started(queue, &leased);
         if leased.len() > 1 && leased.iter().all(|(d, _)| d.suspect) {
             let group = leased
                 .into_iter()
@@ -124,25 +123,25 @@ impl Executor {
         }
     }
 
-    /// Writes `started` events for `leased` when the queue's events are on
-    /// (one pipeline in the background; an error only loses the events).
-    fn announce_started(&self, queue: &Arc<ServedQueue>, leased: &[(Delivery, Lease)]) {
+    /// Writes `started` events for `deliveries` when the queue's events are
+    /// on (one pipeline; an error only loses the events). For entries taken
+    /// outside the claim scripts (recovery), which write their own: awaited
+    /// before the jobs start, so a handler's events come after.
+    pub(crate) async fn announce_started(&self, queue: &ServedQueue, deliveries: &[Delivery]) {
         let cap = queue.events_cap.load(std::sync::atomic::Ordering::Relaxed);
-        if cap == 0 || leased.is_empty() {
+        if cap == 0 || deliveries.is_empty() {
             return;
         }
-        let ids: Vec<String> = leased.iter().map(|(d, _)| d.job_id()).collect();
-        let (queue, mut conn) = (Arc::clone(queue), self.parts.conn.clone());
-        tokio::spawn(async move {
-            let consumer = &queue.consumer;
-            if let Err(e) = consumer
-                .queue()
-                .write_started(&mut conn, &ids, consumer.name(), cap)
-                .await
-            {
-                tracing::debug!(error = %e, "could not write started events");
-            }
-        });
+        let ids: Vec<String> = deliveries.iter().map(Delivery::job_id).collect();
+        let mut conn = self.parts.conn.clone();
+        let consumer = &queue.consumer;
+        if let Err(e) = consumer
+            .queue()
+            .write_started(&mut conn, &ids, consumer.name(), cap)
+            .await
+        {
+            tracing::debug!(error = %e, "could not write started events");
+        }
     }
 
     /// Runs until `stop` (every claiming loop has ended: no job starts with

@@ -1,13 +1,18 @@
 //! The fetcher of one queue: claims entries for free slots and hands them
 //! to the executor. `claim.lua` takes up to the number of free slots in
 //! strict priority in one round trip (`claim_bulk` for big batches); when
-//! every stream is empty it blocks in XREADGROUP on a connection of its own
-//! (never a sleep-poll loop), and Redis wakes it when an entry arrives.
+//! every stream is empty it blocks in a plain XREAD from the streams' tails
+//! on a connection of its own (never a sleep-poll loop), and when Redis
+//! wakes it, claims again. The blocking read takes nothing: an entry that
+//! arrives while the queue is paused, or while this worker holds its
+//! claims, stays queued for any worker (a blocking XREADGROUP would hold it
+//! pending here, reading as running).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::link::Link;
+use ferry_broker::Claimed;
 use tokio_util::sync::CancellationToken;
 
 use super::executor::Executor;
@@ -56,6 +61,12 @@ impl Fetcher {
                     }
                 }
             }
+            if self.queue.activity.claims_held() {
+                if self.wait_while_held(&stop).await {
+                    break;
+                }
+                continue;
+            }
             match self.run_once(&mut last_claim, &stop).await {
                 Ok(true) => errors.ok(),
                 Ok(false) => break,
@@ -84,48 +95,51 @@ impl Fetcher {
         stop: &CancellationToken,
     ) -> ferry_broker::Result<bool> {
         let most = self.queue.claim_size.limit(MAX_CLAIM);
-        let Some(mut slots) = self.slots.take(most, stop).await else {
+        let Some(slots) = self.slots.take(most, stop).await else {
             return Ok(false);
         };
         let consumer = &self.queue.consumer;
         let mut conn = self.conn.clone();
         // Big batches skip Lua (two round trips, less Redis CPU per entry);
         // small ones take one round trip (lower latency).
-        let claimed = if *last_claim >= BULK_CLAIM && slots.len() >= BULK_CLAIM {
-            consumer.claim_bulk(&mut conn, slots.len()).await
-        } else {
-            consumer.claim(&mut conn, slots.len()).await
-        };
-        *last_claim = claimed.as_ref().map(Vec::len).unwrap_or(0);
-        let claimed = claimed?;
-        self.queue.claim_size.observe(&claimed);
-        if !claimed.is_empty() {
+        let tails = if *last_claim >= BULK_CLAIM && slots.len() >= BULK_CLAIM {
+            let claimed = consumer.claim_bulk(&mut conn, slots.len()).await;
+            *last_claim = claimed.as_ref().map(Vec::len).unwrap_or(0);
+            let claimed = claimed?;
+            self.queue.claim_size.observe(&claimed);
+            if claimed.is_empty() {
+                // The next pass claims with claim.lua, which says where
+                // the streams end if they are still empty.
+                return Ok(true);
+            }
             self.executor.start(&self.queue, claimed, slots);
             return Ok(true);
-        }
-        // Nothing waiting: keep one slot and block until an entry arrives.
-        slots.truncate(1);
+        } else {
+            let claimed = consumer.claim_or_tails(&mut conn, slots.len()).await;
+            *last_claim = match &claimed {
+                Ok(Claimed::Entries(e)) => e.len(),
+                _ => 0,
+            };
+            match claimed? {
+                Claimed::Entries(claimed) => {
+                    self.queue.claim_size.observe(&claimed);
+                    self.executor.start(&self.queue, claimed, slots);
+                    return Ok(true);
+                }
+                Claimed::Empty(tails) => tails,
+            }
+        };
+        // Nothing waiting: the slots go back, and this waits for an entry.
+        drop(slots);
         if stop.is_cancelled() {
             return Ok(false);
         }
         let block_ms = self.block_time.as_millis() as u64;
-        let read = consumer.read_blocking(&mut self.blocking, block_ms).await?;
-        self.queue.claim_size.observe(&read);
-        // Leased at once: the heartbeat renews them while they wait below.
-        let leased = self.queue.inflight.lease_all(read);
-        // A blocking read does not see a pause: what it took as the pause
-        // landed waits here, leased to this worker, until the resume (or
-        // is released at a stop, for recovery to hand out later).
-        if !leased.is_empty() && self.paused_now(&mut conn).await {
-            tracing::info!(queue = %self.queue.name(), "queue paused; an entry read just before waits for the resume");
-            if self.wait_while_paused(stop).await {
-                return Ok(false);
-            }
+        tokio::select! {
+            // The read takes nothing, so it may be dropped at a stop.
+            _ = stop.cancelled() => return Ok(false),
+            woke = consumer.wait_for_entries(&mut self.blocking, &tails, block_ms) => { woke?; }
         }
-        if leased.len() > slots.len() {
-            slots.extend(self.slots.try_take(leased.len() - slots.len()));
-        }
-        self.executor.start_leased(&self.queue, leased, slots);
         Ok(true)
     }
 }
@@ -134,17 +148,6 @@ impl Fetcher {
 const PAUSE_CHECK: Duration = Duration::from_millis(500);
 
 impl Fetcher {
-    /// True when the queue is paused; false when not, or when Redis cannot
-    /// say (the entries then run: they were claimed before any pause seen).
-    async fn paused_now(&self, conn: &mut Link) -> bool {
-        self.queue
-            .consumer
-            .queue()
-            .is_paused(conn)
-            .await
-            .unwrap_or(false)
-    }
-
     /// Waits until the queue is resumed (looking every [`PAUSE_CHECK`]);
     /// true when `stop` fired first.
     async fn wait_while_paused(&self, stop: &CancellationToken) -> bool {
@@ -160,6 +163,20 @@ impl Fetcher {
                 return false;
             }
         }
+    }
+}
+
+impl Fetcher {
+    /// Waits while the worker holds its claims (the server's
+    /// maxmemory-policy evicts; the memory watch logs it); true when `stop`
+    /// fired first.
+    async fn wait_while_held(&self, stop: &CancellationToken) -> bool {
+        while self.queue.activity.claims_held() {
+            if pause(PAUSE_CHECK, stop).await {
+                return true;
+            }
+        }
+        false
     }
 }
 

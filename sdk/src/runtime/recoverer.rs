@@ -112,6 +112,10 @@ impl Recoverer {
         let mut first_error = None;
         self.again = false;
         for QueueRecovery { queue, streams } in &mut self.queues {
+            // Held while the server may evict Ferry's keys (the memory watch).
+            if queue.activity.claims_held() {
+                continue;
+            }
             for options in streams.iter_mut() {
                 let most = queue.claim_size.limit(self.slots.total());
                 let Some(slots) = self.slots.take(most, stop).await else {
@@ -161,6 +165,7 @@ impl Recoverer {
                 self.again |= r.claimed.len() >= most
                     && most < self.slots.total()
                     && !r.claimed.iter().any(|d| d.suspect);
+                self.executor.announce_started(queue, &r.claimed).await;
                 self.executor.start(queue, r.claimed, slots);
             }
         }
