@@ -22,9 +22,15 @@ end
 
 -- Scheduled or retrying.
 if redis.call('ZSCORE', DELAYED, id) then
+  -- Its record has what its envelope says (no attempt of it runs now).
+  local ok, env = pcall(cjson.decode, redis.call('HGET', SCHEDULED, id) or '')
+  local members = ''
+  if ok and type(env) == 'table' then
+    members = record_members(function(name) return env[name] end, env.priority, nil, nil)
+  end
   redis.call('ZREM', DELAYED, id)
   redis.call('HDEL', SCHEDULED, id)
-  record_cancelled({id}, {''}, now)
+  record_cancelled({id}, {members}, now)
   return {'cancelled'}
 end
 
@@ -55,5 +61,5 @@ if st then
 end
 -- Queued: removed before any worker takes it.
 redis.call('XDEL', stream, entry_id)
-record_cancelled({id}, {''}, now)
+record_cancelled({id}, {entry_record(found[1][2], 1, entry_id, PRIORITIES[index], nil, nil)}, now)
 return {'cancelled'}

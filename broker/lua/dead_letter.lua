@@ -3,7 +3,9 @@
 -- ARGV[1] group   ARGV[2] consumer   ARGV[3] priority index (1-4)   ARGV[4] entry id
 -- ARGV[5] cap on the dead-letter stream's length (0 = keep every entry)
 -- ARGV[6] counter to bump: 'dead' or 'malformed'
--- ARGV[7] error   ARGV[8..] the entry's fields as stored
+-- ARGV[7] error   ARGV[8] when the failed attempt started (ms; '' when not
+-- known): for the record of a job that ends cancelled
+-- ARGV[9..] the entry's fields as stored
 -- failed_at is the server's time (shared/clock.lua).
 -- Returns {moved, dropped}: moved is 1, or 0 if the entry is no longer pending
 -- for this consumer; dropped counts old dead-letter entries the cap removed
@@ -20,10 +22,10 @@ if counter ~= COUNTER_DEAD and counter ~= COUNTER_MALFORMED then
 end
 if not pending_for(stream, GROUP, ARGV[2], id) then return {0, 0} end
 finish(stream, GROUP, {id})
-local job = field_in(ARGV, 8, 'id') or derived_id(priority, id)
+local job = field_in(ARGV, 9, 'id') or derived_id(priority, id)
 if cancels_among({job}) then
-  record_cancelled({job}, {''}, now)
+  record_cancelled({job}, {entry_record(ARGV, 9, id, priority, ARGV[8], ARGV[2])}, now)
   return {2, 0}
 end
-local dropped = write_dead_letter(ARGV, 8, ARGV[7], now, priority, tonumber(ARGV[5]), counter, id)
+local dropped = write_dead_letter(ARGV, 9, ARGV[7], now, priority, tonumber(ARGV[5]), counter, id)
 return {1, dropped}

@@ -86,7 +86,8 @@ for _ = 1, 10 do
       -- Cancelled while its worker ran it, then the worker died: it ends
       -- cancelled, not run again.
       finish(stream, GROUP, {id})
-      record_cancelled({field_in(entry[2], 1, 'id') or derived_id(priority, id)}, {''}, now)
+      record_cancelled({field_in(entry[2], 1, 'id') or derived_id(priority, id)},
+        {entry_record(entry[2], 1, id, priority, nil, p[1][2])}, now)
     elseif p[1] then
       local deliveries = tonumber(p[1][4])
       local suspect = deliveries >= 2 or deliveries + 1 >= max_deliveries

@@ -5,6 +5,8 @@
 -- ARGV[6] delay (ms): the job is due that long after now by the server's
 -- clock (shared/clock.lua), whatever the worker's clock says.
 -- ARGV[7] the job id: its member in the delayed set
+-- ARGV[8] when the failed attempt started (ms; '' when not known): for the
+-- record of a job that ends cancelled
 -- Returns 1 if moved, 0 if the entry is no longer pending for this consumer
 -- (recovery gave it to another worker, which now owns the job), 2 if the
 -- job's cancellation was asked for: it ends cancelled instead.
@@ -19,9 +21,15 @@ local stream = stream_at(ARGV[3])
 local id = ARGV[4]
 local job = ARGV[7]
 if not pending_for(stream, GROUP, ARGV[2], id) then return 0 end
+local cancelled = cancels_among({job})
+local members = ''
+if cancelled then
+  local e = redis.call('XRANGE', stream, id, id)[1]
+  if e then members = entry_record(e[2], 1, id, PRIORITIES[tonumber(ARGV[3])], ARGV[8], ARGV[2]) end
+end
 finish(stream, GROUP, {id})
-if cancels_among({job}) then
-  record_cancelled({job}, {''}, now)
+if cancelled then
+  record_cancelled({job}, {members}, now)
   return 2
 end
 redis.call('ZADD', DELAYED, now + tonumber(ARGV[6]), job)

@@ -28,7 +28,8 @@ impl Job for Square {
 }
 
 /// Returns n², after taking a permit when it has a gate (so a test can hold
-/// jobs running); fails for good on 13, and the first attempt of 99.
+/// jobs running); fails for good on 13, fails (to be retried) on 98, and
+/// fails the first attempt of 99.
 struct SquareHandler(Option<Arc<Semaphore>>);
 impl Handler for SquareHandler {
     type Job = Square;
@@ -42,6 +43,9 @@ impl Handler for SquareHandler {
         }
         if job.n == 13 {
             return Err(JobError::permanent("13 is unlucky"));
+        }
+        if job.n == 98 {
+            return Err(JobError::retry("98 fails after its gate"));
         }
         Ok(job.n * job.n)
     }
@@ -912,6 +916,104 @@ async fn a_running_job_cancelled_ends_cancelled_whatever_its_handler_returns() {
         .await
         .unwrap();
     assert_eq!(cancels, 0, "the request is forgotten once the job ended");
+    token.cancel();
+    handle.await.unwrap().unwrap();
+}
+
+/// Every finished record has the same fields however the job ended: one
+/// cancelled while queued or scheduled keeps its type, priority, attempt,
+/// max_retries and enqueued_at (no attempt started, so started_at and
+/// worker are null), and one cancelled while it ran keeps them all, whether
+/// its attempt then succeeded, failed with retries left, or failed for good.
+#[tokio::test]
+async fn a_cancelled_jobs_record_has_the_fields_of_a_succeeded_one() {
+    let s = setup().await;
+    let keys = s.queue().keys().clone();
+    let conn = s.redis.conn().await;
+    let record = |id: String| {
+        let mut conn = conn.clone();
+        let results = keys.results().to_owned();
+        async move {
+            let raw: String = redis::cmd("HGET")
+                .arg(results)
+                .arg(&id)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            serde_json::from_str::<serde_json::Value>(&raw).unwrap()
+        }
+    };
+    let members = |v: &serde_json::Value| {
+        let mut m: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        m.sort();
+        m
+    };
+
+    let queued = s.client.enqueue(&Square { n: 2 }).await.unwrap();
+    let scheduled = s
+        .client
+        .enqueue_with(
+            &Square { n: 3 },
+            EnqueueOptions::new().delay(Duration::from_secs(3600)),
+        )
+        .await
+        .unwrap();
+    for id in [&queued, &scheduled] {
+        assert!(matches!(s.client.cancel(QUEUE, id).await.unwrap(), Cancel::Cancelled));
+    }
+
+    let gate = Arc::new(Semaphore::new(0));
+    let (handle, token) = s.worker(Some(gate.clone()));
+    let mut running = Vec::new();
+    for n in [4, 98, 13] {
+        running.push(s.client.enqueue(&Square { n }).await.unwrap());
+    }
+    for id in &running {
+        wait_until(Duration::from_secs(20), "the job runs", || async {
+            s.client.status(QUEUE, id).await.unwrap().state == JobState::Running
+        })
+        .await;
+        assert!(matches!(
+            s.client.cancel(QUEUE, id).await.unwrap(),
+            Cancel::Requested { .. }
+        ));
+    }
+    gate.add_permits(running.len());
+    for id in &running {
+        let st = s.client.wait(QUEUE, id, Duration::from_secs(20)).await.unwrap();
+        assert_eq!(st.state, JobState::Cancelled, "{id}");
+    }
+    let succeeded = s.client.enqueue(&Square { n: 5 }).await.unwrap();
+    gate.add_permits(1);
+    let st = s
+        .client
+        .wait(QUEUE, &succeeded, Duration::from_secs(20))
+        .await
+        .unwrap();
+    assert_eq!(st.state, JobState::Succeeded);
+
+    let done = record(succeeded).await;
+    let mut want = members(&done);
+    want.retain(|m| m != "result");
+    for id in [&queued, &scheduled].into_iter().chain(&running) {
+        let r = record(id.clone()).await;
+        assert_eq!(members(&r), want, "{id}: {r}");
+        assert_eq!(r["state"], "cancelled", "{id}: {r}");
+        assert_eq!(r["type"], "square", "{id}: {r}");
+        assert_eq!(r["priority"], "normal", "{id}: {r}");
+        assert_eq!(r["attempt"], 1, "{id}: {r}");
+        assert_eq!(r["max_retries"], done["max_retries"], "{id}: {r}");
+        assert!(r["enqueued_at"].as_u64().unwrap() > 0, "{id}: {r}");
+        if running.contains(id) {
+            assert!(
+                r["started_at"].as_u64().unwrap() >= r["enqueued_at"].as_u64().unwrap(),
+                "{id}: {r}"
+            );
+            assert!(r["worker"].as_str().is_some_and(|w| !w.is_empty()), "{id}: {r}");
+        } else {
+            assert!(r["started_at"].is_null() && r["worker"].is_null(), "{id}: {r}");
+        }
+    }
     token.cancel();
     handle.await.unwrap().unwrap();
 }

@@ -105,9 +105,48 @@ local function cancels_among(ids)
   return set
 end
 
+-- A JSON number from a decimal text (an entry's field), or null.
+local function json_count(v)
+  if type(v) == 'number' then return string.format('%d', v) end
+  if type(v) == 'string' and #v <= 19 and string.match(v, '^%d+$') then return v end
+  return 'null'
+end
+
+-- A JSON string, or null.
+local function json_text(v)
+  if type(v) ~= 'string' then return 'null' end
+  return cjson.encode(v)
+end
+
+-- The members of a finished job's record, as a worker writes them
+-- (record_fields in consumer/settle.rs, without the result): `get(name)`
+-- reads a field of the job's envelope; `started_at` (ms) and `worker` are
+-- nil where no attempt started.
+local function record_members(get, priority, started_at, worker)
+  return '"type":' .. json_text(get('type')) ..
+    ',"priority":' .. json_text(priority) ..
+    ',"attempt":' .. json_count(get('attempt')) ..
+    ',"max_retries":' .. json_count(get('max_retries')) ..
+    ',"enqueued_at":' .. json_count(get('enqueued_at')) ..
+    ',"started_at":' .. json_count(started_at) ..
+    ',"worker":' .. json_text(worker)
+end
+
+-- record_members from stream entry `entry_id`'s flat field list, read
+-- from index `from` (a fresh job's enqueued_at is its entry id's time).
+local function entry_record(fields, from, entry_id, priority, started_at, worker)
+  local get = function(name)
+    local v = field_in(fields, from, name)
+    if v == nil and name == 'enqueued_at' then return entry_ms(entry_id) end
+    return v
+  end
+  return record_members(get, priority, started_at, worker)
+end
+
 -- Ends jobs `ids` as cancelled (their entries already removed): records
--- with `fields` (JSON members or ''), the counter, the notice; forgets
--- their cancellation requests and index fields.
+-- with `fields` (JSON members: record_members, entry_record, or a worker's
+-- record; '' only where nothing is known of the job), the counter, the
+-- notice; forgets their cancellation requests and index fields.
 local function record_cancelled(ids, fields, now)
   if #ids == 0 then return end
   local rows = {}

@@ -36,6 +36,10 @@ pub struct Delivery {
     /// [`Consumer::start_suspect`](crate::Consumer::start_suspect) when it
     /// starts; its delivery is not counted yet.
     pub suspect: bool,
+    /// When its handler started (ms since the epoch), once a worker has
+    /// started it: retry and dead-letter moves pass it on, for the record
+    /// of a job whose cancellation was asked for while it ran.
+    pub started_at: Option<u64>,
 }
 
 impl Delivery {
@@ -82,6 +86,7 @@ pub(crate) fn push_entries(
             fields: fields.unwrap_or_default(),
             deliveries: deliveries.unwrap_or(1),
             suspect,
+            started_at: None,
         });
     }
     Ok(())

@@ -277,7 +277,8 @@ impl Consumer {
                 crate::envelope::TraceContext::from_fields(&delivery.fields).as_ref(),
             ))
             .arg(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX))
-            .arg(&next.id);
+            .arg(&next.id)
+            .arg(started_arg(delivery));
         let moved: i64 = inv.invoke_async(conn).await?;
         // 2: its cancellation was asked for; it ended cancelled instead.
         Ok(match moved {
@@ -307,7 +308,8 @@ impl Consumer {
             .arg(&delivery.entry.id)
             .arg(self.queue().dead_letter_limit())
             .arg(kind.counter())
-            .arg(reason);
+            .arg(reason)
+            .arg(started_arg(delivery));
         for (k, v) in &delivery.fields {
             inv.arg(k.as_slice()).arg(v.as_slice());
         }
@@ -321,4 +323,9 @@ impl Consumer {
             _ => Err(Error::Protocol(format!("dead_letter: {v:?}"))),
         }
     }
+}
+
+/// A delivery's start time as a script argument ('' when not known).
+fn started_arg(delivery: &Delivery) -> String {
+    delivery.started_at.map(|ms| ms.to_string()).unwrap_or_default()
 }

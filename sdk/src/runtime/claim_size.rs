@@ -79,6 +79,7 @@ mod tests {
             fields: vec![(b"payload".to_vec(), vec![b'x'; payload])],
             deliveries: 1,
             suspect: false,
+            started_at: None,
         }
     }
 

@@ -285,7 +285,7 @@ impl ExecutorParts {
         }
     }
 
-    async fn run_handler(&self, job: ClaimedJob, env: Envelope) {
+    async fn run_handler(&self, mut job: ClaimedJob, env: Envelope) {
         let settler = &self.settler;
         let Some(handler) = self.handlers.get(env.job_type.as_str()) else {
             return self.unknown_type(job, &env).await;
@@ -311,6 +311,7 @@ impl ExecutorParts {
         let held_us = AtomicU64::new(0);
         let in_handler = self.activity.handler_started();
         let started_at = ferry_broker::now_ms();
+        job.delivery.started_at = Some(started_at);
         let started = std::time::Instant::now();
         let attempt = PollTimer::new(handler.call(&env.payload, ctx), &held_us);
         let attempt = AssertUnwindSafe(tokio::time::timeout(timeout, attempt)).catch_unwind();

@@ -162,6 +162,7 @@ mod tests {
             fields: Vec::new(),
             deliveries: 1,
             suspect: false,
+            started_at: None,
         }
     }
 
