@@ -718,11 +718,12 @@ async function queue({ queue: q, tab }) {
   const Q = enc(q);
   const cursor = state.page.cursors.at(-1);
   const jobsPath = `/v1/queues/${Q}/jobs?state=${enc(tab)}&limit=${PAGE_SIZE}${cursor ? `&cursor=${enc(cursor)}` : ''}`;
-  const [stats, streams, jobs, workers] = await Promise.all([
+  const [stats, streams, jobs, workers, settings] = await Promise.all([
     get(`/v1/queues/${Q}/stats`),
     get(`/v1/queues/${Q}/streams`).catch((e) => e),
     get(jobsPath).catch((e) => e),
     get(`/v1/queues/${Q}/workers`).catch(() => []),
+    get(`/v1/queues/${Q}/settings`).catch((e) => e),
   ]);
   const r = stats.recent;
   const summary = (label, sm, key) =>
@@ -749,10 +750,35 @@ async function queue({ queue: q, tab }) {
       summary('Wait', r.wait, 'wait'),
       summary('Run', r.run, 'run'),
     ),
+    section('Settings', settingsList(q, settings)),
     section('Streams', streamsTable(streams)),
     section('Jobs', jobTabs(q, tab), jobsTable(q, tab, jobs)),
     section(`Workers on ${q}`, workersTable(workers, 'queue-workers-table')),
   );
+}
+
+// The queue's settings as the fleet reads them (P:{Q}:settings), with the
+// command that changes each.
+function settingsList(q, settings) {
+  if (settings instanceof Error) {
+    return h('p', { class: 'empty', testid: 'settings-unavailable', text: `Settings unavailable: ${settings.message}` });
+  }
+  const row = (label, value, testid, hint) =>
+    h('tr', { testid: 'settings-row', 'data-key': testid },
+      h('th', { scope: 'row', text: label }),
+      td(value, { testid }),
+      td(h('code', { text: hint }), { class: 'muted' }));
+  const limit = (v, none) => (v === null || v === undefined ? none : num(v));
+  return [
+    h('p', { class: 'muted hint', text: 'What every worker and producer of this queue acts on. Change them with `ferry settings` or PATCH /v1/queues/{queue}/settings.' }),
+    table('settings-table', ['setting', 'value', 'change with'], [
+      row('Paused', settings.paused ? 'yes' : 'no', 'settings-paused', `ferry ${settings.paused ? 'resume' : 'pause'} ${q}`),
+      row('Maximum depth', limit(settings.max_depth, 'no limit'), 'settings-max-depth', `ferry settings ${q} --max-depth N|none`),
+      row('Records kept for', duration(settings.retention_ms), 'settings-retention', `ferry settings ${q} --retention-ms MS`),
+      row('Records kept, at most', num(settings.retention_count), 'settings-retention-count', `ferry settings ${q} --retention-count N`),
+      row('Lifecycle events', settings.events ? `on, ${num(settings.events)} kept` : 'off', 'settings-events', `ferry settings ${q} --events CAP|off`),
+    ], { caption: 'Settings' }),
+  ];
 }
 
 function ageCell(ms, testid, title) {

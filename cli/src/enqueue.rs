@@ -100,6 +100,27 @@ impl Admin {
     /// # Errors
     /// As [`Admin::enqueue`]; [`Error::Input`] names the job at fault.
     pub async fn enqueue_many(&self, queue: &str, jobs: Vec<RawJob>) -> Result<Vec<String>> {
+        self.enqueue_batch(queue, jobs, None).await
+    }
+
+    /// As [`Admin::enqueue_many`], under an idempotency key when one is
+    /// given: the same batch sent again with the same key (after a lost
+    /// reply, say) writes only what was not written before and returns the
+    /// same ids, for a day after its last write (see
+    /// [`Queue::enqueue_keyed`](ferry_broker::Queue::enqueue_keyed)).
+    ///
+    /// # Errors
+    /// As [`Admin::enqueue_many`]; [`Error::Input`] for a bad key.
+    pub async fn enqueue_batch(
+        &self,
+        queue: &str,
+        jobs: Vec<RawJob>,
+        idempotency_key: Option<&str>,
+    ) -> Result<Vec<String>> {
+        let key = idempotency_key
+            .map(ferry_broker::batch::BatchKey::new)
+            .transpose()
+            .map_err(|e| Error::Input(e.to_string()))?;
         let q = self.queue(queue)?;
         let many = jobs.len() > 1;
         let new = jobs
@@ -127,9 +148,11 @@ impl Admin {
             return Ok(Vec::new());
         }
         let mut conn = self.conn();
-        q.enqueue_with(&mut conn, &new, OnDuplicate::Error)
-            .await
-            .map_err(|e| self.fail(e))
+        match &key {
+            Some(key) => q.enqueue_keyed(&mut conn, &new, key).await,
+            None => q.enqueue_with(&mut conn, &new, OnDuplicate::Error).await,
+        }
+        .map_err(|e| self.fail(e))
     }
 }
 

@@ -133,6 +133,8 @@ async fn run(cli: Cli) -> Result<()> {
         ),
         Command::Streams(q) => print(json, &admin.streams(&q.queue).await?),
         Command::Workers { queue } => print(json, &admin.workers(queue.as_deref()).await?),
+        Command::Settings(a) => return settings(&admin, a, json).await,
+        Command::Events(a) => return events(&admin, a, json).await,
         Command::Serve(a) => return serve(admin, a).await,
         Command::Openapi => {
             let mut out = std::io::stdout().lock();
@@ -266,6 +268,67 @@ async fn confirm_purge(admin: &Admin, queue: &str) -> Result<()> {
 /// `stats --watch`: prints the stats every `interval` until Ctrl-C. A
 /// failure of the first read ends it; later ones are reported on stderr
 /// and the watch goes on.
+/// `ferry settings`: shows a queue's settings, after applying the changes
+/// given (and clearing its records, when asked with --yes).
+async fn settings(admin: &Admin, a: args::SettingsArgs, json: bool) -> Result<()> {
+    use ferry_queue_cli::settings::{SettingsChange, SettingsReport};
+    if a.clear_results && !a.yes {
+        return Err(Error::Usage(
+            "--clear-results deletes every finished job's record of the queue: add --yes".into(),
+        ));
+    }
+    let change = SettingsChange {
+        max_depth: a.max_depth.map(|l| l.0),
+        retention_ms: a.retention_ms,
+        retention_count: a.retention_count,
+        events: a.events.map(|l| l.0),
+    };
+    change.check()?;
+    let cleared = if a.clear_results {
+        Some(admin.clear_results(&a.queue).await?.cleared)
+    } else {
+        None
+    };
+    let settings = if change.is_empty() {
+        admin.settings(&a.queue).await?
+    } else {
+        admin.change_settings(&a.queue, &change).await?
+    };
+    print(json, &SettingsReport { settings, cleared }).map_err(io)
+}
+
+/// `ferry events`: prints the events kept after --after (at most --limit),
+/// then with --follow those to come, until Ctrl-C.
+async fn events(admin: &Admin, a: args::EventsArgs, json: bool) -> Result<()> {
+    let page = admin.events(&a.queue, &a.after, a.limit.max(1)).await?;
+    for e in &page.events {
+        print(json, e).map_err(io)?;
+    }
+    if !a.follow {
+        return Ok(());
+    }
+    let mut subscription = admin.subscribe(&a.queue, Some(&page.next)).await?;
+    let interrupted = tokio::signal::ctrl_c();
+    tokio::pin!(interrupted);
+    loop {
+        let next = tokio::select! {
+            _ = &mut interrupted => return Ok(()),
+            e = subscription.next() => e,
+        };
+        match next {
+            Ok(e) => print(json, &ferry_queue_cli::EventView::from(e)).map_err(io)?,
+            // The subscription carries on from the last event printed.
+            Err(e) => {
+                eprintln!("ferry: {}", e.to_string().replace(['\r', '\n'], " "));
+                tokio::select! {
+                    _ = &mut interrupted => return Ok(()),
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+        }
+    }
+}
+
 async fn watch(admin: &Admin, queue: &str, interval: Duration, json: bool) -> Result<()> {
     let clear = !json && std::io::stdout().is_terminal();
     let mut tick = tokio::time::interval(interval);

@@ -6,10 +6,11 @@ use std::io::Write as _;
 
 use ferry_broker::{JobPage, ListState, StreamInfo};
 use ferry_queue::{JobStatus, Priority, WorkerInfo};
+use ferry_queue_cli::settings::SettingsReport;
 use ferry_queue_cli::stats::THROUGHPUT_MINUTES;
 use ferry_queue_cli::{
-    Cancelled, DeadGroups, DeadListing, DeadView, Enqueued, PauseState, Purged, QueueSummary,
-    Replayed, Reprioritised, Retried, StatsReport,
+    Cancelled, DeadGroups, DeadListing, DeadView, Enqueued, EventView, PauseState, Purged,
+    QueueSummary, Replayed, Reprioritised, Retried, StatsReport,
 };
 use serde::Serialize;
 
@@ -399,6 +400,43 @@ impl Human for Retried {
 impl Human for Reprioritised {
     fn human(&self) -> String {
         format!("job {} has priority {}\n", self.id, self.priority)
+    }
+}
+
+impl Human for SettingsReport {
+    fn human(&self) -> String {
+        let s = &self.settings;
+        let limit =
+            |v: Option<u64>, none: &str| v.map_or_else(|| none.to_owned(), |n| n.to_string());
+        let mut out = String::new();
+        if let Some(n) = self.cleared {
+            let _ = writeln!(out, "cleared: {n} records");
+        }
+        let _ = writeln!(out, "queue: {}", s.queue);
+        let _ = writeln!(out, "paused: {}", s.paused);
+        let _ = writeln!(out, "max_depth: {}", limit(s.max_depth, "none"));
+        let _ = writeln!(out, "retention_ms: {}", s.retention_ms);
+        let _ = writeln!(out, "retention_count: {}", s.retention_count);
+        let _ = writeln!(out, "events: {}", limit(s.events, "off"));
+        out
+    }
+}
+
+impl Human for EventView {
+    /// `<entry id> <event> <job id> key=value ...`, one line (values with a
+    /// space or a line break quoted as JSON strings).
+    fn human(&self) -> String {
+        let mut out = format!("{} {} {}", self.entry_id, self.event, self.job_id);
+        for (k, v) in &self.fields {
+            if v.is_empty() || v.contains(char::is_whitespace) || v.contains('"') {
+                let _ = write!(out, " {k}={}", serde_json::Value::from(v.as_str()));
+            } else {
+                let _ = write!(out, " {k}={v}");
+            }
+        }
+        out.retain(|c| c != '\n' && c != '\r');
+        out.push('\n');
+        out
     }
 }
 

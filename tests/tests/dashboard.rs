@@ -232,6 +232,28 @@ async fn the_dashboard_follows_jobs_replays_dead_letters_and_honours_read_only_a
         )
         .await;
     assert_eq!(browser.count(r#"tr[data-testid="stream-row"]"#).await, 4);
+    // The queue's settings, as the API reads them.
+    let settings = api.get(&format!("/v1/queues/{q}/settings")).await;
+    assert_eq!(settings["max_depth"], Value::Null, "{settings}");
+    assert_eq!(
+        browser.text(&testid("settings-max-depth")).await.as_deref(),
+        Some("no limit")
+    );
+    let events = browser
+        .text(&testid("settings-events"))
+        .await
+        .unwrap_or_default();
+    assert_eq!(
+        events == "off",
+        settings["events"].is_null(),
+        "{events}: {settings}"
+    );
+    let kept = browser
+        .text(&testid("settings-retention-count"))
+        .await
+        .unwrap_or_default()
+        .replace([',', '\u{a0}', ' '], "");
+    assert_eq!(kept, settings["retention_count"].to_string());
     // Page and API agree on every stream.
     let streams = api.get(&format!("/v1/queues/{q}/streams")).await;
     for s in streams.as_array().unwrap() {

@@ -10,7 +10,11 @@ use ferry_tests::{wait_until, RedisServer, WorkerProcess};
 
 const WORKERS: usize = 8;
 
-async fn info_field(conn: &mut redis::aio::MultiplexedConnection, section: &str, field: &str) -> u64 {
+async fn info_field(
+    conn: &mut redis::aio::MultiplexedConnection,
+    section: &str,
+    field: &str,
+) -> u64 {
     let info: String = redis::cmd("INFO")
         .arg(section)
         .query_async(conn)
@@ -59,7 +63,11 @@ async fn every_worker_rejoins_after_maxclients_frees() {
     )
     .await;
     for w in &mut workers {
-        assert!(w.exited().is_none(), "a worker waits for redis:\n{}", w.log_text());
+        assert!(
+            w.exited().is_none(),
+            "a worker waits for redis:\n{}",
+            w.log_text()
+        );
     }
 
     set_maxclients(&mut admin, 1000).await;
@@ -91,7 +99,12 @@ async fn every_worker_rejoins_after_maxclients_frees() {
     )
     .await;
     set_maxclients(&mut admin, 1000).await;
-    every_worker_joins_and_runs(&s, &mut admin, "after every connection was closed at maxclients").await;
+    every_worker_joins_and_runs(
+        &s,
+        &mut admin,
+        "after every connection was closed at maxclients",
+    )
+    .await;
 
     for w in &workers {
         w.terminate();
@@ -123,7 +136,9 @@ async fn every_worker_joins_and_runs(
         },
     )
     .await;
-    let channel = ferry_tests::queue(&s.prefix, &s.queue).keys().cancel_channel();
+    let channel = ferry_tests::queue(&s.prefix, &s.queue)
+        .keys()
+        .cancel_channel();
     wait_until(
         Duration::from_secs(60),
         "all eight workers listen for cancellations",
@@ -166,7 +181,10 @@ async fn every_worker_joins_and_runs(
         assert_eq!(st.state, ferry_queue::JobState::Succeeded, "{id}");
         *ran_by.entry(st.worker.unwrap_or_default()).or_default() += 1;
     }
-    println!("{when}: jobs per worker {:?}", ran_by.values().collect::<Vec<_>>());
+    println!(
+        "{when}: jobs per worker {:?}",
+        ran_by.values().collect::<Vec<_>>()
+    );
     assert_eq!(
         ran_by.len(),
         WORKERS,

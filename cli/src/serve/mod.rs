@@ -75,7 +75,14 @@ pub struct AppState {
     pub redis_errors: AtomicU64,
     /// Requests answered, by class of status (2xx, 4xx, 5xx).
     pub responses: [AtomicU64; 3],
+    /// Event streams open (each holds a Redis connection): at most
+    /// [`MAX_EVENT_STREAMS`].
+    pub event_streams: Arc<tokio::sync::Semaphore>,
 }
+
+/// The most event streams (`/v1/queues/{queue}/events/stream`) served at
+/// once; each holds a Redis connection of its own.
+pub const MAX_EVENT_STREAMS: usize = 64;
 
 impl AppState {
     /// The shared state of a server.
@@ -86,6 +93,7 @@ impl AppState {
             limits,
             redis_errors: AtomicU64::new(0),
             responses: Default::default(),
+            event_streams: Arc::new(tokio::sync::Semaphore::new(MAX_EVENT_STREAMS)),
         })
     }
 

@@ -10,7 +10,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::routes::{dead, jobs, queues, system};
+use super::routes::{dead, events, jobs, queues, settings, system};
 use super::AppState;
 
 #[derive(OpenApi)]
@@ -23,7 +23,7 @@ use super::AppState;
     modifiers(&Bearer),
     tags(
         (name = "jobs", description = "Jobs by id"),
-        (name = "queues", description = "Queues, stats, pause and resume, workers"),
+        (name = "queues", description = "Queues, stats, settings, pause and resume, workers, lifecycle events"),
         (name = "dead letters", description = "Jobs that failed for good"),
         (name = "server", description = "Health, metrics, and what a token allows"),
     )
@@ -57,6 +57,10 @@ pub fn router_and_document() -> (axum::Router<Arc<AppState>>, utoipa::openapi::O
         .routes(routes!(queues::resume))
         .routes(routes!(queues::workers))
         .routes(routes!(queues::queue_workers))
+        .routes(routes!(settings::show, settings::change))
+        .routes(routes!(settings::clear_results))
+        .routes(routes!(events::page))
+        .routes(routes!(events::stream))
         .routes(routes!(jobs::enqueue, jobs::list))
         .routes(routes!(jobs::enqueue_batch))
         .routes(routes!(jobs::show))

@@ -54,6 +54,8 @@ pub mod codes {
     pub const BATCH_TOO_LARGE: &str = "batch_too_large";
     /// 429: the queue is at its maximum depth.
     pub const QUEUE_FULL: &str = "queue_full";
+    /// 429: the server holds as many event streams as it serves at once.
+    pub const TOO_MANY_STREAMS: &str = "too_many_streams";
     /// 500: anything else (logged by the server).
     pub const INTERNAL: &str = "internal";
     /// 503: Redis did not answer in time, refused the connection, is out of
@@ -105,7 +107,7 @@ impl ApiError {
         .retry_after(1)
     }
 
-    fn retry_after(mut self, secs: u64) -> Self {
+    pub(crate) fn retry_after(mut self, secs: u64) -> Self {
         self.retry_after = Some(secs);
         self
     }

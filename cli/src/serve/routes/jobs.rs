@@ -116,6 +116,14 @@ mod whole {
 pub struct BatchRequest {
     /// The jobs, in order.
     pub jobs: Vec<NewJobRequest>,
+    /// An idempotency key (1 to 128 of `A-Z a-z 0-9 . _ : -`): the same
+    /// batch sent again with the same key (after a lost reply or a 503)
+    /// writes only what was not written before and answers with the same
+    /// ids, for a day after its last write. Job ids are then derived from
+    /// the key, unless a job gives its own.
+    #[serde(default)]
+    #[schema(pattern = "^[A-Za-z0-9._:-]{1,128}$")]
+    pub idempotency_key: Option<String>,
 }
 
 /// The ids of a batch's jobs, in the batch's order.
@@ -234,7 +242,13 @@ pub async fn enqueue_batch(
         .enumerate()
         .map(|(i, j)| j.into_raw(&format!("jobs[{i}].")))
         .collect::<Result<Vec<_>, _>>()?;
-    let ids = state.run(state.admin.enqueue_many(&queue, jobs)).await?;
+    let ids = state
+        .run(
+            state
+                .admin
+                .enqueue_batch(&queue, jobs, batch.idempotency_key.as_deref()),
+        )
+        .await?;
     Ok((StatusCode::CREATED, Json(BatchEnqueued { queue, ids })))
 }
 

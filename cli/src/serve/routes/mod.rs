@@ -2,8 +2,10 @@
 //! description (`#[utoipa::path]`); [`super::openapi`] collects them.
 
 pub mod dead;
+pub mod events;
 pub mod jobs;
 pub mod queues;
+pub mod settings;
 pub mod system;
 
 use std::sync::Arc;

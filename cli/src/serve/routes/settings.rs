@@ -1,0 +1,67 @@
+//! A queue's settings: read them, change them, clear its finished jobs'
+//! records.
+
+use axum::Json;
+
+use super::jobs::QueuePath;
+use super::{existing, St};
+use crate::serve::extract::{JsonBody, Path};
+use crate::serve::problem::{ApiError, ErrorBody};
+use crate::settings::{QueueSettings, ResultsCleared, SettingsChange};
+
+/// A queue's settings: paused, the maximum depth, how long and how many
+/// finished jobs' records are kept, and the lifecycle events' cap.
+#[utoipa::path(get, path = "/v1/queues/{queue}/settings", tag = "queues",
+    params(QueuePath),
+    responses(
+        (status = 200, description = "The settings", body = QueueSettings),
+        (status = 400, description = "A bad queue name", body = ErrorBody),
+        (status = 404, description = "No such queue", body = ErrorBody),
+        (status = 503, description = "Redis unavailable", body = ErrorBody),
+    ), security((), ("bearer" = [])))]
+pub async fn show(
+    state: St,
+    Path(QueuePath { queue }): Path<QueuePath>,
+) -> Result<Json<QueueSettings>, ApiError> {
+    existing(&state, &queue).await?;
+    Ok(Json(state.run(state.admin.settings(&queue)).await?))
+}
+
+/// Changes a queue's settings: the fields given (every one checked before
+/// any is written), `null` turning a limit off. Answers with the settings
+/// after. A queue nobody has used yet may be configured ahead of its first
+/// job.
+#[utoipa::path(patch, path = "/v1/queues/{queue}/settings", tag = "queues",
+    params(QueuePath), request_body = SettingsChange,
+    responses(
+        (status = 200, description = "The settings after the change", body = QueueSettings),
+        (status = 400, description = "A bad queue name or field", body = ErrorBody),
+        (status = 503, description = "Redis unavailable", body = ErrorBody),
+    ), security((), ("bearer" = [])))]
+pub async fn change(
+    state: St,
+    Path(QueuePath { queue }): Path<QueuePath>,
+    JsonBody(change): JsonBody<SettingsChange>,
+) -> Result<Json<QueueSettings>, ApiError> {
+    Ok(Json(
+        state
+            .run(state.admin.change_settings(&queue, &change))
+            .await?,
+    ))
+}
+
+/// Deletes every finished job's record of a queue (its results); dead
+/// letters stay. Answers with how many were deleted.
+#[utoipa::path(delete, path = "/v1/queues/{queue}/results", tag = "queues",
+    params(QueuePath),
+    responses(
+        (status = 200, description = "The records deleted", body = ResultsCleared),
+        (status = 400, description = "A bad queue name", body = ErrorBody),
+        (status = 503, description = "Redis unavailable", body = ErrorBody),
+    ), security((), ("bearer" = [])))]
+pub async fn clear_results(
+    state: St,
+    Path(QueuePath { queue }): Path<QueuePath>,
+) -> Result<Json<ResultsCleared>, ApiError> {
+    Ok(Json(state.run(state.admin.clear_results(&queue)).await?))
+}

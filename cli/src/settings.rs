@@ -1,0 +1,192 @@
+//! A queue's settings (the hash `P:{Q}:settings`): show them, change them,
+//! and clear the finished jobs' records. The same for `ferry settings` and
+//! `GET`/`PATCH /v1/queues/{queue}/settings`.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::admin::Admin;
+use crate::error::{Error, Result};
+
+/// A queue's settings as every worker and producer sees them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct QueueSettings {
+    /// The queue.
+    pub queue: String,
+    /// True while paused: workers claim nothing new.
+    pub paused: bool,
+    /// The most jobs the queue holds (waiting, running or delayed); past
+    /// it an enqueue is refused. Null: no limit.
+    pub max_depth: Option<u64>,
+    /// How long finished jobs' records are kept, ms (0 keeps none).
+    pub retention_ms: u64,
+    /// How many finished jobs' records are kept (0 keeps none).
+    pub retention_count: u64,
+    /// The lifecycle events stream's length cap. Null: events off.
+    pub events: Option<u64>,
+}
+
+/// A change to a queue's settings. A field left out stays as it is; `null`
+/// turns a limit off (`max_depth`: no limit; `events`: off). Every field
+/// is checked before any is written.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SettingsChange {
+    /// The most jobs the queue holds (1 or more), or null for no limit.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<u64>, nullable, minimum = 1)]
+    pub max_depth: Option<Option<u64>>,
+    /// How long finished jobs' records are kept, ms (0 keeps none). A new
+    /// time applies to jobs finishing from then on.
+    #[serde(default)]
+    pub retention_ms: Option<u64>,
+    /// How many finished jobs' records are kept (0 keeps none; the records
+    /// past it are removed a few at a time).
+    #[serde(default)]
+    pub retention_count: Option<u64>,
+    /// The events stream's cap (1 or more), or null to turn events off.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<u64>, nullable, minimum = 1)]
+    pub events: Option<Option<u64>>,
+}
+
+/// A field that is present: `null` is `Some(None)`, absent is `None`.
+fn present<'de, D, T>(d: D) -> std::result::Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// What clearing a queue's records removed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct ResultsCleared {
+    /// The queue.
+    pub queue: String,
+    /// How many finished jobs' records were deleted.
+    pub cleared: u64,
+}
+
+/// What `ferry settings` prints: the settings, and how many records
+/// `--clear-results` deleted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SettingsReport {
+    /// The settings (after any change).
+    #[serde(flatten)]
+    pub settings: QueueSettings,
+    /// Records deleted by `--clear-results`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cleared: Option<u64>,
+}
+
+/// Longest record retention accepted: ten years, in ms.
+pub const MAX_RETENTION_MS: u64 = 10 * 365 * 24 * 3600 * 1000;
+
+impl SettingsChange {
+    /// True when it changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self == &Self::default()
+    }
+
+    /// Checks every field; the first bad one as [`Error::Input`].
+    ///
+    /// # Errors
+    /// A `max_depth` or `events` of 0, a retention past ten years.
+    pub fn check(&self) -> Result<()> {
+        if self.max_depth == Some(Some(0)) {
+            return Err(Error::Input(
+                "max_depth 0 would refuse every job; use null (none) for no limit".into(),
+            ));
+        }
+        if self.events == Some(Some(0)) {
+            return Err(Error::Input(
+                "events 0 keeps no event; use null (off) to turn events off".into(),
+            ));
+        }
+        if self.retention_ms.is_some_and(|ms| ms > MAX_RETENTION_MS) {
+            return Err(Error::Input(format!(
+                "retention_ms {} is past ten years ({MAX_RETENTION_MS} ms)",
+                self.retention_ms.unwrap_or_default()
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl Admin {
+    /// The settings of `queue` (defaults for what is not set).
+    ///
+    /// # Errors
+    /// A bad queue name; Redis errors.
+    pub async fn settings(&self, queue: &str) -> Result<QueueSettings> {
+        let s = self
+            .client()
+            .settings(queue)
+            .await
+            .map_err(|e| self.fail(e))?;
+        Ok(QueueSettings {
+            queue: queue.to_owned(),
+            paused: s.paused,
+            max_depth: s.max_depth,
+            retention_ms: u64::try_from(s.retention.as_millis()).unwrap_or(u64::MAX),
+            retention_count: s.retention_count,
+            events: s.events,
+        })
+    }
+
+    /// Applies `change` to `queue`'s settings (every field checked first,
+    /// then each written: one HSET or HDEL per field) and returns them as
+    /// they are after.
+    ///
+    /// # Errors
+    /// [`Error::Input`] for a bad field (nothing is written); a bad queue
+    /// name; Redis errors.
+    pub async fn change_settings(
+        &self,
+        queue: &str,
+        change: &SettingsChange,
+    ) -> Result<QueueSettings> {
+        change.check()?;
+        let client = self.client();
+        if let Some(depth) = change.max_depth {
+            client
+                .set_max_depth(queue, depth)
+                .await
+                .map_err(|e| self.fail(e))?;
+        }
+        if change.retention_ms.is_some() || change.retention_count.is_some() {
+            let now = self.settings(queue).await?;
+            let ms = change.retention_ms.unwrap_or(now.retention_ms);
+            let count = change.retention_count.unwrap_or(now.retention_count);
+            client
+                .set_retention(queue, Duration::from_millis(ms), count)
+                .await
+                .map_err(|e| self.fail(e))?;
+        }
+        if let Some(events) = change.events {
+            client
+                .set_events(queue, events)
+                .await
+                .map_err(|e| self.fail(e))?;
+        }
+        self.settings(queue).await
+    }
+
+    /// Deletes every finished job's record of `queue` (dead letters stay).
+    ///
+    /// # Errors
+    /// A bad queue name; Redis errors.
+    pub async fn clear_results(&self, queue: &str) -> Result<ResultsCleared> {
+        let cleared = self
+            .client()
+            .clear_results(queue)
+            .await
+            .map_err(|e| self.fail(e))?;
+        Ok(ResultsCleared {
+            queue: queue.to_owned(),
+            cleared,
+        })
+    }
+}
