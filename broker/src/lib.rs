@@ -38,6 +38,7 @@
 //! - [`settings`]: pause and resume, maximum depth, record retention.
 //! - [`backoff`]: retry delays.
 //! - [`error`]: error types.
+//! - [`prometheus`]: the Prometheus text format of the SDK's and `ferry serve`'s metrics.
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), ferry_broker::Error> {
@@ -79,6 +80,7 @@ pub mod keys;
 pub mod listing;
 pub mod priority;
 pub mod producer;
+pub mod prometheus;
 pub mod queue;
 pub mod recovery;
 mod reply;

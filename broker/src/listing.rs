@@ -12,11 +12,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::envelope::{derived_id, field};
 use crate::error::{ConfigError, Error, Result};
-use crate::priority::Priority;
 use crate::queue::Queue;
 use crate::reply;
 use crate::scripts;
-use crate::status::{field_map, from_record, JobState, JobStatus};
+use crate::status::{envelope_map, field_map, from_record, priority_at, JobState, JobStatus};
 
 /// The most jobs one page may hold.
 pub const MAX_PAGE: usize = 1_000;
@@ -191,9 +190,7 @@ fn listed(state: ListState, parts: &[Value]) -> Option<JobStatus> {
     match (state, parts) {
         (ListState::Queued, [index, entry, fields, ..])
         | (ListState::Running, [index, entry, fields, ..]) => {
-            let priority = reply::int(index)
-                .and_then(|i| usize::try_from(i).ok()?.checked_sub(1))
-                .and_then(Priority::from_index)?;
+            let priority = priority_at(index)?;
             let entry = reply::string(entry)?;
             let f = field_map(fields);
             let id = f
@@ -205,23 +202,15 @@ fn listed(state: ListState, parts: &[Value]) -> Option<JobStatus> {
             } else {
                 JobState::Queued
             };
-            let mut s = JobStatus::new(&id, job_state).with_fields(&f);
-            s.priority = Some(priority);
-            s.attempt = s.attempt.or(Some(1));
-            s.enqueued_at = s.enqueued_at.or(Some(crate::envelope::entry_ms(&entry)));
+            let mut s = JobStatus::in_stream(&id, job_state, priority, entry, &f);
             if let [_, _, _, consumer, deliveries, _, progress] = parts {
-                s.worker = reply::string(consumer);
-                s.deliveries = reply::int(deliveries).and_then(|d| u32::try_from(d).ok());
-                s.progress = reply::string(progress).and_then(|p| serde_json::from_str(&p).ok());
+                s = s.with_claim(consumer, deliveries).with_progress(progress);
             }
-            s.entry_id = Some(entry);
             Some(s)
         }
         (ListState::Scheduled, [member, due, envelope]) => {
             let member = reply::string(member)?;
-            let env: std::collections::HashMap<String, String> = reply::string(envelope)
-                .and_then(|j| serde_json::from_str(&j).ok())
-                .unwrap_or_default();
+            let env = envelope_map(envelope);
             // A member from before 0.6 is the envelope itself (the script
             // returns it as the envelope): its id is the envelope's.
             let id = if member.starts_with('{') {
@@ -229,20 +218,7 @@ fn listed(state: ListState, parts: &[Value]) -> Option<JobStatus> {
             } else {
                 member
             };
-            let retrying = env
-                .get(field::ATTEMPT)
-                .and_then(|a| a.parse::<u32>().ok())
-                .is_some_and(|a| a > 1);
-            let job_state = if retrying {
-                JobState::Retrying
-            } else {
-                JobState::Scheduled
-            };
-            let mut s = JobStatus::new(&id, job_state).with_fields(&env);
-            s.run_at = reply::string(due)
-                .and_then(|d| d.parse::<f64>().ok())
-                .map(|d| d as u64);
-            Some(s)
+            Some(JobStatus::delayed(&id, due, &env))
         }
         (ListState::Finished, [id, record]) => {
             let id = reply::string(id)?;
@@ -258,10 +234,7 @@ fn listed(state: ListState, parts: &[Value]) -> Option<JobStatus> {
                     .unwrap_or_default();
                 derived_id(priority, &entry)
             });
-            let mut s = JobStatus::new(&id, JobState::Dead).with_fields(&f);
-            s.finished_at = f.get(field::FAILED_AT).and_then(|v| v.parse().ok());
-            s.entry_id = Some(entry);
-            Some(s)
+            Some(JobStatus::dead(&id, entry, &f))
         }
         _ => None,
     }

@@ -185,6 +185,82 @@ impl JobStatus {
         }
         self
     }
+
+    /// A job in its priority stream, `state` [`JobState::Queued`] or
+    /// [`JobState::Running`]: entry `entry` of the `priority` stream, with
+    /// the entry's fields. A fresh job's entry has no `attempt` (1) nor
+    /// `enqueued_at` (its entry id's time).
+    pub(crate) fn in_stream(
+        id: &str,
+        state: JobState,
+        priority: Priority,
+        entry: String,
+        fields: &HashMap<String, String>,
+    ) -> Self {
+        let mut s = Self::new(id, state).with_fields(fields);
+        s.priority = Some(priority);
+        s.attempt = s.attempt.or(Some(1));
+        s.enqueued_at = s.enqueued_at.or(Some(entry_ms(&entry)));
+        s.entry_id = Some(entry);
+        s
+    }
+
+    /// A running job's claim, as the group's pending list says: the
+    /// consumer holding its entry and how many times it was delivered.
+    pub(crate) fn with_claim(mut self, consumer: &Value, deliveries: &Value) -> Self {
+        self.worker = reply::string(consumer);
+        self.deliveries = reply::int(deliveries).and_then(|d| u32::try_from(d).ok());
+        self
+    }
+
+    /// A running job's last reported progress (its JSON text).
+    pub(crate) fn with_progress(mut self, progress: &Value) -> Self {
+        self.progress = reply::string(progress).and_then(|p| serde_json::from_str(&p).ok());
+        self
+    }
+
+    /// A job in the delayed set, due at score `due`: retrying when its
+    /// envelope `env` ([`envelope_map`]) is past attempt 1, else scheduled.
+    pub(crate) fn delayed(id: &str, due: &Value, env: &HashMap<String, String>) -> Self {
+        let retrying = env
+            .get(field::ATTEMPT)
+            .and_then(|a| a.parse::<u32>().ok())
+            .is_some_and(|a| a > 1);
+        let state = if retrying {
+            JobState::Retrying
+        } else {
+            JobState::Scheduled
+        };
+        let mut s = Self::new(id, state).with_fields(env);
+        s.run_at = reply::string(due)
+            .and_then(|d| d.parse::<f64>().ok())
+            .map(|d| d as u64);
+        s
+    }
+
+    /// A dead job: entry `entry` of the dead-letter stream, with its fields.
+    pub(crate) fn dead(id: &str, entry: String, fields: &HashMap<String, String>) -> Self {
+        let mut s = Self::new(id, JobState::Dead).with_fields(fields);
+        s.finished_at = fields.get(field::FAILED_AT).and_then(|v| v.parse().ok());
+        s.entry_id = Some(entry);
+        s
+    }
+}
+
+/// The priority a script names by its stream's place in `KEYS` (1 to 4,
+/// highest first); `None` for anything else.
+pub(crate) fn priority_at(index: &Value) -> Option<Priority> {
+    reply::int(index)
+        .and_then(|i| usize::try_from(i).ok()?.checked_sub(1))
+        .and_then(Priority::from_index)
+}
+
+/// A delayed-set envelope (a JSON object of strings) as a map; empty when
+/// it is not one.
+pub(crate) fn envelope_map(v: &Value) -> HashMap<String, String> {
+    reply::string(v)
+        .and_then(|j| serde_json::from_str(&j).ok())
+        .unwrap_or_default()
 }
 
 /// A flat field/value reply as a map (lossy UTF-8).
@@ -261,54 +337,26 @@ impl Queue {
             ("finished", [_, record]) => from_record(id, &reply::string(record).ok_or_else(bad)?)?,
             ("dead", [_, entry, fields]) => {
                 let entry = reply::string(entry).ok_or_else(bad)?;
-                let f = field_map(fields);
-                let mut s = JobStatus::new(id, JobState::Dead).with_fields(&f);
-                s.finished_at = f.get(field::FAILED_AT).and_then(|v| v.parse().ok());
-                s.entry_id = Some(entry);
-                s
+                JobStatus::dead(id, entry, &field_map(fields))
             }
             ("scheduled", [_, due, envelope]) => {
-                let due = reply::string(due).and_then(|d| d.parse::<f64>().ok());
-                let env: HashMap<String, String> = reply::string(envelope)
-                    .and_then(|j| serde_json::from_str(&j).ok())
-                    .unwrap_or_default();
-                let retrying = env
-                    .get(field::ATTEMPT)
-                    .and_then(|a| a.parse::<u32>().ok())
-                    .is_some_and(|a| a > 1);
-                let state = if retrying {
-                    JobState::Retrying
-                } else {
-                    JobState::Scheduled
-                };
-                let mut s = JobStatus::new(id, state).with_fields(&env);
-                s.run_at = due.map(|d| d as u64);
-                s
+                JobStatus::delayed(id, due, &envelope_map(envelope))
             }
             ("queued", [_, index, entry, fields]) | ("running", [_, index, entry, fields, ..]) => {
-                let priority = reply::int(index)
-                    .and_then(|i| usize::try_from(i).ok()?.checked_sub(1))
-                    .and_then(Priority::from_index)
-                    .ok_or_else(bad)?;
+                let priority = priority_at(index).ok_or_else(bad)?;
                 let entry = reply::string(entry).ok_or_else(bad)?;
                 let state = if tag == "running" {
                     JobState::Running
                 } else {
                     JobState::Queued
                 };
-                let mut s = JobStatus::new(id, state).with_fields(&field_map(fields));
-                s.priority = Some(priority);
-                s.attempt = s.attempt.or(Some(1));
-                s.enqueued_at = s.enqueued_at.or(Some(entry_ms(&entry)));
+                let mut s = JobStatus::in_stream(id, state, priority, entry, &field_map(fields));
                 if let [_, _, _, _, consumer, deliveries, ..] = items {
-                    s.worker = reply::string(consumer);
-                    s.deliveries = reply::int(deliveries).and_then(|d| u32::try_from(d).ok());
+                    s = s.with_claim(consumer, deliveries);
                 }
                 if let [_, _, _, _, _, _, _, progress] = items {
-                    s.progress =
-                        reply::string(progress).and_then(|p| serde_json::from_str(&p).ok());
+                    s = s.with_progress(progress);
                 }
-                s.entry_id = Some(entry);
                 s
             }
             _ => return Err(bad()),

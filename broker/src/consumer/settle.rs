@@ -327,5 +327,8 @@ impl Consumer {
 
 /// A delivery's start time as a script argument ('' when not known).
 fn started_arg(delivery: &Delivery) -> String {
-    delivery.started_at.map(|ms| ms.to_string()).unwrap_or_default()
+    delivery
+        .started_at
+        .map(|ms| ms.to_string())
+        .unwrap_or_default()
 }

@@ -11,12 +11,11 @@
 //! waiting entries. Of the server: Redis
 //! errors, responses by class, and whether the scrape reached Redis.
 
-use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use ferry_broker::stats::Buckets;
+use ferry_broker::prometheus::Families;
 use ferry_queue::{Priority, QueueStats};
 
 use super::routes::St;
@@ -27,98 +26,6 @@ use super::AppState;
 pub const EDGES_SECONDS: [f64; 16] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
 ];
-
-/// Metric families in the order written, each with its samples.
-#[derive(Default)]
-struct Families {
-    out: Vec<(String, &'static str, &'static str, Vec<String>)>,
-}
-
-impl Families {
-    fn family(&mut self, name: &str, kind: &'static str, help: &'static str) -> &mut Vec<String> {
-        if let Some(i) = self.out.iter().position(|(n, ..)| n == name) {
-            return &mut self.out[i].3;
-        }
-        self.out.push((name.to_owned(), kind, help, Vec::new()));
-        let last = self.out.len() - 1;
-        &mut self.out[last].3
-    }
-
-    fn sample(
-        &mut self,
-        name: &str,
-        kind: &'static str,
-        help: &'static str,
-        labels: &[(&str, &str)],
-        value: f64,
-    ) {
-        let line = format!("{name}{} {}", labels_text(labels), number(value));
-        self.family(name, kind, help).push(line);
-    }
-
-    fn histogram(&mut self, name: &str, help: &'static str, labels: &[(&str, &str)], b: &Buckets) {
-        let mut lines = Vec::new();
-        for edge in EDGES_SECONDS {
-            let le = number(edge);
-            let mut l = labels.to_vec();
-            l.push(("le", &le));
-            lines.push(format!(
-                "{name}_bucket{} {}",
-                labels_text(&l),
-                b.count_at_most(edge * 1000.0)
-            ));
-        }
-        let mut l = labels.to_vec();
-        l.push(("le", "+Inf"));
-        lines.push(format!("{name}_bucket{} {}", labels_text(&l), b.total()));
-        lines.push(format!(
-            "{name}_sum{} {}",
-            labels_text(labels),
-            number(b.sum_ms as f64 / 1000.0)
-        ));
-        lines.push(format!("{name}_count{} {}", labels_text(labels), b.total()));
-        self.family(name, "histogram", help).extend(lines);
-    }
-
-    fn render(&self) -> String {
-        let mut text = String::new();
-        for (name, kind, help, samples) in &self.out {
-            let _ = writeln!(text, "# HELP {name} {help}");
-            let _ = writeln!(text, "# TYPE {name} {kind}");
-            for s in samples {
-                text.push_str(s);
-                text.push('\n');
-            }
-        }
-        text
-    }
-}
-
-/// `{a="x",b="y"}` with the values escaped.
-fn labels_text(labels: &[(&str, &str)]) -> String {
-    if labels.is_empty() {
-        return String::new();
-    }
-    let inner: Vec<String> = labels
-        .iter()
-        .map(|(k, v)| {
-            let v = v
-                .replace('\\', "\\\\")
-                .replace('"', "\\\"")
-                .replace('\n', "\\n");
-            format!("{k}=\"{v}\"")
-        })
-        .collect();
-    format!("{{{}}}", inner.join(","))
-}
-
-fn number(v: f64) -> String {
-    if v.fract() == 0.0 && v.abs() < 1e15 {
-        format!("{}", v as i64)
-    } else {
-        format!("{v}")
-    }
-}
 
 /// Adds one queue's figures.
 fn queue(f: &mut Families, name: &str, s: &QueueStats) {
@@ -182,12 +89,14 @@ fn queue(f: &mut Families, name: &str, s: &QueueStats) {
             "ferry_job_wait_seconds",
             "Time from a job's entry (its enqueue, or its coming due) to its start, of completed jobs.",
             &labels,
+            &EDGES_SECONDS,
             &c.wait,
         );
         f.histogram(
             "ferry_job_run_seconds",
             "Run time of completed jobs' handlers.",
             &labels,
+            &EDGES_SECONDS,
             &c.run,
         );
     }

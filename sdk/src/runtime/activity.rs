@@ -4,6 +4,8 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use ferry_broker::prometheus::Families;
+
 /// What a worker is doing: jobs running, outcomes so far, idle time.
 #[derive(Debug)]
 pub struct Activity {
@@ -136,11 +138,7 @@ impl Activity {
     /// `work --metrics-listen ADDR` does). The queues' own figures, the
     /// same from any process, are `ferry serve`'s `/metrics`.
     pub fn prometheus_text(&self, worker: &str) -> String {
-        let label = worker
-            .replace('\\', "\\\\")
-            .replace('"', "\\\"")
-            .replace('\n', "\\n");
-        let mut out = String::new();
+        let mut out = Families::default();
         for (name, kind, help, value) in [
             (
                 "ferry_worker_claimed_jobs",
@@ -191,11 +189,9 @@ impl Activity {
                 self.idle_for().as_secs_f64(),
             ),
         ] {
-            out.push_str(&format!(
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{worker=\"{label}\"}} {value}\n"
-            ));
+            out.sample(name, kind, help, &[("worker", worker)], value);
         }
-        out
+        out.render()
     }
 }
 

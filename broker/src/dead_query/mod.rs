@@ -8,6 +8,10 @@
 //! [`Queue::dead_page`]); nothing here holds more than one chunk of dead
 //! letters at a time, and nothing writes except through
 //! [`Queue::replay_dead`].
+//!
+//! Here: finding one letter, pages and chunks of them. `filter.rs` holds
+//! which letters a query takes ([`DeadFilter`]), `replay.rs` replaying
+//! every match ([`Queue::replay_matching`]).
 
 use redis::aio::ConnectionLike;
 use redis::Value;
@@ -16,74 +20,18 @@ use crate::dead_letter::{letters, DeadLetter};
 use crate::error::{ConfigError, Result};
 use crate::queue::Queue;
 
+mod filter;
+mod replay;
+
+pub use filter::{fold_case, DeadFilter, DeadMatcher};
+pub use replay::ReplayedLetter;
+
 /// Most dead letters read per `XRANGE`.
 pub const CHUNK: usize = 1000;
 
 /// The first `XRANGE` of a filtered page reads at least this many entries
 /// (later ones read as many as the page has read so far, up to [`CHUNK`]).
 const FIRST_FILTERED_CHUNK: usize = 16;
-
-/// Which dead letters to take. Empty (the default) takes every one.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct DeadFilter {
-    /// Only dead letters of this job type (exact match).
-    pub job_type: Option<String>,
-    /// Only dead letters whose error contains this text, ignoring case
-    /// (Unicode: both sides go through [`fold_case`]).
-    pub error: Option<String>,
-}
-
-impl DeadFilter {
-    /// True when `letter` passes every condition given.
-    pub fn matches(&self, letter: &DeadLetter) -> bool {
-        self.matcher().matches(letter)
-    }
-
-    /// True when the filter takes every dead letter.
-    pub fn is_empty(&self) -> bool {
-        self.job_type.is_none() && self.error.is_none()
-    }
-
-    /// The filter with its error text folded once, for matching many letters.
-    pub fn matcher(&self) -> DeadMatcher<'_> {
-        DeadMatcher {
-            job_type: self.job_type.as_deref(),
-            error: self.error.as_deref().map(fold_case),
-        }
-    }
-}
-
-/// A [`DeadFilter`] ready to match many letters, its error text folded
-/// once (see [`DeadFilter::matcher`]).
-#[derive(Clone, Debug)]
-pub struct DeadMatcher<'a> {
-    job_type: Option<&'a str>,
-    error: Option<String>,
-}
-
-impl DeadMatcher<'_> {
-    /// True when `letter` passes every condition (as [`DeadFilter::matches`]).
-    pub fn matches(&self, letter: &DeadLetter) -> bool {
-        let type_ok = self.job_type.is_none_or(|t| letter.get("type") == Some(t));
-        type_ok
-            && self.error.as_deref().is_none_or(|needle| {
-                letter
-                    .get("error")
-                    .is_some_and(|e| fold_case(e).contains(needle))
-            })
-    }
-}
-
-/// `text` for matching without regard to case: every character replaced
-/// by its Unicode lowercase ([`char::to_lowercase`], one character at a
-/// time, so no context rules), with the final sigma `ς` read as `σ`. Not
-/// full case folding: `ß` stays `ß` (it does not match `ss`).
-pub fn fold_case(text: &str) -> String {
-    text.chars()
-        .flat_map(char::to_lowercase)
-        .map(|c| if c == 'ς' { 'σ' } else { c })
-        .collect()
-}
 
 /// One page of dead letters (see [`Queue::dead_page`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -95,17 +43,6 @@ pub struct DeadPage {
     pub next: Option<String>,
     /// How many entries were read to fill this page.
     pub scanned: u64,
-}
-
-/// One dead letter moved back to its stream (see [`Queue::replay_matching`]).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ReplayedLetter {
-    /// The dead-letter entry it was.
-    pub dead_entry: String,
-    /// The job's id (kept by the replay).
-    pub job_id: Option<String>,
-    /// Its new entry in its priority stream.
-    pub entry_id: String,
 }
 
 impl Queue {
@@ -272,81 +209,6 @@ impl Queue {
         Ok(letters(v)?.pop().map(|l| l.entry_id))
     }
 
-    /// Moves every dead letter passing `filter` (all of them for an empty
-    /// one) back to its priority stream as attempt 1, keeping its job id,
-    /// and returns what moved, oldest first. As
-    /// [`Queue::replay_matching_each`], but holds a [`ReplayedLetter`] per
-    /// letter moved: for a stream of any size, use that.
-    ///
-    /// # Errors
-    /// As [`Queue::replay_matching_each`].
-    pub async fn replay_matching<C: ConnectionLike + Send>(
-        &self,
-        conn: &mut C,
-        filter: &DeadFilter,
-    ) -> Result<Vec<ReplayedLetter>> {
-        let mut out = Vec::new();
-        self.replay_matching_each(conn, filter, |r| out.push(r))
-            .await?;
-        Ok(out)
-    }
-
-    /// Moves every dead letter passing `filter` (all of them for an empty
-    /// one) back to its priority stream as attempt 1, keeping its job id:
-    /// one [`Queue::replay_dead`] (`replay.lua`, atomic) per letter, handing
-    /// each one moved to `each`, oldest first; returns how many moved.
-    ///
-    /// Only the dead letters up to the newest one there when the call
-    /// starts are read: a letter written meanwhile (a replayed job that
-    /// dies again at once, say) is not replayed, so the call ends however
-    /// fast letters arrive. A letter someone else replays or purges
-    /// meanwhile is skipped. The stream is read [`CHUNK`] entries at a
-    /// time, and only one chunk is held at once.
-    ///
-    /// # Errors
-    /// [`Error::Redis`](crate::Error::Redis): the letters replayed before
-    /// the error stay replayed (and were handed to `each`).
-    pub async fn replay_matching_each<C, F>(
-        &self,
-        conn: &mut C,
-        filter: &DeadFilter,
-        mut each: F,
-    ) -> Result<u64>
-    where
-        C: ConnectionLike + Send,
-        F: FnMut(ReplayedLetter),
-    {
-        let Some(last) = self.last_dead_id(conn).await? else {
-            return Ok(0);
-        };
-        let matcher = filter.matcher();
-        let mut after: Option<String> = None;
-        let mut moved = 0;
-        loop {
-            let chunk = self
-                .dead_chunk(conn, after.as_deref(), Some(&last), CHUNK)
-                .await?;
-            let full = chunk.len() == CHUNK;
-            for letter in chunk {
-                after = Some(letter.entry_id.clone());
-                if !matcher.matches(&letter) {
-                    continue;
-                }
-                if let Some(entry_id) = self.replay_dead(conn, &letter.entry_id).await? {
-                    moved += 1;
-                    each(ReplayedLetter {
-                        job_id: letter.get("id").map(str::to_owned),
-                        dead_entry: letter.entry_id,
-                        entry_id,
-                    });
-                }
-            }
-            if !full {
-                return Ok(moved);
-            }
-        }
-    }
-
     /// `XRANGE dead start end COUNT count`, as dead letters (none for a
     /// `count` of 0, which Redis would read as no limit).
     async fn dead_range<C: ConnectionLike + Send>(
@@ -408,61 +270,6 @@ fn is_entry_id(id: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn letter(job_type: &str, error: &str) -> DeadLetter {
-        DeadLetter {
-            entry_id: "1-0".into(),
-            fields: [("type", job_type), ("error", error)]
-                .into_iter()
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                .collect(),
-        }
-    }
-
-    #[test]
-    fn filters_match_type_exactly_and_error_text_ignoring_case() {
-        let l = letter("email", "SMTP timeout after 30s");
-        assert!(DeadFilter::default().matches(&l));
-        let by_type = |t: &str| DeadFilter {
-            job_type: Some(t.into()),
-            error: None,
-        };
-        let by_error = |e: &str| DeadFilter {
-            job_type: None,
-            error: Some(e.into()),
-        };
-        assert!(by_type("email").matches(&l));
-        assert!(!by_type("emai").matches(&l));
-        assert!(by_error("smtp TIMEOUT").matches(&l));
-        assert!(!by_error("refused").matches(&l));
-        let both = DeadFilter {
-            job_type: Some("email".into()),
-            error: Some("refused".into()),
-        };
-        assert!(!both.matches(&l));
-    }
-
-    #[test]
-    fn error_text_is_matched_ignoring_case_beyond_ascii() {
-        let by_error = |e: &str| DeadFilter {
-            job_type: None,
-            error: Some(e.into()),
-        };
-        for (error, needle) in [
-            ("Délai DÉPASSÉ après 30 s", "délai dépassé"),
-            ("ОШИБКА сети", "ошибка СЕТИ"),
-            ("ΑΠΟΤΥΧΙΑ ΣΥΝΔΕΣΗΣ", "συνδεσης"),
-            ("Straße gesperrt", "STRAßE"),
-        ] {
-            let l = letter("email", error);
-            assert!(by_error(needle).matches(&l), "{error} / {needle}");
-            assert!(by_error(needle).matcher().matches(&l), "{error} / {needle}");
-        }
-        // Lowercase, not full case folding.
-        assert!(!by_error("strasse").matches(&letter("t", "Straße")));
-        assert_eq!(fold_case("ΟΔΟΣ"), "οδοσ");
-        assert_eq!(fold_case("οδος"), "οδοσ");
-    }
 
     #[test]
     fn entry_ids_are_told_from_job_ids() {

@@ -1,0 +1,111 @@
+//! Enqueuing typed jobs: one, one with options, or a batch.
+
+use std::borrow::Cow;
+
+use ferry_broker::NewJob;
+
+use super::Client;
+use crate::enqueue::EnqueueOptions;
+use crate::error::{ConfigError, Error, Result};
+use crate::job::Job;
+
+impl Client {
+    /// Enqueues one job to its type's queue, with its type's defaults;
+    /// returns its id.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a bad queue name or an oversized payload,
+    /// [`Error::Redis`] when Redis is unreachable (within the response timeout).
+    pub async fn enqueue<J: Job>(&self, job: &J) -> Result<String> {
+        self.enqueue_with(job, EnqueueOptions::new()).await
+    }
+
+    /// Enqueues one job with `options`; returns its id.
+    ///
+    /// # Errors
+    /// As [`Client::enqueue`].
+    pub async fn enqueue_with<J: Job>(&self, job: &J, options: EnqueueOptions) -> Result<String> {
+        let mut ids = self
+            .enqueue_batch(std::slice::from_ref(job), options)
+            .await?;
+        ids.pop()
+            .ok_or_else(|| Error::Protocol("enqueue returned no id".into()))
+    }
+
+    /// Enqueues many jobs of one type; returns their ids in order. Up to
+    /// 1,000 jobs (and 4 MB) go in one round trip, all or none; a bigger
+    /// batch goes in chunks of that size, one after the other, so that no
+    /// transaction holds Redis for more than a few milliseconds.
+    ///
+    /// With the crate's `opentelemetry` feature, jobs enqueued inside a
+    /// span that has an OpenTelemetry context carry it (the W3C entry
+    /// fields `traceparent` and `tracestate`); the worker's `job` span
+    /// continues that trace. This holds for every enqueue method, which
+    /// all come here.
+    ///
+    /// # Errors
+    /// As [`Client::enqueue`]. A batch that fails after its first chunk, or
+    /// loses a chunk's reply, is [`Error::PartialBatch`]: the ids known
+    /// written, those that may be, and how many were not sent. To retry
+    /// without duplicates, enqueue with an
+    /// [`idempotency_key`](EnqueueOptions::idempotency_key) and retry with
+    /// the same key. Otherwise nothing of the batch was written, except
+    /// after a timeout or a dropped connection, when its one chunk may
+    /// have been.
+    pub async fn enqueue_batch<J: Job>(
+        &self,
+        jobs: &[J],
+        options: EnqueueOptions,
+    ) -> Result<Vec<String>> {
+        let queue = self.queue(options.queue_for::<J>())?;
+        let now = ferry_broker::now_ms();
+        options.check(now)?;
+        let key = options.batch_key()?;
+        let schedule = options.broker_schedule();
+        let given = options.given_id();
+        if given.is_some() && jobs.len() != 1 {
+            return Err(ConfigError::InvalidSetting {
+                name: "job_id",
+                reason: format!("names one job, and the batch has {}", jobs.len()),
+            }
+            .into());
+        }
+        let (priority, max_retries) = (options.priority_for::<J>(), options.max_retries_for::<J>());
+        let mut batch = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            batch.push(NewJob {
+                job_type: Cow::Borrowed(J::TYPE),
+                payload: serde_json::to_string(job)?,
+                priority,
+                max_retries,
+                schedule,
+                id: given.map(str::to_owned),
+                retention_ms: options.retention_ms(),
+            });
+        }
+        let mut conn = self.conn().await?;
+        // Inside a trace, every job carries the current span's context.
+        #[cfg(feature = "opentelemetry")]
+        if let Some(trace) = crate::trace::current() {
+            return queue
+                .enqueue_traced(
+                    &mut conn,
+                    &batch,
+                    key.as_ref(),
+                    options.duplicate_policy(),
+                    &trace,
+                )
+                .await
+                .map_err(|e| self.fail(e));
+        }
+        match &key {
+            None => {
+                queue
+                    .enqueue_with(&mut conn, &batch, options.duplicate_policy())
+                    .await
+            }
+            Some(key) => queue.enqueue_keyed(&mut conn, &batch, key).await,
+        }
+        .map_err(|e| self.fail(e))
+    }
+}
