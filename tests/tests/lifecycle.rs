@@ -959,7 +959,10 @@ async fn a_cancelled_jobs_record_has_the_fields_of_a_succeeded_one() {
         .await
         .unwrap();
     for id in [&queued, &scheduled] {
-        assert!(matches!(s.client.cancel(QUEUE, id).await.unwrap(), Cancel::Cancelled));
+        assert!(matches!(
+            s.client.cancel(QUEUE, id).await.unwrap(),
+            Cancel::Cancelled
+        ));
     }
 
     let gate = Arc::new(Semaphore::new(0));
@@ -980,7 +983,11 @@ async fn a_cancelled_jobs_record_has_the_fields_of_a_succeeded_one() {
     }
     gate.add_permits(running.len());
     for id in &running {
-        let st = s.client.wait(QUEUE, id, Duration::from_secs(20)).await.unwrap();
+        let st = s
+            .client
+            .wait(QUEUE, id, Duration::from_secs(20))
+            .await
+            .unwrap();
         assert_eq!(st.state, JobState::Cancelled, "{id}");
     }
     let succeeded = s.client.enqueue(&Square { n: 5 }).await.unwrap();
@@ -1009,9 +1016,15 @@ async fn a_cancelled_jobs_record_has_the_fields_of_a_succeeded_one() {
                 r["started_at"].as_u64().unwrap() >= r["enqueued_at"].as_u64().unwrap(),
                 "{id}: {r}"
             );
-            assert!(r["worker"].as_str().is_some_and(|w| !w.is_empty()), "{id}: {r}");
+            assert!(
+                r["worker"].as_str().is_some_and(|w| !w.is_empty()),
+                "{id}: {r}"
+            );
         } else {
-            assert!(r["started_at"].is_null() && r["worker"].is_null(), "{id}: {r}");
+            assert!(
+                r["started_at"].is_null() && r["worker"].is_null(),
+                "{id}: {r}"
+            );
         }
     }
     token.cancel();
