@@ -28,8 +28,9 @@ impl Job for Square {
 }
 
 /// Returns n², after taking a permit when it has a gate (so a test can hold
-/// jobs running); fails for good on 13, fails (to be retried) on 98, and
-/// fails the first attempt of 99.
+/// jobs running); fails for good on 13, fails (to be retried) on 9998
+/// (beyond the ranges other tests enqueue), and fails the first attempt
+/// of 99.
 struct SquareHandler(Option<Arc<Semaphore>>);
 impl Handler for SquareHandler {
     type Job = Square;
@@ -44,8 +45,8 @@ impl Handler for SquareHandler {
         if job.n == 13 {
             return Err(JobError::permanent("13 is unlucky"));
         }
-        if job.n == 98 {
-            return Err(JobError::retry("98 fails after its gate"));
+        if job.n == 9998 {
+            return Err(JobError::retry("9998 fails after its gate"));
         }
         Ok(job.n * job.n)
     }
@@ -968,7 +969,7 @@ async fn a_cancelled_jobs_record_has_the_fields_of_a_succeeded_one() {
     let gate = Arc::new(Semaphore::new(0));
     let (handle, token) = s.worker(Some(gate.clone()));
     let mut running = Vec::new();
-    for n in [4, 98, 13] {
+    for n in [4, 9998, 13] {
         running.push(s.client.enqueue(&Square { n }).await.unwrap());
     }
     for id in &running {
