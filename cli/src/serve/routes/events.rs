@@ -77,7 +77,7 @@ pub async fn page(
 /// keeps. Blocks in Redis (XREAD BLOCK): nothing polls.
 #[utoipa::path(get, path = "/v1/queues/{queue}/events/stream", tag = "queues",
     params(QueuePath, StreamQuery,
-        ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event's entry id")),
+        ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event's entry id (ms-seq)", pattern = "^(0|[1-9][0-9]{0,19})(-(0|[1-9][0-9]{0,19}))?$")),
     responses(
         (status = 200, description = "The events, as they come", content_type = "text/event-stream", body = String),
         (status = 400, description = "A bad queue name or position", body = ErrorBody),
