@@ -42,6 +42,20 @@ pub struct StreamQuery {
     pub after: Option<String>,
 }
 
+/// One server-sent event of an event stream, as a client's SSE parser
+/// reads it.
+#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ServerSentEvent {
+    /// The event's entry id in the events stream (send it back as
+    /// `Last-Event-ID`); absent on an `error` event.
+    pub id: Option<String>,
+    /// enqueued, started, progress, retrying, succeeded, dead, cancelled,
+    /// recovered, or `error` (then the stream ends).
+    pub event: Option<String>,
+    /// The event as JSON text (an EventView), or the error's message.
+    pub data: String,
+}
+
 /// A page of a queue's lifecycle events, oldest first, without waiting
 /// (events are kept only while the queue's `events` setting is on; see
 /// `/v1/queues/{queue}/settings`). Read on from `next`.
@@ -79,7 +93,7 @@ pub async fn page(
     params(QueuePath, StreamQuery,
         ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event's entry id (ms-seq)", pattern = "^(0|[1-9][0-9]{0,19})(-(0|[1-9][0-9]{0,19}))?$")),
     responses(
-        (status = 200, description = "The events, as they come", content_type = "text/event-stream", body = String),
+        (status = 200, description = "The events, as they come", content_type = "text/event-stream", body = ServerSentEvent),
         (status = 400, description = "A bad queue name or position", body = ErrorBody),
         (status = 404, description = "No such queue", body = ErrorBody),
         (status = 429, description = "The server serves as many event streams as it can", body = ErrorBody),
