@@ -71,9 +71,16 @@ async fn acl_user_limited_to_the_prefix_runs_producer_and_workers() {
     ];
     let mut doomed = WorkerProcess::spawn(&url, prefix, &args);
     let q = ferry_tests::queue(prefix, queue);
+    // The long job itself (not one of the jobs queued before it, which may
+    // be acknowledged by the time of the kill).
     wait_until(Duration::from_secs(30), "the long job is running", || {
-        let (mut conn, q) = (admin.clone(), q.clone());
-        async move { q.stats(&mut conn).await.unwrap().total_pending() >= 1 }
+        let (mut conn, q, id) = (admin.clone(), q.clone(), long[0].clone());
+        async move {
+            q.status(&mut conn, &id)
+                .await
+                .unwrap()
+                .is_some_and(|s| s.state == ferry_broker::JobState::Running)
+        }
     })
     .await;
     doomed.kill().await;
