@@ -1,0 +1,66 @@
+//! `ferry settings` and `ferry events`.
+
+use clap::Args;
+
+use super::parse_queue;
+
+/// `ferry settings`.
+#[derive(Debug, Args)]
+pub struct SettingsArgs {
+    /// Queue name.
+    #[arg(value_parser = parse_queue)]
+    pub queue: String,
+    /// The most jobs the queue holds (waiting, running or delayed; past it
+    /// enqueues are refused), or `none` for no limit.
+    #[arg(long, value_name = "N|none", value_parser = parse_limit)]
+    pub max_depth: Option<Limit>,
+    /// How long finished jobs' records are kept, ms (0 keeps none).
+    #[arg(long, value_name = "MS")]
+    pub retention_ms: Option<u64>,
+    /// How many finished jobs' records are kept (0 keeps none).
+    #[arg(long, value_name = "N")]
+    pub retention_count: Option<u64>,
+    /// Lifecycle events on, the stream capped at about CAP entries, or
+    /// `off`.
+    #[arg(long, value_name = "CAP|off", value_parser = parse_limit)]
+    pub events: Option<Limit>,
+    /// Delete every finished job's record (dead letters stay); needs --yes.
+    #[arg(long)]
+    pub clear_results: bool,
+    /// Confirm --clear-results.
+    #[arg(long)]
+    pub yes: bool,
+}
+
+/// A number, or no limit (`none`, `off`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limit(pub Option<u64>);
+
+fn parse_limit(s: &str) -> Result<Limit, String> {
+    match s {
+        "none" | "off" => Ok(Limit(None)),
+        _ => s
+            .parse::<u64>()
+            .map(|n| Limit(Some(n)))
+            .map_err(|_| format!("{s:?} is not a whole number, `none` or `off`")),
+    }
+}
+
+/// `ferry events`.
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// Queue name.
+    #[arg(value_parser = parse_queue)]
+    pub queue: String,
+    /// Start after this event's entry id (`0`, the default: the oldest
+    /// kept).
+    #[arg(long, value_name = "ID", default_value = "0")]
+    pub after: String,
+    /// Most events printed before following (or in all, without --follow).
+    #[arg(long, default_value_t = 100)]
+    pub limit: usize,
+    /// Keep printing events as they happen, until Ctrl-C (blocks in Redis;
+    /// nothing polls).
+    #[arg(long, short = 'f')]
+    pub follow: bool,
+}
