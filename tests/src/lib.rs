@@ -99,3 +99,16 @@ pub async fn heavy() -> tokio::sync::MutexGuard<'static, ()> {
 pub fn long_faults() -> bool {
     std::env::var("FERRY_FAULTS_LONG").is_ok_and(|v| v == "1")
 }
+
+/// Field `field` of `INFO section`, as a number.
+pub async fn info_field(conn: &mut MultiplexedConnection, section: &str, field: &str) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg(section)
+        .query_async(conn)
+        .await
+        .unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("INFO {section} has {field}"))
+}

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use ferry_queue::{Client, EnqueueOptions, Job, JobContext, JobError, Worker};
 use ferry_tests::proxy::Proxy;
-use ferry_tests::{unique, wait_until, RedisServer};
+use ferry_tests::{info_field, unique, wait_until, RedisServer};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
@@ -383,22 +383,6 @@ async fn errors_name_the_server_and_say_what_to_do() {
 }
 
 // Item 4 (eviction policies) is in memory_policy.rs.
-
-async fn info_field(
-    conn: &mut redis::aio::MultiplexedConnection,
-    section: &str,
-    field: &str,
-) -> u64 {
-    let info: String = redis::cmd("INFO")
-        .arg(section)
-        .query_async(conn)
-        .await
-        .unwrap();
-    info.lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("INFO {section} has {field}"))
-}
 
 /// Item 12. At `maxclients` a running worker's connections are closed and
 /// new ones refused with the server's reason. The reason reaches the log,

@@ -6,25 +6,9 @@
 use std::time::Duration;
 
 use ferry_tests::scenario::{with_redis, EXIT};
-use ferry_tests::{wait_until, RedisServer, WorkerProcess};
+use ferry_tests::{info_field, wait_until, RedisServer, WorkerProcess};
 
 const WORKERS: usize = 8;
-
-async fn info_field(
-    conn: &mut redis::aio::MultiplexedConnection,
-    section: &str,
-    field: &str,
-) -> u64 {
-    let info: String = redis::cmd("INFO")
-        .arg(section)
-        .query_async(conn)
-        .await
-        .unwrap();
-    info.lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("INFO {section} has {field}"))
-}
 
 async fn set_maxclients(conn: &mut redis::aio::MultiplexedConnection, n: u32) {
     let _: () = redis::cmd("CONFIG")
