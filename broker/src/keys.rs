@@ -250,6 +250,21 @@ impl Keys {
         format!("{base}:worker:{consumer}")
     }
 
+    /// ZSET: the queue's schedules, member = name, score = the next tick
+    /// in ms by the server's clock (`inf` while paused).
+    pub fn schedules(&self) -> String {
+        let base = self.all[STATS].strip_suffix(":stats").unwrap_or_default();
+        format!("{base}:schedules")
+    }
+
+    /// HASH: schedule `name`: its `spec`, the job it enqueues (`type`,
+    /// `payload`, `priority`, `max_retries`), `paused`, `created_at`,
+    /// `updated_at`, `last_tick`, `last_job`, `last_fired_at`.
+    pub fn schedule(&self, name: &crate::schedules::ScheduleName) -> String {
+        let base = self.all[STATS].strip_suffix(":stats").unwrap_or_default();
+        format!("{base}:schedule:{name}")
+    }
+
     /// The Pub/Sub channel on which `cancel.lua` tells workers to cancel a
     /// running job (message = job id).
     pub fn cancel_channel(&self) -> String {

@@ -33,6 +33,7 @@
 //! - [`streams`]: each priority stream's consumer-group lag and oldest pending entry.
 //! - [`cancel`]: cancelling a job by id.
 //! - [`reprioritise`]: a waiting job to another priority.
+//! - [`schedules`]: cron and periodic schedules, fired once per tick fleet-wide.
 //! - [`workers`]: live workers' registrations.
 //! - [`events`]: the lifecycle events stream.
 //! - [`settings`]: pause and resume, maximum depth, record retention.
@@ -85,6 +86,7 @@ pub mod queue;
 pub mod recovery;
 mod reply;
 pub mod reprioritise;
+pub mod schedules;
 pub mod scripts;
 pub mod settings;
 pub mod stats;
@@ -113,6 +115,9 @@ pub use queue::{now_ms, Queue, DEFAULT_MAX_PAYLOAD_BYTES};
 pub use recovery::{RecoverOptions, Recovered};
 pub use reply::RawFields;
 pub use reprioritise::Reprioritised;
+pub use schedules::{
+    FireRound, Missed, NewSchedule, Recurrence, ScheduleInfo, ScheduleName, Upserted,
+};
 pub use settings::Settings;
 pub use stats::QueueStats;
 pub use stats::TimingBatch;

@@ -129,9 +129,25 @@ pub(crate) static STREAM_INFO: LazyLock<QueueScript> = script!("stream_info.lua"
 pub(crate) static STATS: LazyLock<QueueScript> =
     script!("stats.lua", 8: queue, settings, group_state, waiting);
 
+/// `upsert_schedule.lua`: create or replace a schedule (KEYS\[9..10\]: the schedules set, its hash).
+pub(crate) static UPSERT_SCHEDULE: LazyLock<QueueScript> =
+    script!("upsert_schedule.lua", 8: queue, clock);
+/// `schedule_state.lua`: remove, pause or resume a schedule.
+pub(crate) static SCHEDULE_STATE: LazyLock<QueueScript> = script!("schedule_state.lua", 8: queue);
+/// `due_schedules.lua`: the schedules due by the server's clock (KEYS\[9\]: the schedules set).
+pub(crate) static DUE_SCHEDULES: LazyLock<QueueScript> =
+    script!("due_schedules.lua", 8: queue, clock);
+/// `fire_schedule.lua`: a due schedule's jobs, once per tick fleet-wide (KEYS\[18..19\]).
+pub(crate) static FIRE_SCHEDULE: LazyLock<QueueScript> =
+    script!("fire_schedule.lua", 17: queue, clock, names, settings, events);
+
 /// Every script with its file name.
-fn all() -> [(&'static str, &'static QueueScript); 23] {
+fn all() -> [(&'static str, &'static QueueScript); 27] {
     [
+        ("upsert_schedule.lua", &UPSERT_SCHEDULE),
+        ("schedule_state.lua", &SCHEDULE_STATE),
+        ("due_schedules.lua", &DUE_SCHEDULES),
+        ("fire_schedule.lua", &FIRE_SCHEDULE),
         ("list_jobs.lua", &LIST_JOBS),
         ("stream_info.lua", &STREAM_INFO),
         ("record_timing.lua", &RECORD_TIMING),

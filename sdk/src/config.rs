@@ -50,7 +50,8 @@ pub struct WorkerConfig {
     /// Longest XREADGROUP BLOCK when idle (default 1 s); shutdown waits for
     /// a read in progress, so this also bounds an idle worker's shutdown delay.
     pub block_time: Duration,
-    /// Longest wait between two looks at the delayed set (default 1 s).
+    /// Longest wait between two looks at the delayed set, and at the
+    /// schedules (default 1 s).
     pub promote_interval: Duration,
     /// Idle time after which a consumer that owns nothing is removed (default 10 min).
     pub consumer_idle_timeout: Duration,
@@ -78,6 +79,11 @@ pub struct WorkerConfig {
     /// retries; past it (counted from the enqueue), it is dead-lettered.
     /// Default 6 h; zero dead-letters at once.
     pub unknown_type_window: Duration,
+    /// Fire the cron and periodic schedules of this worker's queues
+    /// (default `true`). Every worker of a fleet may: each tick enqueues
+    /// one job whoever fires it. The firing loop looks at the schedules at
+    /// least every `promote_interval`.
+    pub fire_schedules: bool,
 }
 
 impl Default for WorkerConfig {
@@ -97,6 +103,7 @@ impl Default for WorkerConfig {
             prefix: Prefix::default(),
             allow_eviction: false,
             unknown_type_window: Duration::from_secs(6 * 3600),
+            fire_schedules: true,
         }
     }
 }

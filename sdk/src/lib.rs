@@ -73,7 +73,7 @@ mod trace;
 mod waiters;
 pub mod worker;
 
-pub use client::{Cancel, Client, ClientBuilder};
+pub use client::{Cancel, Client, ClientBuilder, ScheduleOptions};
 pub use config::WorkerConfig;
 pub use connection::RedisConfig;
 pub use enqueue::EnqueueOptions;
@@ -83,6 +83,7 @@ pub use ferry_broker::{
     Backoff, DeadLetter, Event, JobState, JobStatus, Keys, OnDuplicate, Prefix, Priority,
     QueueStats, Settings, WorkerInfo,
 };
+pub use ferry_broker::{Missed, Recurrence, ScheduleInfo, Upserted};
 pub use handler::{Handler, HandlerFn, JobContext, Progress};
 pub use job::Job;
 pub use preflight::RedisMemory;

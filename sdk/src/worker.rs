@@ -135,6 +135,9 @@ impl WorkerBuilder {
         /// that knows it (put back, retries untouched) before it is
         /// dead-lettered (default 6 h; zero: at once).
         unknown_type_window: Duration;
+        /// Fire the cron and periodic schedules of this worker's queues
+        /// (default `true`; each tick enqueues one job fleet-wide).
+        fire_schedules: bool;
     }
 
     /// Checks the settings and builds the worker. Nothing connects yet.

@@ -29,7 +29,7 @@ struct Clocks {
 }
 
 /// The server's time in ms since the epoch (TIME).
-async fn server_time_ms<C: ConnectionLike + Send>(conn: &mut C) -> Result<u64> {
+pub(crate) async fn server_time_ms<C: ConnectionLike + Send>(conn: &mut C) -> Result<u64> {
     let (secs, micros): (u64, u64) = redis::cmd("TIME").query_async(conn).await?;
     Ok(secs.saturating_mul(1000).saturating_add(micros / 1000))
 }

@@ -2,7 +2,8 @@
 //!
 //! [`Client`] is built in `builder.rs` ([`ClientBuilder`]); its calls are
 //! grouped by what they act on: `enqueue.rs` (enqueuing), `jobs.rs` (one
-//! job: status, wait, cancel, re-prioritise) and `admin.rs` (a queue:
+//! job: status, wait, cancel, re-prioritise), `schedules.rs` (cron and
+//! periodic schedules) and `admin.rs` (a queue:
 //! workers, events, pause and resume, settings, stats, dead letters).
 
 use std::collections::HashMap;
@@ -20,9 +21,11 @@ mod admin;
 mod builder;
 mod enqueue;
 mod jobs;
+mod schedules;
 
 pub use builder::ClientBuilder;
 pub use jobs::Cancel;
+pub use schedules::ScheduleOptions;
 
 /// Most queues whose key names a client keeps built; past it the cache starts over.
 const MAX_CACHED_QUEUES: usize = 1024;

@@ -10,6 +10,7 @@
 //! - [`heartbeat`]: renews the lease of the entries this worker holds.
 //! - [`recoverer`]: takes over entries of dead workers (XAUTOCLAIM), removes idle consumers.
 //! - [`promoter`]: moves due delayed jobs and retries of one queue into its streams.
+//! - [`scheduler`]: fires the cron and periodic schedules of one queue.
 //! - [`memory_watch`]: re-reads Redis's eviction policy; holds claims while it may evict Ferry's keys.
 //! - [`canceller`]: fires the cancellation token of a job cancelled while it runs here.
 //!
@@ -38,6 +39,7 @@ pub(crate) mod poll_timer;
 pub(crate) mod promoter;
 pub(crate) mod recoverer;
 pub(crate) mod retry;
+pub(crate) mod scheduler;
 pub(crate) mod served;
 pub(crate) mod settler;
 pub(crate) mod slots;

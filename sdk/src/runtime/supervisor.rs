@@ -27,6 +27,7 @@ use super::memory_watch::MemoryWatch;
 use super::promoter::Promoter;
 use super::recoverer::Recoverer;
 use super::retry::RedisRetry;
+use super::scheduler::Scheduler;
 use super::served::ServedQueue;
 use super::settler::Settler;
 use super::slots::Slots;
@@ -226,6 +227,14 @@ impl Supervisor {
                 interval: config.promote_interval,
             };
             claimers.spawn(promoter.run(claiming.clone()));
+            if config.fire_schedules {
+                let scheduler = Scheduler {
+                    queue: Arc::clone(queue),
+                    conn: conn.clone(),
+                    interval: config.promote_interval,
+                };
+                claimers.spawn(scheduler.run(claiming.clone()));
+            }
         }
         let recoverer = Recoverer::new(
             &queues,
