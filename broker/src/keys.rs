@@ -250,6 +250,22 @@ impl Keys {
         format!("{base}:worker:{consumer}")
     }
 
+    /// HASH: uniqueness locks: field = key, value = `<lifetime>:<job id>`
+    /// (`started`, `finished`, `ttl`, `debounce`); a lock holds only while
+    /// its job is in the state its lifetime names.
+    pub fn unique(&self) -> String {
+        let base = self.all[STATS].strip_suffix(":stats").unwrap_or_default();
+        format!("{base}:unique")
+    }
+
+    /// ZSET: the same keys, score = when to look at the lock again (ms):
+    /// a throttle's end, else an hour on (locks whose job ended are
+    /// dropped then).
+    pub fn unique_expiry(&self) -> String {
+        let base = self.all[STATS].strip_suffix(":stats").unwrap_or_default();
+        format!("{base}:unique_expiry")
+    }
+
     /// ZSET: the queue's schedules, member = name, score = the next tick
     /// in ms by the server's clock (`inf` while paused).
     pub fn schedules(&self) -> String {

@@ -110,7 +110,7 @@ pub use events::Event;
 pub use keys::{Keys, Prefix, QueueName, GROUP};
 pub use listing::{JobPage, ListState};
 pub use priority::Priority;
-pub use producer::{NewJob, OnDuplicate, Schedule};
+pub use producer::{Duplicate, Enqueued, Lifetime, NewJob, OnDuplicate, Schedule, UniqueLock};
 pub use queue::{now_ms, Queue, DEFAULT_MAX_PAYLOAD_BYTES};
 pub use recovery::{RecoverOptions, Recovered};
 pub use reply::RawFields;

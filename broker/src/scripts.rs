@@ -129,6 +129,9 @@ pub(crate) static STREAM_INFO: LazyLock<QueueScript> = script!("stream_info.lua"
 pub(crate) static STATS: LazyLock<QueueScript> =
     script!("stats.lua", 8: queue, settings, group_state, waiting);
 
+/// `enqueue_unique.lua`: one job under a uniqueness key (KEYS\[18..19\]: the locks, their expiry).
+pub(crate) static ENQUEUE_UNIQUE: LazyLock<QueueScript> = script!("enqueue_unique.lua", 17:
+    queue, clock, names, entry_ids, group_state, waiting, settings, events);
 /// `upsert_schedule.lua`: create or replace a schedule (KEYS\[9..10\]: the schedules set, its hash).
 pub(crate) static UPSERT_SCHEDULE: LazyLock<QueueScript> =
     script!("upsert_schedule.lua", 8: queue, clock);
@@ -142,8 +145,9 @@ pub(crate) static FIRE_SCHEDULE: LazyLock<QueueScript> =
     script!("fire_schedule.lua", 17: queue, clock, names, settings, events);
 
 /// Every script with its file name.
-fn all() -> [(&'static str, &'static QueueScript); 27] {
+fn all() -> [(&'static str, &'static QueueScript); 28] {
     [
+        ("enqueue_unique.lua", &ENQUEUE_UNIQUE),
         ("upsert_schedule.lua", &UPSERT_SCHEDULE),
         ("schedule_state.lua", &SCHEDULE_STATE),
         ("due_schedules.lua", &DUE_SCHEDULES),

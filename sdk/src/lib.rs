@@ -70,6 +70,7 @@ mod preflight;
 mod runtime;
 #[cfg(feature = "opentelemetry")]
 mod trace;
+pub mod unique;
 mod waiters;
 pub mod worker;
 
@@ -83,12 +84,13 @@ pub use ferry_broker::{
     Backoff, DeadLetter, Event, JobState, JobStatus, Keys, OnDuplicate, Prefix, Priority,
     QueueStats, Settings, WorkerInfo,
 };
-pub use ferry_broker::{Missed, Recurrence, ScheduleInfo, Upserted};
+pub use ferry_broker::{Duplicate, Enqueued, Missed, Recurrence, ScheduleInfo, Upserted};
 pub use handler::{Handler, HandlerFn, JobContext, Progress};
 pub use job::Job;
 pub use preflight::RedisMemory;
 pub use runtime::supervisor::shutdown_signal;
 pub use runtime::Activity;
+pub use unique::Unique;
 pub use worker::{Worker, WorkerBuilder};
 
 /// The counters of a queue's stats hash, for [`QueueStats::counter`].

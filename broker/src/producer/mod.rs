@@ -15,9 +15,11 @@ use crate::queue::{now_ms, Queue};
 
 mod chunk;
 mod job;
+mod unique;
 
 use chunk::{chunk_ranges, Chunk};
 pub use job::{NewJob, OnDuplicate, Schedule};
+pub use unique::{Duplicate, Enqueued, Lifetime, UniqueLock, MAX_UNIQUE_KEY_LEN};
 
 /// The clocks a batch is scheduled by: this host's (for enqueued_at and
 /// absolute run-at times) and, when the batch has a relative delay, the

@@ -8,6 +8,7 @@ use super::Client;
 use crate::enqueue::EnqueueOptions;
 use crate::error::{ConfigError, Error, Result};
 use crate::job::Job;
+use crate::unique::Unique;
 
 impl Client {
     /// Enqueues one job to its type's queue, with its type's defaults;
@@ -107,5 +108,67 @@ impl Client {
             Some(key) => queue.enqueue_keyed(&mut conn, &batch, key).await,
         }
         .map_err(|e| self.fail(e))
+    }
+}
+
+impl Client {
+    /// Enqueues one job unless a job holding its uniqueness key exists
+    /// (decided in one script, so concurrent producers with the same key
+    /// make one job). A duplicate is not an error: the result carries the
+    /// existing job's id and [`Enqueued::duplicate`](ferry_broker::Enqueued::duplicate)
+    /// says why nothing new was written (unless
+    /// [`Unique::error_on_duplicate`]). The job gets a UUID v7 id;
+    /// `options` may set its queue, priority, retries and delay (a
+    /// debounce sets its own delay).
+    ///
+    /// ```no_run
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Serialize, Deserialize)] struct Sync { account: u64 }
+    /// # impl ferry_queue::Job for Sync { const TYPE: &'static str = "sync"; }
+    /// # async fn example(client: ferry_queue::Client) -> ferry_queue::Result<()> {
+    /// use ferry_queue::{EnqueueOptions, Unique};
+    /// let done = client
+    ///     .enqueue_unique(&Sync { account: 42 }, Unique::by_args(), EnqueueOptions::new())
+    ///     .await?;
+    /// if done.duplicate.is_some() {
+    ///     println!("already queued as {}", done.id);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Client::enqueue`]; [`Error::Config`] for a bad key or window;
+    /// [`Error::DuplicateJob`] for a duplicate when asked for.
+    pub async fn enqueue_unique<J: Job>(
+        &self,
+        job: &J,
+        unique: Unique,
+        options: EnqueueOptions,
+    ) -> Result<ferry_broker::Enqueued> {
+        let queue = self.queue(options.queue_for::<J>())?;
+        options.check(ferry_broker::now_ms())?;
+        let payload = serde_json::to_string(job)?;
+        let lock = unique.lock(J::TYPE, &payload)?;
+        let new = NewJob {
+            job_type: Cow::Borrowed(J::TYPE),
+            payload,
+            priority: options.priority_for::<J>(),
+            max_retries: options.max_retries_for::<J>(),
+            schedule: options.broker_schedule(),
+            id: None,
+            retention_ms: options.retention_ms(),
+        };
+        let mut conn = self.conn().await?;
+        let done = queue
+            .enqueue_unique(&mut conn, &new, &lock)
+            .await
+            .map_err(|e| self.fail(e))?;
+        if unique.errors() && done.duplicate.is_some() {
+            return Err(Error::DuplicateJob {
+                queue: queue.name().to_owned(),
+                id: done.id,
+            });
+        }
+        Ok(done)
     }
 }
