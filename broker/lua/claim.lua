@@ -4,7 +4,8 @@
 -- Returns a flat list {index, entries, index, entries, ...} where index is the
 -- priority index (1-4) of the stream and entries is XREADGROUP's
 -- {{id, {field, value, ...}}, ...}. {-1} while the queue is paused (nothing
--- is claimed). When nothing is waiting, {0, tail1, tail2, tail3, tail4}: each
+-- is claimed); {-2, ms} while the queue's rate limit lets nothing start
+-- (ms: until one may). When nothing is waiting, {0, tail1, tail2, tail3, tail4}: each
 -- stream's last entry id ('0-0' when it has none), for a plain XREAD BLOCK
 -- from there to wait for the next entry without taking it (a blocking
 -- XREADGROUP would take it, whatever a pause or hold says).
@@ -14,10 +15,13 @@
 -- While the queue's events are on, each entry claimed gets its `started`
 -- event here, in the claim itself: before any event its handler can cause
 -- (progress, the outcome), and from the first claim after events are on.
-if is_paused() then return {-1} end
+local paused, limit, tat = claim_settings()
+if paused then return {-1} end
+local want, rate_wait, rate = rate_allowance(tonumber(ARGV[3]), limit, tat)
+if want <= 0 then return {-2, rate_wait} end
 local cap = events_cap()
 local consumer = ARGV[2]
-local want = tonumber(ARGV[3])
+local taken = 0
 local out = {}
 for i, stream in ipairs(STREAMS) do
   if want <= 0 then break end
@@ -42,9 +46,11 @@ for i, stream in ipairs(STREAMS) do
         end
       end
       want = want - #entries
+      taken = taken + #entries
     end
   end
 end
+rate_take(rate, taken)
 if #out == 0 then
   out[1] = 0
   for i, stream in ipairs(STREAMS) do

@@ -1,7 +1,9 @@
 -- claim_counts.lua: how many new entries to claim from each priority stream.
 -- KEYS: the four streams ... settings (shared/queue.lua)
 -- ARGV[1] group   ARGV[2] N (the consumer's free slots)
--- Returns {-1} while the queue is paused, else
+-- Returns {-1} while the queue is paused, {-2, ms} while its rate limit
+-- lets nothing start (ms: until one may; the counts returned are taken
+-- from the limit, whether or not the reads then find them), else
 -- {c1, c2, c3, c4, cap}: take c1 from critical, then c2 from high, ...;
 -- sum <= N, strict priority (a lower stream gets a count only when the higher
 -- ones have fewer than N waiting). The caller then reads with plain
@@ -12,8 +14,11 @@
 -- still hold finished entries that the bulk trim has not reached (see
 -- shared/remove_done.lua). A stream whose group is missing (its key was
 -- deleted) gets the group again, from the start.
-if is_paused() then return {-1} end
-local want = tonumber(ARGV[2])
+local paused, limit, tat = claim_settings()
+if paused then return {-1} end
+local want, rate_wait, rate = rate_allowance(tonumber(ARGV[2]), limit, tat)
+if want <= 0 then return {-2, rate_wait} end
+local asked = want
 local counts = {0, 0, 0, 0}
 for i, stream in ipairs(STREAMS) do
   if want <= 0 then break end
@@ -31,5 +36,6 @@ for i, stream in ipairs(STREAMS) do
     want = want - take
   end
 end
+rate_take(rate, asked - want)
 counts[5] = events_cap()
 return counts

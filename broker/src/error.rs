@@ -88,6 +88,14 @@ pub enum Error {
     /// The queue is paused: nothing is claimed until it is resumed.
     #[error("queue {0} is paused")]
     Paused(String),
+    /// The queue's rate limit lets no job start now: nothing was claimed.
+    #[error("queue {queue} is rate limited for {wait:?}")]
+    RateLimited {
+        /// The queue.
+        queue: String,
+        /// How long until the limit lets one job start (server clock).
+        wait: std::time::Duration,
+    },
     /// Redis refused to load one of Ferry's scripts (see [`scripts::load_all`](crate::scripts::load_all)).
     #[error("script {name} does not load: {reason}")]
     Script {

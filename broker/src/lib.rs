@@ -36,6 +36,7 @@
 //! - [`schedules`]: cron and periodic schedules, fired once per tick fleet-wide.
 //! - [`workers`]: live workers' registrations.
 //! - [`events`]: the lifecycle events stream.
+//! - [`rate_limit`]: a queue's rate limit (GCRA in the claim scripts).
 //! - [`settings`]: pause and resume, maximum depth, record retention.
 //! - [`backoff`]: retry delays.
 //! - [`error`]: error types.
@@ -83,6 +84,7 @@ pub mod priority;
 pub mod producer;
 pub mod prometheus;
 pub mod queue;
+pub mod rate_limit;
 pub mod recovery;
 mod reply;
 pub mod reprioritise;
@@ -112,6 +114,7 @@ pub use listing::{JobPage, ListState};
 pub use priority::Priority;
 pub use producer::{Duplicate, Enqueued, Lifetime, NewJob, OnDuplicate, Schedule, UniqueLock};
 pub use queue::{now_ms, Queue, DEFAULT_MAX_PAYLOAD_BYTES};
+pub use rate_limit::RateLimit;
 pub use recovery::{RecoverOptions, Recovered};
 pub use reply::RawFields;
 pub use reprioritise::Reprioritised;

@@ -67,10 +67,10 @@ macro_rules! script {
 
 /// `claim.lua`: strict-priority XREADGROUP over the four streams, one round trip.
 pub(crate) static CLAIM: LazyLock<QueueScript> =
-    script!("claim.lua", 17: queue, settings, names, events);
+    script!("claim.lua", 17: queue, clock, settings, names, events);
 /// `claim_counts.lua`: how many entries to claim from each stream (strict priority).
 pub(crate) static CLAIM_COUNTS: LazyLock<QueueScript> =
-    script!("claim_counts.lua", 17: queue, settings, group_state, waiting, events);
+    script!("claim_counts.lua", 17: queue, clock, settings, group_state, waiting, events);
 /// `enqueue.lua`: one chunk of new jobs: ids checked, depth checked, written.
 pub(crate) static ENQUEUE: LazyLock<QueueScript> = script!("enqueue.lua", 17:
     queue, clock, names, group_state, waiting, settings, timing, events, records);

@@ -84,7 +84,9 @@ pub use ferry_broker::{
     Backoff, DeadLetter, Event, JobState, JobStatus, Keys, OnDuplicate, Prefix, Priority,
     QueueStats, Settings, WorkerInfo,
 };
-pub use ferry_broker::{Duplicate, Enqueued, Missed, Recurrence, ScheduleInfo, Upserted};
+pub use ferry_broker::{
+    Duplicate, Enqueued, Missed, RateLimit, Recurrence, ScheduleInfo, Upserted,
+};
 pub use handler::{Handler, HandlerFn, JobContext, Progress};
 pub use job::Job;
 pub use preflight::RedisMemory;

@@ -16,3 +16,38 @@ end
 local function is_paused()
   return redis.call('HGET', SETTINGS, 'paused') == '1'
 end
+
+-- The queue's rate limit (settings `rate_limit` = '<n> <period ms>
+-- <burst>'; absent: none), by GCRA on the server's clock, with its state
+-- (the theoretical arrival time, ms) in the settings field `rate_tat`.
+-- Returns how many of `want` may start now (want when there is no limit)
+-- and, when none may, the ms until one may. Call `rate_take` with how many
+-- started. Needs clock.lua.
+local function rate_allowance(want, limit, tat)
+  if not limit then return want, 0, nil end
+  local n, period, burst = string.match(limit, '^(%d+) (%d+) (%d+)$')
+  n, period, burst = tonumber(n), tonumber(period), tonumber(burst)
+  if not n or n <= 0 or period <= 0 then return want, 0, nil end
+  local now = server_now_ms()
+  local t = period / n
+  local tolerance = (math.max(burst, 1) - 1) * t
+  tat = math.max(tonumber(tat) or 0, now)
+  local allowed = math.floor((now + tolerance - tat) / t) + 1
+  if allowed <= 0 then return 0, math.max(1, math.ceil(tat - tolerance - now)), nil end
+  return math.min(want, allowed), 0, {tat = tat, t = t}
+end
+
+-- Records that `taken` jobs started under the limit state `st` (from
+-- rate_allowance; nil: no limit).
+local function rate_take(st, taken)
+  if st and taken > 0 then
+    redis.call('HSET', SETTINGS, 'rate_tat', string.format('%.3f', st.tat + taken * st.t))
+  end
+end
+
+-- The pause and the rate limit, in one read: returns paused (bool), the
+-- limit and its state.
+local function claim_settings()
+  local v = redis.call('HMGET', SETTINGS, 'paused', 'rate_limit', 'rate_tat')
+  return v[1] == '1', v[2], v[3]
+end

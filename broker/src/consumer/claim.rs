@@ -28,6 +28,16 @@ pub enum Claimed {
 pub struct Tails(pub [String; 4]);
 
 impl Consumer {
+    /// [`Error::RateLimited`] for a wait of `ms` (the claim scripts' reply).
+    fn rate_limited(&self, ms: i64) -> Error {
+        Error::RateLimited {
+            queue: self.queue().name().to_owned(),
+            wait: std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(1).max(1)),
+        }
+    }
+}
+
+impl Consumer {
     /// Claims up to `n` new entries. Never blocks. One round trip
     /// (`claim.lua`); the entries pass through Lua, which costs Redis about
     /// 2.4 µs per entry, so for large batches [`Consumer::claim_bulk`] is cheaper.
@@ -68,6 +78,9 @@ impl Consumer {
         };
         if matches!(flat.as_slice(), [Value::Int(-1)]) {
             return Err(Error::Paused(self.queue().name().to_owned()));
+        }
+        if let [Value::Int(-2), Value::Int(ms)] = flat.as_slice() {
+            return Err(self.rate_limited(*ms));
         }
         if let [Value::Int(0), tails @ ..] = flat.as_slice() {
             let tails: Vec<String> = tails
@@ -150,6 +163,9 @@ impl Consumer {
         let counts: Vec<i64> = inv.invoke_async(conn).await?;
         if counts == [-1] {
             return Err(Error::Paused(self.queue().name().to_owned()));
+        }
+        if let [-2, ms] = counts.as_slice() {
+            return Err(self.rate_limited(*ms));
         }
         let [counts @ .., cap] = counts.as_slice() else {
             return Err(Error::Protocol(format!("claim_counts: {counts:?}")));

@@ -84,6 +84,36 @@ impl Client {
         queue.resume(&mut conn).await.map_err(|e| self.fail(e))
     }
 
+    /// Sets (or with `None` removes) the rate limit of `queue`: at most
+    /// `n` jobs start per period across the whole fleet, by GCRA on the
+    /// server's clock. Jobs over it wait (no attempt is used); workers
+    /// sleep until the next slot.
+    ///
+    /// # Errors
+    /// [`Error::Config`] or [`Error::Redis`].
+    pub async fn set_rate_limit(
+        &self,
+        queue: &str,
+        limit: Option<ferry_broker::RateLimit>,
+    ) -> Result<()> {
+        let queue = self.queue(queue)?;
+        let mut conn = self.conn().await?;
+        queue
+            .set_rate_limit(&mut conn, limit)
+            .await
+            .map_err(|e| self.fail(e))
+    }
+
+    /// The rate limit of `queue`, if any.
+    ///
+    /// # Errors
+    /// [`Error::Config`] or [`Error::Redis`].
+    pub async fn rate_limit(&self, queue: &str) -> Result<Option<ferry_broker::RateLimit>> {
+        let queue = self.queue(queue)?;
+        let mut conn = self.conn().await?;
+        queue.rate_limit(&mut conn).await.map_err(|e| self.fail(e))
+    }
+
     /// The settings of `queue`: paused, maximum depth, record retention.
     ///
     /// # Errors

@@ -76,6 +76,14 @@ impl Fetcher {
                         break;
                     }
                 }
+                Err(ferry_broker::Error::RateLimited { wait, .. }) => {
+                    // Nothing may start before the limit's next slot (by
+                    // the server's clock): sleep until then, not poll.
+                    errors.ok();
+                    if pause(wait.min(RATE_WAIT_MAX), &stop).await {
+                        break;
+                    }
+                }
                 Err(e) => {
                     if pause(errors.failed(&e), &stop).await {
                         break;
@@ -143,6 +151,10 @@ impl Fetcher {
         Ok(true)
     }
 }
+
+/// The longest a rate-limited fetcher sleeps before it asks again (a
+/// limit raised or removed meanwhile is seen within it).
+const RATE_WAIT_MAX: Duration = Duration::from_secs(1);
 
 /// How often a worker looks whether a paused queue was resumed.
 const PAUSE_CHECK: Duration = Duration::from_millis(500);
