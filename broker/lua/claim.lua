@@ -15,9 +15,9 @@
 -- While the queue's events are on, each entry claimed gets its `started`
 -- event here, in the claim itself: before any event its handler can cause
 -- (progress, the outcome), and from the first claim after events are on.
-local paused, limit, tat = claim_settings()
+local paused, limit, tat, held = claim_settings()
 if paused then return {-1} end
-local want, rate_wait, rate = rate_allowance(tonumber(ARGV[3]), limit, tat)
+local want, rate_wait, rate = rate_allowance(tonumber(ARGV[3]), limit, tat, held)
 if want <= 0 then return {-2, rate_wait} end
 local cap = events_cap()
 local consumer = ARGV[2]

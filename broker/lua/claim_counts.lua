@@ -14,9 +14,9 @@
 -- still hold finished entries that the bulk trim has not reached (see
 -- shared/remove_done.lua). A stream whose group is missing (its key was
 -- deleted) gets the group again, from the start.
-local paused, limit, tat = claim_settings()
+local paused, limit, tat, held = claim_settings()
 if paused then return {-1} end
-local want, rate_wait, rate = rate_allowance(tonumber(ARGV[2]), limit, tat)
+local want, rate_wait, rate = rate_allowance(tonumber(ARGV[2]), limit, tat, held)
 if want <= 0 then return {-2, rate_wait} end
 local asked = want
 local counts = {0, 0, 0, 0}

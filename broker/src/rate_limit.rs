@@ -154,6 +154,19 @@ impl Queue {
         Ok(())
     }
 
+    /// Holds the queue: no job of it starts for `d` (by the server's
+    /// clock), fleet-wide, unless a longer hold is on. A handler's
+    /// `JobError::rate_limited` (an upstream's 429) calls this.
+    ///
+    /// # Errors
+    /// [`Error::Redis`](crate::Error::Redis).
+    pub async fn hold<C: ConnectionLike + Send>(&self, conn: &mut C, d: Duration) -> Result<()> {
+        let mut inv = self.invoke(&crate::scripts::HOLD_QUEUE);
+        inv.arg(u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1));
+        let _: i64 = inv.invoke_async(conn).await?;
+        Ok(())
+    }
+
     /// The queue's rate limit, if any.
     ///
     /// # Errors

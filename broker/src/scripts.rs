@@ -129,6 +129,8 @@ pub(crate) static STREAM_INFO: LazyLock<QueueScript> = script!("stream_info.lua"
 pub(crate) static STATS: LazyLock<QueueScript> =
     script!("stats.lua", 8: queue, settings, group_state, waiting);
 
+/// `hold_queue.lua`: no job of the queue starts until a time (a handler's rate_limited).
+pub(crate) static HOLD_QUEUE: LazyLock<QueueScript> = script!("hold_queue.lua", 8: queue, clock);
 /// `enqueue_unique.lua`: one job under a uniqueness key (KEYS\[18..19\]: the locks, their expiry).
 pub(crate) static ENQUEUE_UNIQUE: LazyLock<QueueScript> = script!("enqueue_unique.lua", 17:
     queue, clock, names, entry_ids, group_state, waiting, settings, events);
@@ -145,8 +147,9 @@ pub(crate) static FIRE_SCHEDULE: LazyLock<QueueScript> =
     script!("fire_schedule.lua", 17: queue, clock, names, settings, events);
 
 /// Every script with its file name.
-fn all() -> [(&'static str, &'static QueueScript); 28] {
+fn all() -> [(&'static str, &'static QueueScript); 29] {
     [
+        ("hold_queue.lua", &HOLD_QUEUE),
         ("enqueue_unique.lua", &ENQUEUE_UNIQUE),
         ("upsert_schedule.lua", &UPSERT_SCHEDULE),
         ("schedule_state.lua", &SCHEDULE_STATE),

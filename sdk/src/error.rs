@@ -268,6 +268,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub struct JobError {
     message: String,
     permanent: bool,
+    retry_after: Option<std::time::Duration>,
 }
 
 impl JobError {
@@ -276,6 +277,7 @@ impl JobError {
         Self {
             message: message.to_string(),
             permanent: false,
+            retry_after: None,
         }
     }
 
@@ -284,7 +286,25 @@ impl JobError {
         Self {
             message: message.to_string(),
             permanent: true,
+            retry_after: None,
         }
+    }
+
+    /// An upstream is rate limiting (an HTTP 429 with `Retry-After`, say):
+    /// the job goes back without using an attempt, to run after
+    /// `retry_after`, and no job of its queue starts before then,
+    /// fleet-wide.
+    pub fn rate_limited(retry_after: std::time::Duration) -> Self {
+        Self {
+            message: format!("rate limited for {retry_after:?}"),
+            permanent: false,
+            retry_after: Some(retry_after),
+        }
+    }
+
+    /// The hold of a [`JobError::rate_limited`].
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        self.retry_after
     }
 
     /// True for [`JobError::permanent`].

@@ -105,3 +105,72 @@ fn bad_limits_are_refused() {
     let e = RateLimit::parse("-1/s").unwrap_err().to_string();
     assert!(e.contains("rate_limit"), "{e}");
 }
+
+#[derive(Serialize, Deserialize)]
+struct CallUpstream {
+    n: u32,
+}
+impl Job for CallUpstream {
+    const TYPE: &'static str = "call-upstream";
+}
+
+/// A handler whose upstream says 429: its job goes back without using an
+/// attempt, and no job of the queue starts until the hold ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handlers_rate_limited_holds_the_queue_and_keeps_the_attempt() {
+    use std::sync::{Arc, Mutex};
+    let s = scenario::setup("rate-429").await;
+    let c = Client::builder(s.redis.url())
+        .prefix(s.prefix.as_str())
+        .connect()
+        .unwrap();
+    let to = || EnqueueOptions::new().queue(s.queue.as_str());
+    let first = c.enqueue_with(&CallUpstream { n: 1 }, to()).await.unwrap();
+    // Runs: (job n, attempt, when).
+    let runs: Arc<Mutex<Vec<(u32, u32, std::time::Instant)>>> = Arc::default();
+    let seen = Arc::clone(&runs);
+    let worker = ferry_queue::Worker::builder(s.redis.url())
+        .prefix(s.prefix.clone())
+        .queue(s.queue.as_str())
+        .concurrency(1)
+        .handle(move |job: CallUpstream, ctx: ferry_queue::JobContext| {
+            let seen = Arc::clone(&seen);
+            async move {
+                let mut runs = seen.lock().unwrap();
+                let first_run = runs.is_empty();
+                runs.push((job.n, ctx.attempt, std::time::Instant::now()));
+                if first_run {
+                    return Err(ferry_queue::JobError::rate_limited(Duration::from_millis(
+                        1500,
+                    )));
+                }
+                Ok(())
+            }
+        })
+        .build()
+        .unwrap();
+    let stop = worker.shutdown_token();
+    let running = tokio::spawn(worker.run());
+    wait_until(Duration::from_secs(10), "the first run", || async {
+        !runs.lock().unwrap().is_empty()
+    })
+    .await;
+    let second = c.enqueue_with(&CallUpstream { n: 2 }, to()).await.unwrap();
+    for id in [&first, &second] {
+        let done = c.wait(&s.queue, id, Duration::from_secs(30)).await.unwrap();
+        assert_eq!(done.state, ferry_queue::JobState::Succeeded, "{done:?}");
+    }
+    stop.cancel();
+    running.await.unwrap().unwrap();
+    let runs = runs.lock().unwrap().clone();
+    assert_eq!(runs.len(), 3, "{runs:?}");
+    let held_from = runs[0].2;
+    for (n, attempt, at) in &runs[1..] {
+        assert_eq!(*attempt, 1, "job {n} used an attempt: {runs:?}");
+        assert!(
+            at.duration_since(held_from) >= Duration::from_millis(1400),
+            "job {n} started {:?} into the 1.5 s hold",
+            at.duration_since(held_from)
+        );
+    }
+}

@@ -19,16 +19,22 @@ end
 
 -- The queue's rate limit (settings `rate_limit` = '<n> <period ms>
 -- <burst>'; absent: none), by GCRA on the server's clock, with its state
--- (the theoretical arrival time, ms) in the settings field `rate_tat`.
+-- (the theoretical arrival time, ms) in the settings field `rate_tat`, and
+-- a hold until `held_until` (ms).
 -- Returns how many of `want` may start now (want when there is no limit)
 -- and, when none may, the ms until one may. Call `rate_take` with how many
 -- started. Needs clock.lua.
-local function rate_allowance(want, limit, tat)
+local function rate_allowance(want, limit, tat, held)
+  if not limit and not held then return want, 0, nil end
+  local now = server_now_ms()
+  -- A hold (a handler's rate_limited, e.g. an upstream's 429): nothing
+  -- starts before it ends.
+  held = tonumber(held)
+  if held and held > now then return 0, math.ceil(held - now), nil end
   if not limit then return want, 0, nil end
   local n, period, burst = string.match(limit, '^(%d+) (%d+) (%d+)$')
   n, period, burst = tonumber(n), tonumber(period), tonumber(burst)
   if not n or n <= 0 or period <= 0 then return want, 0, nil end
-  local now = server_now_ms()
   local t = period / n
   local tolerance = (math.max(burst, 1) - 1) * t
   tat = math.max(tonumber(tat) or 0, now)
@@ -45,9 +51,9 @@ local function rate_take(st, taken)
   end
 end
 
--- The pause and the rate limit, in one read: returns paused (bool), the
--- limit and its state.
+-- The pause, the rate limit and a hold, in one read: returns paused
+-- (bool), the limit, its state and the hold's end (`held_until`, ms).
 local function claim_settings()
-  local v = redis.call('HMGET', SETTINGS, 'paused', 'rate_limit', 'rate_tat')
-  return v[1] == '1', v[2], v[3]
+  local v = redis.call('HMGET', SETTINGS, 'paused', 'rate_limit', 'rate_tat', 'held_until')
+  return v[1] == '1', v[2], v[3], v[4]
 end

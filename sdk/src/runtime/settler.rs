@@ -33,6 +33,9 @@ pub(crate) enum Outcome {
     Failed(String),
     /// A failure no retry can fix: dead-lettered at once.
     Permanent(String),
+    /// The handler's upstream is rate limiting: the job goes back (its
+    /// attempt not used) and the queue is held for this long.
+    RateLimited(std::time::Duration),
 }
 
 /// Records outcomes. Cheap to clone.
@@ -112,6 +115,39 @@ impl Settler {
                 let reason = format!("{error} (permanent failure at attempt {})", env.attempt);
                 self.dead_letter(job, &reason, DeadLetterKind::Failed).await;
             }
+            Outcome::RateLimited(hold) => Box::pin(self.rate_limited(job, env, hold)).await,
+        }
+    }
+
+    /// The handler's upstream said "later": hold the queue fleet-wide for
+    /// `hold`, and put the job back for then, its attempt not used.
+    async fn rate_limited(&self, job: ClaimedJob, env: &Envelope, hold: Duration) {
+        let queue = job.queue.consumer.queue();
+        let held = RedisRetry::persist(
+            "holding a rate-limited queue",
+            &self.conn,
+            &self.hard_stop,
+            self.lease,
+            |mut conn| async move { queue.hold(&mut conn, hold).await },
+        )
+        .await;
+        if held.is_some() {
+            tracing::info!(
+                hold_ms = hold.as_millis() as u64,
+                "rate limited by the handler: queue held, job put back"
+            );
+        }
+        let (consumer, delivery) = (&job.queue.consumer, &job.delivery);
+        let moved = RedisRetry::persist(
+            "putting a rate-limited job back",
+            &self.conn,
+            &self.hard_stop,
+            self.lease,
+            |mut conn| async move { consumer.retry(&mut conn, delivery, env, hold).await },
+        )
+        .await;
+        if moved == Some(true) {
+            job.queue.promote_wake.notify_one();
         }
     }
 
