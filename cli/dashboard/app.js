@@ -718,12 +718,13 @@ async function queue({ queue: q, tab }) {
   const Q = enc(q);
   const cursor = state.page.cursors.at(-1);
   const jobsPath = `/v1/queues/${Q}/jobs?state=${enc(tab)}&limit=${PAGE_SIZE}${cursor ? `&cursor=${enc(cursor)}` : ''}`;
-  const [stats, streams, jobs, workers, settings] = await Promise.all([
+  const [stats, streams, jobs, workers, settings, schedules] = await Promise.all([
     get(`/v1/queues/${Q}/stats`),
     get(`/v1/queues/${Q}/streams`).catch((e) => e),
     get(jobsPath).catch((e) => e),
     get(`/v1/queues/${Q}/workers`).catch(() => []),
     get(`/v1/queues/${Q}/settings`).catch((e) => e),
+    get(`/v1/queues/${Q}/schedules`).catch((e) => e),
   ]);
   const r = stats.recent;
   const summary = (label, sm, key) =>
@@ -751,6 +752,7 @@ async function queue({ queue: q, tab }) {
       summary('Run', r.run, 'run'),
     ),
     section('Settings', settingsList(q, settings)),
+    section('Schedules', schedulesTable(q, schedules)),
     section('Streams', streamsTable(streams)),
     section('Jobs', jobTabs(q, tab), jobsTable(q, tab, jobs)),
     section(`Workers on ${q}`, workersTable(workers, 'queue-workers-table')),
@@ -778,6 +780,40 @@ function settingsList(q, settings) {
       row('Records kept, at most', num(settings.retention_count), 'settings-retention-count', `ferry settings ${q} --retention-count N`),
       row('Lifecycle events', settings.events ? `on, ${num(settings.events)} kept` : 'off', 'settings-events', `ferry settings ${q} --events CAP|off`),
     ], { caption: 'Settings' }),
+  ];
+}
+
+// The queue's cron and periodic schedules (P:{Q}:schedules): each fires
+// one job a tick, by whichever worker gets there first.
+function schedulesTable(q, list) {
+  if (list instanceof Error) {
+    return h('p', { class: 'empty', testid: 'schedules-unavailable', text: `Schedules unavailable: ${list.message}` });
+  }
+  if (list.length === 0) {
+    return h('p', { class: 'empty', testid: 'schedules-empty', text: `No schedules. Add one with \`ferry schedule add ${q} NAME --cron EXPR | --every DURATION --type T\`.` });
+  }
+  const w = canWrite();
+  const act = (s) => ({ queue: q, name: s.name });
+  const rows = list.map((s) => h('tr', { 'data-key': s.name, 'data-schedule': s.name, testid: 'schedule-row' },
+    h('th', { scope: 'row', testid: 'schedule-name', text: s.name }),
+    td(h('code', { text: s.spec }), { testid: 'schedule-spec' }),
+    td(s.missed, { testid: 'schedule-missed' }),
+    td(s.paused ? '—' : time(s.next_at), { testid: 'schedule-next' }),
+    td(s.last_job ? h('a', { href: links.job(q, s.last_job), testid: 'schedule-last-job' }, h('code', { text: s.last_job })) : '—'),
+    td(s.last_job_state ? stateBadge(s.last_job_state) : s.last_job ? 'not kept' : '—', { testid: 'schedule-last-state' }),
+    td(s.paused ? badge('paused', 'warn', 'schedule-paused') : badge('active', 'ok', 'schedule-active')),
+    w ? td([
+      s.paused
+        ? button('Resume', 'schedule-resume', act(s), { kind: 'primary', testid: 'schedule-resume', aria: `Resume schedule ${s.name}` })
+        : button('Pause', 'schedule-pause', act(s), { testid: 'schedule-pause', aria: `Pause schedule ${s.name}` }),
+      button('Run now', 'schedule-trigger', act(s), { testid: 'schedule-trigger', aria: `Enqueue schedule ${s.name}'s job now` }),
+    ], { class: 'actions' }) : null,
+  ));
+  const headers = ['name', 'spec', 'missed ticks', 'next fire', 'last job', 'its state', 'state'];
+  if (w) headers.push({ text: 'actions', sr: true });
+  return [
+    h('p', { class: 'muted hint', text: 'Jobs enqueued on a cadence, by the Redis server’s clock; the workers fire each tick once. Change them with `ferry schedule` or /v1/queues/{queue}/schedules.' }),
+    table('schedules-table', headers, rows, { caption: 'Schedules' }),
   ];
 }
 
@@ -1075,6 +1111,18 @@ const actions = {
   async resume(d) {
     await post(`/v1/queues/${enc(d.queue)}/resume`);
     return `Resumed ${d.queue}.`;
+  },
+  async 'schedule-pause'(d) {
+    await post(`/v1/queues/${enc(d.queue)}/schedules/${enc(d.name)}/pause`);
+    return `Paused schedule ${d.name}: it fires no tick until resumed.`;
+  },
+  async 'schedule-resume'(d) {
+    await post(`/v1/queues/${enc(d.queue)}/schedules/${enc(d.name)}/resume`);
+    return `Resumed schedule ${d.name}.`;
+  },
+  async 'schedule-trigger'(d) {
+    const r = await post(`/v1/queues/${enc(d.queue)}/schedules/${enc(d.name)}/trigger`);
+    return `Schedule ${d.name} enqueued job ${r.id}.`;
   },
   async cancel(d) {
     const r = await post(`/v1/queues/${enc(d.queue)}/jobs/${enc(d.id)}/cancel`);

@@ -140,7 +140,8 @@ impl Admin {
         Ok(())
     }
 
-    /// True when `queue` has any key in Redis (one EXISTS over its keys).
+    /// True when `queue` has any key in Redis (one EXISTS over its keys,
+    /// its schedules' set included: a queue with only schedules is used).
     ///
     /// # Errors
     /// A bad queue name; Redis errors.
@@ -149,6 +150,7 @@ impl Admin {
         let mut conn = self.conn();
         let n: u64 = redis::cmd("EXISTS")
             .arg(&q.keys().all()[..])
+            .arg(q.keys().schedules())
             .query_async(&mut conn)
             .await
             .map_err(|e| self.fail(e))?;

@@ -17,7 +17,7 @@ pub enum ErrorKind {
     Failed,
     /// A wait ended before the job finished: exit code 2.
     Timeout,
-    /// No such job or dead letter: exit code 3.
+    /// No such job, dead letter or schedule: exit code 3.
     NotFound,
     /// The command line is incomplete or wrong (clap's own errors, or a
     /// destructive command without its confirmation): exit code 64.
@@ -57,6 +57,14 @@ pub enum Error {
         queue: String,
         /// The entry or job id asked for.
         id: String,
+    },
+    /// The queue has no schedule of this name.
+    #[error("schedule not found: {name} in queue {queue}")]
+    ScheduleNotFound {
+        /// The queue.
+        queue: String,
+        /// The schedule's name.
+        name: String,
     },
     /// The job did not finish within the wait; it is left alone.
     #[error("job {id} did not finish within {}s: it is {state}", timeout.as_secs_f64())]
@@ -113,7 +121,9 @@ impl Error {
     /// What kind of failure this is.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::JobNotFound { .. } | Error::DeadLetterNotFound { .. } => ErrorKind::NotFound,
+            Error::JobNotFound { .. }
+            | Error::DeadLetterNotFound { .. }
+            | Error::ScheduleNotFound { .. } => ErrorKind::NotFound,
             Error::WaitTimeout { .. } => ErrorKind::Timeout,
             Error::Usage(_) => ErrorKind::Usage,
             _ => ErrorKind::Failed,

@@ -15,6 +15,8 @@
 //! - [`jobs`]: one job by id: show, wait, cancel, retry, re-prioritise.
 //! - [`enqueue`]: a job of any type with a raw JSON payload.
 //! - [`dead`]: dead letters: list (filtered, paged, grouped), show, replay, purge.
+//! - [`schedules`]: cron and periodic schedules: list, add or replace,
+//!   show, remove, pause, resume, trigger.
 //! - [`workers`]: live workers.
 //! - [`serve`]: `ferry serve`, the HTTP API over all of the above, with
 //!   Prometheus metrics and an OpenAPI document.
@@ -44,6 +46,7 @@ pub mod error;
 pub mod events;
 pub mod jobs;
 pub mod queues;
+pub mod schedules;
 pub mod serve;
 pub mod settings;
 pub mod stats;
@@ -56,5 +59,8 @@ pub use error::{Error, ErrorKind, Result};
 pub use events::{EventPage, EventView};
 pub use jobs::{Cancelled, Reprioritised, Retried};
 pub use queues::{PauseState, PerPriority, QueueSummary};
+pub use schedules::{
+    ScheduleRemoved, ScheduleSpec, ScheduleTriggered, ScheduleUpserted, ScheduleView,
+};
 pub use settings::{QueueSettings, ResultsCleared, SettingsChange};
 pub use stats::StatsReport;

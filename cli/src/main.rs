@@ -14,7 +14,7 @@ use std::time::Duration;
 use clap::Parser;
 use ferry_queue_cli::{Admin, AdminConfig, Error, ErrorKind, RawJob, Result};
 
-use args::{Cli, Command, DeadCommand, EnqueueArgs, JobCommand};
+use args::{Cli, Command, DeadCommand, EnqueueArgs, JobCommand, ScheduleCommand};
 use output::print;
 
 fn main() -> ExitCode {
@@ -134,6 +134,26 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Streams(q) => print(json, &admin.streams(&q.queue).await?),
         Command::Workers { queue } => print(json, &admin.workers(queue.as_deref()).await?),
         Command::Settings(a) => return settings(&admin, a, json).await,
+        Command::Schedules(q) => print(json, &admin.schedules(&q.queue).await?),
+        Command::Schedule(cmd) => match cmd {
+            ScheduleCommand::Add(a) => {
+                let queue = a.schedule.queue.clone();
+                print(json, &admin.upsert_schedule(&queue, &a.spec()).await?)
+            }
+            ScheduleCommand::Show(s) => print(json, &admin.schedule(&s.queue, &s.name).await?),
+            ScheduleCommand::Remove(s) => {
+                print(json, &admin.remove_schedule(&s.queue, &s.name).await?)
+            }
+            ScheduleCommand::Pause(s) => {
+                print(json, &admin.pause_schedule(&s.queue, &s.name).await?)
+            }
+            ScheduleCommand::Resume(s) => {
+                print(json, &admin.resume_schedule(&s.queue, &s.name).await?)
+            }
+            ScheduleCommand::Trigger(s) => {
+                print(json, &admin.trigger_schedule(&s.queue, &s.name).await?)
+            }
+        },
         Command::Events(a) => return events(&admin, a, json).await,
         Command::Serve(a) => return serve(admin, a).await,
         Command::Openapi => {

@@ -184,6 +184,17 @@ impl Queue {
     ) -> Result<Upserted> {
         crate::envelope::check_job_type(&schedule.job_type)
             .map_err(|_| ConfigError::InvalidJobType(schedule.job_type.clone()))?;
+        if schedule.max_retries > crate::envelope::MAX_RETRIES_LIMIT {
+            return Err(ConfigError::InvalidSetting {
+                name: "max_retries",
+                reason: format!(
+                    "{} is over the limit of {}",
+                    schedule.max_retries,
+                    crate::envelope::MAX_RETRIES_LIMIT
+                ),
+            }
+            .into());
+        }
         if schedule.payload.len() > self.payload_limit() {
             return Err(ConfigError::PayloadTooLarge {
                 size: schedule.payload.len(),

@@ -156,7 +156,9 @@ impl Recurrence {
         match self {
             Recurrence::Every(ms) => Some((at / ms).saturating_add(1).saturating_mul(*ms)),
             Recurrence::Cron { zone, cron, .. } => {
-                let t = zone.from_utc_datetime(&utc(at)?.naive_utc());
+                // Cron ticks are whole seconds: search from the second of
+                // `at` (croner keeps the start's milliseconds).
+                let t = zone.from_utc_datetime(&utc(at / 1000 * 1000)?.naive_utc());
                 let next = cron.find_next_occurrence(&t, false).ok()?;
                 u64::try_from(next.timestamp_millis()).ok()
             }
@@ -168,7 +170,7 @@ impl Recurrence {
         match self {
             Recurrence::Every(ms) => Some(at / ms * ms),
             Recurrence::Cron { zone, cron, .. } => {
-                let t = zone.from_utc_datetime(&utc(at)?.naive_utc());
+                let t = zone.from_utc_datetime(&utc(at / 1000 * 1000)?.naive_utc());
                 let prev = cron.find_previous_occurrence(&t, true).ok()?;
                 u64::try_from(prev.timestamp_millis()).ok()
             }
@@ -345,6 +347,10 @@ mod tests {
     fn cron_takes_five_or_six_fields_and_a_zone() {
         let r = Recurrence::cron("*/10 * * * * *").unwrap();
         assert_eq!(r.next_after(T0), Some(T0 + 10_000));
+        // Ticks are whole seconds whatever the milliseconds of the start.
+        assert_eq!(r.next_after(T0 + 546), Some(T0 + 10_000));
+        assert_eq!(r.next_after(T0 + 9_999), Some(T0 + 10_000));
+        assert_eq!(r.last_at_or_before(T0 + 10_546), Some(T0 + 10_000));
         let r = Recurrence::cron("0 * * * *").unwrap();
         assert_eq!(r.next_after(T0), Some(1_700_002_800_000)); // 23:00Z
                                                                // 02:00 in Paris (UTC+1 in November) is 01:00Z.

@@ -5,11 +5,13 @@
 mod dead;
 mod jobs;
 mod queue_settings;
+mod schedules;
 mod serve;
 
 pub use dead::DeadCommand;
 pub use jobs::{EnqueueArgs, JobCommand, JobsArgs, StatsArgs};
 pub use queue_settings::{EventsArgs, SettingsArgs};
+pub use schedules::ScheduleCommand;
 pub use serve::ServeArgs;
 
 use std::path::PathBuf;
@@ -26,8 +28,9 @@ Exit codes:
   1   error: one line on stderr, `ferry: <what went wrong>` (Redis unreachable
       within a few seconds, a refused change, a payload that is not JSON, ...)
   2   `job wait` timed out before the job finished
-  3   not found: no such job, or no such dead letter
-  64  usage: bad arguments, or `dead purge` without --yes when it cannot ask
+  3   not found: no such job, dead letter or schedule
+  64  usage: bad arguments (a bad cron expression, time zone or interval
+      included), or `dead purge` without --yes when it cannot ask
 
 Every command takes --json: one JSON document on stdout (`stats --watch --json`:
 one line per tick). Errors go to stderr only. Logs: set RUST_LOG (e.g. warn).";
@@ -105,6 +108,13 @@ pub enum Command {
     /// Show a queue's settings (paused, maximum depth, record retention,
     /// events), or change them: only the options given change.
     Settings(SettingsArgs),
+    /// A queue's cron and periodic schedules: name, spec, missed-tick
+    /// policy, next fire time (server clock, UTC), last job and its state.
+    Schedules(QueueArg),
+    /// One schedule of a queue: add (or replace), show, remove, pause,
+    /// resume, trigger. Workers fire schedules, once per tick fleet-wide.
+    #[command(subcommand)]
+    Schedule(ScheduleCommand),
     /// A queue's lifecycle events (kept only while its events are on:
     /// `ferry settings <queue> --events 100000`), oldest first; with
     /// --follow, then those to come until Ctrl-C.

@@ -1,8 +1,9 @@
 //! `ferry serve`: an HTTP API over the same operations as the command
 //! line, for producers in any language, dashboards and scripts.
 //!
-//! - [`routes`]: the handlers, one module per concern (jobs, queues, dead
-//!   letters, the server itself), each documented for the OpenAPI document.
+//! - [`routes`]: the handlers, one module per concern (jobs, queues,
+//!   settings, events, schedules, dead letters, the server itself), each
+//!   documented for the OpenAPI document.
 //! - [`openapi`]: the document, generated from the handlers and types.
 //! - [`metrics`]: `/metrics` in the Prometheus text format.
 //! - [`dashboard`]: the web dashboard at `/` (embedded page, script and style).

@@ -10,20 +10,21 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::routes::{dead, events, jobs, queues, settings, system};
+use super::routes::{dead, events, jobs, queues, schedules, settings, system};
 use super::AppState;
 
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "Ferry",
-        description = "Ferry's HTTP API: enqueue jobs, follow them by id, and operate the queues (stats, dead letters, pause and resume, workers). Errors are `{\"error\": {\"code\", \"message\"}}` with a stable code. With tokens configured, send `Authorization: Bearer <token>`: the write token allows everything, the read token allows GET.",
+        description = "Ferry's HTTP API: enqueue jobs, follow them by id, and operate the queues (stats, dead letters, pause and resume, schedules, workers). Errors are `{\"error\": {\"code\", \"message\"}}` with a stable code. With tokens configured, send `Authorization: Bearer <token>`: the write token allows everything, the read token allows GET.",
         license(name = "MIT OR Apache-2.0")
     ),
     modifiers(&Bearer),
     tags(
         (name = "jobs", description = "Jobs by id"),
         (name = "queues", description = "Queues, stats, settings, pause and resume, workers, lifecycle events"),
+        (name = "schedules", description = "Cron and periodic schedules: jobs enqueued on a cadence, fired by the workers once per tick"),
         (name = "dead letters", description = "Jobs that failed for good"),
         (name = "server", description = "Health, metrics, and what a token allows"),
     )
@@ -59,6 +60,15 @@ pub fn router_and_document() -> (axum::Router<Arc<AppState>>, utoipa::openapi::O
         .routes(routes!(queues::queue_workers))
         .routes(routes!(settings::show, settings::change))
         .routes(routes!(settings::clear_results))
+        .routes(routes!(schedules::list))
+        .routes(routes!(
+            schedules::show,
+            schedules::upsert,
+            schedules::remove
+        ))
+        .routes(routes!(schedules::pause))
+        .routes(routes!(schedules::resume))
+        .routes(routes!(schedules::trigger))
         .routes(routes!(events::page))
         .routes(routes!(events::stream))
         .routes(routes!(jobs::enqueue, jobs::list))

@@ -41,6 +41,8 @@ pub mod codes {
     pub const JOB_NOT_FOUND: &str = "job_not_found";
     /// 404: the queue has no such dead letter.
     pub const DEAD_LETTER_NOT_FOUND: &str = "dead_letter_not_found";
+    /// 404: the queue has no schedule of this name.
+    pub const SCHEDULE_NOT_FOUND: &str = "schedule_not_found";
     /// 405: the route does not take this method.
     pub const METHOD_NOT_ALLOWED: &str = "method_not_allowed";
     /// 409: the queue has a job with this id already.
@@ -126,6 +128,9 @@ impl From<Error> for ApiError {
             Error::JobNotFound { .. } => Self::new(S::NOT_FOUND, codes::JOB_NOT_FOUND, message),
             Error::DeadLetterNotFound { .. } => {
                 Self::new(S::NOT_FOUND, codes::DEAD_LETTER_NOT_FOUND, message)
+            }
+            Error::ScheduleNotFound { .. } => {
+                Self::new(S::NOT_FOUND, codes::SCHEDULE_NOT_FOUND, message)
             }
             Error::NotRetryable { .. } => Self::new(S::CONFLICT, codes::CONFLICT, message),
             Error::Unreachable { .. } => Self::unavailable(message),

@@ -79,7 +79,7 @@ impl NewJobRequest {
 
 /// Whole numbers that may arrive written as floats (`3.0`, as Python's
 /// json writes a float): taken when they are whole and in range.
-mod whole {
+pub(crate) mod whole {
     use serde::{Deserialize, Deserializer};
 
     fn opt<'de, D: Deserializer<'de>>(d: D, max: f64) -> Result<Option<u64>, D::Error> {

@@ -5,6 +5,7 @@ pub mod dead;
 pub mod events;
 pub mod jobs;
 pub mod queues;
+pub mod schedules;
 pub mod settings;
 pub mod system;
 
