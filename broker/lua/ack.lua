@@ -99,6 +99,9 @@ end
 local now = server_now_ms()
 local acked = finish(stream, GROUP, entries)
 if #indexed > 0 then redis.call('HDEL', INDEX, unpack(indexed)) end
+-- Their concurrency slots free (shared/gates.lua): one HLEN while no job
+-- of the queue is under a limit.
+if redis.call('HLEN', GATED) > 0 then gate_release(jobs_of(positions())) end
 
 -- Jobs cancelled while they ran end cancelled, whatever they returned.
 if redis.call('HLEN', CANCELS) > 0 then

@@ -34,6 +34,19 @@ if redis.call('ZSCORE', DELAYED, id) then
   return {'cancelled'}
 end
 
+-- Waiting at a concurrency gate (shared/gates.lua): out of its list.
+if gate_waiting_at(id) then
+  local ok, env = pcall(cjson.decode, redis.call('HGET', SCHEDULED, id) or '')
+  local members = ''
+  if ok and type(env) == 'table' then
+    members = record_members(function(name) return env[name] end, env.priority, nil, nil)
+  end
+  gate_release({id})
+  redis.call('HDEL', SCHEDULED, id)
+  record_cancelled({id}, {members}, now)
+  return {'cancelled'}
+end
+
 -- In a stream: named by the index, or by a fresh job's id.
 local location = redis.call('HGET', INDEX, id) or id
 local kind, entry_id = string.match(location, '^(%a+)%-(%d+%-%d+)$')
@@ -59,7 +72,8 @@ if st then
   -- Delivered and no longer pending: finished (its record not kept).
   if st.last and not id_less(st.last, entry_id) then return {'final', 'succeeded'} end
 end
--- Queued: removed before any worker takes it.
+-- Queued: removed before any worker takes it; its concurrency slots free.
 redis.call('XDEL', stream, entry_id)
+gate_release({id})
 record_cancelled({id}, {entry_record(found[1][2], 1, entry_id, PRIORITIES[index], nil, nil)}, now)
 return {'cancelled'}

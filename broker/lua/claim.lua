@@ -5,7 +5,8 @@
 -- priority index (1-4) of the stream and entries is XREADGROUP's
 -- {{id, {field, value, ...}}, ...}. {-1} while the queue is paused (nothing
 -- is claimed); {-2, ms} while the queue's rate limit lets nothing start
--- (ms: until one may). When nothing is waiting, {0, tail1, tail2, tail3, tail4}: each
+-- (ms: until one may); {-3} while the queue's concurrency limit is
+-- reached (as many jobs run as it allows). When nothing is waiting, {0, tail1, tail2, tail3, tail4}: each
 -- stream's last entry id ('0-0' when it has none), for a plain XREAD BLOCK
 -- from there to wait for the next entry without taking it (a blocking
 -- XREADGROUP would take it, whatever a pause or hold says).
@@ -15,9 +16,11 @@
 -- While the queue's events are on, each entry claimed gets its `started`
 -- event here, in the claim itself: before any event its handler can cause
 -- (progress, the outcome), and from the first claim after events are on.
-local paused, limit, tat, held = claim_settings()
+local paused, limit, tat, held, concurrency = claim_settings()
 if paused then return {-1} end
-local want, rate_wait, rate = rate_allowance(tonumber(ARGV[3]), limit, tat, held)
+local free = concurrency_allowance(tonumber(ARGV[3]), concurrency)
+if free <= 0 then return {-3} end
+local want, rate_wait, rate = rate_allowance(free, limit, tat, held)
 if want <= 0 then return {-2, rate_wait} end
 local cap = events_cap()
 local consumer = ARGV[2]

@@ -3,7 +3,8 @@
 -- ARGV[1] group   ARGV[2] N (the consumer's free slots)
 -- Returns {-1} while the queue is paused, {-2, ms} while its rate limit
 -- lets nothing start (ms: until one may; the counts returned are taken
--- from the limit, whether or not the reads then find them), else
+-- from the limit, whether or not the reads then find them), {-3} while
+-- its concurrency limit is reached, else
 -- {c1, c2, c3, c4, cap}: take c1 from critical, then c2 from high, ...;
 -- sum <= N, strict priority (a lower stream gets a count only when the higher
 -- ones have fewer than N waiting). The caller then reads with plain
@@ -14,9 +15,11 @@
 -- still hold finished entries that the bulk trim has not reached (see
 -- shared/remove_done.lua). A stream whose group is missing (its key was
 -- deleted) gets the group again, from the start.
-local paused, limit, tat, held = claim_settings()
+local paused, limit, tat, held, concurrency = claim_settings()
 if paused then return {-1} end
-local want, rate_wait, rate = rate_allowance(tonumber(ARGV[2]), limit, tat, held)
+local free = concurrency_allowance(tonumber(ARGV[2]), concurrency)
+if free <= 0 then return {-3} end
+local want, rate_wait, rate = rate_allowance(free, limit, tat, held)
 if want <= 0 then return {-2, rate_wait} end
 local asked = want
 local counts = {0, 0, 0, 0}

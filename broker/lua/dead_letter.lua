@@ -23,6 +23,7 @@ end
 if not pending_for(stream, GROUP, ARGV[2], id) then return {0, 0} end
 finish(stream, GROUP, {id})
 local job = field_in(ARGV, 9, 'id') or derived_id(priority, id)
+gate_release({job})
 if cancels_among({job}) then
   record_cancelled({job}, {entry_record(ARGV, 9, id, priority, ARGV[8], ARGV[2])}, now)
   return {2, 0}

@@ -15,11 +15,17 @@
 --   't': as 'r' (retention '' for the queue's), then the producer's
 --   traceparent and tracestate ('' for none), written as the entry's
 --   `traceparent` and `tracestate` fields
+--   'c': as 't' (traceparent '' for none), then the job's concurrency
+--   key, written as the entry's `concurrency_key` field
 --   'd', run-at (ms), job id, envelope JSON: into the delayed set
+-- A job under a concurrency limit of its key or type with no free slot
+-- waits at its gate instead of entering its stream (shared/gates.lua); a
+-- fresh one is given an id then, 'gated-<server µs>-<position>'.
 -- Returns one of
 --   {'ok', ids, existing}: ids of the jobs in order, a fresh job's as its
 --   entry id (its job id is '<priority>-<entry id>', see names.lua: the
---   caller prefixes it, a string per job less for Redis to build);
+--   caller prefixes it, a string per job less for Redis to build), or as
+--   the id it was given when it waits at a gate;
 --   existing lists the positions
 --   (from 1) of jobs not written because their id already exists;
 --   {'done'}: the chunk was written before (KEYS[18] says so);
@@ -39,6 +45,7 @@ local function next_job(i)
   if ARGV[i] == 's' then return i + 6 end
   if ARGV[i] == 'r' then return i + 7 end
   if ARGV[i] == 't' then return i + 9 end
+  if ARGV[i] == 'c' then return i + 10 end
   if ARGV[i] == 'd' then return i + 4 end
   error('ferry: bad job tag ' .. tostring(ARGV[i]))
 end
@@ -75,18 +82,27 @@ if max_depth and max_depth > 0 then
     end
   end
   local adding = n_jobs - #existing
-  local depth = redis.call('ZCARD', DELAYED)
-  for _, stream in ipairs(STREAMS) do
-    local st = group_state(stream, GROUP)
-    if st then
-      -- Exact (bounded by the limit), not XLEN - pending: a stream may
-      -- still hold finished entries the bulk trim has not reached.
-      depth = depth + st.pending + waiting(stream, st, max_depth + 1)
-    else
-      depth = depth + redis.call('XLEN', stream)
-    end
-  end
+  local depth = queue_depth(max_depth)
   if adding > 0 and depth + adding > max_depth then return {'full', depth, max_depth} end
+end
+
+-- Concurrency limits (shared/gates.lua): asked once; while the queue has
+-- none, every job takes the paths below as before.
+local on = gating_on()
+-- The id of a fresh job that waits at a gate (k: its position).
+local gated_base
+local function gated_id(k)
+  if not gated_base then
+    local t = redis.call('TIME')
+    gated_base = 'gated-' .. t[1] .. string.format('%06d', tonumber(t[2])) .. '-'
+  end
+  local id, n = gated_base .. k, 0
+  while redis.call('HEXISTS', INDEX, id) == 1 or redis.call('HEXISTS', SCHEDULED, id) == 1
+      or redis.call('HEXISTS', RESULTS, id) == 1 do
+    n = n + 1
+    id = gated_base .. k .. '-' .. n
+  end
+  return id
 end
 
 -- Stream keys by the priority index as sent ('1'..'4').
@@ -104,6 +120,10 @@ local function write_other(i, k)
   end
   local stream = STREAM_AT[ARGV[i + 1]]
   if not stream then error('ferry: bad priority index ' .. tostring(ARGV[i + 1])) end
+  local priority = PRIORITIES[tonumber(ARGV[i + 1])]
+  local ckey = (tag == 'c' and ARGV[i + 9] ~= '' and ARGV[i + 9]) or nil
+  local gated = on and #gates_of(ARGV[i + 3], ckey) > 0
+  if gated and id == '' then id = gated_id(k) end
   local fields
   if id == '' then
     fields = {'type', ARGV[i + 3], 'payload', ARGV[i + 4], 'attempt', '1', 'max_retries', ARGV[i + 5]}
@@ -111,11 +131,15 @@ local function write_other(i, k)
     fields = {'id', id, 'type', ARGV[i + 3], 'payload', ARGV[i + 4], 'attempt', '1',
       'max_retries', ARGV[i + 5], 'enqueued_at', ARGV[5]}
   end
-  if tag == 'r' or (tag == 't' and ARGV[i + 6] ~= '') then
+  if tag == 'r' or ((tag == 't' or tag == 'c') and ARGV[i + 6] ~= '') then
     fields[#fields + 1] = 'retention_ms'
     fields[#fields + 1] = ARGV[i + 6]
   end
-  if tag == 't' then
+  if ckey then
+    fields[#fields + 1] = CONCURRENCY_KEY_FIELD
+    fields[#fields + 1] = ckey
+  end
+  if tag == 't' or (tag == 'c' and ARGV[i + 7] ~= '') then
     fields[#fields + 1] = 'traceparent'
     fields[#fields + 1] = ARGV[i + 7]
     if ARGV[i + 8] ~= '' then
@@ -123,12 +147,11 @@ local function write_other(i, k)
       fields[#fields + 1] = ARGV[i + 8]
     end
   end
-  local eid = redis.call('XADD', stream, '*', unpack(fields))
-  if id == '' then return eid end
-  redis.call('HSET', INDEX, id, derived_id(PRIORITIES[tonumber(ARGV[i + 1])], eid))
+  if id == '' then return redis.call('XADD', stream, '*', unpack(fields)) end
   -- A request left by an earlier job of this id is not this one's.
   redis.call('HDEL', CANCELS, id)
   redis.call('HDEL', PROGRESS, id)
+  enter_stream(gated, id, priority, fields, ARGV[i + 3], ckey)
   return id
 end
 
@@ -137,7 +160,7 @@ local k, i, last = 0, FIRST, #ARGV
 while i <= last do
   k = k + 1
   local stream = STREAM_AT[ARGV[i + 1]]
-  if ARGV[i] == 's' and ARGV[i + 2] == '' and stream then
+  if ARGV[i] == 's' and ARGV[i + 2] == '' and stream and not on then
     -- The hot path, inline: a fresh job, named by its entry.
     ids[k] = redis.call('XADD', stream, '*', 'type', ARGV[i + 3], 'payload', ARGV[i + 4],
       'attempt', '1', 'max_retries', ARGV[i + 5])
@@ -152,7 +175,7 @@ if cap > 0 then
   local written = {}
   i = FIRST
   for j = 1, k do
-    if ARGV[i] ~= 'd' and ARGV[i + 2] == '' then
+    if ARGV[i] ~= 'd' and ARGV[i + 2] == '' and string.find(ids[j], '^%d+%-%d+$') then
       written[#written + 1] = PRIORITIES[tonumber(ARGV[i + 1])] .. '-' .. ids[j]
     elseif not skip[j] then
       written[#written + 1] = ids[j]

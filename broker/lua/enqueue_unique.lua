@@ -13,6 +13,7 @@
 -- ARGV[4] ms (ttl, debounce)   ARGV[5] the new job's id   ARGV[6] priority
 -- index (1-4)   ARGV[7] type   ARGV[8] payload   ARGV[9] max_retries
 -- ARGV[10] delay in ms ('0' for now; debounce: ARGV[4])
+-- ARGV[11] the job's concurrency key ('' or absent for none)
 -- A lock is never trusted alone: its holder is looked up (delayed set,
 -- INDEX), so a job that ended in any way (succeeded, dead, cancelled,
 -- purged, its entry deleted by hand) frees its key at once.
@@ -33,7 +34,11 @@ local function state_of(id)
     return 'scheduled'
   end
   local loc = redis.call('HGET', INDEX, id)
-  if not loc then return nil end
+  if not loc then
+    -- Waiting at a concurrency gate: queued, for the locks.
+    if redis.call('HEXISTS', SCHEDULED, id) == 1 then return 'queued' end
+    return nil
+  end
   local kind, eid = string.match(loc, '^(%a+)%-(.+)$')
   local index = kind and PRIORITY_INDEX[kind]
   if not index then return nil end -- dead-<entry>
@@ -76,9 +81,12 @@ local held, holder = holds(redis.call('HGET', LOCKS, key), tonumber(redis.call('
 local index = tonumber(ARGV[6])
 local priority = PRIORITIES[index]
 if not priority then error('ferry: bad priority index ' .. tostring(ARGV[6])) end
+local ckey = ARGV[11]
+if ckey == '' then ckey = nil end
 local function envelope(id)
   return cjson.encode({id = id, type = ARGV[7], payload = ARGV[8], attempt = '1',
-    max_retries = ARGV[9], enqueued_at = tostring(now), priority = priority})
+    max_retries = ARGV[9], enqueued_at = tostring(now), priority = priority,
+    [CONCURRENCY_KEY_FIELD] = ckey})
 end
 if held then
   if lifetime == 'debounce' and state_of(holder) == 'scheduled' then
@@ -91,15 +99,7 @@ end
 
 local max_depth = tonumber(redis.call('HGET', SETTINGS, 'max_depth'))
 if max_depth and max_depth > 0 then
-  local depth = redis.call('ZCARD', DELAYED)
-  for _, stream in ipairs(STREAMS) do
-    local st = group_state(stream, GROUP)
-    if st then
-      depth = depth + st.pending + waiting(stream, st, max_depth + 1)
-    else
-      depth = depth + redis.call('XLEN', stream)
-    end
-  end
+  local depth = queue_depth(max_depth)
   if depth + 1 > max_depth then return {'full', depth, max_depth} end
 end
 
@@ -109,9 +109,15 @@ if delay > 0 then
   redis.call('ZADD', DELAYED, now + delay, id)
   redis.call('HSET', SCHEDULED, id, envelope(id))
 else
-  local eid = redis.call('XADD', STREAMS[index], '*', 'id', id, 'type', ARGV[7], 'payload', ARGV[8],
-    'attempt', '1', 'max_retries', ARGV[9], 'enqueued_at', now)
-  redis.call('HSET', INDEX, id, derived_id(priority, eid))
+  -- Under a concurrency limit with no free slot it waits at its gate
+  -- (shared/gates.lua).
+  local fields = {'id', id, 'type', ARGV[7], 'payload', ARGV[8], 'attempt', '1',
+    'max_retries', ARGV[9], 'enqueued_at', now}
+  if ckey then
+    fields[#fields + 1] = CONCURRENCY_KEY_FIELD
+    fields[#fields + 1] = ckey
+  end
+  enter_stream(gating_on(), id, priority, fields, ARGV[7], ckey)
 end
 redis.call('HSET', LOCKS, key, lifetime .. ':' .. id)
 if lifetime == 'ttl' then

@@ -23,14 +23,15 @@ if def[1] ~= ARGV[4] then return {'changed'} end
 local now = server_now_ms()
 if tick > now then return {'early', tick - now} end
 local index = PRIORITY_INDEX[def[4]] or DEFAULT_PRIORITY
-local stream = STREAMS[index]
 local ids = {}
+local on = gating_on()
 for i = 6, #ARGV do
   local id = 'sched:' .. name .. ':' .. ARGV[i]
-  if redis.call('HEXISTS', INDEX, id) == 0 then
-    local eid = redis.call('XADD', stream, '*', 'id', id, 'type', def[2], 'payload', def[3],
-      'attempt', '1', 'max_retries', def[5], 'enqueued_at', now)
-    redis.call('HSET', INDEX, id, derived_id(PRIORITIES[index], eid))
+  if redis.call('HEXISTS', INDEX, id) == 0 and redis.call('HEXISTS', SCHEDULED, id) == 0 then
+    -- Under a concurrency limit of its type with no free slot, the job
+    -- waits at its gate (shared/gates.lua).
+    enter_stream(on, id, PRIORITIES[index], {'id', id, 'type', def[2], 'payload', def[3],
+      'attempt', '1', 'max_retries', def[5], 'enqueued_at', now}, def[2], nil)
     ids[#ids + 1] = id
   end
 end

@@ -10,46 +10,35 @@
 -- fields only then).
 -- A member is a job id whose envelope (JSON) is its SCHEDULED value; a
 -- member that is itself a JSON object is an envelope written before
--- version 0.6, promoted the same way. The new entry carries the job's id,
--- and INDEX points the id at it. Anything that is not an envelope goes to
--- the normal stream as an entry with one field, RAW_FIELD, so a worker
--- dead-letters it with a reason. It also removes up to 100 expired
+-- version 0.6, promoted the same way (shared/admit.lua). A job under a
+-- concurrency limit with no free slot waits at its gate instead
+-- (shared/gates.lua). It also removes up to 100 expired
 -- records (shared/records.lua).
 local now = server_now_ms()
 local due = redis.call('ZRANGEBYSCORE', DELAYED, '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))
+local on = gating_on()
 for _, member in ipairs(due) do
   -- Removed first: under maxmemory (noeviction) Redis refuses a script's
   -- first write that may grow memory, but not the writes after one, so
   -- due jobs still move while Redis is full (see retry.lua).
   redis.call('ZREM', DELAYED, member)
-  local json, job = member, nil
-  if string.sub(member, 1, 1) ~= '{' then
-    job = member
-    json = redis.call('HGET', SCHEDULED, member)
-    redis.call('HDEL', SCHEDULED, member)
-  end
-  local ok, env = false, nil
-  if json then ok, env = pcall(cjson.decode, json) end
-  if ok and type(env) == 'table' then
-    local fields = {}
-    for _, name in ipairs(ENVELOPE_FIELDS) do
-      local v = env[name]
-      if name == 'id' and job and type(v) ~= 'string' then v = job end
-      if type(v) == 'string' or type(v) == 'number' then
-        fields[#fields + 1] = name
-        fields[#fields + 1] = v
+  if string.sub(member, 1, 1) == '{' then
+    add_envelope(nil, member)
+  else
+    local json = redis.call('HGET', SCHEDULED, member)
+    -- Under a concurrency limit with no free slot it waits at its gate,
+    -- its envelope staying in SCHEDULED (shared/gates.lua).
+    local waits = false
+    if on and json then
+      local ok, env = pcall(cjson.decode, json)
+      if ok and type(env) == 'table' then
+        waits = not gate_enter(true, member, env.type, env[CONCURRENCY_KEY_FIELD])
       end
     end
-    if #fields == 0 then fields = {RAW_FIELD, json} end
-    local priority = env[PRIORITY_FIELD]
-    if not PRIORITY_INDEX[priority] then priority = PRIORITIES[DEFAULT_PRIORITY] end
-    local eid = redis.call('XADD', stream_of(priority), '*', unpack(fields))
-    local id = env.id
-    if type(id) ~= 'string' then id = job end
-    if id then redis.call('HSET', INDEX, id, derived_id(priority, eid)) end
-  else
-    local raw = json or ('the scheduled job ' .. member .. ' has no envelope')
-    redis.call('XADD', STREAMS[DEFAULT_PRIORITY], '*', RAW_FIELD, raw)
+    if not waits then
+      redis.call('HDEL', SCHEDULED, member)
+      add_envelope(member, json)
+    end
   end
 end
 -- Records expire here too, a few per call, so an idle queue's go.

@@ -86,6 +86,7 @@ for _ = 1, 10 do
       -- Cancelled while its worker ran it, then the worker died: it ends
       -- cancelled, not run again.
       finish(stream, GROUP, {id})
+      gate_release({field_in(entry[2], 1, 'id') or derived_id(priority, id)})
       record_cancelled({field_in(entry[2], 1, 'id') or derived_id(priority, id)},
         {entry_record(entry[2], 1, id, priority, nil, p[1][2])}, now)
     elseif p[1] then
@@ -95,6 +96,7 @@ for _ = 1, 10 do
         local reason = 'delivered ' .. deliveries .. ' times without finishing (max_deliveries ' ..
           max_deliveries .. '): its worker crashed or lost its lease each time'
         finish(stream, GROUP, {id})
+        gate_release({field_in(entry[2], 1, 'id') or derived_id(priority, id)})
         dropped = dropped + write_dead_letter(entry[2], 1, reason, now, priority, cap, COUNTER_DEAD, id)
         n_dead = n_dead + 1
       elseif suspect and #taken == 0 then

@@ -1,7 +1,8 @@
 -- replay.lua: move one dead-letter entry back into its priority stream as a fresh job.
 -- KEYS: the four streams ... index (shared/queue.lua)
 -- ARGV[1] group (unused)   ARGV[2] dead-letter entry id
--- Returns the new stream entry id, or false when no such dead-letter entry exists.
+-- Returns the new stream entry id (or, when the job waits at a concurrency
+-- gate, its id), or false when no such dead-letter entry exists.
 -- The job keeps its id, type, payload and max_retries; attempt starts again
 -- at 1, enqueued_at is now (the server's clock), and last_error is dropped.
 -- INDEX points the job id at the new entry.
@@ -22,7 +23,10 @@ for _, name in ipairs(ENVELOPE_FIELDS) do
 end
 local priority = f[PRIORITY_FIELD]
 if not PRIORITY_INDEX[priority] then priority = PRIORITIES[DEFAULT_PRIORITY] end
-local id = redis.call('XADD', stream_of(priority), '*', unpack(fields))
 redis.call('XDEL', DEAD, ARGV[2])
-if f.id then redis.call('HSET', INDEX, f.id, derived_id(priority, id)) end
-return id
+if not f.id then
+  return redis.call('XADD', stream_of(priority), '*', unpack(fields))
+end
+-- Under a concurrency limit with no free slot the job waits at its gate
+-- (shared/gates.lua); the reply is then its id.
+return enter_stream(gating_on(), f.id, priority, fields, f.type, f[CONCURRENCY_KEY_FIELD]) or f.id

@@ -28,6 +28,8 @@ if cancelled then
   if e then members = entry_record(e[2], 1, id, PRIORITIES[tonumber(ARGV[3])], ARGV[8], ARGV[2]) end
 end
 finish(stream, GROUP, {id})
+-- Its concurrency slots free while it waits (promote.lua takes them again).
+gate_release({job})
 if cancelled then
   record_cancelled({job}, {members}, now)
   return 2

@@ -5,6 +5,9 @@
 --   {'finished', record JSON}
 --   {'dead', dead-letter entry id, {field, value, ...}}
 --   {'scheduled', run-at ms, envelope JSON or false}
+--   {'gated', gate, envelope JSON or false, the gate's limit (0: none now),
+--    its slots held}: waiting for a slot of a concurrency limit
+--    (shared/gates.lua; gate 'key:<K>' or 'type:<T>')
 --   {'queued', priority index, entry id, {field, value, ...}}
 --   {'running', priority index, entry id, {field, value, ...}, consumer,
 --    deliveries, ms since its lease was last renewed, progress JSON or ''}
@@ -63,6 +66,11 @@ if location then
 end
 local due = redis.call('ZSCORE', DELAYED, id)
 if due then return {'scheduled', due, redis.call('HGET', SCHEDULED, id)} end
+local gate = gate_waiting_at(id)
+if gate then
+  local limit = gate_limit(gate)
+  return {'gated', gate, redis.call('HGET', SCHEDULED, id), limit or 0, tonumber(redis.call('HGET', GATES, gate)) or 0}
+end
 if not location then
   local found = at(id)
   if found then return found end

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use redis::aio::ConnectionLike;
 use redis::Value;
 
+use crate::envelope::is_entry_id;
 use crate::error::Result;
 use crate::queue::Queue;
 use crate::reply;
@@ -91,15 +92,6 @@ impl Queue {
         }
         Ok(total)
     }
-}
-
-/// True for a whole stream entry id, `<ms>-<seq>` (digits, each part a u64).
-fn is_entry_id(id: &str) -> bool {
-    id.split_once('-').is_some_and(|(ms, seq)| {
-        [ms, seq].iter().all(|p| {
-            !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u64>().is_ok()
-        })
-    })
 }
 
 /// An `XRANGE` reply as dead letters (fields as lossy UTF-8).

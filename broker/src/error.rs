@@ -96,6 +96,10 @@ pub enum Error {
         /// How long until the limit lets one job start (server clock).
         wait: std::time::Duration,
     },
+    /// The queue's concurrency limit is reached (as many of its jobs run,
+    /// fleet-wide, as it allows): nothing was claimed.
+    #[error("queue {0} runs as many jobs as its concurrency limit allows")]
+    AtConcurrencyLimit(String),
     /// Redis refused to load one of Ferry's scripts (see [`scripts::load_all`](crate::scripts::load_all)).
     #[error("script {name} does not load: {reason}")]
     Script {

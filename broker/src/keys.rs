@@ -281,6 +281,38 @@ impl Keys {
         format!("{base}:schedule:{name}")
     }
 
+    /// HASH: the queue's concurrency limits by type and key (`type:<T>`,
+    /// `key:<K>`, and `key`: every key's where it has none of its own);
+    /// the queue-wide one is the settings field `concurrency`.
+    pub fn limits(&self) -> String {
+        self.derived("limits")
+    }
+
+    /// HASH: the slots held of each concurrency gate (`key:<K>`,
+    /// `type:<T>`): the jobs in the streams under that limit.
+    pub fn gates(&self) -> String {
+        self.derived("gates")
+    }
+
+    /// HASH: job id -> `<slots held>\n<gate>[\n<gate>]`, while a job under
+    /// a concurrency limit waits at a gate or holds slots.
+    pub fn gated(&self) -> String {
+        self.derived("gated")
+    }
+
+    /// LIST: the ids of the jobs waiting at concurrency gate `gate`
+    /// (`key:<K>` or `type:<T>`), oldest first; their envelopes are in
+    /// [`Keys::scheduled`].
+    pub fn gate(&self, gate: &str) -> String {
+        self.derived(&format!("gate:{gate}"))
+    }
+
+    /// `{prefix}:{{{queue}}}:{suffix}`.
+    fn derived(&self, suffix: &str) -> String {
+        let base = self.all[STATS].strip_suffix(":stats").unwrap_or_default();
+        format!("{base}:{suffix}")
+    }
+
     /// The Pub/Sub channel on which `cancel.lua` tells workers to cancel a
     /// running job (message = job id).
     pub fn cancel_channel(&self) -> String {

@@ -70,6 +70,7 @@
 pub mod backoff;
 pub mod batch;
 pub mod cancel;
+pub mod concurrency;
 pub mod consumer;
 pub mod dead_letter;
 pub mod dead_query;
@@ -99,6 +100,7 @@ pub mod workers;
 pub use backoff::Backoff;
 pub use batch::{BatchKey, PartialBatch};
 pub use cancel::CancelOutcome;
+pub use concurrency::{Concurrency, GateState, Scope as ConcurrencyScope};
 pub use consumer::claim::{Claimed, Tails};
 pub use consumer::{
     record_fields, Consumer, DeadLetterKind, DeadLettered, Delivery, EntryId, Finished, Settled,

@@ -73,22 +73,21 @@ pub(crate) static CLAIM_COUNTS: LazyLock<QueueScript> =
     script!("claim_counts.lua", 17: queue, clock, settings, group_state, waiting, events);
 /// `enqueue.lua`: one chunk of new jobs: ids checked, depth checked, written.
 pub(crate) static ENQUEUE: LazyLock<QueueScript> = script!("enqueue.lua", 17:
-    queue, clock, names, group_state, waiting, settings, timing, events, records);
+    queue, clock, names, group_state, waiting, depth, settings, timing, events, records, admit, gates);
 /// `ack.lua`: acknowledge and remove the entries this consumer still owns, with records.
 pub(crate) static ACK: LazyLock<QueueScript> = script!("ack.lua", 17:
-    queue, clock, names, entry_ids, group_state, ownership, remove_done, settings, timing, events, records);
+    queue, clock, names, entry_ids, group_state, ownership, remove_done, settings, timing, events, records, admit, gates);
 /// `retry.lua`: stream entry -> delayed set.
 pub(crate) static RETRY: LazyLock<QueueScript> = script!("retry.lua", 17:
-    queue, clock, names, entry_ids, group_state, ownership, remove_done, settings, timing, events, records);
+    queue, clock, names, entry_ids, group_state, ownership, remove_done, settings, timing, events, records, admit, gates);
 /// `dead_letter.lua`: stream entry -> dead-letter stream.
 pub(crate) static DEAD_LETTER: LazyLock<QueueScript> = script!("dead_letter.lua", 17:
-    queue, clock, names, entry_ids, group_state, ownership, remove_done, settings, timing, events, records, dead_removal, dead_letter);
+    queue, clock, names, entry_ids, group_state, ownership, remove_done, settings, timing, events, records, dead_removal, dead_letter, admit, gates);
 /// `promote.lua`: due delayed jobs -> their priority streams.
-pub(crate) static PROMOTE: LazyLock<QueueScript> =
-    script!("promote.lua", 17: queue, clock, names, settings, timing, events, records);
+pub(crate) static PROMOTE: LazyLock<QueueScript> = script!("promote.lua", 17: queue, clock, names, settings, timing, events, records, admit, gates);
 /// `recover.lua`: XAUTOCLAIM of entries idle past the lease; poison entries -> dead-letter.
 pub(crate) static RECOVER: LazyLock<QueueScript> = script!("recover.lua", 17:
-    queue, clock, names, entry_ids, group_state, remove_done, settings, timing, events, records, dead_removal, dead_letter);
+    queue, clock, names, entry_ids, group_state, remove_done, settings, timing, events, records, dead_removal, dead_letter, admit, gates);
 /// `renew.lua`: reset the idle time of entries this consumer still owns.
 pub(crate) static RENEW: LazyLock<QueueScript> = script!("renew.lua", 4: queue, ownership);
 /// `remove_idle_consumers.lua`: XGROUP DELCONSUMER of idle consumers with nothing pending.
@@ -100,12 +99,13 @@ pub(crate) static REMOVE_CONSUMER: LazyLock<QueueScript> = script!("remove_consu
 pub(crate) static START_SUSPECT: LazyLock<QueueScript> =
     script!("start_suspect.lua", 4: queue, ownership);
 /// `replay.lua`: dead-letter entry -> its priority stream, attempt 1.
-pub(crate) static REPLAY: LazyLock<QueueScript> = script!("replay.lua", 9: queue, clock, names);
+pub(crate) static REPLAY: LazyLock<QueueScript> =
+    script!("replay.lua", 10: queue, clock, names, admit, gates);
 /// `purge_dead.lua`: delete the oldest dead letters and their index fields.
 pub(crate) static PURGE_DEAD: LazyLock<QueueScript> =
     script!("purge_dead.lua", 9: queue, names, dead_removal);
 /// `status.lua`: where a job is, by id.
-pub(crate) static STATUS: LazyLock<QueueScript> = script!("status.lua", 17: queue, clock, names, entry_ids, group_state, settings, timing, events, records);
+pub(crate) static STATUS: LazyLock<QueueScript> = script!("status.lua", 17: queue, clock, names, entry_ids, group_state, settings, timing, events, records, admit, gates);
 /// `progress.lua`: a running job's progress, while it is still this worker's.
 pub(crate) static PROGRESS: LazyLock<QueueScript> =
     script!("progress.lua", 17: queue, clock, ownership, settings, events);
@@ -119,7 +119,7 @@ pub(crate) static REGISTER_WORKER: LazyLock<QueueScript> =
 pub(crate) static REPRIORITISE: LazyLock<QueueScript> =
     script!("reprioritise.lua", 13: queue, names, entry_ids, group_state);
 /// `cancel.lua`: cancel a job by id (remove it, or ask its worker).
-pub(crate) static CANCEL: LazyLock<QueueScript> = script!("cancel.lua", 17: queue, clock, names, entry_ids, group_state, settings, timing, events, records);
+pub(crate) static CANCEL: LazyLock<QueueScript> = script!("cancel.lua", 17: queue, clock, names, entry_ids, group_state, settings, timing, events, records, admit, gates);
 /// `list_jobs.lua`: one page of a queue's jobs in one state.
 pub(crate) static LIST_JOBS: LazyLock<QueueScript> =
     script!("list_jobs.lua", 15: queue, clock, names, entry_ids, group_state);
@@ -133,7 +133,7 @@ pub(crate) static STATS: LazyLock<QueueScript> =
 pub(crate) static HOLD_QUEUE: LazyLock<QueueScript> = script!("hold_queue.lua", 8: queue, clock);
 /// `enqueue_unique.lua`: one job under a uniqueness key (KEYS\[18..19\]: the locks, their expiry).
 pub(crate) static ENQUEUE_UNIQUE: LazyLock<QueueScript> = script!("enqueue_unique.lua", 17:
-    queue, clock, names, entry_ids, group_state, waiting, settings, events);
+    queue, clock, names, entry_ids, group_state, waiting, depth, settings, events, admit, gates);
 /// `upsert_schedule.lua`: create or replace a schedule (KEYS\[9..10\]: the schedules set, its hash).
 pub(crate) static UPSERT_SCHEDULE: LazyLock<QueueScript> =
     script!("upsert_schedule.lua", 8: queue, clock);
@@ -144,11 +144,15 @@ pub(crate) static DUE_SCHEDULES: LazyLock<QueueScript> =
     script!("due_schedules.lua", 8: queue, clock);
 /// `fire_schedule.lua`: a due schedule's jobs, once per tick fleet-wide (KEYS\[18..19\]).
 pub(crate) static FIRE_SCHEDULE: LazyLock<QueueScript> =
-    script!("fire_schedule.lua", 17: queue, clock, names, settings, events);
+    script!("fire_schedule.lua", 17: queue, clock, names, settings, events, admit, gates);
+/// `drain_gates.lua`: jobs waiting at concurrency gates with free slots -> their streams.
+pub(crate) static DRAIN_GATES: LazyLock<QueueScript> =
+    script!("drain_gates.lua", 10: queue, names, admit, gates);
 
 /// Every script with its file name.
-fn all() -> [(&'static str, &'static QueueScript); 29] {
+fn all() -> [(&'static str, &'static QueueScript); 30] {
     [
+        ("drain_gates.lua", &DRAIN_GATES),
         ("hold_queue.lua", &HOLD_QUEUE),
         ("enqueue_unique.lua", &ENQUEUE_UNIQUE),
         ("upsert_schedule.lua", &UPSERT_SCHEDULE),

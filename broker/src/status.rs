@@ -27,6 +27,9 @@ pub enum JobState {
     Scheduled,
     /// In its priority stream, waiting for a worker (also while the queue is paused).
     Queued,
+    /// Not in its stream yet: waiting for a slot of a concurrency limit
+    /// (its key's or its type's; [`JobStatus::waiting_for`] says which).
+    Waiting,
     /// Claimed by a worker, which holds its lease.
     Running,
     /// Failed, and waiting out its backoff before the next attempt.
@@ -45,6 +48,7 @@ impl JobState {
         match self {
             JobState::Scheduled => "scheduled",
             JobState::Queued => "queued",
+            JobState::Waiting => "waiting",
             JobState::Running => "running",
             JobState::Retrying => "retrying",
             JobState::Succeeded => "succeeded",
@@ -58,6 +62,7 @@ impl JobState {
         [
             JobState::Scheduled,
             JobState::Queued,
+            JobState::Waiting,
             JobState::Running,
             JobState::Retrying,
             JobState::Succeeded,
@@ -122,6 +127,13 @@ pub struct JobStatus {
     pub progress: Option<serde_json::Value>,
     /// Its stream or dead-letter entry id, where it has one.
     pub entry_id: Option<String>,
+    /// Its concurrency key, when its producer gave one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub concurrency_key: Option<String>,
+    /// What a [`JobState::Waiting`] job waits for, in words: "concurrency
+    /// key K at its limit (2 of 2)" or "type T at its limit (5 of 5)".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiting_for: Option<String>,
     /// Its payload, where its entry, envelope or dead letter holds it (a
     /// finished job's record does not): the JSON value, or a string where
     /// the payload is not JSON. Job lists leave it out.
@@ -154,6 +166,8 @@ impl JobStatus {
             result: None,
             progress: None,
             entry_id: None,
+            concurrency_key: None,
+            waiting_for: None,
             payload: None,
         }
     }
@@ -174,6 +188,10 @@ impl JobStatus {
             .or_else(|| f.get(field::LAST_ERROR))
             .cloned()
             .or(self.last_error);
+        self.concurrency_key = f
+            .get(field::CONCURRENCY_KEY)
+            .cloned()
+            .or(self.concurrency_key);
         if let Some(p) = f.get(field::PRIORITY).and_then(|p| p.parse().ok()) {
             self.priority = Some(p);
         }
@@ -235,6 +253,26 @@ impl JobStatus {
         s.run_at = reply::string(due)
             .and_then(|d| d.parse::<f64>().ok())
             .map(|d| d as u64);
+        s
+    }
+
+    /// A job waiting at concurrency gate `gate` (`key:<K>` or `type:<T>`),
+    /// whose limit is `limit` (0: removed since) with `held` slots taken;
+    /// `env` its envelope ([`envelope_map`]).
+    pub(crate) fn gated(
+        id: &str,
+        gate: &str,
+        limit: i64,
+        held: i64,
+        env: &HashMap<String, String>,
+    ) -> Self {
+        let mut s = Self::new(id, JobState::Waiting).with_fields(env);
+        let what = match gate.split_once(':') {
+            Some(("key", k)) => format!("concurrency key {k}"),
+            Some(("type", t)) => format!("type {t}"),
+            _ => gate.to_owned(),
+        };
+        s.waiting_for = Some(format!("{what} at its limit ({held} of {limit} running)"));
         s
     }
 
@@ -342,6 +380,13 @@ impl Queue {
             ("scheduled", [_, due, envelope]) => {
                 JobStatus::delayed(id, due, &envelope_map(envelope))
             }
+            ("gated", [_, gate, envelope, limit, held]) => JobStatus::gated(
+                id,
+                &reply::string(gate).ok_or_else(bad)?,
+                reply::int(limit).unwrap_or(0),
+                reply::int(held).unwrap_or(0),
+                &envelope_map(envelope),
+            ),
             ("queued", [_, index, entry, fields]) | ("running", [_, index, entry, fields, ..]) => {
                 let priority = priority_at(index).ok_or_else(bad)?;
                 let entry = reply::string(entry).ok_or_else(bad)?;

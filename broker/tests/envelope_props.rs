@@ -24,6 +24,7 @@ fn envelope() -> impl Strategy<Value = Envelope> {
                 enqueued_at,
                 last_error,
                 retention_ms: None,
+                concurrency_key: None,
             },
         )
 }

@@ -141,6 +141,7 @@ impl Admin {
                     schedule: job.delay.map_or(Schedule::Now, Schedule::After),
                     id: job.id,
                     retention_ms: job.retention_ms,
+                    concurrency_key: None,
                 })
             })
             .collect::<Result<Vec<_>>>()?;

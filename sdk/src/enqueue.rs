@@ -39,6 +39,7 @@ pub struct EnqueueOptions {
     job_id: Option<String>,
     on_duplicate: OnDuplicate,
     retention: Option<Duration>,
+    concurrency_key: Option<String>,
 }
 
 impl EnqueueOptions {
@@ -117,6 +118,23 @@ impl EnqueueOptions {
     pub fn job_id(mut self, id: impl Into<String>) -> Self {
         self.job_id = Some(id.into());
         self
+    }
+
+    /// The job's concurrency key (a tenant, a customer, a repository: 1 to
+    /// 256 bytes, no control characters). The jobs of one key share its
+    /// concurrency limit, fleet-wide, when the queue sets one
+    /// ([`Client::set_concurrency`](crate::Client::set_concurrency) with
+    /// [`ConcurrencyScope::Key`](crate::ConcurrencyScope::Key) or
+    /// [`ConcurrencyScope::EachKey`](crate::ConcurrencyScope::EachKey)):
+    /// a key at its limit waits, and never holds back other keys' jobs.
+    pub fn concurrency_key(mut self, key: impl Into<String>) -> Self {
+        self.concurrency_key = Some(key.into());
+        self
+    }
+
+    /// The concurrency key, if set.
+    pub(crate) fn concurrency_key_value(&self) -> Option<String> {
+        self.concurrency_key.clone()
     }
 
     /// What enqueuing a [`job_id`](EnqueueOptions::job_id) that exists

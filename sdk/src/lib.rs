@@ -85,7 +85,8 @@ pub use ferry_broker::{
     QueueStats, Settings, WorkerInfo,
 };
 pub use ferry_broker::{
-    Duplicate, Enqueued, Missed, RateLimit, Recurrence, ScheduleInfo, Upserted,
+    Concurrency, ConcurrencyScope, Duplicate, Enqueued, GateState, Missed, RateLimit, Recurrence,
+    ScheduleInfo, Upserted,
 };
 pub use handler::{Handler, HandlerFn, JobContext, Progress};
 pub use job::Job;

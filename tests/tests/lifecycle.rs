@@ -112,6 +112,7 @@ fn new_job(id: Option<&str>) -> NewJob {
         schedule: Schedule::Now,
         id: id.map(str::to_owned),
         retention_ms: None,
+        concurrency_key: None,
     }
 }
 

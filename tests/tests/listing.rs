@@ -20,6 +20,7 @@ fn job(kind: &str, priority: Priority, schedule: Schedule) -> NewJob {
         schedule,
         id: None,
         retention_ms: None,
+        concurrency_key: None,
     }
 }
 

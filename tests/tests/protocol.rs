@@ -18,6 +18,7 @@ fn job(kind: &str, priority: Priority) -> NewJob {
         schedule: Schedule::Now,
         id: None,
         retention_ms: None,
+        concurrency_key: None,
     }
 }
 

@@ -51,9 +51,27 @@ local function rate_take(st, taken)
   end
 end
 
--- The pause, the rate limit and a hold, in one read: returns paused
--- (bool), the limit, its state and the hold's end (`held_until`, ms).
+-- How many of `want` may start under the queue's concurrency limit
+-- (settings `concurrency`, '<n>'; absent: none): n less the jobs running,
+-- which are the group's pending entries on the four streams (XPENDING's
+-- summary, O(1) per stream besides its list of consumers). A crashed
+-- worker's jobs count until recovery hands them on, and a recovered job
+-- counts once: the pending list is the truth, no counter can leak.
+local function concurrency_allowance(want, limit)
+  limit = tonumber(limit)
+  if not limit or limit <= 0 then return want end
+  local running = 0
+  for _, stream in ipairs(STREAMS) do
+    local p = redis.pcall('XPENDING', stream, GROUP)
+    if type(p) == 'table' and not p.err then running = running + (tonumber(p[1]) or 0) end
+  end
+  return math.min(want, limit - running)
+end
+
+-- The pause, the rate limit, a hold and the concurrency limit, in one
+-- read: returns paused (bool), the rate limit, its state, the hold's end
+-- (`held_until`, ms) and the concurrency limit.
 local function claim_settings()
-  local v = redis.call('HMGET', SETTINGS, 'paused', 'rate_limit', 'rate_tat', 'held_until')
-  return v[1] == '1', v[2], v[3], v[4]
+  local v = redis.call('HMGET', SETTINGS, 'paused', 'rate_limit', 'rate_tat', 'held_until', 'concurrency')
+  return v[1] == '1', v[2], v[3], v[4], v[5]
 end

@@ -44,7 +44,8 @@ impl Consumer {
     ///
     /// # Errors
     /// [`Error::Paused`] while the queue is paused (nothing is claimed);
-    /// [`Error::Redis`] or [`Error::Protocol`].
+    /// [`Error::RateLimited`] and [`Error::AtConcurrencyLimit`] while its
+    /// limits let nothing start; [`Error::Redis`] or [`Error::Protocol`].
     pub async fn claim<C: ConnectionLike + Send>(
         &self,
         conn: &mut C,
@@ -81,6 +82,9 @@ impl Consumer {
         }
         if let [Value::Int(-2), Value::Int(ms)] = flat.as_slice() {
             return Err(self.rate_limited(*ms));
+        }
+        if matches!(flat.as_slice(), [Value::Int(-3)]) {
+            return Err(Error::AtConcurrencyLimit(self.queue().name().to_owned()));
         }
         if let [Value::Int(0), tails @ ..] = flat.as_slice() {
             let tails: Vec<String> = tails
@@ -166,6 +170,9 @@ impl Consumer {
         }
         if let [-2, ms] = counts.as_slice() {
             return Err(self.rate_limited(*ms));
+        }
+        if counts == [-3] {
+            return Err(Error::AtConcurrencyLimit(self.queue().name().to_owned()));
         }
         let [counts @ .., cap] = counts.as_slice() else {
             return Err(Error::Protocol(format!("claim_counts: {counts:?}")));

@@ -17,6 +17,7 @@ use redis::aio::ConnectionLike;
 use redis::Value;
 
 use crate::dead_letter::{letters, DeadLetter};
+use crate::envelope::is_entry_id;
 use crate::error::{ConfigError, Result};
 use crate::queue::Queue;
 
@@ -250,23 +251,6 @@ fn not_an_entry_id(name: &'static str, value: &str) -> crate::Error {
     .into()
 }
 
-/// A stream entry id `<ms>-<seq>` as numbers, for ordering.
-fn entry_key(id: &str) -> Option<(u64, u64)> {
-    let (ms, seq) = id.split_once('-')?;
-    let part = |p: &str| {
-        p.bytes()
-            .all(|b| b.is_ascii_digit())
-            .then(|| p.parse::<u64>().ok())
-            .flatten()
-    };
-    Some((part(ms)?, part(seq)?))
-}
-
-/// True for a whole stream entry id, `<ms>-<seq>` (each part a u64).
-fn is_entry_id(id: &str) -> bool {
-    entry_key(id).is_some()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -277,7 +261,5 @@ mod tests {
         for not in ["", "-", "1-", "normal-1-0", "order-17", "1-2-3"] {
             assert!(!is_entry_id(not), "{not}");
         }
-        assert!(entry_key("10-0") > entry_key("9-5"));
-        assert!(entry_key("10-1") > entry_key("10-0"));
     }
 }

@@ -30,6 +30,7 @@ impl Envelope {
             priority: priority.as_str(),
             last_error: self.last_error.as_deref(),
             retention_ms: self.retention_ms.map(|ms| ms.to_string()),
+            concurrency_key: self.concurrency_key.as_deref(),
             traceparent: trace.map(TraceContext::traceparent),
             tracestate: trace.and_then(TraceContext::tracestate),
         };
@@ -53,6 +54,8 @@ struct DelayedMember<'a> {
     last_error: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     retention_ms: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    concurrency_key: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     traceparent: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]

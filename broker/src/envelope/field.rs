@@ -16,6 +16,10 @@ pub const ENQUEUED_AT: &str = "enqueued_at";
 pub const LAST_ERROR: &str = "last_error";
 /// The job's own record retention in ms, when its producer set one.
 pub const RETENTION_MS: &str = "retention_ms";
+/// The job's concurrency key, when its producer gave one: the jobs of one
+/// key share that key's concurrency limit (see
+/// [`concurrency`](crate::concurrency)).
+pub const CONCURRENCY_KEY: &str = "concurrency_key";
 /// Dead-letter only: why the job was dead-lettered.
 pub const ERROR: &str = "error";
 /// Dead-letter only: when, ms.
@@ -38,7 +42,7 @@ pub const TRACESTATE: &str = "tracestate";
 /// The fields of a stream entry, in documented order. Every move of a
 /// job carries these; the last two ([`TRACEPARENT`], [`TRACESTATE`])
 /// are carried as they are and never make an entry malformed.
-pub const ENVELOPE: [&str; 10] = [
+pub const ENVELOPE: [&str; 11] = [
     ID,
     TYPE,
     PAYLOAD,
@@ -47,10 +51,11 @@ pub const ENVELOPE: [&str; 10] = [
     ENQUEUED_AT,
     LAST_ERROR,
     RETENTION_MS,
+    CONCURRENCY_KEY,
     TRACEPARENT,
     TRACESTATE,
 ];
 
 /// How many of [`ENVELOPE`]'s fields are the [`Envelope`](super::Envelope)'s
 /// own (decoded and checked); the rest are carried only.
-pub(crate) const DECODED: usize = 8;
+pub(crate) const DECODED: usize = 9;

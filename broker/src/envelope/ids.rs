@@ -61,3 +61,12 @@ pub fn entry_ms(entry_id: &str) -> u64 {
         .and_then(|(ms, _)| ms.parse().ok())
         .unwrap_or(0)
 }
+
+/// True for a whole stream entry id, `<ms>-<seq>` (digits, each part a u64).
+pub(crate) fn is_entry_id(id: &str) -> bool {
+    id.split_once('-').is_some_and(|(ms, seq)| {
+        [ms, seq].iter().all(|p| {
+            !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u64>().is_ok()
+        })
+    })
+}

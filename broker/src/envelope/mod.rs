@@ -12,6 +12,7 @@
 //! | `enqueued_at` | when the job was first enqueued, ms since the Unix epoch; absent on a fresh job (its entry id's time) |
 //! | `last_error` | only on a retry: the error of the previous attempt |
 //! | `retention_ms` | only when the producer set it: how long the job's finished record is kept, instead of the queue's retention |
+//! | `concurrency_key` | only when the producer gave one: the key whose concurrency limit the job shares |
 //! | `traceparent` | only when the producer enqueued it inside a trace: its W3C trace context (`00-<trace id>-<span id>-<flags>`) |
 //! | `tracestate` | only with `traceparent`, when the producer's trace state is not empty: its W3C `tracestate` |
 //!
@@ -44,6 +45,7 @@ pub mod field;
 mod ids;
 mod trace;
 
+pub(crate) use ids::is_entry_id;
 pub use ids::{
     check_given_job_id, derived_id, entry_ms, is_job_id, parse_derived_id, MAX_JOB_ID_LEN,
 };
@@ -74,6 +76,9 @@ pub struct Envelope {
     /// How long the job's finished record is kept, in ms, when its
     /// producer chose (instead of the queue's retention; 0 keeps none).
     pub retention_ms: Option<u64>,
+    /// The job's concurrency key, when its producer gave one (see
+    /// [`check_concurrency_key`]).
+    pub concurrency_key: Option<String>,
 }
 
 /// Why an entry is not a valid envelope. Its `Display` is the reason written
@@ -102,6 +107,9 @@ impl Envelope {
         }
         if let Some(ms) = self.retention_ms {
             f.push((field::RETENTION_MS, ms.to_string()));
+        }
+        if let Some(k) = &self.concurrency_key {
+            f.push((field::CONCURRENCY_KEY, k.clone()));
         }
         f
     }
@@ -221,6 +229,14 @@ impl Envelope {
             Some(_) => Some(number(text(7)?, field::RETENTION_MS)?),
             None => None,
         };
+        let concurrency_key = match slots[8] {
+            Some(_) => {
+                let k = text(8)?;
+                check_concurrency_key(k).map_err(Malformed)?;
+                Some(k.to_owned())
+            }
+            None => None,
+        };
         Ok(Envelope {
             id,
             job_type: job_type.to_owned(),
@@ -230,6 +246,7 @@ impl Envelope {
             enqueued_at,
             last_error,
             retention_ms,
+            concurrency_key,
         })
     }
 }
@@ -243,6 +260,24 @@ pub fn check_job_type(name: &str) -> Result<(), String> {
         Err(format!(
             "job type {} is not 1 to {MAX_JOB_TYPE_LEN} printable characters",
             preview(name.as_bytes())
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// Longest accepted concurrency key.
+pub const MAX_CONCURRENCY_KEY_LEN: usize = 256;
+
+/// Checks a concurrency key: 1 to 256 bytes, no control characters.
+///
+/// # Errors
+/// The reason, as text.
+pub fn check_concurrency_key(key: &str) -> Result<(), String> {
+    if key.is_empty() || key.len() > MAX_CONCURRENCY_KEY_LEN || key.chars().any(char::is_control) {
+        Err(format!(
+            "concurrency key {} is not 1 to {MAX_CONCURRENCY_KEY_LEN} bytes of printable characters",
+            preview(key.as_bytes())
         ))
     } else {
         Ok(())
@@ -287,6 +322,7 @@ mod tests {
             enqueued_at: 1_700_000_000_000,
             last_error: None,
             retention_ms: None,
+            concurrency_key: None,
         }
     }
 

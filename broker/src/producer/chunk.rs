@@ -8,7 +8,7 @@ use redis::Value;
 
 use super::{Clocks, NewJob, OnDuplicate};
 use crate::batch::{BatchKey, BATCH_KEY_TTL, CHUNK_BYTES, CHUNK_JOBS};
-use crate::envelope::{derived_id, Envelope, TraceContext};
+use crate::envelope::{derived_id, is_entry_id, Envelope, TraceContext};
 use crate::error::{Error, Result};
 use crate::queue::Queue;
 use crate::reply;
@@ -60,17 +60,20 @@ impl Queue {
                         enqueued_at: clocks.local,
                         last_error: None,
                         retention_ms: job.retention_ms,
+                        concurrency_key: job.concurrency_key.clone(),
                     };
                     inv.arg("d")
                         .arg(at)
                         .arg(id)
                         .arg(env.to_delayed_member_traced(job.priority, chunk.trace));
                 }
-                // With a trace context: 't', retention ('' for the
-                // queue's), traceparent, tracestate ('' for none).
-                None if chunk.trace.is_some() => {
+                // With a trace context or a concurrency key: 't' (or 'c'),
+                // retention ('' for the queue's), traceparent, tracestate
+                // ('' for none), and for 'c' the key.
+                None if chunk.trace.is_some() || job.concurrency_key.is_some() => {
                     let trace = chunk.trace;
-                    inv.arg("t")
+                    let ckey = job.concurrency_key.as_deref();
+                    inv.arg(if ckey.is_some() { "c" } else { "t" })
                         .arg(job.priority.script_index())
                         .arg(id.as_deref().unwrap_or_default())
                         .arg(job.job_type.as_ref())
@@ -83,6 +86,9 @@ impl Queue {
                         )
                         .arg(trace.map(TraceContext::traceparent).unwrap_or_default())
                         .arg(trace.and_then(TraceContext::tracestate).unwrap_or_default());
+                    if let Some(k) = ckey {
+                        inv.arg(k);
+                    }
                 }
                 // A job with an id of its own carries it and its enqueue
                 // time; a fresh one is named by its entry.
@@ -118,7 +124,9 @@ impl Queue {
                     return Err(bad(&reply));
                 }
                 // A fresh job comes back as its entry id: its job id is
-                // derived from it (the script builds no string per job).
+                // derived from it (the script builds no string per job);
+                // one that waits at a concurrency gate, as the id it was
+                // given there.
                 items
                     .iter()
                     .zip(chunk.jobs.iter().zip(chunk.ids))
@@ -126,7 +134,8 @@ impl Queue {
                         let text = reply::string(v).ok_or_else(|| bad(&reply))?;
                         Ok(match known {
                             Some(_) => text,
-                            None => derived_id(job.priority, &text),
+                            None if is_entry_id(&text) => derived_id(job.priority, &text),
+                            None => text,
                         })
                     })
                     .collect()
@@ -194,6 +203,7 @@ mod tests {
             schedule: Schedule::Now,
             id: None,
             retention_ms: None,
+            concurrency_key: None,
         }
     }
 

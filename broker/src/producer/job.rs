@@ -26,6 +26,11 @@ pub struct NewJob {
     /// queue's retention (0 keeps none; the queue's count cap still
     /// bounds it); `None` for the queue's.
     pub retention_ms: Option<u64>,
+    /// Its concurrency key (a tenant, a customer, a repository: 1 to 256
+    /// bytes, no control characters): the jobs of one key share that key's
+    /// concurrency limit, if the queue sets one (see
+    /// [`Queue::set_concurrency`](crate::Queue::set_concurrency)); `None` for none.
+    pub concurrency_key: Option<String>,
 }
 
 /// When a new job may first run.

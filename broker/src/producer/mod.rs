@@ -9,7 +9,9 @@
 use redis::aio::ConnectionLike;
 
 use crate::batch::{BatchKey, PartialBatch};
-use crate::envelope::{check_given_job_id, check_job_type, TraceContext, MAX_RETRIES_LIMIT};
+use crate::envelope::{
+    check_concurrency_key, check_given_job_id, check_job_type, TraceContext, MAX_RETRIES_LIMIT,
+};
 use crate::error::{ConfigError, Result};
 use crate::queue::{now_ms, Queue};
 
@@ -45,6 +47,12 @@ impl Queue {
             .map_err(|_| ConfigError::InvalidJobType(job.job_type.to_string()))?;
         if let Some(id) = &job.id {
             check_given_job_id(id).map_err(ConfigError::InvalidJobId)?;
+        }
+        if let Some(key) = &job.concurrency_key {
+            check_concurrency_key(key).map_err(|reason| ConfigError::InvalidSetting {
+                name: "concurrency_key",
+                reason,
+            })?;
         }
         if job.payload.len() > self.payload_limit() {
             return Err(ConfigError::PayloadTooLarge {

@@ -149,7 +149,8 @@ impl Queue {
             .arg(job.job_type.as_ref())
             .arg(&job.payload)
             .arg(job.max_retries)
-            .arg(delay);
+            .arg(delay)
+            .arg(job.concurrency_key.as_deref().unwrap_or_default());
         let v: Value = inv.invoke_async(conn).await?;
         let bad = || Error::Protocol(format!("enqueue_unique: {v:?}"));
         let items = reply::array(&v).ok_or_else(bad)?;

@@ -303,6 +303,7 @@ impl Queue {
             schedule: crate::Schedule::Now,
             id: None,
             retention_ms: None,
+            concurrency_key: None,
         };
         let mut ids = self.enqueue(conn, std::slice::from_ref(&job)).await?;
         Ok(ids.pop())

@@ -104,6 +104,39 @@ impl Client {
             .map_err(|e| self.fail(e))
     }
 
+    /// Sets (or with `None` removes) a concurrency limit of `queue`: at
+    /// most `limit` of the jobs `scope` names run at once across the whole
+    /// fleet (the whole queue, a type, a concurrency key, or each key).
+    /// Jobs waiting for a limit raised or removed go on at once.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a limit of 0 or a bad type or key;
+    /// [`Error::Redis`].
+    pub async fn set_concurrency(
+        &self,
+        queue: &str,
+        scope: &ferry_broker::ConcurrencyScope,
+        limit: Option<u32>,
+    ) -> Result<()> {
+        let queue = self.queue(queue)?;
+        let mut conn = self.conn().await?;
+        queue
+            .set_concurrency(&mut conn, scope, limit)
+            .await
+            .map_err(|e| self.fail(e))
+    }
+
+    /// The concurrency limits of `queue`, with each gate's jobs running
+    /// and waiting.
+    ///
+    /// # Errors
+    /// [`Error::Config`] or [`Error::Redis`].
+    pub async fn concurrency(&self, queue: &str) -> Result<ferry_broker::Concurrency> {
+        let queue = self.queue(queue)?;
+        let mut conn = self.conn().await?;
+        queue.concurrency(&mut conn).await.map_err(|e| self.fail(e))
+    }
+
     /// The rate limit of `queue`, if any.
     ///
     /// # Errors

@@ -82,6 +82,7 @@ impl Client {
                 schedule,
                 id: given.map(str::to_owned),
                 retention_ms: options.retention_ms(),
+                concurrency_key: options.concurrency_key_value(),
             });
         }
         let mut conn = self.conn().await?;
@@ -157,6 +158,7 @@ impl Client {
             schedule: options.broker_schedule(),
             id: None,
             retention_ms: options.retention_ms(),
+            concurrency_key: options.concurrency_key_value(),
         };
         let mut conn = self.conn().await?;
         let done = queue

@@ -48,6 +48,7 @@ impl Fetcher {
         let mut errors = RedisRetry::new("claiming jobs");
         let mut groups_ready = false;
         let mut last_claim = 0;
+        let mut at_limit = AT_LIMIT_WAIT_FIRST;
         loop {
             if !groups_ready {
                 let mut conn = self.conn.clone();
@@ -68,7 +69,10 @@ impl Fetcher {
                 continue;
             }
             match self.run_once(&mut last_claim, &stop).await {
-                Ok(true) => errors.ok(),
+                Ok(true) => {
+                    errors.ok();
+                    at_limit = AT_LIMIT_WAIT_FIRST;
+                }
                 Ok(false) => break,
                 Err(ferry_broker::Error::Paused(_)) => {
                     errors.ok();
@@ -83,6 +87,15 @@ impl Fetcher {
                     if pause(wait.min(RATE_WAIT_MAX), &stop).await {
                         break;
                     }
+                }
+                Err(ferry_broker::Error::AtConcurrencyLimit(_)) => {
+                    // A slot frees when any worker's job ends: look again
+                    // after a wait that doubles up to AT_LIMIT_WAIT_MAX.
+                    errors.ok();
+                    if pause(at_limit, &stop).await {
+                        break;
+                    }
+                    at_limit = (at_limit * 2).min(AT_LIMIT_WAIT_MAX);
                 }
                 Err(e) => {
                     if pause(errors.failed(&e), &stop).await {
@@ -155,6 +168,11 @@ impl Fetcher {
 /// The longest a rate-limited fetcher sleeps before it asks again (a
 /// limit raised or removed meanwhile is seen within it).
 const RATE_WAIT_MAX: Duration = Duration::from_secs(1);
+
+/// The first and the longest wait of a fetcher whose queue runs as many
+/// jobs as its concurrency limit allows, before it claims again.
+const AT_LIMIT_WAIT_FIRST: Duration = Duration::from_millis(25);
+const AT_LIMIT_WAIT_MAX: Duration = Duration::from_millis(500);
 
 /// How often a worker looks whether a paused queue was resumed.
 const PAUSE_CHECK: Duration = Duration::from_millis(500);
