@@ -11,12 +11,13 @@
 -- from there to wait for the next entry without taking it (a blocking
 -- XREADGROUP would take it, whatever a pause or hold says).
 -- Strict priority: a lower stream is read only when the higher ones had fewer
--- than N undelivered entries. A stream whose group is missing (its key was
+-- than N undelivered entries (or weighted, with the `weights` setting:
+-- shared/settings.lua, stream_order). A stream whose group is missing (its key was
 -- deleted) gets the group again, from the start of the stream.
 -- While the queue's events are on, each entry claimed gets its `started`
 -- event here, in the claim itself: before any event its handler can cause
 -- (progress, the outcome), and from the first claim after events are on.
-local paused, limit, tat, held, concurrency = claim_settings()
+local paused, limit, tat, held, concurrency, weights = claim_settings()
 if paused then return {-1} end
 local free = concurrency_allowance(tonumber(ARGV[3]), concurrency)
 if free <= 0 then return {-3} end
@@ -26,7 +27,8 @@ local cap = events_cap()
 local consumer = ARGV[2]
 local taken = 0
 local out = {}
-for i, stream in ipairs(STREAMS) do
+for _, i in ipairs(stream_order(weights)) do
+  local stream = STREAMS[i]
   if want <= 0 then break end
   local res = redis.pcall('XREADGROUP', 'GROUP', GROUP, consumer, 'COUNT', want, 'STREAMS', stream, '>')
   if type(res) == 'table' and res.err then

@@ -15,7 +15,7 @@
 -- still hold finished entries that the bulk trim has not reached (see
 -- shared/remove_done.lua). A stream whose group is missing (its key was
 -- deleted) gets the group again, from the start.
-local paused, limit, tat, held, concurrency = claim_settings()
+local paused, limit, tat, held, concurrency, weights = claim_settings()
 if paused then return {-1} end
 local free = concurrency_allowance(tonumber(ARGV[2]), concurrency)
 if free <= 0 then return {-3} end
@@ -23,7 +23,8 @@ local want, rate_wait, rate = rate_allowance(free, limit, tat, held)
 if want <= 0 then return {-2, rate_wait} end
 local asked = want
 local counts = {0, 0, 0, 0}
-for i, stream in ipairs(STREAMS) do
+for _, i in ipairs(stream_order(weights)) do
+  local stream = STREAMS[i]
   if want <= 0 then break end
   local len = redis.call('XLEN', stream)
   if len > 0 then

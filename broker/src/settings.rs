@@ -22,7 +22,13 @@ pub mod name {
     pub const RETENTION_COUNT: &str = "retention_count";
     /// The events stream's length cap; absent or 0: events off.
     pub const EVENTS: &str = "events";
+    /// Priority weights, `<critical> <high> <normal> <low>`; absent: strict
+    /// priority.
+    pub const WEIGHTS: &str = "weights";
 }
+
+/// Largest weight of one priority.
+pub const MAX_WEIGHT: u32 = 1000;
 
 /// How long finished jobs' records are kept when the queue does not say.
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(24 * 3600);
@@ -165,6 +171,60 @@ impl Queue {
             .query_async(conn)
             .await?;
         Ok(())
+    }
+
+    /// Sets priority weights (critical, high, normal, low), or with `None`
+    /// goes back to strict priority (the default). With weights, each claim
+    /// takes a turn: of every `sum` turns, priority i is read first in
+    /// `weights[i]` of them (the others after it, highest first), so each
+    /// is served in proportion to its weight and low never starves.
+    ///
+    /// # Errors
+    /// [`ConfigError::InvalidSetting`] naming `weights` when all are 0 or
+    /// one is over [`MAX_WEIGHT`]; [`Error::Redis`](crate::Error::Redis).
+    pub async fn set_weights<C: ConnectionLike + Send>(
+        &self,
+        conn: &mut C,
+        weights: Option<[u32; 4]>,
+    ) -> Result<()> {
+        let Some(w) = weights else {
+            let _: i64 = redis::cmd("HDEL")
+                .arg(self.keys().settings())
+                .arg(name::WEIGHTS)
+                .query_async(conn)
+                .await?;
+            return Ok(());
+        };
+        let bad = |reason: String| ConfigError::InvalidSetting {
+            name: "weights",
+            reason,
+        };
+        if w.iter().all(|n| *n == 0) {
+            return Err(bad("all weights are 0: no priority would be served first".into()).into());
+        }
+        if let Some(n) = w.iter().find(|n| **n > MAX_WEIGHT) {
+            return Err(bad(format!("{n} is over the largest weight, {MAX_WEIGHT}")).into());
+        }
+        let text = w.map(|n| n.to_string()).join(" ");
+        self.set(conn, name::WEIGHTS, &text).await
+    }
+
+    /// The priority weights, or `None` for strict priority.
+    ///
+    /// # Errors
+    /// [`Error::Redis`](crate::Error::Redis).
+    pub async fn weights<C: ConnectionLike + Send>(
+        &self,
+        conn: &mut C,
+    ) -> Result<Option<[u32; 4]>> {
+        let v: Option<String> = redis::cmd("HGET")
+            .arg(self.keys().settings())
+            .arg(name::WEIGHTS)
+            .query_async(conn)
+            .await?;
+        let parsed: Option<Vec<u32>> =
+            v.map(|t| t.split(' ').filter_map(|n| n.parse().ok()).collect());
+        Ok(parsed.and_then(|p| <[u32; 4]>::try_from(p).ok()))
     }
 
     /// Deletes every finished job's record (the results hash and its

@@ -68,10 +68,43 @@ local function concurrency_allowance(want, limit)
   return math.min(want, limit - running)
 end
 
--- The pause, the rate limit, a hold and the concurrency limit, in one
--- read: returns paused (bool), the rate limit, its state, the hold's end
--- (`held_until`, ms) and the concurrency limit.
+-- The pause, the rate limit, a hold, the concurrency limit and the
+-- priority weights, in one read: returns paused (bool), the rate limit,
+-- its state, the hold's end (`held_until`, ms), the concurrency limit and
+-- the weights.
 local function claim_settings()
-  local v = redis.call('HMGET', SETTINGS, 'paused', 'rate_limit', 'rate_tat', 'held_until', 'concurrency')
-  return v[1] == '1', v[2], v[3], v[4], v[5]
+  local v = redis.call('HMGET', SETTINGS, 'paused', 'rate_limit', 'rate_tat', 'held_until', 'concurrency',
+    'weights')
+  return v[1] == '1', v[2], v[3], v[4], v[5], v[6]
+end
+
+-- The order a claim reads the streams in: strict, critical first ({1, 2,
+-- 3, 4}), unless the queue's `weights` setting ('<critical> <high>
+-- <normal> <low>', e.g. '8 4 2 1') is set. Then each claim takes a turn
+-- (settings `weights_turn`, counted by the claims); of every w1+w2+w3+w4
+-- turns, stream i goes first in wi of them, the others after it in strict
+-- order, so each priority is served first in proportion to its weight and
+-- low never starves.
+local function stream_order(weights)
+  if not weights then return {1, 2, 3, 4} end
+  local w, total = {}, 0
+  for n in string.gmatch(weights, '%d+') do
+    w[#w + 1] = tonumber(n)
+    total = total + tonumber(n)
+  end
+  if #w ~= 4 or total <= 0 then return {1, 2, 3, 4} end
+  local turn = (redis.call('HINCRBY', SETTINGS, 'weights_turn', 1) - 1) % total
+  local first = 4
+  for i = 1, 4 do
+    if turn < w[i] then
+      first = i
+      break
+    end
+    turn = turn - w[i]
+  end
+  local order = {first}
+  for i = 1, 4 do
+    if i ~= first then order[#order + 1] = i end
+  end
+  return order
 end

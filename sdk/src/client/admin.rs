@@ -137,6 +137,22 @@ impl Client {
         queue.concurrency(&mut conn).await.map_err(|e| self.fail(e))
     }
 
+    /// Sets priority weights of `queue` (critical, high, normal, low; e.g.
+    /// `[8, 4, 2, 1]`), so each priority is served first in proportion to
+    /// its weight and low never starves; `None` goes back to strict
+    /// priority, the default.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for weights all 0 or over 1,000; [`Error::Redis`].
+    pub async fn set_weights(&self, queue: &str, weights: Option<[u32; 4]>) -> Result<()> {
+        let queue = self.queue(queue)?;
+        let mut conn = self.conn().await?;
+        queue
+            .set_weights(&mut conn, weights)
+            .await
+            .map_err(|e| self.fail(e))
+    }
+
     /// The rate limit of `queue`, if any.
     ///
     /// # Errors

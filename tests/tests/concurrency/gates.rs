@@ -195,3 +195,43 @@ async fn bad_limits_are_refused_with_a_reason() {
     job.concurrency_key = Some(String::new());
     assert!(q.enqueue(&mut conn, &[job]).await.is_err());
 }
+
+/// Weighted priorities (8 4 2 1): of 150 one-job claims with every stream
+/// full, each priority is served in proportion to its weight (80, 40, 20,
+/// 10), so low never starves; without weights, strict priority.
+#[tokio::test]
+async fn weighted_priorities_serve_low_too() {
+    let (_redis, q, mut conn) = setup(1).await;
+    let mut jobs = Vec::new();
+    for p in Priority::ALL {
+        for _ in 0..200 {
+            let mut j = sleep_job(1, None);
+            j.priority = p;
+            jobs.push(j);
+        }
+    }
+    q.enqueue(&mut conn, &jobs).await.unwrap();
+    let consumer = q.consumer("w");
+    let strict = consumer.claim(&mut conn, 1).await.unwrap();
+    assert_eq!(strict[0].entry.priority, Priority::Critical);
+    q.set_weights(&mut conn, Some([8, 4, 2, 1])).await.unwrap();
+    assert_eq!(q.weights(&mut conn).await.unwrap(), Some([8, 4, 2, 1]));
+    let mut served = [0; 4];
+    for _ in 0..150 {
+        let d = consumer.claim(&mut conn, 1).await.unwrap();
+        served[d[0].entry.priority.index()] += 1;
+    }
+    assert_eq!(served, [80, 40, 20, 10]);
+    let err = q
+        .set_weights(&mut conn, Some([0, 0, 0, 0]))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("weights"), "{err}");
+    q.set_weights(&mut conn, None).await.unwrap();
+    assert_eq!(
+        consumer.claim(&mut conn, 1).await.unwrap()[0]
+            .entry
+            .priority,
+        Priority::Critical
+    );
+}
