@@ -63,6 +63,13 @@ struct Args {
     /// Lifecycle events: `off` (the default) or `on` (capped at 100,000).
     #[arg(long, default_value = "off", value_parser = ["on", "off"])]
     events: String,
+    /// A flow-control mechanism on queue "q", set high enough never to
+    /// bind, to measure what it costs: `off` (the default), `rate` (a rate
+    /// limit of 1,000,000/s), `queue-limit` (a queue concurrency limit of
+    /// 100,000), `type-limit` (a concurrency limit of 100,000 on the
+    /// bench's job type: every job passes a gate).
+    #[arg(long, default_value = "off", value_parser = ["off", "rate", "queue-limit", "type-limit"])]
+    flow: String,
 }
 
 struct Sizes {
@@ -138,6 +145,8 @@ struct Bench {
     records: bool,
     /// True with `--events on`.
     events: bool,
+    /// `--flow`.
+    flow: String,
 }
 
 /// Raw pipelined XADD, the enqueue baseline.
@@ -172,6 +181,30 @@ impl Bench {
             .expect("client");
         if self.events {
             client.set_events("q", Some(100_000)).await.expect("events");
+        }
+        match self.flow.as_str() {
+            "rate" => {
+                let limit = ferry_queue::RateLimit::with_burst(
+                    1_000_000,
+                    std::time::Duration::from_secs(1),
+                    1_000_000,
+                )
+                .expect("rate limit");
+                client.set_rate_limit("q", Some(limit)).await.expect("rate");
+            }
+            "queue-limit" => client
+                .set_concurrency("q", &ferry_queue::ConcurrencyScope::Queue, Some(100_000))
+                .await
+                .expect("queue limit"),
+            "type-limit" => client
+                .set_concurrency(
+                    "q",
+                    &ferry_queue::ConcurrencyScope::Type("bench".into()),
+                    Some(100_000),
+                )
+                .await
+                .expect("type limit"),
+            _ => {}
         }
         if !self.records {
             client
@@ -304,6 +337,7 @@ async fn main() {
         e2e_concurrency: args.e2e_concurrency,
         records: args.records == "on",
         events: args.events == "on",
+        flow: args.flow.clone(),
     };
     run_all(&mut b, &sizes).await;
     let targets = targets(&b);
