@@ -750,6 +750,7 @@ async function queue({ queue: q, tab }) {
       card('Failed', pct(r.failure_rate), 'stats-failure-rate', 'Failure rate: dead-lettered / (completed + dead-lettered), last 15 minutes'),
       summary('Wait', r.wait, 'wait'),
       summary('Run', r.run, 'run'),
+      rateCard(q, stats.rate_limit),
     ),
     section('Settings', settingsList(q, settings)),
     section('Schedules', schedulesTable(q, schedules)),
@@ -757,6 +758,25 @@ async function queue({ queue: q, tab }) {
     section('Jobs', jobTabs(q, tab), jobsTable(q, tab, jobs)),
     section(`Workers on ${q}`, workersTable(workers, 'queue-workers-table')),
   );
+}
+
+// The queue's rate limit as it stands (server clock): held back now, and
+// until when; or free, with its limit.
+function rateCard(q, rl) {
+  if (!rl) {
+    return card('Rate limit', 'no limit', 'stats-rate-limit', `No rate limit and no hold. Set one with: ferry settings ${q} --rate-limit 50/1s`, true);
+  }
+  const limit = rl.limit ? `limit ${rl.limit}` : 'no limit';
+  const value = rl.limited
+    ? `rate limited, next slot in ${duration(rl.next_slot_in_ms)}`
+    : `${limit}, not limited`;
+  const hint = [
+    limit,
+    rl.held_until ? `held until ${time(rl.held_until)} (a handler's rate_limited)` : null,
+    rl.slots_free !== null && rl.slots_free !== undefined ? `${num(rl.slots_free)} may start at once now` : null,
+    rl.next_slot_at ? `next slot at ${time(rl.next_slot_at)}` : null,
+  ].filter(Boolean).join('; ');
+  return card('Rate limit', value, 'stats-rate-limit', hint, true);
 }
 
 // The queue's settings as the fleet reads them (P:{Q}:settings), with the
@@ -779,6 +799,7 @@ function settingsList(q, settings) {
       row('Records kept for', duration(settings.retention_ms), 'settings-retention', `ferry settings ${q} --retention-ms MS`),
       row('Records kept, at most', num(settings.retention_count), 'settings-retention-count', `ferry settings ${q} --retention-count N`),
       row('Lifecycle events', settings.events ? `on, ${num(settings.events)} kept` : 'off', 'settings-events', `ferry settings ${q} --events CAP|off`),
+      row('Rate limit', settings.rate_limit ?? 'no limit', 'settings-rate-limit', `ferry settings ${q} --rate-limit N/PERIOD[:BURST]|none`),
     ], { caption: 'Settings' }),
   ];
 }

@@ -52,13 +52,20 @@ impl RawJob {
     }
 }
 
-/// What [`Admin::enqueue`] did.
+/// What [`Admin::enqueue`] (or [`Admin::enqueue_unique`]) did.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Enqueued {
     /// The queue.
     pub queue: String,
-    /// The new job's id.
+    /// The new job's id; for a duplicate, the id of the job that holds
+    /// the key.
     pub id: String,
+    /// A unique job's key (given, or derived from its type and payload).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unique_key: Option<String>,
+    /// Set when no new job was written: a job holding the key exists.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duplicate: Option<crate::unique::DuplicateOf>,
 }
 
 /// Checks that `payload` is one JSON value; returns it without the
@@ -90,6 +97,8 @@ impl Admin {
         Ok(Enqueued {
             queue: queue.to_owned(),
             id,
+            unique_key: None,
+            duplicate: None,
         })
     }
 

@@ -19,6 +19,9 @@ pub enum ErrorKind {
     Timeout,
     /// No such job, dead letter or schedule: exit code 3.
     NotFound,
+    /// A unique enqueue found a job holding its key, and was asked to
+    /// fail then (`--error-on-duplicate`): exit code 4.
+    Duplicate,
     /// The command line is incomplete or wrong (clap's own errors, or a
     /// destructive command without its confirmation): exit code 64.
     Usage,
@@ -31,6 +34,7 @@ impl ErrorKind {
             ErrorKind::Failed => 1,
             ErrorKind::Timeout => 2,
             ErrorKind::NotFound => 3,
+            ErrorKind::Duplicate => 4,
             ErrorKind::Usage => 64,
         }
     }
@@ -84,6 +88,20 @@ pub enum Error {
         /// Its state.
         state: JobState,
     },
+    /// A unique enqueue asked to fail on a duplicate found a job holding
+    /// its key; nothing new was written (a debounced job's payload was
+    /// replaced and its delay restarted, as for any duplicate of it).
+    #[error("queue {queue} has a job holding unique key {key:?}: {id}{}", if *debounced { " (debounced: its payload replaced, its delay restarted)" } else { "; nothing enqueued" })]
+    DuplicateUnique {
+        /// The queue.
+        queue: String,
+        /// The uniqueness key.
+        key: String,
+        /// The id of the job that holds it.
+        id: String,
+        /// True when the holder was a waiting debounced job.
+        debounced: bool,
+    },
     /// Redis did not answer: refused, timed out, or the connection dropped.
     #[error("cannot reach redis at {host}: {reason}")]
     Unreachable {
@@ -125,6 +143,7 @@ impl Error {
             | Error::DeadLetterNotFound { .. }
             | Error::ScheduleNotFound { .. } => ErrorKind::NotFound,
             Error::WaitTimeout { .. } => ErrorKind::Timeout,
+            Error::DuplicateUnique { .. } => ErrorKind::Duplicate,
             Error::Usage(_) => ErrorKind::Usage,
             _ => ErrorKind::Failed,
         }
@@ -182,6 +201,17 @@ mod tests {
         );
         assert_eq!(timeout.kind().exit_code(), 2);
         assert_eq!(Error::Usage("confirm".into()).kind().exit_code(), 64);
+        let duplicate = Error::DuplicateUnique {
+            queue: "emails".into(),
+            key: "digest".into(),
+            id: "0194".into(),
+            debounced: false,
+        };
+        assert_eq!(
+            duplicate.to_string(),
+            "queue emails has a job holding unique key \"digest\": 0194; nothing enqueued"
+        );
+        assert_eq!(duplicate.kind().exit_code(), 4);
         assert_eq!(Error::Input("bad".into()).kind().exit_code(), 1);
     }
 }

@@ -14,6 +14,9 @@
 //! - [`stats`]: one queue's stats.
 //! - [`jobs`]: one job by id: show, wait, cancel, retry, re-prioritise.
 //! - [`enqueue`]: a job of any type with a raw JSON payload.
+//! - [`unique`]: unique jobs (one per key while the key is held), keys
+//!   derived as the SDK derives them.
+//! - [`rate_limit`]: a queue's rate limit as text, and its live state.
 //! - [`dead`]: dead letters: list (filtered, paged, grouped), show, replay, purge.
 //! - [`schedules`]: cron and periodic schedules: list, add or replace,
 //!   show, remove, pause, resume, trigger.
@@ -46,10 +49,12 @@ pub mod error;
 pub mod events;
 pub mod jobs;
 pub mod queues;
+pub mod rate_limit;
 pub mod schedules;
 pub mod serve;
 pub mod settings;
 pub mod stats;
+pub mod unique;
 pub mod workers;
 
 pub use admin::{Admin, AdminConfig};
@@ -59,8 +64,10 @@ pub use error::{Error, ErrorKind, Result};
 pub use events::{EventPage, EventView};
 pub use jobs::{Cancelled, Reprioritised, Retried};
 pub use queues::{PauseState, PerPriority, QueueSummary};
+pub use rate_limit::RateLimitState;
 pub use schedules::{
     ScheduleRemoved, ScheduleSpec, ScheduleTriggered, ScheduleUpserted, ScheduleView,
 };
 pub use settings::{QueueSettings, ResultsCleared, SettingsChange};
 pub use stats::StatsReport;
+pub use unique::{DuplicateKind, DuplicateOf, UniqueSpec};

@@ -123,7 +123,13 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Resume(q) => print(json, &admin.resume(&q.queue).await?),
         Command::Enqueue(a) => {
             let queue = a.queue.clone();
-            print(json, &admin.enqueue(&queue, raw_job(a)?).await?)
+            let unique = a.unique_spec();
+            let job = raw_job(a)?;
+            let done = match &unique {
+                Some(u) => admin.enqueue_unique(&queue, job, u).await?,
+                None => admin.enqueue(&queue, job).await?,
+            };
+            print(json, &done)
         }
         Command::Jobs(a) => print(
             json,
@@ -302,6 +308,11 @@ async fn settings(admin: &Admin, a: args::SettingsArgs, json: bool) -> Result<()
         retention_ms: a.retention_ms,
         retention_count: a.retention_count,
         events: a.events.map(|l| l.0),
+        rate_limit: a
+            .rate_limit
+            .as_deref()
+            .map(ferry_queue_cli::rate_limit::parse_flag)
+            .transpose()?,
     };
     change.check()?;
     let cleared = if a.clear_results {

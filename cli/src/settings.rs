@@ -1,9 +1,12 @@
 //! A queue's settings (the hash `P:{Q}:settings`): show them, change them,
 //! and clear the finished jobs' records. The same for `ferry settings` and
 //! `GET`/`PATCH /v1/queues/{queue}/settings`.
+//! The rate limit's text form and its live state are in
+//! [`rate_limit`](crate::rate_limit).
 
 use std::time::Duration;
 
+use ferry_broker::RateLimit;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::admin::Admin;
@@ -25,6 +28,10 @@ pub struct QueueSettings {
     pub retention_count: u64,
     /// The lifecycle events stream's length cap. Null: events off.
     pub events: Option<u64>,
+    /// The rate limit: at most `n` job starts per period, fleet-wide
+    /// (`50/1s`, `1000/1m:100` with a burst of 100). Null: no limit.
+    #[schema(example = "50/1s")]
+    pub rate_limit: Option<String>,
 }
 
 /// A change to a queue's settings. A field left out stays as it is; `null`
@@ -49,6 +56,14 @@ pub struct SettingsChange {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<u64>, nullable, minimum = 1)]
     pub events: Option<Option<u64>>,
+    /// The rate limit, `<n>/<period>[:<burst>]`: at most n job starts per
+    /// period (`ms`, `s`, `m` or `h`; `50/1s`, `10/500ms`), with up to
+    /// `burst` at once after a quiet spell (1 to n; a tenth of n by
+    /// default). Null removes the limit. Workers follow a change from
+    /// their next claim.
+    #[serde(default, deserialize_with = "crate::rate_limit::field")]
+    #[schema(value_type = Option<String>, nullable, example = "1000/1m:100")]
+    pub rate_limit: Option<Option<RateLimit>>,
 }
 
 /// A field that is present: `null` is `Some(None)`, absent is `None`.
@@ -121,11 +136,15 @@ impl Admin {
     /// # Errors
     /// A bad queue name; Redis errors.
     pub async fn settings(&self, queue: &str) -> Result<QueueSettings> {
-        let s = self
-            .client()
-            .settings(queue)
-            .await
-            .map_err(|e| self.fail(e))?;
+        let (s, rate_limit) = futures::try_join!(
+            async {
+                self.client()
+                    .settings(queue)
+                    .await
+                    .map_err(|e| self.fail(e))
+            },
+            self.rate_limit(queue),
+        )?;
         Ok(QueueSettings {
             queue: queue.to_owned(),
             paused: s.paused,
@@ -133,6 +152,7 @@ impl Admin {
             retention_ms: u64::try_from(s.retention.as_millis()).unwrap_or(u64::MAX),
             retention_count: s.retention_count,
             events: s.events,
+            rate_limit: rate_limit.map(|l| l.to_string()),
         })
     }
 
@@ -168,6 +188,12 @@ impl Admin {
         if let Some(events) = change.events {
             client
                 .set_events(queue, events)
+                .await
+                .map_err(|e| self.fail(e))?;
+        }
+        if let Some(limit) = change.rate_limit {
+            client
+                .set_rate_limit(queue, limit)
                 .await
                 .map_err(|e| self.fail(e))?;
         }

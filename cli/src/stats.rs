@@ -1,5 +1,6 @@
 //! One queue's stats: depths, counters and the last 15 minutes
-//! (throughput, wait and run time percentiles, failure rate).
+//! (throughput, wait and run time percentiles, failure rate), and the
+//! live state of its rate limit.
 
 use std::collections::BTreeMap;
 
@@ -10,6 +11,7 @@ use serde::Serialize;
 use crate::admin::Admin;
 use crate::error::Result;
 use crate::queues::PerPriority;
+use crate::rate_limit::RateLimitState;
 
 /// Full minutes the throughput figure averages over.
 pub const THROUGHPUT_MINUTES: usize = 5;
@@ -40,10 +42,15 @@ pub struct StatsReport {
     /// The same, for the jobs of each priority (cancellations are counted
     /// for the queue only).
     pub recent_by_priority: PerPriority<Recent>,
+    /// The rate limit and hold as they stand (server clock): whether the
+    /// queue is rate limited now and when its next slot is. Null when it
+    /// has neither a limit nor a hold in force.
+    pub rate_limit: Option<RateLimitState>,
 }
 
 impl StatsReport {
-    /// The report of `stats` of `queue`.
+    /// The report of `stats` of `queue` (with no rate limit state; see
+    /// [`StatsReport::with_rate_limit`]).
     pub fn new(queue: &str, stats: QueueStats) -> Self {
         let mut counters: BTreeMap<String, u64> = ferry_queue::counter::ALL
             .iter()
@@ -61,18 +68,28 @@ impl StatsReport {
             throughput_per_sec: stats.recent.throughput(THROUGHPUT_MINUTES),
             recent_by_priority: PerPriority::from_array(stats.recent_by_priority),
             recent: stats.recent,
+            rate_limit: None,
         }
+    }
+
+    /// The same, with the rate limit's state `rate_limit`.
+    pub fn with_rate_limit(mut self, rate_limit: Option<RateLimitState>) -> Self {
+        self.rate_limit = rate_limit;
+        self
     }
 }
 
 impl Admin {
-    /// The stats of `queue` (two round trips). A queue with no keys reads
-    /// as empty.
+    /// The stats of `queue` (two round trips, and the rate limit's state
+    /// read alongside). A queue with no keys reads as empty.
     ///
     /// # Errors
     /// Redis errors, or a bad queue name.
     pub async fn stats(&self, queue: &str) -> Result<StatsReport> {
-        let stats = self.client().stats(queue).await.map_err(|e| self.fail(e))?;
-        Ok(StatsReport::new(queue, stats))
+        let (stats, rate) = futures::try_join!(
+            async { self.client().stats(queue).await.map_err(|e| self.fail(e)) },
+            self.rate_limit_state(queue),
+        )?;
+        Ok(StatsReport::new(queue, stats).with_rate_limit(rate))
     }
 }

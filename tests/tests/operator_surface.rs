@@ -78,7 +78,8 @@ async fn settings_are_shown_and_changed_from_the_cli_and_over_http() {
     assert_eq!(
         v,
         json!({"queue": "mail", "paused": false, "max_depth": null,
-               "retention_ms": 86_400_000, "retention_count": 10_000, "events": null})
+               "retention_ms": 86_400_000, "retention_count": 10_000, "events": null,
+               "rate_limit": null})
     );
 
     // A change: only the fields given; the settings after in the answer.

@@ -3,9 +3,12 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Subcommand};
+use clap::{ArgGroup, Args, Subcommand};
+use ferry_broker::Lifetime;
 use ferry_queue::Priority;
+use ferry_queue_cli::UniqueSpec;
 
+use super::schedules::parse_duration;
 use super::{parse_interval, parse_queue, parse_timeout};
 
 /// `ferry stats`.
@@ -84,6 +87,7 @@ pub enum JobCommand {
 
 /// `ferry enqueue`.
 #[derive(Debug, Args)]
+#[command(group(ArgGroup::new("uniqueness").args(["unique", "unique_key"])))]
 pub struct EnqueueArgs {
     /// Queue name.
     #[arg(value_parser = parse_queue)]
@@ -107,10 +111,72 @@ pub struct EnqueueArgs {
     #[arg(long, value_name = "MS")]
     pub delay_ms: Option<u64>,
     /// An id of your own for the job (unique in the queue).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "uniqueness")]
     pub id: Option<String>,
     /// Keep the finished job's record (state, result) this many ms instead
     /// of the queue's retention; 0 keeps none.
     #[arg(long, value_name = "MS")]
     pub retention_ms: Option<u64>,
+    /// Enqueue only if no job of the same type and payload holds its key
+    /// (the key derived as the SDK's `Unique::by_args` derives it, so a
+    /// service's job and this one are one). A duplicate is not an error:
+    /// it prints `deduplicated into job <id>`, the job holding the key.
+    #[arg(long)]
+    pub unique: bool,
+    /// As --unique, keyed by KEY (1 to 512 bytes) instead of the payload.
+    #[arg(long, value_name = "KEY")]
+    pub unique_key: Option<String>,
+    /// How long the key is held: `until-finished` (the default: until the
+    /// job ends in any way), `until-started` (while it waits to start), or
+    /// a DURATION from the enqueue whatever the job does (a throttle:
+    /// `30s`, `5m`, `1h`, or whole ms).
+    #[arg(long, value_name = "until-started|until-finished|DURATION",
+          value_parser = parse_unique_for, requires = "uniqueness", conflicts_with = "debounce")]
+    pub unique_for: Option<Lifetime>,
+    /// Debounce: the job waits DURATION (`5s`, or whole ms); a duplicate
+    /// while it waits replaces its payload and restarts the wait.
+    #[arg(long, value_name = "DURATION", value_parser = parse_window,
+          requires = "uniqueness", conflicts_with = "delay_ms")]
+    pub debounce: Option<Duration>,
+    /// On a duplicate, fail (exit 4, nothing enqueued) instead of printing
+    /// the job that holds the key.
+    #[arg(long, requires = "uniqueness")]
+    pub error_on_duplicate: bool,
+}
+
+impl EnqueueArgs {
+    /// The uniqueness asked for (--unique or --unique-key), if any.
+    pub fn unique_spec(&self) -> Option<UniqueSpec> {
+        let mut spec = match (&self.unique_key, self.unique) {
+            (Some(key), _) => UniqueSpec::key(key.clone()),
+            (None, true) => UniqueSpec::by_args(),
+            (None, false) => return None,
+        };
+        spec.lifetime = match (self.debounce, self.unique_for) {
+            (Some(d), _) => Lifetime::Debounce(d),
+            (None, Some(l)) => l,
+            (None, None) => Lifetime::UntilFinished,
+        };
+        spec.error_on_duplicate = self.error_on_duplicate;
+        Some(spec)
+    }
+}
+
+/// A throttle or debounce window: a duration of 1 ms or more.
+fn parse_window(s: &str) -> Result<Duration, String> {
+    match parse_duration(s)? {
+        d if d.is_zero() => Err(format!("{s:?}: a window of zero holds nothing")),
+        d => Ok(d),
+    }
+}
+
+/// `--unique-for`: until-started, until-finished, or a throttle's window.
+fn parse_unique_for(s: &str) -> Result<Lifetime, String> {
+    match s {
+        "until-started" => Ok(Lifetime::UntilStarted),
+        "until-finished" => Ok(Lifetime::UntilFinished),
+        _ => parse_window(s)
+            .map(Lifetime::Throttle)
+            .map_err(|e| format!("{e}; or until-started, until-finished")),
+    }
 }

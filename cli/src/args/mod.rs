@@ -29,8 +29,10 @@ Exit codes:
       within a few seconds, a refused change, a payload that is not JSON, ...)
   2   `job wait` timed out before the job finished
   3   not found: no such job, dead letter or schedule
-  64  usage: bad arguments (a bad cron expression, time zone or interval
-      included), or `dead purge` without --yes when it cannot ask
+  4   duplicate: `enqueue --unique|--unique-key ... --error-on-duplicate` found
+      a job holding the key (nothing enqueued)
+  64  usage: bad arguments (a bad cron expression, time zone, interval or
+      --rate-limit included), or `dead purge` without --yes when it cannot ask
 
 Every command takes --json: one JSON document on stdout (`stats --watch --json`:
 one line per tick). Errors go to stderr only. Logs: set RUST_LOG (e.g. warn).";
@@ -74,8 +76,9 @@ pub enum Command {
     /// running, dead, paused, live workers. Finds them by SCAN over
     /// `<prefix>:{*}:*` (one Redis server; Redis Cluster is not supported).
     Queues,
-    /// A queue's stats: depths, counters, and the last 15 minutes
-    /// (throughput, wait/run p50/p95/p99, failure rate).
+    /// A queue's stats: depths, counters, the last 15 minutes
+    /// (throughput, wait/run p50/p95/p99, failure rate), and whether its
+    /// rate limit holds jobs back now (and until when).
     Stats(StatsArgs),
     /// One job by id: show, wait, cancel, retry, reprioritise.
     #[command(subcommand)]
@@ -89,7 +92,8 @@ pub enum Command {
     /// Resume a paused queue.
     Resume(QueueArg),
     /// Enqueue a job with a raw JSON payload (from --payload, --file, or
-    /// stdin when neither is given); prints its id.
+    /// stdin when neither is given); prints its id. With --unique or
+    /// --unique-key, only if no job holds its uniqueness key.
     Enqueue(EnqueueArgs),
     /// A queue's jobs in one state, a page at a time: queued and running
     /// in claim order, scheduled (and retrying) soonest first, finished
@@ -106,7 +110,7 @@ pub enum Command {
         queue: Option<String>,
     },
     /// Show a queue's settings (paused, maximum depth, record retention,
-    /// events), or change them: only the options given change.
+    /// events, rate limit), or change them: only the options given change.
     Settings(SettingsArgs),
     /// A queue's cron and periodic schedules: name, spec, missed-tick
     /// policy, next fire time (server clock, UTC), last job and its state.

@@ -24,6 +24,12 @@ pub struct SettingsArgs {
     /// `off`.
     #[arg(long, value_name = "CAP|off", value_parser = parse_limit)]
     pub events: Option<Limit>,
+    /// At most N job starts per PERIOD fleet-wide (`50/1s`, `10/500ms`,
+    /// `1000/1m`; periods in ms, s, m or h), with up to BURST at once
+    /// after a quiet spell (`1000/1m:100`; a tenth of N by default), or
+    /// `none` to remove the limit.
+    #[arg(long, value_name = "N/PERIOD[:BURST]|none", allow_hyphen_values = true)]
+    pub rate_limit: Option<String>,
     /// Delete every finished job's record (dead letters stay); needs --yes.
     #[arg(long)]
     pub clear_results: bool,

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use ferry_broker::{JobPage, ListState};
 use ferry_queue::JobStatus;
-use ferry_queue_cli::{Cancelled, Enqueued, Reprioritised, Retried};
+use ferry_queue_cli::{Cancelled, DuplicateKind, Enqueued, Reprioritised, Retried};
 
 use super::{fields, json_text, table, time, Human};
 
@@ -124,7 +124,17 @@ impl Human for Reprioritised {
 }
 
 impl Human for Enqueued {
+    /// The new job's id alone; for a duplicate, the job it was folded into.
     fn human(&self) -> String {
-        format!("{}\n", self.id)
+        match &self.duplicate {
+            None => format!("{}\n", self.id),
+            Some(d) => match d.kind {
+                DuplicateKind::Existing => format!("deduplicated into job {}\n", d.of),
+                DuplicateKind::Debounced => format!(
+                    "deduplicated into job {} (debounced: its payload replaced, its delay restarted)\n",
+                    d.of
+                ),
+            },
+        }
     }
 }

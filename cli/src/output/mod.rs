@@ -1,11 +1,12 @@
 //! Printing the operations' reports: one JSON document (`--json`), or text
 //! for a person (tables, `key: value` lines). The text of each report is
 //! next to its kind: [`queues`] (queues, stats, streams, settings, events,
-//! workers), [`jobs`] (a job, a page of jobs, what a change did),
-//! [`schedules`] (schedules, what a change to one did) and [`dead`] (dead
-//! letters).
+//! workers), [`flow`] (a rate limit's state), [`jobs`] (a job, a page of
+//! jobs, what a change did), [`schedules`] (schedules, what a change to
+//! one did) and [`dead`] (dead letters).
 
 mod dead;
+mod flow;
 mod jobs;
 mod queues;
 mod schedules;

@@ -77,6 +77,9 @@ impl Human for StatsReport {
         ]);
         out.push_str(&table(&["PRIORITY", "WAITING", "RUNNING"], &rows));
         let _ = writeln!(out, "\nscheduled {}  dead {}", self.scheduled, self.dead);
+        if let Some(rate) = &self.rate_limit {
+            let _ = writeln!(out, "{}", super::flow::rate_line(rate));
+        }
         let counters: Vec<String> = self
             .counters
             .iter()
@@ -207,6 +210,11 @@ impl Human for SettingsReport {
         let _ = writeln!(out, "retention_ms: {}", s.retention_ms);
         let _ = writeln!(out, "retention_count: {}", s.retention_count);
         let _ = writeln!(out, "events: {}", limit(s.events, "off"));
+        let _ = writeln!(
+            out,
+            "rate_limit: {}",
+            s.rate_limit.as_deref().unwrap_or("none")
+        );
         out
     }
 }

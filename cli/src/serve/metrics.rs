@@ -6,7 +6,8 @@
 //! Per queue and priority: depth (waiting, running), completed, retried,
 //! dead and malformed counts, and histograms of wait and run time. Per
 //! queue: scheduled, dead letters, paused, recovered and cancelled counts,
-//! live workers, their concurrency and running jobs. Per stream: the
+//! live workers, their concurrency and running jobs, and the rate limit
+//! (whether it holds jobs back now, the next slot, the rate). Per stream: the
 //! consumer group's lag and the age of its oldest pending and oldest
 //! waiting entries. Of the server: Redis
 //! errors, responses by class, and whether the scrape reached Redis.
@@ -138,6 +139,39 @@ fn queue(f: &mut Families, name: &str, s: &QueueStats) {
     );
 }
 
+/// Adds one queue's rate-limit figures (`None`: no limit and no hold).
+fn rate_gauges(f: &mut Families, name: &str, rate: Option<&crate::RateLimitState>) {
+    let labels = [("queue", name)];
+    let limited = rate.is_some_and(|r| r.limited);
+    f.sample(
+        "ferry_queue_rate_limited",
+        "gauge",
+        "1 while no job of the queue may start: it is held (a handler's rate_limited) or its rate limit has no slot free.",
+        &labels,
+        if limited { 1.0 } else { 0.0 },
+    );
+    f.sample(
+        "ferry_queue_rate_limit_next_slot_seconds",
+        "gauge",
+        "Seconds until the queue's next job may start under its rate limit or hold (0 when not limited), server clock.",
+        &labels,
+        rate.and_then(|r| r.next_slot_in_ms).unwrap_or(0) as f64 / 1000.0,
+    );
+    let per_second = rate
+        .and_then(|r| r.limit.as_deref())
+        .and_then(|l| ferry_broker::RateLimit::parse(l).ok())
+        .map(|l| f64::from(l.n) * 1000.0 / l.period_ms as f64);
+    if let Some(per_second) = per_second {
+        f.sample(
+            "ferry_queue_rate_limit_per_second",
+            "gauge",
+            "Job starts per second the queue's rate limit allows (n / period); absent without a limit.",
+            &labels,
+            per_second,
+        );
+    }
+}
+
 /// Adds one queue's consumer-group figures, per priority stream.
 fn stream_gauges(f: &mut Families, name: &str, streams: &[ferry_broker::StreamInfo]) {
     for s in streams {
@@ -175,7 +209,8 @@ fn stream_gauges(f: &mut Families, name: &str, streams: &[ferry_broker::StreamIn
 pub async fn render(state: &AppState) -> Result<String, super::ApiError> {
     let mut f = Families::default();
     let scraped = async {
-        // One SCAN, one workers read, one stats and one streams read per queue.
+        // One SCAN, one workers read, and per queue one stats, one streams
+        // and one rate-limit read.
         let names = state.run(state.admin.queue_names()).await?;
         let workers = state.run(state.admin.workers(None)).await?;
         for name in &names {
@@ -192,6 +227,8 @@ pub async fn render(state: &AppState) -> Result<String, super::ApiError> {
             queue(&mut f, name, &stats);
             let streams = state.run(state.admin.streams(name)).await?;
             stream_gauges(&mut f, name, &streams);
+            let rate = state.run(state.admin.rate_limit_state(name)).await?;
+            rate_gauges(&mut f, name, rate.as_ref());
             let serving: Vec<_> = workers
                 .iter()
                 .filter(|w| w.queues.iter().any(|n| n == name))

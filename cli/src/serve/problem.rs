@@ -47,6 +47,9 @@ pub mod codes {
     pub const METHOD_NOT_ALLOWED: &str = "method_not_allowed";
     /// 409: the queue has a job with this id already.
     pub const DUPLICATE_JOB: &str = "duplicate_job";
+    /// 409: a job holds the unique key of an enqueue asked to fail on a
+    /// duplicate (`unique.error_on_duplicate`); nothing was written.
+    pub const UNIQUE_KEY_HELD: &str = "unique_key_held";
     /// 409: the job's state does not allow the change (cancel a finished
     /// job, re-prioritise a running one, retry a job that is not dead).
     pub const CONFLICT: &str = "invalid_state";
@@ -133,6 +136,9 @@ impl From<Error> for ApiError {
                 Self::new(S::NOT_FOUND, codes::SCHEDULE_NOT_FOUND, message)
             }
             Error::NotRetryable { .. } => Self::new(S::CONFLICT, codes::CONFLICT, message),
+            Error::DuplicateUnique { .. } => {
+                Self::new(S::CONFLICT, codes::UNIQUE_KEY_HELD, message)
+            }
             Error::Unreachable { .. } => Self::unavailable(message),
             Error::Input(_) | Error::Usage(_) => Self::bad_request(message),
             // A wait's timeout is not an error of the API (the wait route

@@ -10,6 +10,7 @@ use ferry_queue::{JobStatus, Priority};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::unique::UniqueRequest;
 use super::{existing, St};
 use crate::enqueue::{RawJob, DEFAULT_MAX_RETRIES};
 use crate::jobs::{Cancelled, Reprioritised, Retried};
@@ -52,6 +53,10 @@ pub struct NewJobRequest {
     /// queue's retention; 0 keeps none.
     #[serde(default, deserialize_with = "whole::opt_u64")]
     pub retention_ms: Option<u64>,
+    /// Enqueue it only if no job holding its uniqueness key exists (one
+    /// job per call: not in a batch).
+    #[serde(default)]
+    pub unique: Option<UniqueRequest>,
 }
 
 impl NewJobRequest {
@@ -187,13 +192,18 @@ pub struct PriorityRequest {
     pub priority: Priority,
 }
 
-/// Enqueues one job; answers with its id.
+/// Enqueues one job; answers with its id. With `unique`, only if no job
+/// holding its uniqueness key exists: a duplicate answers 200 with the id
+/// of the job that holds the key and `duplicate` (`existing`, or
+/// `debounced` when a waiting debounced job took its payload), or a 409
+/// `unique_key_held` with `unique.error_on_duplicate`.
 #[utoipa::path(post, path = "/v1/queues/{queue}/jobs", tag = "jobs",
     params(QueuePath), request_body = NewJobRequest,
     responses(
         (status = 201, description = "Enqueued", body = Enqueued),
+        (status = 200, description = "A duplicate of a unique job: nothing new written; `id` and `duplicate.of` name the job that holds the key", body = Enqueued),
         (status = 400, description = "A field is missing or wrong", body = ErrorBody),
-        (status = 409, description = "The id exists in the queue", body = ErrorBody),
+        (status = 409, description = "The id exists in the queue (`duplicate_job`), or a job holds the unique key and `unique.error_on_duplicate` is set (`unique_key_held`)", body = ErrorBody),
         (status = 413, description = "The body or payload is too large", body = ErrorBody),
         (status = 429, description = "The queue is full (its max depth)", body = ErrorBody),
         (status = 503, description = "Redis unavailable", body = ErrorBody),
@@ -201,11 +211,24 @@ pub struct PriorityRequest {
 pub async fn enqueue(
     state: St,
     Path(QueuePath { queue }): Path<QueuePath>,
-    JsonBody(job): JsonBody<NewJobRequest>,
+    JsonBody(mut job): JsonBody<NewJobRequest>,
 ) -> Result<(StatusCode, Json<Enqueued>), ApiError> {
+    let unique = job.unique.take().map(|u| u.spec("")).transpose()?;
     let raw = job.into_raw("")?;
-    let done = state.run(state.admin.enqueue(&queue, raw)).await?;
-    Ok((StatusCode::CREATED, Json(done)))
+    let done = match &unique {
+        Some(u) => {
+            state
+                .run(state.admin.enqueue_unique(&queue, raw, u))
+                .await?
+        }
+        None => state.run(state.admin.enqueue(&queue, raw)).await?,
+    };
+    let status = if done.duplicate.is_some() {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((status, Json(done)))
 }
 
 /// Enqueues many jobs in one call (at most the server's batch limit,
@@ -240,7 +263,14 @@ pub async fn enqueue_batch(
         .jobs
         .into_iter()
         .enumerate()
-        .map(|(i, j)| j.into_raw(&format!("jobs[{i}].")))
+        .map(|(i, j)| {
+            if j.unique.is_some() {
+                return Err(ApiError::bad_request(format!(
+                    "field `jobs[{i}].unique`: unique jobs are enqueued one at a time (POST /v1/queues/{{queue}}/jobs)"
+                )));
+            }
+            j.into_raw(&format!("jobs[{i}]."))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let ids = state
         .run(

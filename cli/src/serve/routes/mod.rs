@@ -8,6 +8,7 @@ pub mod queues;
 pub mod schedules;
 pub mod settings;
 pub mod system;
+pub mod unique;
 
 use std::sync::Arc;
 

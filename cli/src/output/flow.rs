@@ -1,0 +1,79 @@
+//! The text of flow control: a queue's rate limit and its live state (in
+//! `ferry stats`).
+
+use ferry_queue_cli::RateLimitState;
+
+use super::time;
+
+/// How long until a time, for a person: `120 ms`, `4.2 s`, `59m 59s`,
+/// `2h 5m`.
+pub fn wait(ms: u64) -> String {
+    match ms {
+        0..1_000 => format!("{ms} ms"),
+        1_000..60_000 => format!("{:.1} s", ms as f64 / 1000.0),
+        60_000..3_600_000 => format!("{}m {}s", ms / 60_000, ms / 1000 % 60),
+        _ => format!("{}h {}m", ms / 3_600_000, ms / 60_000 % 60),
+    }
+}
+
+/// One line: the limit, and whether it holds jobs back now.
+pub fn rate_line(r: &RateLimitState) -> String {
+    let limit = r.limit.as_deref().unwrap_or("none");
+    let mut line = format!("rate limit: {limit}, ");
+    if !r.limited {
+        line.push_str("not limited");
+        if let Some(free) = r.slots_free {
+            line.push_str(&format!(" ({free} free now)"));
+        }
+        return line;
+    }
+    line.push_str("rate limited");
+    if let Some(held) = r.held_until {
+        line.push_str(&format!(": held until {}", time(held)));
+    }
+    if let (Some(at), Some(ms)) = (r.next_slot_at, r.next_slot_in_ms) {
+        let sep = if r.held_until.is_some() { ", " } else { ": " };
+        line.push_str(&format!("{sep}next slot in {} ({})", wait(ms), time(at)));
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waits_read_at_a_glance() {
+        assert_eq!(wait(120), "120 ms");
+        assert_eq!(wait(4_230), "4.2 s");
+        assert_eq!(wait(3_599_000), "59m 59s");
+        assert_eq!(wait(7_500_000), "2h 5m");
+    }
+
+    #[test]
+    fn the_line_says_whether_the_queue_is_held_back() {
+        let mut r = RateLimitState {
+            limit: Some("50/1s".into()),
+            limited: false,
+            slots_free: Some(5),
+            held_until: None,
+            next_slot_at: None,
+            next_slot_in_ms: None,
+        };
+        assert_eq!(rate_line(&r), "rate limit: 50/1s, not limited (5 free now)");
+        r.limited = true;
+        r.slots_free = Some(0);
+        r.next_slot_at = Some(120);
+        r.next_slot_in_ms = Some(120);
+        assert_eq!(
+            rate_line(&r),
+            "rate limit: 50/1s, rate limited: next slot in 120 ms (1970-01-01T00:00:00.120Z)"
+        );
+        r.limit = None;
+        r.held_until = Some(120);
+        assert_eq!(
+            rate_line(&r),
+            "rate limit: none, rate limited: held until 1970-01-01T00:00:00.120Z, next slot in 120 ms (1970-01-01T00:00:00.120Z)"
+        );
+    }
+}
