@@ -35,13 +35,20 @@ local function gating_on()
   return redis.call('EXISTS', LIMITS) == 1
 end
 
+-- The limits read by this call, by gate (false: none): a script runs
+-- alone, so a limit read once holds for the whole call.
+local gate_limits = {}
+
 -- The limit of gate `g` (a key's own, else every key's), or nil.
 local function gate_limit(g)
+  local known = gate_limits[g]
+  if known ~= nil then return known or nil end
   local n = redis.call('HGET', LIMITS, g)
   if not n and string.sub(g, 1, 4) == 'key:' then n = redis.call('HGET', LIMITS, 'key') end
   n = tonumber(n)
-  if n and n > 0 then return n end
-  return nil
+  if not (n and n > 0) then n = false end
+  gate_limits[g] = n
+  return n or nil
 end
 
 -- The gates of a job of type `t` with concurrency key `k` (nil or '' for
@@ -133,7 +140,8 @@ end
 -- on. One HLEN when no job of the queue is under a limit.
 local function gate_release(ids)
   if #ids == 0 or redis.call('HLEN', GATED) == 0 then return end
-  local freed = {}
+  -- Slots freed by gate, released and drained once per gate.
+  local freed, order = {}, {}
   for from = 1, #ids, 1000 do
     local part = {unpack(ids, from, math.min(from + 999, #ids))}
     local recs = redis.call('HMGET', GATED, unpack(part))
@@ -144,15 +152,18 @@ local function gate_release(ids)
         if held < #gates then redis.call('LREM', gate_list(gates[held + 1]), 1, part[i]) end
         for j = 1, held do
           local g = gates[j]
-          if redis.call('HINCRBY', GATES, g, -1) <= 0 then redis.call('HDEL', GATES, g) end
-          freed[#freed + 1] = g
+          if not freed[g] then order[#order + 1] = g end
+          freed[g] = (freed[g] or 0) + 1
         end
         gone[#gone + 1] = part[i]
       end
     end
     if #gone > 0 then redis.call('HDEL', GATED, unpack(gone)) end
   end
-  for _, g in ipairs(freed) do gate_drain(g, 1) end
+  for _, g in ipairs(order) do
+    if redis.call('HINCRBY', GATES, g, -freed[g]) <= 0 then redis.call('HDEL', GATES, g) end
+    if redis.call('EXISTS', gate_list(g)) == 1 then gate_drain(g, freed[g]) end
+  end
 end
 
 -- The gate job `job` waits at, or nil (it holds its slots, or is under none).
