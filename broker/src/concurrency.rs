@@ -196,6 +196,28 @@ impl Queue {
         Ok(())
     }
 
+    /// Frees the slots of jobs under a limit that are gone without ending
+    /// through Ferry (an entry deleted by hand, a stream key removed), and
+    /// lets the next jobs in: a full scan of `P:{Q}:gated`, 100 at a time.
+    /// Workers run it once a minute. Returns the slots' jobs freed.
+    ///
+    /// # Errors
+    /// [`Error::Redis`](crate::Error::Redis).
+    pub async fn repair_gates<C: ConnectionLike + Send>(&self, conn: &mut C) -> Result<u64> {
+        let mut cursor = "0".to_owned();
+        let mut freed = 0;
+        loop {
+            let mut inv = self.invoke(&scripts::REPAIR_GATES);
+            inv.arg(&cursor).arg(100);
+            let (next, n): (String, u64) = inv.invoke_async(conn).await?;
+            freed += n;
+            if next == "0" {
+                return Ok(freed);
+            }
+            cursor = next;
+        }
+    }
+
     /// The queue's concurrency limits, and each gate's jobs running and
     /// waiting (at most 1,000 gates, busiest first).
     ///

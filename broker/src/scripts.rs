@@ -148,10 +148,14 @@ pub(crate) static FIRE_SCHEDULE: LazyLock<QueueScript> =
 /// `drain_gates.lua`: jobs waiting at concurrency gates with free slots -> their streams.
 pub(crate) static DRAIN_GATES: LazyLock<QueueScript> =
     script!("drain_gates.lua", 10: queue, names, admit, gates);
+/// `repair_gates.lua`: free the concurrency slots of jobs gone without ending.
+pub(crate) static REPAIR_GATES: LazyLock<QueueScript> =
+    script!("repair_gates.lua", 10: queue, names, admit, gates);
 
 /// Every script with its file name.
-fn all() -> [(&'static str, &'static QueueScript); 30] {
+fn all() -> [(&'static str, &'static QueueScript); 31] {
     [
+        ("repair_gates.lua", &REPAIR_GATES),
         ("drain_gates.lua", &DRAIN_GATES),
         ("hold_queue.lua", &HOLD_QUEUE),
         ("enqueue_unique.lua", &ENQUEUE_UNIQUE),

@@ -3,7 +3,8 @@
 //! queue for entries idle past the lease, as many as it has free slots, and
 //! runs them. Poison entries (delivered `max_deliveries` times) are
 //! dead-lettered instead. Once a minute it also removes consumers that are
-//! gone and own nothing.
+//! gone and own nothing, and frees the concurrency slots of jobs deleted
+//! outside Ferry.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -184,6 +185,16 @@ impl Recoverer {
                     Ok(0) => {}
                     Ok(n) => {
                         tracing::info!(queue = %queue.name(), removed = n, "removed idle consumers that owned no entries")
+                    }
+                    Err(e) => {
+                        first_error.get_or_insert(e);
+                    }
+                }
+                // Slots of jobs gone without ending (deleted by hand).
+                match queue.consumer.queue().repair_gates(&mut conn).await {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        tracing::warn!(queue = %queue.name(), jobs = n, "freed the concurrency slots of jobs whose entries were deleted outside Ferry")
                     }
                     Err(e) => {
                         first_error.get_or_insert(e);

@@ -235,3 +235,41 @@ async fn weighted_priorities_serve_low_too() {
         Priority::Critical
     );
 }
+
+/// A job whose entry is deleted by hand (XDEL) would hold its key's slot
+/// for ever; the repair (workers run it once a minute) frees it and lets
+/// the next job of the key in.
+#[tokio::test]
+async fn a_slot_of_a_job_deleted_by_hand_is_repaired() {
+    let (_redis, q, mut conn) = setup(1).await;
+    let ids = q
+        .enqueue(
+            &mut conn,
+            &[sleep_job(1, Some("t")), sleep_job(1, Some("t"))],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        q.repair_gates(&mut conn).await.unwrap(),
+        0,
+        "nothing is gone yet"
+    );
+    let loc: String = redis::cmd("HGET")
+        .arg(q.keys().index())
+        .arg(&ids[0])
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let entry = loc.strip_prefix("normal-").unwrap().to_owned();
+    let _: i64 = redis::cmd("XDEL")
+        .arg(q.keys().stream(Priority::Normal))
+        .arg(&entry)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(in_stream(&q, &mut conn).await, 0);
+    assert_eq!(q.repair_gates(&mut conn).await.unwrap(), 1);
+    let claimed = q.consumer("w").claim(&mut conn, 10).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].job_id(), ids[1]);
+}
