@@ -148,10 +148,12 @@ local function write_other(i, k)
     end
   end
   if id == '' then return redis.call('XADD', stream, '*', unpack(fields)) end
+  -- The write that grows memory first: under maxmemory (noeviction) Redis
+  -- refuses a script's first such write, not those after another write.
+  enter_stream(gated, id, priority, fields, ARGV[i + 3], ckey)
   -- A request left by an earlier job of this id is not this one's.
   redis.call('HDEL', CANCELS, id)
   redis.call('HDEL', PROGRESS, id)
-  enter_stream(gated, id, priority, fields, ARGV[i + 3], ckey)
   return id
 end
 
