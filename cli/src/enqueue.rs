@@ -34,6 +34,9 @@ pub struct RawJob {
     /// How long the finished job's record is kept, in ms, instead of the
     /// queue's retention (0 keeps none).
     pub retention_ms: Option<u64>,
+    /// The concurrency key: the job waits while its key's limit of jobs
+    /// runs (see `ferry limit --key`).
+    pub concurrency_key: Option<String>,
 }
 
 impl RawJob {
@@ -48,6 +51,7 @@ impl RawJob {
             delay: None,
             id: None,
             retention_ms: None,
+            concurrency_key: None,
         }
     }
 }
@@ -150,7 +154,7 @@ impl Admin {
                     schedule: job.delay.map_or(Schedule::Now, Schedule::After),
                     id: job.id,
                     retention_ms: job.retention_ms,
-                    concurrency_key: None,
+                    concurrency_key: job.concurrency_key,
                 })
             })
             .collect::<Result<Vec<_>>>()?;

@@ -48,6 +48,7 @@ pub mod enqueue;
 pub mod error;
 pub mod events;
 pub mod jobs;
+pub mod limits;
 pub mod queues;
 pub mod rate_limit;
 pub mod schedules;

@@ -140,6 +140,15 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Streams(q) => print(json, &admin.streams(&q.queue).await?),
         Command::Workers { queue } => print(json, &admin.workers(queue.as_deref()).await?),
         Command::Settings(a) => return settings(&admin, a, json).await,
+        Command::Limits(a) => print(json, &admin.concurrency(&a.queue).await?),
+        Command::Limit(a) => {
+            let scope = match (a.job_type, a.key) {
+                (Some(t), _) => ferry_broker::ConcurrencyScope::Type(t),
+                (None, Some(k)) => ferry_broker::ConcurrencyScope::Key(k),
+                (None, None) => return Err(Error::Usage("give --type or --key".into())),
+            };
+            print(json, &admin.set_limit(&a.queue, &scope, a.limit.0).await?)
+        }
         Command::Schedules(q) => print(json, &admin.schedules(&q.queue).await?),
         Command::Schedule(cmd) => match cmd {
             ScheduleCommand::Add(a) => {
@@ -265,6 +274,7 @@ fn raw_job(a: EnqueueArgs) -> Result<RawJob> {
     job.delay = a.delay_ms.map(Duration::from_millis);
     job.id = a.id;
     job.retention_ms = a.retention_ms;
+    job.concurrency_key = a.concurrency_key;
     Ok(job)
 }
 
@@ -312,6 +322,13 @@ async fn settings(admin: &Admin, a: args::SettingsArgs, json: bool) -> Result<()
             .rate_limit
             .as_deref()
             .map(ferry_queue_cli::rate_limit::parse_flag)
+            .transpose()?,
+        concurrency: a.concurrency.map(|l| l.0),
+        key_concurrency: a.key_concurrency.map(|l| l.0),
+        weights: a
+            .weights
+            .as_deref()
+            .map(ferry_queue_cli::limits::parse_weights)
             .transpose()?,
     };
     change.check()?;

@@ -32,6 +32,15 @@ pub struct QueueSettings {
     /// (`50/1s`, `1000/1m:100` with a burst of 100). Null: no limit.
     #[schema(example = "50/1s")]
     pub rate_limit: Option<String>,
+    /// The queue-wide concurrency limit: at most this many jobs running
+    /// at once. Null: no limit.
+    pub concurrency: Option<u32>,
+    /// Every concurrency key's limit (where a key has none of its own).
+    /// Null: no limit.
+    pub key_concurrency: Option<u32>,
+    /// Priority weights (critical, high, normal, low). Null: strict
+    /// priority.
+    pub weights: Option<[u32; 4]>,
 }
 
 /// A change to a queue's settings. A field left out stays as it is; `null`
@@ -64,6 +73,19 @@ pub struct SettingsChange {
     #[serde(default, deserialize_with = "crate::rate_limit::field")]
     #[schema(value_type = Option<String>, nullable, example = "1000/1m:100")]
     pub rate_limit: Option<Option<RateLimit>>,
+    /// The queue-wide concurrency limit (1 or more), or null for none.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<u32>, nullable, minimum = 1)]
+    pub concurrency: Option<Option<u32>>,
+    /// Every concurrency key's limit (1 or more), or null for none.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<u32>, nullable, minimum = 1)]
+    pub key_concurrency: Option<Option<u32>>,
+    /// Priority weights `[critical, high, normal, low]` (not all 0), or
+    /// null for strict priority.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Vec<u32>>, nullable)]
+    pub weights: Option<Option<[u32; 4]>>,
 }
 
 /// A field that is present: `null` is `Some(None)`, absent is `None`.
@@ -120,6 +142,15 @@ impl SettingsChange {
                 "events 0 keeps no event; use null (off) to turn events off".into(),
             ));
         }
+        if let Some(c) = self.concurrency {
+            crate::limits::check_limit("concurrency", c)?;
+        }
+        if let Some(c) = self.key_concurrency {
+            crate::limits::check_limit("key_concurrency", c)?;
+        }
+        if let Some(w) = self.weights {
+            crate::limits::check_weights(w)?;
+        }
         if self.retention_ms.is_some_and(|ms| ms > MAX_RETENTION_MS) {
             return Err(Error::Input(format!(
                 "retention_ms {} is past ten years ({MAX_RETENTION_MS} ms)",
@@ -136,7 +167,7 @@ impl Admin {
     /// # Errors
     /// A bad queue name; Redis errors.
     pub async fn settings(&self, queue: &str) -> Result<QueueSettings> {
-        let (s, rate_limit) = futures::try_join!(
+        let (s, rate_limit, conc, weights) = futures::try_join!(
             async {
                 self.client()
                     .settings(queue)
@@ -144,6 +175,8 @@ impl Admin {
                     .map_err(|e| self.fail(e))
             },
             self.rate_limit(queue),
+            self.concurrency(queue),
+            self.weights(queue),
         )?;
         Ok(QueueSettings {
             queue: queue.to_owned(),
@@ -153,6 +186,9 @@ impl Admin {
             retention_count: s.retention_count,
             events: s.events,
             rate_limit: rate_limit.map(|l| l.to_string()),
+            concurrency: conc.queue,
+            key_concurrency: conc.each_key,
+            weights,
         })
     }
 
@@ -196,6 +232,16 @@ impl Admin {
                 .set_rate_limit(queue, limit)
                 .await
                 .map_err(|e| self.fail(e))?;
+        }
+        use ferry_broker::ConcurrencyScope as S;
+        if let Some(c) = change.concurrency {
+            self.set_limit(queue, &S::Queue, c).await?;
+        }
+        if let Some(c) = change.key_concurrency {
+            self.set_limit(queue, &S::EachKey, c).await?;
+        }
+        if let Some(w) = change.weights {
+            self.set_weights(queue, w).await?;
         }
         self.settings(queue).await
     }

@@ -46,6 +46,9 @@ pub struct StatsReport {
     /// queue is rate limited now and when its next slot is. Null when it
     /// has neither a limit nor a hold in force.
     pub rate_limit: Option<RateLimitState>,
+    /// The concurrency limits and their gates (busiest first). Null when
+    /// no concurrency limit is set.
+    pub concurrency: Option<ferry_broker::Concurrency>,
 }
 
 impl StatsReport {
@@ -69,6 +72,7 @@ impl StatsReport {
             recent_by_priority: PerPriority::from_array(stats.recent_by_priority),
             recent: stats.recent,
             rate_limit: None,
+            concurrency: None,
         }
     }
 
@@ -86,10 +90,17 @@ impl Admin {
     /// # Errors
     /// Redis errors, or a bad queue name.
     pub async fn stats(&self, queue: &str) -> Result<StatsReport> {
-        let (stats, rate) = futures::try_join!(
+        let (stats, rate, conc) = futures::try_join!(
             async { self.client().stats(queue).await.map_err(|e| self.fail(e)) },
             self.rate_limit_state(queue),
+            self.concurrency(queue),
         )?;
-        Ok(StatsReport::new(queue, stats).with_rate_limit(rate))
+        let mut report = StatsReport::new(queue, stats).with_rate_limit(rate);
+        let any = conc.queue.is_some()
+            || conc.each_key.is_some()
+            || !conc.limits.is_empty()
+            || !conc.gates.is_empty();
+        report.concurrency = any.then_some(conc);
+        Ok(report)
     }
 }

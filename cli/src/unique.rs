@@ -154,7 +154,7 @@ impl Admin {
             schedule: job.delay.map_or(Schedule::Now, Schedule::After),
             id: None,
             retention_ms: job.retention_ms,
-            concurrency_key: None,
+            concurrency_key: job.concurrency_key,
         };
         let done = q
             .enqueue_unique(&mut self.conn(), &new, &lock)

@@ -25,6 +25,10 @@ mod unique_jobs;
 #[path = "flow_surface/dashboard.rs"]
 mod dashboard;
 
+/// Concurrency limits and weights.
+#[path = "flow_surface/limits.rs"]
+mod limits;
+
 /// Asserts a usage error (exit 64) whose one line contains every one of `parts`.
 fn usage_error(ran: &Ran, parts: &[&str]) {
     ran.assert_code(64);

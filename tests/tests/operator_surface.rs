@@ -79,7 +79,8 @@ async fn settings_are_shown_and_changed_from_the_cli_and_over_http() {
         v,
         json!({"queue": "mail", "paused": false, "max_depth": null,
                "retention_ms": 86_400_000, "retention_count": 10_000, "events": null,
-               "rate_limit": null})
+               "rate_limit": null, "concurrency": null, "key_concurrency": null,
+               "weights": null})
     );
 
     // A change: only the fields given; the settings after in the answer.

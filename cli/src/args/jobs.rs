@@ -117,6 +117,10 @@ pub struct EnqueueArgs {
     /// of the queue's retention; 0 keeps none.
     #[arg(long, value_name = "MS")]
     pub retention_ms: Option<u64>,
+    /// A concurrency key: the job waits while KEY's limit of jobs runs
+    /// (`ferry limit QUEUE --key KEY N`, or `--key-concurrency`).
+    #[arg(long, value_name = "KEY")]
+    pub concurrency_key: Option<String>,
     /// Enqueue only if no job of the same type and payload holds its key
     /// (the key derived as the SDK's `Unique::by_args` derives it, so a
     /// service's job and this one are one). A duplicate is not an error:

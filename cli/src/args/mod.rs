@@ -10,7 +10,7 @@ mod serve;
 
 pub use dead::DeadCommand;
 pub use jobs::{EnqueueArgs, JobCommand, JobsArgs, StatsArgs};
-pub use queue_settings::{EventsArgs, SettingsArgs};
+pub use queue_settings::{EventsArgs, LimitArgs, LimitsArgs, SettingsArgs};
 pub use schedules::ScheduleCommand;
 pub use serve::ServeArgs;
 
@@ -112,6 +112,12 @@ pub enum Command {
     /// Show a queue's settings (paused, maximum depth, record retention,
     /// events, rate limit), or change them: only the options given change.
     Settings(SettingsArgs),
+    /// A queue's concurrency limits (queue, every key, types, keys) and
+    /// its gates' running and waiting jobs, busiest first.
+    Limits(LimitsArgs),
+    /// Set (or with `none` remove) the concurrency limit of a job type
+    /// (--type) or a concurrency key (--key).
+    Limit(LimitArgs),
     /// A queue's cron and periodic schedules: name, spec, missed-tick
     /// policy, next fire time (server clock, UTC), last job and its state.
     Schedules(QueueArg),

@@ -30,6 +30,18 @@ pub struct SettingsArgs {
     /// `none` to remove the limit.
     #[arg(long, value_name = "N/PERIOD[:BURST]|none", allow_hyphen_values = true)]
     pub rate_limit: Option<String>,
+    /// The queue-wide concurrency limit (at most N jobs running at once),
+    /// or `none`.
+    #[arg(long, value_name = "N|none", value_parser = parse_limit32)]
+    pub concurrency: Option<Limit32>,
+    /// Every concurrency key's limit (a key's own, `ferry limit --key`,
+    /// wins), or `none`.
+    #[arg(long, value_name = "N|none", value_parser = parse_limit32)]
+    pub key_concurrency: Option<Limit32>,
+    /// Priority weights: critical,high,normal,low (`8,4,2,1`), or
+    /// `strict` for strict priority.
+    #[arg(long, value_name = "C,H,N,L|strict")]
+    pub weights: Option<String>,
     /// Delete every finished job's record (dead letters stay); needs --yes.
     #[arg(long)]
     pub clear_results: bool,
@@ -50,6 +62,48 @@ fn parse_limit(s: &str) -> Result<Limit, String> {
             .map(|n| Limit(Some(n)))
             .map_err(|_| format!("{s:?} is not a whole number, `none` or `off`")),
     }
+}
+
+/// A concurrency limit of 1 or more, or none (`none`, `off`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limit32(pub Option<u32>);
+
+/// Parses a concurrency limit: 1 or more, or `none`.
+pub fn parse_limit32(s: &str) -> Result<Limit32, String> {
+    match s {
+        "none" | "off" => Ok(Limit32(None)),
+        _ => match s.parse::<u32>() {
+            Ok(0) => Err("0 would run nothing; pause the queue, or use `none`".into()),
+            Ok(n) => Ok(Limit32(Some(n))),
+            Err(_) => Err(format!("{s:?} is not a whole number or `none`")),
+        },
+    }
+}
+
+/// `ferry limits`.
+#[derive(Debug, Args)]
+pub struct LimitsArgs {
+    /// Queue name.
+    #[arg(value_parser = parse_queue)]
+    pub queue: String,
+}
+
+/// `ferry limit`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("scope").required(true).args(["job_type", "key"])))]
+pub struct LimitArgs {
+    /// Queue name.
+    #[arg(value_parser = parse_queue)]
+    pub queue: String,
+    /// The job type whose limit to set.
+    #[arg(long = "type", value_name = "T")]
+    pub job_type: Option<String>,
+    /// The concurrency key whose limit to set.
+    #[arg(long, value_name = "K")]
+    pub key: Option<String>,
+    /// The limit (1 or more), or `none` to remove it.
+    #[arg(value_name = "N|none", value_parser = parse_limit32)]
+    pub limit: Limit32,
 }
 
 /// `ferry events`.

@@ -1,9 +1,72 @@
 //! The text of flow control: a queue's rate limit and its live state (in
 //! `ferry stats`).
 
+use std::fmt::Write as _;
+
+use ferry_broker::Concurrency;
 use ferry_queue_cli::RateLimitState;
 
-use super::time;
+use super::{time, Human};
+
+/// One line: the queue-wide limit and the gates with waiting jobs
+/// (`concurrency: queue 10 (4 running); 3 keys waiting (busiest
+/// tenant-1: 2 running, 98 waiting)`).
+pub fn concurrency_line(c: &Concurrency, running: u64) -> String {
+    let mut parts = Vec::new();
+    if let Some(q) = c.queue {
+        parts.push(format!("queue {q} ({running} running)"));
+    }
+    if let Some(k) = c.each_key {
+        parts.push(format!("each key {k}"));
+    }
+    let waiting: Vec<_> = c.gates.iter().filter(|g| g.waiting > 0).collect();
+    if waiting.is_empty() {
+        parts.push("none waiting".into());
+    } else {
+        let g = waiting[0];
+        let name = g.gate.split_once(':').map_or(g.gate.as_str(), |(_, n)| n);
+        parts.push(format!(
+            "{} gates waiting (busiest {name}: {} running, {} waiting)",
+            waiting.len(),
+            g.running,
+            g.waiting
+        ));
+    }
+    format!("concurrency: {}", parts.join("; "))
+}
+
+impl Human for Concurrency {
+    fn human(&self) -> String {
+        let opt = |n: Option<u32>| n.map_or("none".into(), |n| n.to_string());
+        let mut out = format!(
+            "queue: {}\neach key: {}\n",
+            opt(self.queue),
+            opt(self.each_key)
+        );
+        for (field, n) in &self.limits {
+            let _ = writeln!(out, "limit {field}: {n}");
+        }
+        let rows: Vec<Vec<String>> = self
+            .gates
+            .iter()
+            .map(|g| {
+                vec![
+                    g.gate.clone(),
+                    opt(g.limit),
+                    g.running.to_string(),
+                    g.waiting.to_string(),
+                ]
+            })
+            .collect();
+        if !rows.is_empty() {
+            out.push_str(&super::table(
+                &["GATE", "LIMIT", "RUNNING", "WAITING"],
+                &rows,
+            ));
+        }
+        out
+    }
+}
 
 /// How long until a time, for a person: `120 ms`, `4.2 s`, `59m 59s`,
 /// `2h 5m`.

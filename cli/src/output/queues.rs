@@ -80,6 +80,13 @@ impl Human for StatsReport {
         if let Some(rate) = &self.rate_limit {
             let _ = writeln!(out, "{}", super::flow::rate_line(rate));
         }
+        if let Some(c) = &self.concurrency {
+            let _ = writeln!(
+                out,
+                "{}",
+                super::flow::concurrency_line(c, self.running.total())
+            );
+        }
         let counters: Vec<String> = self
             .counters
             .iter()
@@ -215,6 +222,20 @@ impl Human for SettingsReport {
             "rate_limit: {}",
             s.rate_limit.as_deref().unwrap_or("none")
         );
+        let _ = writeln!(
+            out,
+            "concurrency: {}",
+            limit(s.concurrency.map(u64::from), "none")
+        );
+        let _ = writeln!(
+            out,
+            "key_concurrency: {}",
+            limit(s.key_concurrency.map(u64::from), "none")
+        );
+        let w = s
+            .weights
+            .map_or("strict".into(), |w| w.map(|n| n.to_string()).join(","));
+        let _ = writeln!(out, "weights: {w}");
         out
     }
 }

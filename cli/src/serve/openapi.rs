@@ -60,6 +60,8 @@ pub fn router_and_document() -> (axum::Router<Arc<AppState>>, utoipa::openapi::O
         .routes(routes!(queues::queue_workers))
         .routes(routes!(settings::show, settings::change))
         .routes(routes!(settings::clear_results))
+        .routes(routes!(settings::concurrency))
+        .routes(routes!(settings::set_limit))
         .routes(routes!(schedules::list))
         .routes(routes!(
             schedules::show,

@@ -53,6 +53,10 @@ pub struct NewJobRequest {
     /// queue's retention; 0 keeps none.
     #[serde(default, deserialize_with = "whole::opt_u64")]
     pub retention_ms: Option<u64>,
+    /// A concurrency key: the job waits (state `waiting`) while its key's
+    /// limit of jobs holds a slot (`PUT .../concurrency/key:<K>`).
+    #[serde(default)]
+    pub concurrency_key: Option<String>,
     /// Enqueue it only if no job holding its uniqueness key exists (one
     /// job per call: not in a batch).
     #[serde(default)]
@@ -78,6 +82,7 @@ impl NewJobRequest {
             delay,
             id: self.id,
             retention_ms: self.retention_ms,
+            concurrency_key: self.concurrency_key,
         })
     }
 }

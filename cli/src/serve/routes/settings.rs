@@ -65,3 +65,61 @@ pub async fn clear_results(
 ) -> Result<Json<ResultsCleared>, ApiError> {
     Ok(Json(state.run(state.admin.clear_results(&queue)).await?))
 }
+
+/// A queue's concurrency limits: queue-wide, every key's, each type's
+/// and key's, and the gates' running and waiting jobs, busiest first.
+#[utoipa::path(get, path = "/v1/queues/{queue}/concurrency", tag = "queues",
+    params(QueuePath),
+    responses(
+        (status = 200, description = "The limits and gates", body = ferry_broker::Concurrency),
+        (status = 400, description = "A bad queue name", body = ErrorBody),
+        (status = 503, description = "Redis unavailable", body = ErrorBody),
+    ), security((), ("bearer" = [])))]
+pub async fn concurrency(
+    state: St,
+    Path(QueuePath { queue }): Path<QueuePath>,
+) -> Result<Json<ferry_broker::Concurrency>, ApiError> {
+    Ok(Json(state.run(state.admin.concurrency(&queue)).await?))
+}
+
+/// A queue and a limit's scope, `type:<T>` or `key:<K>`.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct ScopePath {
+    /// Queue name.
+    pub queue: String,
+    /// `type:<T>` or `key:<K>`.
+    pub scope: String,
+}
+
+/// A limit to set: 1 or more, or null to remove it.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LimitChange {
+    /// The limit (1 or more), or null to remove it.
+    #[schema(minimum = 1)]
+    pub limit: Option<u32>,
+}
+
+/// Sets (or with null removes) the concurrency limit of a job type
+/// (`type:<T>`) or a concurrency key (`key:<K>`); answers with the limits
+/// after.
+#[utoipa::path(put, path = "/v1/queues/{queue}/concurrency/{scope}", tag = "queues",
+    params(ScopePath), request_body = LimitChange,
+    responses(
+        (status = 200, description = "The limits after", body = ferry_broker::Concurrency),
+        (status = 400, description = "A bad queue name, scope or limit", body = ErrorBody),
+        (status = 503, description = "Redis unavailable", body = ErrorBody),
+    ), security((), ("bearer" = [])))]
+pub async fn set_limit(
+    state: St,
+    Path(ScopePath { queue, scope }): Path<ScopePath>,
+    JsonBody(change): JsonBody<LimitChange>,
+) -> Result<Json<ferry_broker::Concurrency>, ApiError> {
+    let scope = crate::limits::parse_scope(&scope)?;
+    Ok(Json(
+        state
+            .run(state.admin.set_limit(&queue, &scope, change.limit))
+            .await?,
+    ))
+}
