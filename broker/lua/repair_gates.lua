@@ -7,6 +7,8 @@
 -- A job that holds all its slots is in its stream (INDEX names its entry);
 -- one that waits at a gate has its envelope in SCHEDULED. A job that is
 -- neither is gone: gate_release frees its slots and lets the next in.
+-- No job under a limit (the common case): nothing to scan.
+if redis.call('HLEN', GATED) == 0 then return {'0', 0} end
 local r = redis.call('HSCAN', GATED, ARGV[2], 'COUNT', tonumber(ARGV[3]) or 100)
 local gone = {}
 local rows = r[2]
