@@ -57,6 +57,7 @@
 //!         schedule: Schedule::Now,
 //!         id: None,
 //!         retention_ms: None,
+//!         concurrency_key: None,
 //!     }])
 //!     .await?;
 //! # Ok(()) }
