@@ -47,6 +47,16 @@ if gate_waiting_at(id) then
   return {'cancelled'}
 end
 
+-- Parked at a rate gate (shared/rates.lua): out of its wait list.
+local rate_gate, env = rate_gate_in(redis.call('HGET', SCHEDULED, id))
+if rate_gate then
+  local members = record_members(function(name) return env[name] end, env.priority, nil, nil)
+  redis.call('LREM', rate_wait_list(rate_gate), 1, id)
+  redis.call('HDEL', SCHEDULED, id)
+  record_cancelled({id}, {members}, now)
+  return {'cancelled'}
+end
+
 -- In a stream: named by the index, or by a fresh job's id.
 local location = redis.call('HGET', INDEX, id) or id
 local kind, entry_id = string.match(location, '^(%a+)%-(%d+%-%d+)$')

@@ -4,7 +4,9 @@
 -- Returns {-1} while the queue is paused, {-2, ms} while its rate limit
 -- lets nothing start (ms: until one may; the counts returned are taken
 -- from the limit, whether or not the reads then find them), {-3} while
--- its concurrency limit is reached, else
+-- its concurrency limit is reached, {-4} while a type or key has a rate
+-- limit or hold (shared/rates.lua: each entry must pass through Lua, so
+-- the caller claims with claim.lua instead), else
 -- {c1, c2, c3, c4, cap}: take c1 from critical, then c2 from high, ...;
 -- sum <= N, strict priority (a lower stream gets a count only when the higher
 -- ones have fewer than N waiting). The caller then reads with plain
@@ -17,6 +19,8 @@
 -- deleted) gets the group again, from the start.
 local paused, limit, tat, held, concurrency, weights = claim_settings()
 if paused then return {-1} end
+-- A rate limit or hold of a type or key looks at each entry (claim.lua).
+if redis.call('EXISTS', string.sub(SETTINGS, 1, #SETTINGS - #'settings') .. 'rates') == 1 then return {-4} end
 local free = concurrency_allowance(tonumber(ARGV[2]), concurrency)
 if free <= 0 then return {-3} end
 local want, rate_wait, rate = rate_allowance(free, limit, tat, held)

@@ -12,8 +12,9 @@
 -- member that is itself a JSON object is an envelope written before
 -- version 0.6, promoted the same way (shared/admit.lua). A job under a
 -- concurrency limit with no free slot waits at its gate instead
--- (shared/gates.lua). It also removes up to 100 expired
--- records (shared/records.lua).
+-- (shared/gates.lua). Then the jobs parked at a rate gate whose wake is
+-- due go on as its limit allows (shared/rates.lua); next counts the
+-- wakes. It also removes up to 100 expired records (shared/records.lua).
 local now = server_now_ms()
 local due = redis.call('ZRANGEBYSCORE', DELAYED, '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))
 local on = gating_on()
@@ -41,12 +42,16 @@ for _, member in ipairs(due) do
     end
   end
 end
+-- The waits at rate gates whose wake is due (shared/rates.lua).
+local woke = rate_wakes_due(now, tonumber(ARGV[2]), on)
 -- Records expire here too, a few per call, so an idle queue's go.
 expire_records(now, 100)
 local first = redis.call('ZRANGE', DELAYED, 0, 0, 'WITHSCORES')
 local next_at = -1
 if first[2] then next_at = tonumber(first[2]) end
+local wake = redis.call('ZRANGE', RATE_WAKES, 0, 0, 'WITHSCORES')
+if wake[2] and (next_at < 0 or tonumber(wake[2]) < next_at) then next_at = tonumber(wake[2]) end
 local keep_ms, keep_n = retention()
 local records = 0
 if keep_ms > 0 and keep_n > 0 then records = 1 end
-return {#due, next_at, now, events_cap(), records}
+return {#due + woke, next_at, now, events_cap(), records}

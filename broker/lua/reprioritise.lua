@@ -5,8 +5,8 @@
 --   {'moved', entry id}: it was queued; it is now the newest entry of the
 --   new priority's stream (its old entry removed, INDEX updated), with its
 --   `id` and `enqueued_at` fields;
---   {'moved', ''}: it was scheduled or retrying; it will be queued at the
---   new priority when due;
+--   {'moved', ''}: it was scheduled, retrying or waiting at a gate; it
+--   will be queued at the new priority when due or let in;
 --   {'same'}: it already has that priority;
 --   {'not_waiting', state}: it is running or finished (state names which);
 --   false: no such job.
@@ -15,8 +15,9 @@ local to = tonumber(ARGV[3])
 local target = STREAMS[to]
 if not target then error('ferry: bad priority index ' .. tostring(ARGV[3])) end
 
--- Scheduled or retrying: the envelope names the stream it goes to.
-if redis.call('ZSCORE', DELAYED, id) then
+-- Scheduled, retrying, or waiting at a concurrency or rate gate: the
+-- envelope names the stream it goes to.
+if redis.call('HEXISTS', SCHEDULED, id) == 1 then
   local json = redis.call('HGET', SCHEDULED, id)
   local ok, env = pcall(cjson.decode, json or '')
   if not (ok and type(env) == 'table') then return false end

@@ -8,6 +8,9 @@
 --   {'gated', gate, envelope JSON or false, the gate's limit (0: none now),
 --    its slots held}: waiting for a slot of a concurrency limit
 --    (shared/gates.lua; gate 'key:<K>' or 'type:<T>')
+--   {'rate_limited', gate, envelope JSON, the gate's limit ('<n> <period
+--    ms> <burst>', '' for none: a hold), when its next slot is (server
+--    ms), how many wait there}: parked at a rate gate (shared/rates.lua)
 --   {'queued', priority index, entry id, {field, value, ...}}
 --   {'running', priority index, entry id, {field, value, ...}, consumer,
 --    deliveries, ms since its lease was last renewed, progress JSON or ''}
@@ -70,6 +73,15 @@ local gate = gate_waiting_at(id)
 if gate then
   local limit = gate_limit(gate)
   return {'gated', gate, redis.call('HGET', SCHEDULED, id), limit or 0, tonumber(redis.call('HGET', GATES, gate)) or 0}
+end
+-- Parked at a rate gate (shared/rates.lua): its envelope names the gate.
+local json = redis.call('HGET', SCHEDULED, id)
+local rate_gate = rate_gate_in(json)
+if rate_gate then
+  local limit = redis.call('HGET', RATES, rate_gate)
+  if not limit and string.sub(rate_gate, 1, 4) == 'key:' then limit = redis.call('HGET', RATES, 'key') end
+  local _, next_at = rate_check(rate_gate, now)
+  return {'rate_limited', rate_gate, json, limit or '', next_at or now, redis.call('LLEN', rate_wait_list(rate_gate))}
 end
 if not location then
   local found = at(id)

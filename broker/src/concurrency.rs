@@ -67,11 +67,9 @@ impl Scope {
         }
     }
 
-    fn check(&self) -> Result<(), ConfigError> {
-        let bad = |reason: String| ConfigError::InvalidSetting {
-            name: "concurrency",
-            reason,
-        };
+    /// Checks the scope's type or key, naming setting `name` in the error.
+    pub(crate) fn check(&self, name: &'static str) -> Result<(), ConfigError> {
+        let bad = |reason: String| ConfigError::InvalidSetting { name, reason };
         match self {
             Scope::Type(t) => check_job_type(t).map_err(bad),
             Scope::Key(k) => check_concurrency_key(k).map_err(bad),
@@ -132,7 +130,7 @@ impl Queue {
         scope: &Scope,
         limit: Option<u32>,
     ) -> Result<()> {
-        scope.check()?;
+        scope.check("concurrency")?;
         if limit == Some(0) {
             return Err(ConfigError::InvalidSetting {
                 name: "concurrency",

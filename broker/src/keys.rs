@@ -307,6 +307,34 @@ impl Keys {
         self.derived(&format!("gate:{gate}"))
     }
 
+    /// HASH: the rate limits of types and keys (`type:<T>`, `key:<K>`,
+    /// and `key`: every key's where it has none of its own) as `<n>
+    /// <period ms> <burst>`, and the holds a handler put on them
+    /// (`hold:<gate>` -> the server ms it ends); the queue-wide limit is
+    /// the settings field `rate_limit`.
+    pub fn rates(&self) -> String {
+        self.derived("rates")
+    }
+
+    /// STRING: rate gate `gate`'s GCRA state (its theoretical arrival
+    /// time, server ms), expiring once that has passed.
+    pub fn rate_state(&self, gate: &str) -> String {
+        self.derived(&format!("rate:{gate}"))
+    }
+
+    /// LIST: the ids of the jobs parked at rate gate `gate` (`key:<K>` or
+    /// `type:<T>`), oldest first; their envelopes are in
+    /// [`Keys::scheduled`].
+    pub fn rate_wait(&self, gate: &str) -> String {
+        self.derived(&format!("rate_wait:{gate}"))
+    }
+
+    /// ZSET: rate gate -> when a worker's promoter next lets the jobs
+    /// parked there go on (server ms).
+    pub fn rate_wakes(&self) -> String {
+        self.derived("rate_wakes")
+    }
+
     /// `{prefix}:{{{queue}}}:{suffix}`.
     fn derived(&self, suffix: &str) -> String {
         let base = self.all[STATS].strip_suffix(":stats").unwrap_or_default();

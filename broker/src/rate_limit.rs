@@ -102,11 +102,11 @@ impl RateLimit {
         }
     }
 
-    fn as_setting(self) -> String {
+    pub(crate) fn as_setting(self) -> String {
         format!("{} {} {}", self.n, self.period_ms, self.burst)
     }
 
-    fn from_setting(text: &str) -> Option<Self> {
+    pub(crate) fn from_setting(text: &str) -> Option<Self> {
         let mut parts = text.split(' ').map(str::parse::<u64>);
         let (Some(Ok(n)), Some(Ok(period_ms)), Some(Ok(burst))) =
             (parts.next(), parts.next(), parts.next())

@@ -66,8 +66,7 @@ macro_rules! script {
 }
 
 /// `claim.lua`: strict-priority XREADGROUP over the four streams, one round trip.
-pub(crate) static CLAIM: LazyLock<QueueScript> =
-    script!("claim.lua", 17: queue, clock, settings, names, events);
+pub(crate) static CLAIM: LazyLock<QueueScript> = script!("claim.lua", 17: queue, clock, settings, names, events, entry_ids, group_state, remove_done, admit, gates, rates);
 /// `claim_counts.lua`: how many entries to claim from each stream (strict priority).
 pub(crate) static CLAIM_COUNTS: LazyLock<QueueScript> =
     script!("claim_counts.lua", 17: queue, clock, settings, group_state, waiting, events);
@@ -84,7 +83,7 @@ pub(crate) static RETRY: LazyLock<QueueScript> = script!("retry.lua", 17:
 pub(crate) static DEAD_LETTER: LazyLock<QueueScript> = script!("dead_letter.lua", 17:
     queue, clock, names, entry_ids, group_state, ownership, remove_done, settings, timing, events, records, dead_removal, dead_letter, admit, gates);
 /// `promote.lua`: due delayed jobs -> their priority streams.
-pub(crate) static PROMOTE: LazyLock<QueueScript> = script!("promote.lua", 17: queue, clock, names, settings, timing, events, records, admit, gates);
+pub(crate) static PROMOTE: LazyLock<QueueScript> = script!("promote.lua", 17: queue, clock, names, settings, timing, events, records, admit, gates, rates);
 /// `recover.lua`: XAUTOCLAIM of entries idle past the lease; poison entries -> dead-letter.
 pub(crate) static RECOVER: LazyLock<QueueScript> = script!("recover.lua", 17:
     queue, clock, names, entry_ids, group_state, remove_done, settings, timing, events, records, dead_removal, dead_letter, admit, gates);
@@ -105,7 +104,7 @@ pub(crate) static REPLAY: LazyLock<QueueScript> =
 pub(crate) static PURGE_DEAD: LazyLock<QueueScript> =
     script!("purge_dead.lua", 9: queue, names, dead_removal);
 /// `status.lua`: where a job is, by id.
-pub(crate) static STATUS: LazyLock<QueueScript> = script!("status.lua", 17: queue, clock, names, entry_ids, group_state, settings, timing, events, records, admit, gates);
+pub(crate) static STATUS: LazyLock<QueueScript> = script!("status.lua", 17: queue, clock, names, entry_ids, group_state, settings, timing, events, records, admit, gates, rates);
 /// `progress.lua`: a running job's progress, while it is still this worker's.
 pub(crate) static PROGRESS: LazyLock<QueueScript> =
     script!("progress.lua", 17: queue, clock, ownership, settings, events);
@@ -119,7 +118,7 @@ pub(crate) static REGISTER_WORKER: LazyLock<QueueScript> =
 pub(crate) static REPRIORITISE: LazyLock<QueueScript> =
     script!("reprioritise.lua", 13: queue, names, entry_ids, group_state);
 /// `cancel.lua`: cancel a job by id (remove it, or ask its worker).
-pub(crate) static CANCEL: LazyLock<QueueScript> = script!("cancel.lua", 17: queue, clock, names, entry_ids, group_state, settings, timing, events, records, admit, gates);
+pub(crate) static CANCEL: LazyLock<QueueScript> = script!("cancel.lua", 17: queue, clock, names, entry_ids, group_state, settings, timing, events, records, admit, gates, rates);
 /// `list_jobs.lua`: one page of a queue's jobs in one state.
 pub(crate) static LIST_JOBS: LazyLock<QueueScript> =
     script!("list_jobs.lua", 15: queue, clock, names, entry_ids, group_state);
@@ -129,8 +128,9 @@ pub(crate) static STREAM_INFO: LazyLock<QueueScript> = script!("stream_info.lua"
 pub(crate) static STATS: LazyLock<QueueScript> =
     script!("stats.lua", 8: queue, settings, group_state, waiting);
 
-/// `hold_queue.lua`: no job of the queue starts until a time (a handler's rate_limited).
-pub(crate) static HOLD_QUEUE: LazyLock<QueueScript> = script!("hold_queue.lua", 8: queue, clock);
+/// `hold_queue.lua`: no job of the queue, or of a type or key, starts until a time (a handler's rate_limited).
+pub(crate) static HOLD_QUEUE: LazyLock<QueueScript> =
+    script!("hold_queue.lua", 10: queue, clock, names, admit, gates, rates);
 /// `enqueue_unique.lua`: one job under a uniqueness key (KEYS\[18..19\]: the locks, their expiry).
 pub(crate) static ENQUEUE_UNIQUE: LazyLock<QueueScript> = script!("enqueue_unique.lua", 17:
     queue, clock, names, entry_ids, group_state, waiting, depth, settings, events, admit, gates);
@@ -145,6 +145,9 @@ pub(crate) static DUE_SCHEDULES: LazyLock<QueueScript> =
 /// `fire_schedule.lua`: a due schedule's jobs, once per tick fleet-wide (KEYS\[18..19\]).
 pub(crate) static FIRE_SCHEDULE: LazyLock<QueueScript> =
     script!("fire_schedule.lua", 17: queue, clock, names, settings, events, admit, gates);
+/// `set_rate_limit.lua`: set or remove a type's or key's rate limit; its parked jobs looked at again.
+pub(crate) static SET_RATE_LIMIT: LazyLock<QueueScript> =
+    script!("set_rate_limit.lua", 10: queue, clock, names, admit, gates, rates);
 /// `drain_gates.lua`: jobs waiting at concurrency gates with free slots -> their streams.
 pub(crate) static DRAIN_GATES: LazyLock<QueueScript> =
     script!("drain_gates.lua", 10: queue, names, admit, gates);
@@ -153,11 +156,12 @@ pub(crate) static REPAIR_GATES: LazyLock<QueueScript> =
     script!("repair_gates.lua", 10: queue, names, admit, gates);
 
 /// Every script with its file name.
-fn all() -> [(&'static str, &'static QueueScript); 31] {
+fn all() -> [(&'static str, &'static QueueScript); 32] {
     [
         ("repair_gates.lua", &REPAIR_GATES),
         ("drain_gates.lua", &DRAIN_GATES),
         ("hold_queue.lua", &HOLD_QUEUE),
+        ("set_rate_limit.lua", &SET_RATE_LIMIT),
         ("enqueue_unique.lua", &ENQUEUE_UNIQUE),
         ("upsert_schedule.lua", &UPSERT_SCHEDULE),
         ("schedule_state.lua", &SCHEDULE_STATE),

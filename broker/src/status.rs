@@ -112,7 +112,8 @@ pub struct JobStatus {
     pub started_at: Option<u64>,
     /// When it finished (succeeded or dead).
     pub finished_at: Option<u64>,
-    /// When a scheduled or retrying job is due.
+    /// When a scheduled or retrying job is due (a job parked under a rate
+    /// limit: its gate's next slot).
     pub run_at: Option<u64>,
     /// The worker (consumer name) running it, or that finished it.
     pub worker: Option<String>,
@@ -131,7 +132,9 @@ pub struct JobStatus {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub concurrency_key: Option<String>,
     /// What a [`JobState::Waiting`] job waits for, in words: "concurrency
-    /// key K at its limit (2 of 2)" or "type T at its limit (5 of 5)".
+    /// key K at its limit (2 of 2)", "type T at its limit (5 of 5)", or
+    /// "rate limited: type T at its rate limit (50/1s; 12 waiting)" (then
+    /// `run_at` is the gate's next slot).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub waiting_for: Option<String>,
     /// Its payload, where its entry, envelope or dead letter holds it (a
@@ -276,6 +279,32 @@ impl JobStatus {
         s
     }
 
+    /// A job parked at rate gate `gate` (`key:<K>` or `type:<T>`), whose
+    /// limit is `limit` (the rates-hash text; empty for none: a hold), and
+    /// whose next slot is at `next_at` (server ms), with `waiting` jobs
+    /// parked there; `env` its envelope ([`envelope_map`]).
+    pub(crate) fn rate_limited(
+        id: &str,
+        gate: &str,
+        limit: &str,
+        next_at: Option<u64>,
+        waiting: i64,
+        env: &HashMap<String, String>,
+    ) -> Self {
+        let mut s = Self::new(id, JobState::Waiting).with_fields(env);
+        let what = match gate.split_once(':') {
+            Some(("key", k)) => format!("concurrency key {k}"),
+            Some(("type", t)) => format!("type {t}"),
+            _ => gate.to_owned(),
+        };
+        s.run_at = next_at;
+        s.waiting_for = Some(match crate::rate_limit::RateLimit::from_setting(limit) {
+            Some(l) => format!("rate limited: {what} at its rate limit ({l}; {waiting} waiting)"),
+            None => format!("rate limited: {what} held by a handler ({waiting} waiting)"),
+        });
+        s
+    }
+
     /// A dead job: entry `entry` of the dead-letter stream, with its fields.
     pub(crate) fn dead(id: &str, entry: String, fields: &HashMap<String, String>) -> Self {
         let mut s = Self::new(id, JobState::Dead).with_fields(fields);
@@ -387,6 +416,16 @@ impl Queue {
                 reply::int(held).unwrap_or(0),
                 &envelope_map(envelope),
             ),
+            ("rate_limited", [_, gate, envelope, limit, next_at, waiting]) => {
+                JobStatus::rate_limited(
+                    id,
+                    &reply::string(gate).ok_or_else(bad)?,
+                    &reply::string(limit).unwrap_or_default(),
+                    reply::int(next_at).and_then(|n| u64::try_from(n).ok()),
+                    reply::int(waiting).unwrap_or(0),
+                    &envelope_map(envelope),
+                )
+            }
             ("queued", [_, index, entry, fields]) | ("running", [_, index, entry, fields, ..]) => {
                 let priority = priority_at(index).ok_or_else(bad)?;
                 let entry = reply::string(entry).ok_or_else(bad)?;

@@ -269,6 +269,21 @@ pub struct JobError {
     message: String,
     permanent: bool,
     retry_after: Option<std::time::Duration>,
+    hold: Hold,
+}
+
+/// What a [`JobError::rate_limited`] holds, fleet-wide, until its
+/// `retry_after` has passed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Hold {
+    /// Every job of the queue (the default).
+    #[default]
+    Queue,
+    /// The jobs of the job's type: the rest of the queue goes on.
+    Type,
+    /// The jobs of the job's concurrency key (a tenant whose upstream
+    /// quota is spent); a job without a key holds its type.
+    Key,
 }
 
 impl JobError {
@@ -278,6 +293,7 @@ impl JobError {
             message: message.to_string(),
             permanent: false,
             retry_after: None,
+            hold: Hold::Queue,
         }
     }
 
@@ -287,19 +303,40 @@ impl JobError {
             message: message.to_string(),
             permanent: true,
             retry_after: None,
+            hold: Hold::Queue,
         }
     }
 
     /// An upstream is rate limiting (an HTTP 429 with `Retry-After`, say):
     /// the job goes back without using an attempt, to run after
     /// `retry_after`, and no job of its queue starts before then,
-    /// fleet-wide.
+    /// fleet-wide ([`JobError::holding`] narrows that to its type or key).
     pub fn rate_limited(retry_after: std::time::Duration) -> Self {
         Self {
             message: format!("rate limited for {retry_after:?}"),
             permanent: false,
             retry_after: Some(retry_after),
+            hold: Hold::Queue,
         }
+    }
+
+    /// A [`JobError::rate_limited`] that holds only `hold`: the jobs of the
+    /// job's type or concurrency key (the rest of the queue goes on).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ferry_queue::{Hold, JobError};
+    /// let e = JobError::rate_limited(Duration::from_secs(30)).holding(Hold::Key);
+    /// assert_eq!(e.hold(), Hold::Key);
+    /// ```
+    pub fn holding(mut self, hold: Hold) -> Self {
+        self.hold = hold;
+        self
+    }
+
+    /// What a [`JobError::rate_limited`] holds.
+    pub fn hold(&self) -> Hold {
+        self.hold
     }
 
     /// The hold of a [`JobError::rate_limited`].

@@ -78,15 +78,15 @@ pub use client::{Cancel, Client, ClientBuilder, ScheduleOptions};
 pub use config::WorkerConfig;
 pub use connection::RedisConfig;
 pub use enqueue::EnqueueOptions;
-pub use error::{ConfigError, Error, JobError, Result};
+pub use error::{ConfigError, Error, Hold, JobError, Result};
 pub use events::Subscription;
 pub use ferry_broker::{
     Backoff, DeadLetter, Event, JobState, JobStatus, Keys, OnDuplicate, Prefix, Priority,
     QueueStats, Settings, WorkerInfo,
 };
 pub use ferry_broker::{
-    Concurrency, ConcurrencyScope, Duplicate, Enqueued, GateState, Missed, RateLimit, Recurrence,
-    ScheduleInfo, Upserted,
+    Concurrency, ConcurrencyScope, Duplicate, Enqueued, GateState, Missed, RateGate, RateLimit,
+    RateLimits, RateState, Recurrence, ScheduleInfo, Upserted,
 };
 pub use handler::{Handler, HandlerFn, JobContext, Progress};
 pub use job::Job;

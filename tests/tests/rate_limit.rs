@@ -174,3 +174,254 @@ async fn a_handlers_rate_limited_holds_the_queue_and_keeps_the_attempt() {
         );
     }
 }
+
+/// A type's limit of 50/s over four worker processes for 10 s, in a queue
+/// that also holds 2,000 jobs of another type: 500 ± 5% of the limited
+/// type start in the 10 s, no second has more than 50 plus the burst, the
+/// other type all run while the limited one is still waiting (no
+/// head-of-line blocking), and nothing starts twice, fails or retries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_types_limit_holds_across_four_workers_and_the_rest_flows() {
+    use std::collections::HashSet;
+    let _heavy = heavy().await;
+    let s = scenario::setup("rate-type-fleet").await;
+    let c = Client::builder(s.redis.url())
+        .prefix(s.prefix.as_str())
+        .connect()
+        .unwrap();
+    let limit = RateLimit::new(50, Duration::from_secs(1)).unwrap();
+    let scope = ferry_queue::ConcurrencyScope::Type("echo".into());
+    c.set_rate_limit_of(&s.queue, &scope, Some(limit))
+        .await
+        .unwrap();
+    c.set_events(&s.queue, Some(1_000_000)).await.unwrap();
+    let to = || EnqueueOptions::new().queue(s.queue.as_str());
+    let echoes: Vec<Echo> = (0..1000)
+        .map(|i| Echo {
+            message: format!("{i}"),
+        })
+        .collect();
+    let echo_ids: HashSet<String> = c
+        .enqueue_batch(&echoes, to())
+        .await
+        .unwrap()
+        .into_iter()
+        .collect();
+    let quick: Vec<Sleep> = (0..2000).map(|_| Sleep { ms: 0 }).collect();
+    let quick_ids: HashSet<String> = c
+        .enqueue_batch(&quick, to())
+        .await
+        .unwrap()
+        .into_iter()
+        .collect();
+    let workers: Vec<WorkerProcess> = (0..4).map(|_| s.worker(&["--concurrency", "20"])).collect();
+    let key = queue(&s.prefix, &s.queue).keys().events().to_owned();
+    let mut conn = s.redis.conn().await;
+    wait_until(Duration::from_secs(30), "the first start", || {
+        let mut conn = conn.clone();
+        let key = key.clone();
+        async move { !started_events(&mut conn, &key).await.is_empty() }
+    })
+    .await;
+    let first = started_events(&mut conn, &key).await[0].0;
+    let end = first + 10_000;
+    wait_until(Duration::from_secs(60), "10 s of starts", || {
+        let mut conn = conn.clone();
+        let key = key.clone();
+        async move {
+            started_events(&mut conn, &key)
+                .await
+                .iter()
+                .any(|(t, _)| *t >= end)
+        }
+    })
+    .await;
+    let all = started_events(&mut conn, &key).await;
+    drop(workers);
+    let ids: Vec<&String> = all.iter().map(|(_, id)| id).collect();
+    let distinct: HashSet<&String> = ids.iter().copied().collect();
+    assert_eq!(distinct.len(), ids.len(), "a job started twice");
+    let echo_starts: Vec<u64> = all
+        .iter()
+        .filter(|(t, id)| *t < end && echo_ids.contains(id))
+        .map(|(t, _)| *t)
+        .collect();
+    let mut per_second = [0u32; 10];
+    for t in &echo_starts {
+        per_second[((t - first) / 1000) as usize] += 1;
+    }
+    eprintln!(
+        "{} echo starts in 10 s; per second: {per_second:?}",
+        echo_starts.len()
+    );
+    assert!(
+        (475..=525).contains(&echo_starts.len()),
+        "{} echo jobs started in 10 s under 50/s",
+        echo_starts.len()
+    );
+    assert!(
+        per_second.iter().all(|n| *n <= 55),
+        "a second over 50 + the burst: {per_second:?}"
+    );
+    // Every quick job started before the 100th echo job: the limited type
+    // never held the rest of the queue back.
+    let hundredth_echo = all
+        .iter()
+        .filter(|(_, id)| echo_ids.contains(id))
+        .nth(99)
+        .map(|(t, _)| *t)
+        .unwrap();
+    let quick_started: Vec<u64> = all
+        .iter()
+        .filter(|(_, id)| quick_ids.contains(id))
+        .map(|(t, _)| *t)
+        .collect();
+    assert_eq!(quick_started.len(), 2000, "every quick job started");
+    assert!(
+        quick_started.iter().all(|t| *t <= hundredth_echo),
+        "a quick job started after the 100th echo job"
+    );
+    let stats = s.stats().await;
+    let count = |name: &str| stats.counters.get(name).copied().unwrap_or(0);
+    assert_eq!((count("retried"), count("dead")), (0, 0), "{stats:?}");
+}
+
+/// The server time (ms) and job id of every `started` event, in order.
+async fn started_events(
+    conn: &mut redis::aio::MultiplexedConnection,
+    key: &str,
+) -> Vec<(u64, String)> {
+    let entries: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
+        .arg(key)
+        .arg("-")
+        .arg("+")
+        .query_async(conn)
+        .await
+        .unwrap();
+    entries
+        .into_iter()
+        .filter(|(_, f)| f.chunks(2).any(|kv| kv == ["event", "started"]))
+        .filter_map(|(entry, f)| {
+            let id = f
+                .chunks(2)
+                .find(|kv| kv[0] == "id")
+                .map(|kv| kv[1].clone())?;
+            Some((entry.split('-').next()?.parse().ok()?, id))
+        })
+        .collect()
+}
+
+#[derive(Serialize, Deserialize)]
+struct Sleep {
+    ms: u64,
+}
+impl Job for Sleep {
+    const TYPE: &'static str = "sleep";
+}
+
+#[derive(Serialize, Deserialize)]
+struct Tenant {
+    key: String,
+}
+impl Job for Tenant {
+    const TYPE: &'static str = "tenant-call";
+}
+
+/// A handler whose upstream says 429 for one tenant holds only that
+/// tenant's key: the other tenant's jobs run meanwhile, and the held job
+/// runs after the hold with its attempt unused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handlers_rate_limited_can_hold_only_its_key() {
+    use std::sync::{Arc, Mutex};
+    let s = scenario::setup("rate-429-key").await;
+    let c = Client::builder(s.redis.url())
+        .prefix(s.prefix.as_str())
+        .connect()
+        .unwrap();
+    let to = |k: &str| {
+        EnqueueOptions::new()
+            .queue(s.queue.as_str())
+            .concurrency_key(k)
+    };
+    let acme = c
+        .enqueue_with(&Tenant { key: "acme".into() }, to("acme"))
+        .await
+        .unwrap();
+    // Runs: (key, attempt, when).
+    let runs: Arc<Mutex<Vec<(String, u32, std::time::Instant)>>> = Arc::default();
+    let seen = Arc::clone(&runs);
+    let worker = ferry_queue::Worker::builder(s.redis.url())
+        .prefix(s.prefix.clone())
+        .queue(s.queue.as_str())
+        .concurrency(2)
+        .handle(move |job: Tenant, ctx: ferry_queue::JobContext| {
+            let seen = Arc::clone(&seen);
+            async move {
+                let mut runs = seen.lock().unwrap();
+                let first_run = runs.is_empty();
+                runs.push((job.key.clone(), ctx.attempt, std::time::Instant::now()));
+                if first_run {
+                    return Err(
+                        ferry_queue::JobError::rate_limited(Duration::from_millis(1500))
+                            .holding(ferry_queue::Hold::Key),
+                    );
+                }
+                Ok(())
+            }
+        })
+        .build()
+        .unwrap();
+    let stop = worker.shutdown_token();
+    let running = tokio::spawn(worker.run());
+    wait_until(Duration::from_secs(10), "the first run", || async {
+        !runs.lock().unwrap().is_empty()
+    })
+    .await;
+    let acme2 = c
+        .enqueue_with(&Tenant { key: "acme".into() }, to("acme"))
+        .await
+        .unwrap();
+    let other = c
+        .enqueue_with(
+            &Tenant {
+                key: "other".into(),
+            },
+            to("other"),
+        )
+        .await
+        .unwrap();
+    let done = c
+        .wait(&s.queue, &other, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(done.state, ferry_queue::JobState::Succeeded, "{done:?}");
+    let held_from = runs.lock().unwrap()[0].2;
+    assert_eq!(
+        runs.lock()
+            .unwrap()
+            .iter()
+            .map(|r| r.0.as_str())
+            .collect::<Vec<_>>(),
+        ["acme", "other"],
+        "the other tenant ran while acme was held, before any acme job"
+    );
+    for id in [&acme, &acme2] {
+        let done = c.wait(&s.queue, id, Duration::from_secs(30)).await.unwrap();
+        assert_eq!(done.state, ferry_queue::JobState::Succeeded, "{done:?}");
+    }
+    stop.cancel();
+    running.await.unwrap().unwrap();
+    let runs = runs.lock().unwrap().clone();
+    assert_eq!(runs.len(), 4, "{runs:?}");
+    for (key, attempt, at) in runs.iter().skip(1).filter(|r| r.0 == "acme") {
+        assert_eq!(*attempt, 1, "{key} used an attempt: {runs:?}");
+        assert!(
+            at.duration_since(held_from) >= Duration::from_millis(1400),
+            "an acme job started {:?} into the 1.5 s hold",
+            at.duration_since(held_from)
+        );
+    }
+}
+
+#[path = "rate_limit/gates.rs"]
+mod gates;

@@ -20,6 +20,12 @@ local function add_envelope(job, json)
         fields[#fields + 1] = v
       end
     end
+    -- Let back from a rate gate's wait: first in line for its slot
+    -- (shared/rates.lua).
+    if #fields > 0 and type(env.rate_gate) == 'string' then
+      fields[#fields + 1] = 'rate_gate'
+      fields[#fields + 1] = env.rate_gate
+    end
     if #fields == 0 then fields = {RAW_FIELD, json} end
     local priority = env[PRIORITY_FIELD]
     if not PRIORITY_INDEX[priority] then priority = PRIORITIES[DEFAULT_PRIORITY] end

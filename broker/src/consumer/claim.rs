@@ -62,7 +62,10 @@ impl Consumer {
 
     /// As [`Consumer::claim`] (`n` ≥ 1), and when nothing is waiting, the
     /// streams' tails for [`Consumer::wait_for_entries`], read in the same
-    /// script so that no entry can slip between the two.
+    /// script so that no entry can slip between the two. Under a rate
+    /// limit of a type or key ([`rate_limit`](crate::rate_limit)) the
+    /// entries may all be parked and more still wait: then
+    /// `Entries` is empty, and the caller claims again.
     ///
     /// # Errors
     /// As [`Consumer::claim`].
@@ -85,6 +88,11 @@ impl Consumer {
         }
         if matches!(flat.as_slice(), [Value::Int(-3)]) {
             return Err(Error::AtConcurrencyLimit(self.queue().name().to_owned()));
+        }
+        // Every entry read was parked under a rate limit of its type or
+        // key, and more may wait: nothing now, claim again.
+        if matches!(flat.as_slice(), [Value::Int(-4)]) {
+            return Ok(Claimed::Entries(Vec::new()));
         }
         if let [Value::Int(0), tails @ ..] = flat.as_slice() {
             let tails: Vec<String> = tails
@@ -149,7 +157,8 @@ impl Consumer {
     /// of Lua: `claim_counts.lua` says how many to take from each stream
     /// (strict priority), then plain XREADGROUPs, pipelined, take them.
     /// Another consumer may take some in between; then fewer come back,
-    /// never more than `n`.
+    /// never more than `n`. While a type or key of the queue has a rate
+    /// limit or hold, this is [`Consumer::claim`].
     ///
     /// # Errors
     /// [`Error::Paused`] while the queue is paused (nothing is claimed);
@@ -173,6 +182,11 @@ impl Consumer {
         }
         if counts == [-3] {
             return Err(Error::AtConcurrencyLimit(self.queue().name().to_owned()));
+        }
+        // A type or key has a rate limit or hold: each entry must pass
+        // through Lua.
+        if counts == [-4] {
+            return self.claim(conn, n).await;
         }
         let [counts @ .., cap] = counts.as_slice() else {
             return Err(Error::Protocol(format!("claim_counts: {counts:?}")));

@@ -104,6 +104,39 @@ impl Client {
             .map_err(|e| self.fail(e))
     }
 
+    /// Sets (or with `None` removes) a rate limit of `queue`'s jobs of one
+    /// type, one concurrency key, or each key (`scope`;
+    /// [`ConcurrencyScope::Queue`](ferry_broker::ConcurrencyScope::Queue)
+    /// is [`Client::set_rate_limit`]): at most `limit.n` of them start per
+    /// period, fleet-wide, and the rest of the queue goes on meanwhile.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a bad queue name, type or key; [`Error::Redis`].
+    pub async fn set_rate_limit_of(
+        &self,
+        queue: &str,
+        scope: &ferry_broker::ConcurrencyScope,
+        limit: Option<ferry_broker::RateLimit>,
+    ) -> Result<()> {
+        let queue = self.queue(queue)?;
+        let mut conn = self.conn().await?;
+        queue
+            .set_rate_limit_of(&mut conn, scope, limit)
+            .await
+            .map_err(|e| self.fail(e))
+    }
+
+    /// The rate limits and holds of `queue`, its own and its types' and
+    /// keys', with the jobs parked under each.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a bad queue name; [`Error::Redis`].
+    pub async fn rate_limits(&self, queue: &str) -> Result<ferry_broker::RateLimits> {
+        let queue = self.queue(queue)?;
+        let mut conn = self.conn().await?;
+        queue.rate_limits(&mut conn).await.map_err(|e| self.fail(e))
+    }
+
     /// Sets (or with `None` removes) a concurrency limit of `queue`: at
     /// most `limit` of the jobs `scope` names run at once across the whole
     /// fleet (the whole queue, a type, a concurrency key, or each key).

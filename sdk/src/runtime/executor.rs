@@ -331,7 +331,7 @@ impl ExecutorParts {
             },
             Ok(Ok(Err(e))) if e.is_permanent() => Outcome::Permanent(e.message().to_owned()),
             Ok(Ok(Err(e))) if e.retry_after().is_some() => {
-                Outcome::RateLimited(e.retry_after().unwrap_or_default())
+                Outcome::RateLimited(e.retry_after().unwrap_or_default(), e.hold())
             }
             Ok(Ok(Err(e))) => Outcome::Failed(e.message().to_owned()),
             Ok(Err(_elapsed)) => Outcome::Failed(timed_out(timeout, longest(&held_us))),

@@ -6,9 +6,10 @@
 
 use std::sync::Arc;
 
+use crate::error::Hold;
 use crate::link::Link;
 use ferry_broker::backoff::jitter;
-use ferry_broker::{record_fields, Backoff, DeadLetterKind, Envelope, Settled};
+use ferry_broker::{record_fields, Backoff, ConcurrencyScope, DeadLetterKind, Envelope, Settled};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -34,8 +35,9 @@ pub(crate) enum Outcome {
     /// A failure no retry can fix: dead-lettered at once.
     Permanent(String),
     /// The handler's upstream is rate limiting: the job goes back (its
-    /// attempt not used) and the queue is held for this long.
-    RateLimited(std::time::Duration),
+    /// attempt not used) and the queue, or its type or key, is held for
+    /// this long.
+    RateLimited(std::time::Duration, crate::error::Hold),
 }
 
 /// Records outcomes. Cheap to clone.
@@ -115,26 +117,36 @@ impl Settler {
                 let reason = format!("{error} (permanent failure at attempt {})", env.attempt);
                 self.dead_letter(job, &reason, DeadLetterKind::Failed).await;
             }
-            Outcome::RateLimited(hold) => Box::pin(self.rate_limited(job, env, hold)).await,
+            Outcome::RateLimited(hold, what) => {
+                Box::pin(self.rate_limited(job, env, hold, what)).await
+            }
         }
     }
 
-    /// The handler's upstream said "later": hold the queue fleet-wide for
-    /// `hold`, and put the job back for then, its attempt not used.
-    async fn rate_limited(&self, job: ClaimedJob, env: &Envelope, hold: Duration) {
+    /// The handler's upstream said "later": hold the queue (or the job's
+    /// type or key) fleet-wide for `hold`, and put the job back for then,
+    /// its attempt not used.
+    async fn rate_limited(&self, job: ClaimedJob, env: &Envelope, hold: Duration, what: Hold) {
         let queue = job.queue.consumer.queue();
+        let scope = match (what, &env.concurrency_key) {
+            (Hold::Queue, _) => ConcurrencyScope::Queue,
+            (Hold::Key, Some(k)) => ConcurrencyScope::Key(k.clone()),
+            (Hold::Type | Hold::Key, _) => ConcurrencyScope::Type(env.job_type.clone()),
+        };
+        let scope = &scope;
         let held = RedisRetry::persist(
             "holding a rate-limited queue",
             &self.conn,
             &self.hard_stop,
             self.lease,
-            |mut conn| async move { queue.hold(&mut conn, hold).await },
+            |mut conn| async move { queue.hold_scope(&mut conn, scope, hold).await },
         )
         .await;
         if held.is_some() {
             tracing::info!(
                 hold_ms = hold.as_millis() as u64,
-                "rate limited by the handler: queue held, job put back"
+                held = ?scope,
+                "rate limited by the handler: held, job put back"
             );
         }
         let (consumer, delivery) = (&job.queue.consumer, &job.delivery);
