@@ -53,6 +53,9 @@ pub struct RateLimits {
     pub gates: Vec<RateGate>,
 }
 
+/// The rates hash, the wakes' gates and the server's TIME, as read.
+type Read = (Vec<(String, String)>, Vec<String>, (u64, u64));
+
 /// Most gates [`Queue::rate_limits`] reports.
 const MAX_GATES_REPORTED: usize = 1000;
 
@@ -125,18 +128,17 @@ impl Queue {
     pub async fn rate_limits<C: ConnectionLike + Send>(&self, conn: &mut C) -> Result<RateLimits> {
         let keys = self.keys();
         let queue = self.rate_state(conn).await?;
-        let (rates, wakes, (secs, micros)): (Vec<(String, String)>, Vec<String>, (u64, u64)) =
-            redis::pipe()
-                .atomic()
-                .cmd("HGETALL")
-                .arg(keys.rates())
-                .cmd("ZRANGE")
-                .arg(keys.rate_wakes())
-                .arg(0)
-                .arg(-1)
-                .cmd("TIME")
-                .query_async(conn)
-                .await?;
+        let (rates, wakes, (secs, micros)): Read = redis::pipe()
+            .atomic()
+            .cmd("HGETALL")
+            .arg(keys.rates())
+            .cmd("ZRANGE")
+            .arg(keys.rate_wakes())
+            .arg(0)
+            .arg(-1)
+            .cmd("TIME")
+            .query_async(conn)
+            .await?;
         let now = secs * 1000 + micros / 1000;
         let each_key = rates
             .iter()
