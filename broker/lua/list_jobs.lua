@@ -1,6 +1,6 @@
 -- list_jobs.lua: one page of a queue's jobs in one state (reads only).
 -- KEYS: the four streams ... progress (shared/queue.lua)
--- ARGV[1] group   ARGV[2] state: queued | running | scheduled | finished | dead
+-- ARGV[1] group   ARGV[2] state: queued | running | scheduled | waiting | finished | dead
 -- ARGV[3] cursor, '' for the first page (as returned by the last page)
 -- ARGV[4] limit (1 or more)
 -- Returns {next cursor or '', item, ...}, each item per state:
@@ -9,12 +9,19 @@
 --               consumer, deliveries, ms since its lease was renewed,
 --               progress JSON or ''}
 --   scheduled: {job id, run-at ms, envelope JSON or false}
+--   waiting:   {job id, 'c', gate, envelope JSON or false, the gate's limit,
+--               its slots held, 0} at a concurrency gate, or {job id, 'r',
+--               gate, envelope JSON or false, its limit text ('' for a hold),
+--               its next slot (ms), jobs parked there} at a rate gate
 --   finished:  {job id, record JSON}
 --   dead:      {entry id, {field, value, ...}}
 -- Order: queued and running in claim order (priority, then entry id);
--- scheduled by run-at; finished newest expiry first; dead newest first.
+-- scheduled by run-at; waiting by gate, oldest first within one;
+-- finished newest expiry first; dead newest first.
 -- Cursors: '<priority index>:<entry id>' (queued, running: after that
--- entry), an offset (scheduled, finished), an entry id (dead: before it).
+-- entry), an offset (scheduled, finished), '<c|r>:<offset>:<gate>'
+-- (waiting: from that place in that gate's list), an entry id (dead:
+-- before it).
 -- Each page costs O(limit + log n): XRANGE / XPENDING from the cursor, a
 -- rank range of a sorted set, or XREVRANGE.
 local state, cursor, limit = ARGV[2], ARGV[3], tonumber(ARGV[4])
@@ -107,6 +114,53 @@ elseif state == 'scheduled' or state == 'finished' then
     else
       local record = redis.call('HGET', RESULTS, id)
       if record then out[#out + 1] = {id, record} end
+    end
+  end
+  return out
+elseif state == 'waiting' then
+  -- Waiting at a concurrency gate (shared/gates.lua: the gates holding
+  -- slots, since a gate with waiting jobs is full) or parked at a rate
+  -- gate (shared/rates.lua: every gate with parked jobs has a wake), by
+  -- kind ('c', then 'r'), gate name, and place in the gate's list.
+  local kind, offset, gate = 'c', 0, ''
+  if cursor ~= '' then
+    local k, o, g = string.match(cursor, '^([cr]):(%d+):(.+)$')
+    if not k then return redis.error_reply('ferry: bad cursor') end
+    kind, offset, gate = k, tonumber(o), g
+  end
+  local now = server_now_ms()
+  local n = 0
+  for _, k in ipairs({'c', 'r'}) do
+    if k == 'r' and kind == 'c' then gate, offset = '', 0 end
+    if k >= kind then
+      local names
+      if k == 'c' then names = redis.call('HKEYS', GATES) else names = redis.call('ZRANGE', RATE_WAKES, 0, -1) end
+      table.sort(names)
+      for _, g in ipairs(names) do
+        if g >= gate then
+          local from = 0
+          if g == gate then from = offset end
+          local list = (k == 'c' and gate_list(g)) or rate_wait_list(g)
+          local ids = redis.call('LRANGE', list, from, from + limit - n)
+          local info
+          if k == 'c' then
+            info = {gate_limit(g) or 0, tonumber(redis.call('HGET', GATES, g)) or 0}
+          else
+            local text = redis.call('HGET', RATES, g)
+            if not text and string.sub(g, 1, 4) == 'key:' then text = redis.call('HGET', RATES, 'key') end
+            local _, next_at = rate_check(g, now)
+            info = {text or '', next_at or now, redis.call('LLEN', list)}
+          end
+          for i, id in ipairs(ids) do
+            n = n + 1
+            if n > limit then
+              out[1] = k .. ':' .. (from + i - 1) .. ':' .. g
+              return out
+            end
+            out[#out + 1] = {id, k, g, redis.call('HGET', SCHEDULED, id) or false, info[1], info[2], info[3] or 0}
+          end
+        end
+      end
     end
   end
   return out

@@ -33,6 +33,9 @@ pub enum ListState {
     /// In the delayed set: scheduled for later, or waiting out a retry's
     /// backoff; soonest first.
     Scheduled,
+    /// Waiting at a concurrency gate for a slot, or parked at a rate gate
+    /// for its next slot: by gate, oldest first within each.
+    Waiting,
     /// Finished (succeeded or cancelled) with a record kept; the records
     /// expiring last first (the newest, under one retention).
     Finished,
@@ -47,6 +50,7 @@ impl ListState {
             ListState::Queued => "queued",
             ListState::Running => "running",
             ListState::Scheduled => "scheduled",
+            ListState::Waiting => "waiting",
             ListState::Finished => "finished",
             ListState::Dead => "dead",
         }
@@ -88,6 +92,16 @@ impl ListState {
                     && cursor.bytes().all(|b| b.is_ascii_digit())
             }
             ListState::Dead => entry_id(cursor).is_some_and(|e| e != (0, 0)),
+            ListState::Waiting => {
+                let mut parts = cursor.splitn(3, ':');
+                matches!(
+                    (parts.next(), parts.next(), parts.next()),
+                    (Some("c" | "r"), Some(o), Some(g))
+                        if !o.is_empty() && o.len() <= 15
+                            && o.bytes().all(|b| b.is_ascii_digit())
+                            && !g.is_empty()
+                )
+            }
         }
     }
 }
@@ -106,6 +120,7 @@ impl std::str::FromStr for ListState {
             ListState::Queued,
             ListState::Running,
             ListState::Scheduled,
+            ListState::Waiting,
             ListState::Finished,
             ListState::Dead,
         ]
@@ -113,7 +128,7 @@ impl std::str::FromStr for ListState {
         .find(|l| l.as_str() == s)
         .ok_or_else(|| ConfigError::InvalidSetting {
             name: "state",
-            reason: format!("{s:?}: use queued, running, scheduled, finished or dead"),
+            reason: format!("{s:?}: use queued, running, scheduled, waiting, finished or dead"),
         })
     }
 }
@@ -220,6 +235,23 @@ fn listed(state: ListState, parts: &[Value]) -> Option<JobStatus> {
             };
             Some(JobStatus::delayed(&id, due, &env))
         }
+        (ListState::Waiting, [id, kind, gate, envelope, a, b, c]) => {
+            let id = reply::string(id)?;
+            let gate = reply::string(gate)?;
+            let env = envelope_map(envelope);
+            Some(if reply::string(kind)? == "c" {
+                JobStatus::gated(&id, &gate, reply::int(a)?, reply::int(b)?, &env)
+            } else {
+                JobStatus::rate_limited(
+                    &id,
+                    &gate,
+                    &reply::string(a).unwrap_or_default(),
+                    reply::int(b).and_then(|n| u64::try_from(n).ok()),
+                    reply::int(c).unwrap_or(0),
+                    &env,
+                )
+            })
+        }
         (ListState::Finished, [id, record]) => {
             let id = reply::string(id)?;
             from_record(&id, &reply::string(record)?).ok()
@@ -256,6 +288,11 @@ mod tests {
         assert!(!ListState::Finished.cursor_ok("1:1-1"));
         assert!(ListState::Dead.cursor_ok("1-1"));
         assert!(!ListState::Dead.cursor_ok("x-1"));
+        assert!(ListState::Waiting.cursor_ok("c:0:key:tenant-42"));
+        assert!(ListState::Waiting.cursor_ok("r:12:type:send"));
+        assert!(!ListState::Waiting.cursor_ok("x:1:type:send"));
+        assert!(!ListState::Waiting.cursor_ok("c::type:send"));
+        assert!(!ListState::Waiting.cursor_ok("c:1:"));
         // Bounds Redis refuses as exclusive ones, and parts past a u64.
         assert!(!ListState::Dead.cursor_ok("0-0"));
         assert!(!ListState::Queued.cursor_ok("1:18446744073709551615-18446744073709551615"));

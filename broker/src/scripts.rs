@@ -121,7 +121,7 @@ pub(crate) static REPRIORITISE: LazyLock<QueueScript> =
 pub(crate) static CANCEL: LazyLock<QueueScript> = script!("cancel.lua", 17: queue, clock, names, entry_ids, group_state, settings, timing, events, records, admit, gates, rates);
 /// `list_jobs.lua`: one page of a queue's jobs in one state.
 pub(crate) static LIST_JOBS: LazyLock<QueueScript> =
-    script!("list_jobs.lua", 15: queue, clock, names, entry_ids, group_state);
+    script!("list_jobs.lua", 15: queue, clock, names, entry_ids, group_state, admit, gates, rates);
 /// `stream_info.lua`: each priority stream's consumer-group state.
 pub(crate) static STREAM_INFO: LazyLock<QueueScript> = script!("stream_info.lua", 4: queue, clock);
 /// `stats.lua`: depth per priority, delayed, dead and counters, read in one round trip.

@@ -299,3 +299,59 @@ async fn bad_scopes_are_refused() {
         assert!(e.to_string().contains("rate_limit"), "{scope:?}: {e}");
     }
 }
+
+#[tokio::test]
+async fn the_waiting_list_pages_through_both_kinds_of_gate() {
+    let (_redis, q, mut conn) = setup(ConcurrencyScope::Type("echo".into()), "1/1h:1").await;
+    q.set_concurrency(&mut conn, &ConcurrencyScope::Key("t".into()), Some(1))
+        .await
+        .unwrap();
+    // Two sleep jobs of key t: one holds t's slot, one waits at its gate.
+    let gated = q
+        .enqueue(
+            &mut conn,
+            &[job("sleep", 1, Some("t")), job("sleep", 2, Some("t"))],
+        )
+        .await
+        .unwrap();
+    let echoes = q
+        .enqueue(
+            &mut conn,
+            &(0..4).map(|n| job("echo", n, None)).collect::<Vec<_>>(),
+        )
+        .await
+        .unwrap();
+    let consumer = q.consumer("w");
+    assert_eq!(
+        claim_ids(&consumer, &mut conn, 10).await,
+        vec![gated[0].clone(), echoes[0].clone()]
+    );
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..10 {
+        let page = q
+            .jobs(
+                &mut conn,
+                ferry_broker::ListState::Waiting,
+                cursor.as_deref(),
+                2,
+            )
+            .await
+            .unwrap();
+        assert!(page.jobs.len() <= 2);
+        for j in &page.jobs {
+            assert_eq!(j.state, JobState::Waiting);
+            seen.push((j.id.clone(), j.waiting_for.clone().unwrap()));
+        }
+        cursor = page.next;
+        if cursor.is_none() {
+            break;
+        }
+    }
+    let ids: Vec<&str> = seen.iter().map(|(id, _)| id.as_str()).collect();
+    let mut want: Vec<&str> = vec![gated[1].as_str()];
+    want.extend(echoes[1..].iter().map(String::as_str));
+    assert_eq!(ids, want, "{seen:?}");
+    assert_eq!(seen[0].1, "concurrency key t at its limit (1 of 1 running)");
+    assert!(seen[1].1.starts_with("rate limited: type echo"), "{seen:?}");
+}
