@@ -67,8 +67,10 @@ struct Args {
     /// bind, to measure what it costs: `off` (the default), `rate` (a rate
     /// limit of 1,000,000/s), `queue-limit` (a queue concurrency limit of
     /// 100,000), `type-limit` (a concurrency limit of 100,000 on the
-    /// bench's job type: every job passes a gate).
-    #[arg(long, default_value = "off", value_parser = ["off", "rate", "queue-limit", "type-limit"])]
+    /// bench's job type: every job passes a gate), `type-rate` (a rate
+    /// limit of 1,000,000/s on the bench's job type: every claimed job
+    /// passes a rate gate).
+    #[arg(long, default_value = "off", value_parser = ["off", "rate", "queue-limit", "type-limit", "type-rate"])]
     flow: String,
 }
 
@@ -204,6 +206,22 @@ impl Bench {
                 )
                 .await
                 .expect("type limit"),
+            "type-rate" => {
+                let limit = ferry_queue::RateLimit::with_burst(
+                    1_000_000,
+                    std::time::Duration::from_secs(1),
+                    1_000_000,
+                )
+                .expect("rate limit");
+                client
+                    .set_rate_limit_of(
+                        "q",
+                        &ferry_queue::ConcurrencyScope::Type("bench".into()),
+                        Some(limit),
+                    )
+                    .await
+                    .expect("type rate")
+            }
             _ => {}
         }
         if !self.records {

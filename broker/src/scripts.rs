@@ -66,7 +66,11 @@ macro_rules! script {
 }
 
 /// `claim.lua`: strict-priority XREADGROUP over the four streams, one round trip.
-pub(crate) static CLAIM: LazyLock<QueueScript> = script!("claim.lua", 17: queue, clock, settings, names, events, entry_ids, group_state, remove_done, admit, gates, rates);
+pub(crate) static CLAIM: LazyLock<QueueScript> =
+    script!("claim.lua", 17: queue, clock, settings, names, events, claim_streams);
+/// `claim_rated.lua`: claim.lua with each entry through its rate gates (a type's or key's rate limit or hold).
+pub(crate) static CLAIM_RATED: LazyLock<QueueScript> = script!("claim_rated.lua", 17:
+    queue, clock, settings, names, events, claim_streams, entry_ids, group_state, remove_done, admit, gates, rates);
 /// `claim_counts.lua`: how many entries to claim from each stream (strict priority).
 pub(crate) static CLAIM_COUNTS: LazyLock<QueueScript> =
     script!("claim_counts.lua", 17: queue, clock, settings, group_state, waiting, events);
@@ -156,7 +160,7 @@ pub(crate) static REPAIR_GATES: LazyLock<QueueScript> =
     script!("repair_gates.lua", 10: queue, names, admit, gates);
 
 /// Every script with its file name.
-fn all() -> [(&'static str, &'static QueueScript); 32] {
+fn all() -> [(&'static str, &'static QueueScript); 33] {
     [
         ("repair_gates.lua", &REPAIR_GATES),
         ("drain_gates.lua", &DRAIN_GATES),
@@ -178,6 +182,7 @@ fn all() -> [(&'static str, &'static QueueScript); 32] {
         ("purge_dead.lua", &PURGE_DEAD),
         ("status.lua", &STATUS),
         ("claim.lua", &CLAIM),
+        ("claim_rated.lua", &CLAIM_RATED),
         ("claim_counts.lua", &CLAIM_COUNTS),
         ("ack.lua", &ACK),
         ("retry.lua", &RETRY),

@@ -74,12 +74,31 @@ impl Consumer {
         conn: &mut C,
         n: usize,
     ) -> Result<Claimed> {
-        let mut inv = self.queue().invoke(&scripts::CLAIM);
-        inv.arg(self.name()).arg(n);
-        let v: Value = inv.invoke_async(conn).await?;
-        let Value::Array(flat) = v else {
-            return Err(Error::Protocol(format!("claim: {v:?}")));
-        };
+        use std::sync::atomic::Ordering::Relaxed;
+        // claim.lua while no type or key has a rate limit or hold, else
+        // claim_rated.lua; each says when to use the other ({-5}, {-6}).
+        let mut flat = Vec::new();
+        for _ in 0..3 {
+            let script = if self.rated.load(Relaxed) {
+                &scripts::CLAIM_RATED
+            } else {
+                &scripts::CLAIM
+            };
+            let mut inv = self.queue().invoke(script);
+            inv.arg(self.name()).arg(n);
+            let v: Value = inv.invoke_async(conn).await?;
+            let Value::Array(reply) = v else {
+                return Err(Error::Protocol(format!("claim: {v:?}")));
+            };
+            match reply.as_slice() {
+                [Value::Int(-5)] => self.rated.store(true, Relaxed),
+                [Value::Int(-6)] => self.rated.store(false, Relaxed),
+                _ => {
+                    flat = reply;
+                    break;
+                }
+            }
+        }
         if matches!(flat.as_slice(), [Value::Int(-1)]) {
             return Err(Error::Paused(self.queue().name().to_owned()));
         }

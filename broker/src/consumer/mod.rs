@@ -48,11 +48,19 @@ pub const MAX_IDS_PER_CALL: usize = 1000;
 pub struct Consumer {
     queue: Queue,
     name: String,
+    /// Whether the queue's types or keys had rate limits or holds at the
+    /// last claim: then claims go through `claim_rated.lua` (the scripts
+    /// say when to switch).
+    rated: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Consumer {
     pub(crate) fn new(queue: Queue, name: String) -> Self {
-        Self { queue, name }
+        Self {
+            queue,
+            name,
+            rated: std::sync::Arc::default(),
+        }
     }
 
     /// The consumer's name in the group.
