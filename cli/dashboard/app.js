@@ -6,6 +6,10 @@
 // input survive it. Nodes are made with createElement and textContent only,
 // never from HTML strings. Buttons carry what they act on in data-
 // attributes and one listener handles them all.
+//
+// The queue page's Limits panel is in limits.js.
+
+import { limitsView } from './limits.js';
 
 const REFRESH_MS = 2000;
 const PAGE_SIZE = 10;
@@ -718,13 +722,15 @@ async function queue({ queue: q, tab }) {
   const Q = enc(q);
   const cursor = state.page.cursors.at(-1);
   const jobsPath = `/v1/queues/${Q}/jobs?state=${enc(tab)}&limit=${PAGE_SIZE}${cursor ? `&cursor=${enc(cursor)}` : ''}`;
-  const [stats, streams, jobs, workers, settings, schedules] = await Promise.all([
+  const [stats, streams, jobs, workers, settings, schedules, concurrency, rateLimits] = await Promise.all([
     get(`/v1/queues/${Q}/stats`),
     get(`/v1/queues/${Q}/streams`).catch((e) => e),
     get(jobsPath).catch((e) => e),
     get(`/v1/queues/${Q}/workers`).catch(() => []),
     get(`/v1/queues/${Q}/settings`).catch((e) => e),
     get(`/v1/queues/${Q}/schedules`).catch((e) => e),
+    get(`/v1/queues/${Q}/concurrency`).catch((e) => e),
+    get(`/v1/queues/${Q}/rate_limits`).catch((e) => e),
   ]);
   const r = stats.recent;
   const summary = (label, sm, key) =>
@@ -753,6 +759,7 @@ async function queue({ queue: q, tab }) {
       rateCard(q, stats.rate_limit),
     ),
     section('Settings', settingsList(q, settings)),
+    section('Limits', limitsView(q, concurrency, rateLimits, { h, td, table, num, time, duration })),
     section('Schedules', schedulesTable(q, schedules)),
     section('Streams', streamsTable(streams)),
     section('Jobs', jobTabs(q, tab), jobsTable(q, tab, jobs)),
@@ -800,6 +807,7 @@ function settingsList(q, settings) {
       row('Records kept, at most', num(settings.retention_count), 'settings-retention-count', `ferry settings ${q} --retention-count N`),
       row('Lifecycle events', settings.events ? `on, ${num(settings.events)} kept` : 'off', 'settings-events', `ferry settings ${q} --events CAP|off`),
       row('Rate limit', settings.rate_limit ?? 'no limit', 'settings-rate-limit', `ferry settings ${q} --rate-limit N/PERIOD[:BURST]|none`),
+      row('Every key’s rate limit', settings.key_rate_limit ?? 'no limit', 'settings-key-rate-limit', `ferry settings ${q} --key-rate-limit N/PERIOD[:BURST]|none`),
     ], { caption: 'Settings' }),
   ];
 }

@@ -1,8 +1,11 @@
 //! Concurrency limits for operators: the queue-wide, every-key, type and
 //! key limits ([`ferry_broker::Concurrency`]) and priority weights, for
 //! `ferry settings`, `ferry limits`, `ferry limit` and the HTTP API.
+//! `ferry limits` shows the rate limits of the queue, its types and keys
+//! alongside ([`LimitsReport`]).
 
-use ferry_broker::{Concurrency, ConcurrencyScope};
+use ferry_broker::{Concurrency, ConcurrencyScope, RateLimits};
+use serde::Serialize;
 
 use crate::admin::Admin;
 use crate::error::{Error, Result};
@@ -77,7 +80,32 @@ pub fn parse_scope(text: &str) -> Result<ConcurrencyScope> {
     )))
 }
 
+/// What `ferry limits` prints: the concurrency limits and gates (their
+/// fields at the top level, as before), and the rate limits.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LimitsReport {
+    /// The concurrency limits and their gates, busiest first.
+    #[serde(flatten)]
+    pub concurrency: Concurrency,
+    /// The rate limits: the queue's, every key's, and each type's and
+    /// key's gate (limit, hold, next slot, jobs waiting).
+    pub rate_limits: RateLimits,
+}
+
 impl Admin {
+    /// The concurrency and rate limits of `queue`, read together.
+    ///
+    /// # Errors
+    /// A bad queue name; Redis errors.
+    pub async fn limits(&self, queue: &str) -> Result<LimitsReport> {
+        let (concurrency, rate_limits) =
+            futures::try_join!(self.concurrency(queue), self.rate_limits(queue))?;
+        Ok(LimitsReport {
+            concurrency,
+            rate_limits,
+        })
+    }
+
     /// The concurrency limits of `queue` and its gates, busiest first.
     ///
     /// # Errors

@@ -140,15 +140,8 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Streams(q) => print(json, &admin.streams(&q.queue).await?),
         Command::Workers { queue } => print(json, &admin.workers(queue.as_deref()).await?),
         Command::Settings(a) => return settings(&admin, a, json).await,
-        Command::Limits(a) => print(json, &admin.concurrency(&a.queue).await?),
-        Command::Limit(a) => {
-            let scope = match (a.job_type, a.key) {
-                (Some(t), _) => ferry_broker::ConcurrencyScope::Type(t),
-                (None, Some(k)) => ferry_broker::ConcurrencyScope::Key(k),
-                (None, None) => return Err(Error::Usage("give --type or --key".into())),
-            };
-            print(json, &admin.set_limit(&a.queue, &scope, a.limit.0).await?)
-        }
+        Command::Limits(a) => print(json, &admin.limits(&a.queue).await?),
+        Command::Limit(a) => return limit(&admin, a, json).await,
         Command::Schedules(q) => print(json, &admin.schedules(&q.queue).await?),
         Command::Schedule(cmd) => match cmd {
             ScheduleCommand::Add(a) => {
@@ -323,6 +316,11 @@ async fn settings(admin: &Admin, a: args::SettingsArgs, json: bool) -> Result<()
             .as_deref()
             .map(ferry_queue_cli::rate_limit::parse_flag)
             .transpose()?,
+        key_rate_limit: a
+            .key_rate_limit
+            .as_deref()
+            .map(|t| ferry_queue_cli::rate_limit::parse_option("--key-rate-limit", t))
+            .transpose()?,
         concurrency: a.concurrency.map(|l| l.0),
         key_concurrency: a.key_concurrency.map(|l| l.0),
         weights: a
@@ -343,6 +341,34 @@ async fn settings(admin: &Admin, a: args::SettingsArgs, json: bool) -> Result<()
         admin.change_settings(&a.queue, &change).await?
     };
     print(json, &SettingsReport { settings, cleared }).map_err(io)
+}
+
+/// `ferry limit`: sets a type's or a key's concurrency limit (and prints
+/// the concurrency limits), or with --rate its rate limit (and prints
+/// every limit, as `ferry limits`).
+async fn limit(admin: &Admin, a: args::LimitArgs, json: bool) -> Result<()> {
+    use ferry_broker::ConcurrencyScope;
+    let (option, scope) = match (a.job_type, a.key) {
+        (Some(t), _) => ("--type", ConcurrencyScope::Type(t)),
+        (None, Some(k)) => ("--key", ConcurrencyScope::Key(k)),
+        (None, None) => return Err(Error::Usage("give --type or --key".into())),
+    };
+    let Some(rate) = a.rate else {
+        let Some(limit) = a.limit else {
+            return Err(Error::Usage("give a limit (N or none), or --rate".into()));
+        };
+        let report = admin.set_limit(&a.queue, &scope, limit.0).await?;
+        return print(json, &report).map_err(io);
+    };
+    // Everything checked before anything is written.
+    let rate = ferry_queue_cli::rate_limit::parse_option("--rate", &rate)?;
+    ferry_queue_cli::rate_limit::check_scope(&scope)
+        .map_err(|e| Error::Usage(format!("{option}: {e}")))?;
+    if let Some(limit) = a.limit {
+        admin.set_limit(&a.queue, &scope, limit.0).await?;
+    }
+    admin.set_rate_limit_of(&a.queue, &scope, rate).await?;
+    print(json, &admin.limits(&a.queue).await?).map_err(io)
 }
 
 /// `ferry events`: prints the events kept after --after (at most --limit),

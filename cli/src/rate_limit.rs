@@ -3,10 +3,13 @@
 //! live state (is the queue rate limited now, and when is its next slot)
 //! for `ferry stats`, the stats route, the dashboard and `/metrics`.
 //! The limit itself is the broker's ([`ferry_broker::RateLimit`],
-//! decided inside the claim scripts).
+//! decided inside the claim scripts). The rate limits of job types and
+//! concurrency keys (their gates, [`ferry_broker::RateLimits`]) are here
+//! too, for `ferry limit --rate`, `ferry limits` and
+//! `/v1/queues/{queue}/rate_limits`.
 
 use ferry_broker::rate_limit::RateState;
-use ferry_broker::RateLimit;
+use ferry_broker::{ConcurrencyScope, RateLimit, RateLimits};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::admin::Admin;
@@ -66,12 +69,86 @@ pub fn parse(text: &str) -> Result<RateLimit> {
 /// # Errors
 /// [`Error::Usage`] for a limit that does not parse.
 pub fn parse_flag(text: &str) -> Result<Option<RateLimit>> {
+    parse_option("--rate-limit", text)
+}
+
+/// A limit, or `none` (`off`) to remove it, given with the command-line
+/// option `option` (`--key-rate-limit`, `--rate`).
+///
+/// # Errors
+/// [`Error::Usage`] naming `option`, for a limit that does not parse.
+pub fn parse_option(option: &str, text: &str) -> Result<Option<RateLimit>> {
     if NO_LIMIT.contains(&text.trim()) {
         return Ok(None);
     }
     match parse(text) {
         Ok(l) => Ok(Some(l)),
-        Err(e) => Err(Error::Usage(format!("--rate-limit: {e}"))),
+        Err(e) => Err(Error::Usage(format!("{option}: {e}"))),
+    }
+}
+
+/// Parses a rate gate's scope as the API names it: `type:<T>`, `key:<K>`,
+/// or `key` (every key's limit, where a key has none of its own).
+///
+/// # Errors
+/// [`Error::Input`] for anything else, or for a bad type or key.
+pub fn parse_scope(text: &str) -> Result<ConcurrencyScope> {
+    let scope = if text == "key" {
+        ConcurrencyScope::EachKey
+    } else if let Some(t) = text.strip_prefix("type:") {
+        ConcurrencyScope::Type(t.to_owned())
+    } else if let Some(k) = text.strip_prefix("key:") {
+        ConcurrencyScope::Key(k.to_owned())
+    } else {
+        return Err(Error::Input(format!(
+            "scope {:?}: give `type:<T>`, `key:<K>` or `key` (every key)",
+            preview(text)
+        )));
+    };
+    check_scope(&scope).map_err(|e| Error::Input(format!("scope: {e}")))?;
+    Ok(scope)
+}
+
+/// Checks a scope's type or key before anything is written.
+///
+/// # Errors
+/// The reason, as text (a type or key that is empty, too long, or has a
+/// control character).
+pub fn check_scope(scope: &ConcurrencyScope) -> std::result::Result<(), String> {
+    use ferry_broker::envelope::{check_concurrency_key, check_job_type};
+    match scope {
+        ConcurrencyScope::Type(t) => check_job_type(t),
+        ConcurrencyScope::Key(k) => check_concurrency_key(k),
+        _ => Ok(()),
+    }
+}
+
+/// At most 64 characters of `text`, for an error message.
+fn preview(text: &str) -> String {
+    let mut p: String = text.chars().take(64).collect();
+    if p.len() < text.len() {
+        p.push('…');
+    }
+    p
+}
+
+/// A rate limit to set with `PUT /v1/queues/{queue}/rate_limits/{scope}`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitChange {
+    /// The limit, `<n>/<period>[:<burst>]` (`50/1s`, `1000/1m:100`), or
+    /// null to remove it.
+    #[schema(example = "50/1s")]
+    pub rate_limit: Option<String>,
+}
+
+impl RateLimitChange {
+    /// The limit asked for (`None`: remove it).
+    ///
+    /// # Errors
+    /// [`Error::Input`] naming `rate_limit`, for one that does not parse.
+    pub fn limit(&self) -> Result<Option<RateLimit>> {
+        self.rate_limit.as_deref().map(parse).transpose()
     }
 }
 
@@ -114,6 +191,38 @@ impl Admin {
             .map_err(|e| self.fail(e))?;
         Ok(state.map(RateLimitState::from))
     }
+
+    /// The rate limits of `queue`: its own, every key's, and each type's
+    /// and key's gate (limit, hold, next slot, jobs parked there).
+    ///
+    /// # Errors
+    /// A bad queue name; Redis errors.
+    pub async fn rate_limits(&self, queue: &str) -> Result<RateLimits> {
+        let q = self.queue(queue)?;
+        q.rate_limits(&mut self.conn())
+            .await
+            .map_err(|e| self.fail(e))
+    }
+
+    /// Sets (or with `None` removes) the rate limit of `scope` (a type,
+    /// a key, or every key); returns the rate limits after.
+    ///
+    /// # Errors
+    /// [`Error::Input`] for a bad type or key; a bad queue name; Redis
+    /// errors.
+    pub async fn set_rate_limit_of(
+        &self,
+        queue: &str,
+        scope: &ConcurrencyScope,
+        limit: Option<RateLimit>,
+    ) -> Result<RateLimits> {
+        check_scope(scope).map_err(Error::Input)?;
+        let q = self.queue(queue)?;
+        q.set_rate_limit_of(&mut self.conn(), scope, limit)
+            .await
+            .map_err(|e| self.fail(e))?;
+        self.rate_limits(queue).await
+    }
 }
 
 #[cfg(test)]
@@ -142,6 +251,21 @@ mod tests {
                 "{bad}: {text}"
             );
         }
+    }
+
+    #[test]
+    fn scopes_name_a_type_a_key_or_every_key() {
+        use ConcurrencyScope as S;
+        assert_eq!(parse_scope("type:echo").unwrap(), S::Type("echo".into()));
+        assert_eq!(parse_scope("key:acme").unwrap(), S::Key("acme".into()));
+        assert_eq!(parse_scope("key").unwrap(), S::EachKey);
+        for bad in ["queue", "type", "x:y", "type:", "key:a\nb"] {
+            let e = parse_scope(bad).unwrap_err();
+            assert_eq!(e.kind(), crate::ErrorKind::Failed, "{bad}");
+            assert!(e.to_string().starts_with("scope"), "{bad}: {e}");
+        }
+        let e = parse_option("--rate", "50/1y").unwrap_err().to_string();
+        assert!(e.starts_with("--rate: invalid setting rate_limit: "), "{e}");
     }
 
     #[test]

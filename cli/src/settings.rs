@@ -32,6 +32,13 @@ pub struct QueueSettings {
     /// (`50/1s`, `1000/1m:100` with a burst of 100). Null: no limit.
     #[schema(example = "50/1s")]
     pub rate_limit: Option<String>,
+    /// Every concurrency key's rate limit (where a key has none of its
+    /// own, `PUT .../rate_limits/key:<K>`): at most `n` starts of one
+    /// key's jobs per period. Left out: no limit (so that the settings
+    /// of a queue without one read as they always have).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "10/1s")]
+    pub key_rate_limit: Option<String>,
     /// The queue-wide concurrency limit: at most this many jobs running
     /// at once. Null: no limit.
     pub concurrency: Option<u32>,
@@ -73,6 +80,12 @@ pub struct SettingsChange {
     #[serde(default, deserialize_with = "crate::rate_limit::field")]
     #[schema(value_type = Option<String>, nullable, example = "1000/1m:100")]
     pub rate_limit: Option<Option<RateLimit>>,
+    /// Every concurrency key's rate limit, `<n>/<period>[:<burst>]` as
+    /// `rate_limit` (a key's own, `PUT .../rate_limits/key:<K>`, wins), or
+    /// null to remove it.
+    #[serde(default, deserialize_with = "crate::rate_limit::field")]
+    #[schema(value_type = Option<String>, nullable, example = "10/1s")]
+    pub key_rate_limit: Option<Option<RateLimit>>,
     /// The queue-wide concurrency limit (1 or more), or null for none.
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<u32>, nullable, minimum = 1)]
@@ -167,14 +180,14 @@ impl Admin {
     /// # Errors
     /// A bad queue name; Redis errors.
     pub async fn settings(&self, queue: &str) -> Result<QueueSettings> {
-        let (s, rate_limit, conc, weights) = futures::try_join!(
+        let (s, rates, conc, weights) = futures::try_join!(
             async {
                 self.client()
                     .settings(queue)
                     .await
                     .map_err(|e| self.fail(e))
             },
-            self.rate_limit(queue),
+            self.rate_limits(queue),
             self.concurrency(queue),
             self.weights(queue),
         )?;
@@ -185,7 +198,8 @@ impl Admin {
             retention_ms: u64::try_from(s.retention.as_millis()).unwrap_or(u64::MAX),
             retention_count: s.retention_count,
             events: s.events,
-            rate_limit: rate_limit.map(|l| l.to_string()),
+            rate_limit: rates.queue.and_then(|r| r.limit).map(|l| l.to_string()),
+            key_rate_limit: rates.each_key.map(|l| l.to_string()),
             concurrency: conc.queue,
             key_concurrency: conc.each_key,
             weights,
@@ -234,6 +248,9 @@ impl Admin {
                 .map_err(|e| self.fail(e))?;
         }
         use ferry_broker::ConcurrencyScope as S;
+        if let Some(limit) = change.key_rate_limit {
+            self.set_rate_limit_of(queue, &S::EachKey, limit).await?;
+        }
         if let Some(c) = change.concurrency {
             self.set_limit(queue, &S::Queue, c).await?;
         }

@@ -49,6 +49,11 @@ pub struct StatsReport {
     /// The concurrency limits and their gates (busiest first). Null when
     /// no concurrency limit is set.
     pub concurrency: Option<ferry_broker::Concurrency>,
+    /// The rate limits of the queue's types and keys: every key's limit,
+    /// and each gate's limit, hold and parked jobs (the queue's own is
+    /// `rate_limit`, here too as the broker reports it). Null when no type
+    /// or key has a rate limit, a hold or parked jobs.
+    pub rate_gates: Option<ferry_broker::RateLimits>,
 }
 
 impl StatsReport {
@@ -73,6 +78,7 @@ impl StatsReport {
             recent: stats.recent,
             rate_limit: None,
             concurrency: None,
+            rate_gates: None,
         }
     }
 
@@ -84,18 +90,22 @@ impl StatsReport {
 }
 
 impl Admin {
-    /// The stats of `queue` (two round trips, and the rate limit's state
-    /// read alongside). A queue with no keys reads as empty.
+    /// The stats of `queue` (two round trips, and the rate limits' and
+    /// concurrency limits' state read alongside). A queue with no keys
+    /// reads as empty.
     ///
     /// # Errors
     /// Redis errors, or a bad queue name.
     pub async fn stats(&self, queue: &str) -> Result<StatsReport> {
-        let (stats, rate, conc) = futures::try_join!(
+        let (stats, rates, conc) = futures::try_join!(
             async { self.client().stats(queue).await.map_err(|e| self.fail(e)) },
-            self.rate_limit_state(queue),
+            self.rate_limits(queue),
             self.concurrency(queue),
         )?;
+        let rate = rates.queue.map(RateLimitState::from);
         let mut report = StatsReport::new(queue, stats).with_rate_limit(rate);
+        let gated = rates.each_key.is_some() || !rates.gates.is_empty();
+        report.rate_gates = gated.then_some(rates);
         let any = conc.queue.is_some()
             || conc.each_key.is_some()
             || !conc.limits.is_empty()

@@ -29,6 +29,14 @@ mod dashboard;
 #[path = "flow_surface/limits.rs"]
 mod limits;
 
+/// Rate limits of job types and keys.
+#[path = "flow_surface/rate_gates.rs"]
+mod rate_gates;
+
+/// The dashboard's Limits panel.
+#[path = "flow_surface/dashboard_limits.rs"]
+mod dashboard_limits;
+
 /// Asserts a usage error (exit 64) whose one line contains every one of `parts`.
 fn usage_error(ran: &Ran, parts: &[&str]) {
     ran.assert_code(64);

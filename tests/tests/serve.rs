@@ -490,6 +490,7 @@ async fn tokens_guard_the_api_and_a_public_address_needs_one() {
     for (path, kind) in [
         ("/", "text/html"),
         ("/ui/app.js", "text/javascript"),
+        ("/ui/limits.js", "text/javascript"),
         ("/ui/style.css", "text/css"),
     ] {
         let r = env.http.get(env.server.url(path)).send().await.unwrap();

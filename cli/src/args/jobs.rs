@@ -31,7 +31,8 @@ pub struct JobsArgs {
     /// Queue name.
     #[arg(value_parser = parse_queue)]
     pub queue: String,
-    /// queued, running, scheduled, finished or dead.
+    /// queued, running, scheduled, waiting (at a concurrency or rate
+    /// gate), finished or dead.
     #[arg(long, default_value = "queued")]
     pub state: ferry_broker::ListState,
     /// Jobs per page (1 to 1,000).

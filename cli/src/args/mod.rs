@@ -113,10 +113,13 @@ pub enum Command {
     /// events, rate limit), or change them: only the options given change.
     Settings(SettingsArgs),
     /// A queue's concurrency limits (queue, every key, types, keys) and
-    /// its gates' running and waiting jobs, busiest first.
+    /// its gates' running and waiting jobs, busiest first; then its rate
+    /// limits (queue, every key, each type's and key's: limit, hold, next
+    /// slot, jobs waiting).
     Limits(LimitsArgs),
     /// Set (or with `none` remove) the concurrency limit of a job type
-    /// (--type) or a concurrency key (--key).
+    /// (--type) or a concurrency key (--key), or with --rate its rate
+    /// limit.
     Limit(LimitArgs),
     /// A queue's cron and periodic schedules: name, spec, missed-tick
     /// policy, next fire time (server clock, UTC), last job and its state.

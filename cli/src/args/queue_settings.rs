@@ -30,6 +30,11 @@ pub struct SettingsArgs {
     /// `none` to remove the limit.
     #[arg(long, value_name = "N/PERIOD[:BURST]|none", allow_hyphen_values = true)]
     pub rate_limit: Option<String>,
+    /// Every concurrency key's rate limit: at most N starts of one key's
+    /// jobs per PERIOD, as --rate-limit (a key's own, `ferry limit --key K
+    /// --rate`, wins), or `none` to remove it.
+    #[arg(long, value_name = "N/PERIOD[:BURST]|none", allow_hyphen_values = true)]
+    pub key_rate_limit: Option<String>,
     /// The queue-wide concurrency limit (at most N jobs running at once),
     /// or `none`.
     #[arg(long, value_name = "N|none", value_parser = parse_limit32)]
@@ -101,9 +106,16 @@ pub struct LimitArgs {
     /// The concurrency key whose limit to set.
     #[arg(long, value_name = "K")]
     pub key: Option<String>,
-    /// The limit (1 or more), or `none` to remove it.
-    #[arg(value_name = "N|none", value_parser = parse_limit32)]
-    pub limit: Limit32,
+    /// The concurrency limit (1 or more), or `none` to remove it; may be
+    /// left out with --rate.
+    #[arg(value_name = "N|none", value_parser = parse_limit32, required_unless_present = "rate")]
+    pub limit: Option<Limit32>,
+    /// The type's or key's rate limit instead (or as well): at most N
+    /// starts of its jobs per PERIOD fleet-wide (`50/1s`, `1000/1m:100`;
+    /// periods in ms, s, m or h), or `none` to remove it. Prints the
+    /// limits as `ferry limits` does.
+    #[arg(long, value_name = "N/PERIOD[:BURST]|none", allow_hyphen_values = true)]
+    pub rate: Option<String>,
 }
 
 /// `ferry events`.

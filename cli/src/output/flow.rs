@@ -1,9 +1,11 @@
 //! The text of flow control: a queue's rate limit and its live state (in
-//! `ferry stats`).
+//! `ferry stats`), its concurrency limits, and the rate limits of its
+//! types and keys (`ferry limits`).
 
 use std::fmt::Write as _;
 
-use ferry_broker::Concurrency;
+use ferry_broker::{Concurrency, RateGate, RateLimits};
+use ferry_queue_cli::limits::LimitsReport;
 use ferry_queue_cli::RateLimitState;
 
 use super::{time, Human};
@@ -68,6 +70,88 @@ impl Human for Concurrency {
     }
 }
 
+/// One line: every key's rate limit and the gates with parked jobs
+/// (`rate gates: each key 10/1s; 1 gates limited now; 2 gates waiting
+/// (busiest type:echo: 12 waiting, next slot in 4.2 s)`).
+pub fn rate_gates_line(r: &RateLimits) -> String {
+    let mut parts = Vec::new();
+    if let Some(k) = r.each_key {
+        parts.push(format!("each key {k}"));
+    }
+    let limited = r
+        .gates
+        .iter()
+        .filter(|g| g.state.is_some_and(|s| s.limited))
+        .count();
+    if limited > 0 {
+        parts.push(format!("{limited} gates limited now"));
+    }
+    let waiting: Vec<&RateGate> = r.gates.iter().filter(|g| g.waiting > 0).collect();
+    match waiting.iter().max_by_key(|g| g.waiting) {
+        None => parts.push("none waiting".into()),
+        Some(g) => {
+            let next = g
+                .state
+                .and_then(|s| s.next_slot_in_ms)
+                .map(|ms| format!(", next slot in {}", wait(ms)))
+                .unwrap_or_default();
+            parts.push(format!(
+                "{} gates waiting (busiest {}: {} waiting{next})",
+                waiting.len(),
+                g.gate,
+                g.waiting
+            ));
+        }
+    }
+    format!("rate gates: {}", parts.join("; "))
+}
+
+impl Human for RateLimits {
+    fn human(&self) -> String {
+        let queue = match self.queue {
+            None => "none".to_owned(),
+            Some(s) => {
+                let line = rate_line(&RateLimitState::from(s));
+                line.strip_prefix("rate limit: ")
+                    .unwrap_or(&line)
+                    .to_owned()
+            }
+        };
+        let each_key = self.each_key.map_or("none".into(), |l| l.to_string());
+        let mut out = format!("queue rate limit: {queue}\neach key rate limit: {each_key}\n");
+        let rows: Vec<Vec<String>> = self
+            .gates
+            .iter()
+            .map(|g| {
+                let s = g.state;
+                let limit = s
+                    .and_then(|s| s.limit)
+                    .map_or("none".into(), |l| l.to_string());
+                let held = s.and_then(|s| s.held_until_ms).map_or("-".into(), time);
+                let next = match s.and_then(|s| s.next_slot_at_ms.zip(s.next_slot_in_ms)) {
+                    Some((at, ms)) => format!("in {} ({})", wait(ms), time(at)),
+                    None if s.is_some() => "now".into(),
+                    None => "-".into(),
+                };
+                vec![g.gate.clone(), limit, held, next, g.waiting.to_string()]
+            })
+            .collect();
+        if !rows.is_empty() {
+            out.push_str(&super::table(
+                &["GATE", "RATE LIMIT", "HELD UNTIL", "NEXT SLOT", "WAITING"],
+                &rows,
+            ));
+        }
+        out
+    }
+}
+
+impl Human for LimitsReport {
+    fn human(&self) -> String {
+        format!("{}\n{}", self.concurrency.human(), self.rate_limits.human())
+    }
+}
+
 /// How long until a time, for a person: `120 ms`, `4.2 s`, `59m 59s`,
 /// `2h 5m`.
 pub fn wait(ms: u64) -> String {
@@ -104,6 +188,34 @@ pub fn rate_line(r: &RateLimitState) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_rate_gates_line_names_the_fullest_gate() {
+        use ferry_broker::{RateLimit, RateState};
+        let limit = RateLimit::parse("1/1h").unwrap();
+        let state = RateState::at(1_000, Some(limit), Some(3_600_000.0), None);
+        let gate = |name: &str, waiting| RateGate {
+            gate: name.into(),
+            state,
+            waiting,
+        };
+        let mut r = RateLimits {
+            queue: None,
+            each_key: Some(RateLimit::parse("10/1s").unwrap()),
+            gates: vec![gate("key:a", 1), gate("type:echo", 12)],
+        };
+        assert_eq!(
+            rate_gates_line(&r),
+            "rate gates: each key 10/1s; 2 gates limited now; 2 gates waiting (busiest type:echo: 12 waiting, next slot in 59m 59s)"
+        );
+        r.each_key = None;
+        r.gates = vec![RateGate {
+            gate: "key:a".into(),
+            state: None,
+            waiting: 0,
+        }];
+        assert_eq!(rate_gates_line(&r), "rate gates: none waiting");
+    }
 
     #[test]
     fn waits_read_at_a_glance() {

@@ -87,6 +87,9 @@ impl Human for StatsReport {
                 super::flow::concurrency_line(c, self.running.total())
             );
         }
+        if let Some(r) = &self.rate_gates {
+            let _ = writeln!(out, "{}", super::flow::rate_gates_line(r));
+        }
         let counters: Vec<String> = self
             .counters
             .iter()
@@ -221,6 +224,11 @@ impl Human for SettingsReport {
             out,
             "rate_limit: {}",
             s.rate_limit.as_deref().unwrap_or("none")
+        );
+        let _ = writeln!(
+            out,
+            "key_rate_limit: {}",
+            s.key_rate_limit.as_deref().unwrap_or("none")
         );
         let _ = writeln!(
             out,

@@ -1,4 +1,4 @@
-//! The web dashboard: a page and its script and style sheet, embedded in
+//! The web dashboard: a page and its scripts and style sheet, embedded in
 //! the binary (no build step), served at `/` and `/ui/*`. They hold no
 //! data and need no token; the page reads the API under `/v1` with the
 //! token its user gives it, so the dashboard has exactly the rights of
@@ -11,6 +11,8 @@ use axum::Router;
 
 const INDEX: &str = include_str!("../../dashboard/index.html");
 const SCRIPT: &str = include_str!("../../dashboard/app.js");
+/// The queue page's Limits panel, a module `app.js` imports.
+const LIMITS_SCRIPT: &str = include_str!("../../dashboard/limits.js");
 const STYLE: &str = include_str!("../../dashboard/style.css");
 
 /// Only this origin's script and style, no framing, no inline script.
@@ -49,6 +51,10 @@ async fn script() -> Response {
     asset("text/javascript; charset=utf-8", SCRIPT)
 }
 
+async fn limits_script() -> Response {
+    asset("text/javascript; charset=utf-8", LIMITS_SCRIPT)
+}
+
 async fn style() -> Response {
     asset("text/css; charset=utf-8", STYLE)
 }
@@ -58,5 +64,6 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new()
         .route("/", get(index))
         .route("/ui/app.js", get(script))
+        .route("/ui/limits.js", get(limits_script))
         .route("/ui/style.css", get(style))
 }

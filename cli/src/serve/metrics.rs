@@ -7,7 +7,8 @@
 //! dead and malformed counts, and histograms of wait and run time. Per
 //! queue: scheduled, dead letters, paused, recovered and cancelled counts,
 //! live workers, their concurrency and running jobs, and the rate limit
-//! (whether it holds jobs back now, the next slot, the rate). Per stream: the
+//! (whether it holds jobs back now, the next slot, the rate), and the jobs
+//! parked at each type's or key's rate gate. Per stream: the
 //! consumer group's lag and the age of its oldest pending and oldest
 //! waiting entries. Of the server: Redis
 //! errors, responses by class, and whether the scrape reached Redis.
@@ -172,6 +173,26 @@ fn rate_gauges(f: &mut Families, name: &str, rate: Option<&crate::RateLimitState
     }
 }
 
+/// Most rate gates of one queue given a series: those with the most
+/// parked jobs.
+pub const MAX_RATE_GATE_SERIES: usize = 100;
+
+/// Adds one queue's parked jobs per rate gate (`type:<T>`, `key:<K>`),
+/// for the gates with any, the [`MAX_RATE_GATE_SERIES`] fullest.
+fn rate_gate_gauges(f: &mut Families, name: &str, rates: &ferry_broker::RateLimits) {
+    let mut waiting: Vec<_> = rates.gates.iter().filter(|g| g.waiting > 0).collect();
+    waiting.sort_by(|a, b| b.waiting.cmp(&a.waiting).then_with(|| a.gate.cmp(&b.gate)));
+    for g in waiting.into_iter().take(MAX_RATE_GATE_SERIES) {
+        f.sample(
+            "ferry_rate_gate_waiting_jobs",
+            "gauge",
+            "Jobs parked at a job type's or a concurrency key's rate limit or hold, waiting for a slot (the gates with any, at most 100 per queue).",
+            &[("queue", name), ("gate", g.gate.as_str())],
+            g.waiting as f64,
+        );
+    }
+}
+
 /// Adds one queue's consumer-group figures, per priority stream.
 fn stream_gauges(f: &mut Families, name: &str, streams: &[ferry_broker::StreamInfo]) {
     for s in streams {
@@ -210,7 +231,7 @@ pub async fn render(state: &AppState) -> Result<String, super::ApiError> {
     let mut f = Families::default();
     let scraped = async {
         // One SCAN, one workers read, and per queue one stats, one streams
-        // and one rate-limit read.
+        // and one rate-limits read (the queue's and its gates').
         let names = state.run(state.admin.queue_names()).await?;
         let workers = state.run(state.admin.workers(None)).await?;
         for name in &names {
@@ -227,8 +248,10 @@ pub async fn render(state: &AppState) -> Result<String, super::ApiError> {
             queue(&mut f, name, &stats);
             let streams = state.run(state.admin.streams(name)).await?;
             stream_gauges(&mut f, name, &streams);
-            let rate = state.run(state.admin.rate_limit_state(name)).await?;
+            let rates = state.run(state.admin.rate_limits(name)).await?;
+            let rate = rates.queue.map(crate::RateLimitState::from);
             rate_gauges(&mut f, name, rate.as_ref());
+            rate_gate_gauges(&mut f, name, &rates);
             let serving: Vec<_> = workers
                 .iter()
                 .filter(|w| w.queues.iter().any(|n| n == name))

@@ -62,6 +62,8 @@ pub fn router_and_document() -> (axum::Router<Arc<AppState>>, utoipa::openapi::O
         .routes(routes!(settings::clear_results))
         .routes(routes!(settings::concurrency))
         .routes(routes!(settings::set_limit))
+        .routes(routes!(settings::rate_limits))
+        .routes(routes!(settings::set_rate_limit))
         .routes(routes!(schedules::list))
         .routes(routes!(
             schedules::show,

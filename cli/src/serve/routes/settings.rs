@@ -123,3 +123,58 @@ pub async fn set_limit(
             .await?,
     ))
 }
+
+/// A queue's rate limits: its own (with its hold and next slot), every
+/// key's, and each type's and key's gate (`type:<T>`, `key:<K>`: its
+/// limit, hold, next slot and the jobs parked there), server clock.
+#[utoipa::path(get, path = "/v1/queues/{queue}/rate_limits", tag = "queues",
+    params(QueuePath),
+    responses(
+        (status = 200, description = "The rate limits and gates", body = ferry_broker::RateLimits),
+        (status = 400, description = "A bad queue name", body = ErrorBody),
+        (status = 503, description = "Redis unavailable", body = ErrorBody),
+    ), security((), ("bearer" = [])))]
+pub async fn rate_limits(
+    state: St,
+    Path(QueuePath { queue }): Path<QueuePath>,
+) -> Result<Json<ferry_broker::RateLimits>, ApiError> {
+    Ok(Json(state.run(state.admin.rate_limits(&queue)).await?))
+}
+
+/// A queue and a rate limit's scope, `type:<T>`, `key:<K>` or `key`.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct RateScopePath {
+    /// Queue name.
+    pub queue: String,
+    /// `type:<T>` (a job type), `key:<K>` (a concurrency key) or `key`
+    /// (every key, where a key has no limit of its own).
+    pub scope: String,
+}
+
+/// Sets (or with null removes) the rate limit of a job type
+/// (`type:<T>`), a concurrency key (`key:<K>`) or every key (`key`): at
+/// most n of its jobs start per period, fleet-wide; the rest of the queue
+/// goes on meanwhile. Jobs parked under it are looked at again at once.
+/// Answers with the rate limits after. The queue's own is `rate_limit` in
+/// `PATCH .../settings`.
+#[utoipa::path(put, path = "/v1/queues/{queue}/rate_limits/{scope}", tag = "queues",
+    params(RateScopePath), request_body = crate::rate_limit::RateLimitChange,
+    responses(
+        (status = 200, description = "The rate limits after", body = ferry_broker::RateLimits),
+        (status = 400, description = "A bad queue name, scope or rate limit", body = ErrorBody),
+        (status = 503, description = "Redis unavailable", body = ErrorBody),
+    ), security((), ("bearer" = [])))]
+pub async fn set_rate_limit(
+    state: St,
+    Path(RateScopePath { queue, scope }): Path<RateScopePath>,
+    JsonBody(change): JsonBody<crate::rate_limit::RateLimitChange>,
+) -> Result<Json<ferry_broker::RateLimits>, ApiError> {
+    let scope = crate::rate_limit::parse_scope(&scope)?;
+    let limit = change.limit()?;
+    Ok(Json(
+        state
+            .run(state.admin.set_rate_limit_of(&queue, &scope, limit))
+            .await?,
+    ))
+}
