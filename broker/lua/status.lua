@@ -11,7 +11,9 @@
 --   {'rate_limited', gate, envelope JSON, the gate's limit ('<n> <period
 --    ms> <burst>', '' for none: a hold), when its next slot is (server
 --    ms), how many wait there}: parked at a rate gate (shared/rates.lua)
---   {'queued', priority index, entry id, {field, value, ...}}
+--   {'queued', priority index, entry id, {field, value, ...}, held back
+--    ('paused', 'concurrency', 'held', 'rate' or '': why no job of the
+--    queue starts now), ms until one may (held, rate)}
 --   {'running', priority index, entry id, {field, value, ...}, consumer,
 --    deliveries, ms since its lease was last renewed, progress JSON or ''}
 --   {'paused'} is not a state: the caller reads the settings for that.
@@ -21,6 +23,22 @@
 -- letter is named by INDEX.
 local id = ARGV[2]
 local now = server_now_ms()
+
+-- Why no job of the queue starts now, if so: 'paused', 'concurrency'
+-- (the queue's limit is reached), 'held' (a handler's hold) or 'rate' (its
+-- rate limit has no slot free), else ''; and for the last two, the ms
+-- until one may (as the claim computes them).
+local function held_back()
+  local paused, limit, tat, held, concurrency = claim_settings()
+  if paused then return 'paused', 0 end
+  if concurrency_allowance(1, concurrency) <= 0 then return 'concurrency', 0 end
+  local want, wait = rate_allowance(1, limit, tat, held)
+  if want <= 0 then
+    if tonumber(held) and tonumber(held) > now then return 'held', wait end
+    return 'rate', wait
+  end
+  return '', 0
+end
 
 -- The job in entry `entry_id` of stream `index`: running (pending), queued
 -- (not yet delivered), or nil: no such entry, or one delivered and no
@@ -39,7 +57,7 @@ local function in_stream(index, entry_id)
     end
     if st.last and not id_less(st.last, entry_id) then return nil end
   end
-  return {'queued', index, entry_id, e[2]}
+  return {'queued', index, entry_id, e[2], held_back()}
 end
 
 local function at(location)

@@ -134,7 +134,10 @@ pub struct JobStatus {
     /// What a [`JobState::Waiting`] job waits for, in words: "concurrency
     /// key K at its limit (2 of 2)", "type T at its limit (5 of 5)", or
     /// "rate limited: type T at its rate limit (50/1s; 12 waiting)" (then
-    /// `run_at` is the gate's next slot).
+    /// `run_at` is the gate's next slot); and why a queued job's queue
+    /// starts nothing now: "the queue is paused", "the queue at its
+    /// concurrency limit", "rate limited: the queue's rate limit (next
+    /// slot in 12 ms)".
     #[serde(skip_serializing_if = "Option::is_none")]
     pub waiting_for: Option<String>,
     /// Its payload, where its entry, envelope or dead letter holds it (a
@@ -314,6 +317,18 @@ impl JobStatus {
     }
 }
 
+/// Why a queued job's queue starts nothing now, in words, from
+/// `status.lua`'s `reason` and `ms` (`None`: it does start jobs).
+fn held_back(reason: &str, ms: i64) -> Option<String> {
+    Some(match reason {
+        "paused" => "the queue is paused".to_owned(),
+        "concurrency" => "the queue at its concurrency limit".to_owned(),
+        "held" => format!("rate limited: the queue held by a handler (next slot in {ms} ms)"),
+        "rate" => format!("rate limited: the queue's rate limit (next slot in {ms} ms)"),
+        _ => return None,
+    })
+}
+
 /// The priority a script names by its stream's place in `KEYS` (1 to 4,
 /// highest first); `None` for anything else.
 pub(crate) fn priority_at(index: &Value) -> Option<Priority> {
@@ -426,7 +441,8 @@ impl Queue {
                     &envelope_map(envelope),
                 )
             }
-            ("queued", [_, index, entry, fields]) | ("running", [_, index, entry, fields, ..]) => {
+            ("queued", [_, index, entry, fields, ..])
+            | ("running", [_, index, entry, fields, ..]) => {
                 let priority = priority_at(index).ok_or_else(bad)?;
                 let entry = reply::string(entry).ok_or_else(bad)?;
                 let state = if tag == "running" {
@@ -435,6 +451,12 @@ impl Queue {
                     JobState::Queued
                 };
                 let mut s = JobStatus::in_stream(id, state, priority, entry, &field_map(fields));
+                if let (JobState::Queued, [_, _, _, _, reason, ms]) = (state, items) {
+                    s.waiting_for = held_back(
+                        &reply::string(reason).unwrap_or_default(),
+                        reply::int(ms).unwrap_or(0),
+                    );
+                }
                 if let [_, _, _, _, consumer, deliveries, ..] = items {
                     s = s.with_claim(consumer, deliveries);
                 }

@@ -355,3 +355,30 @@ async fn the_waiting_list_pages_through_both_kinds_of_gate() {
     assert_eq!(seen[0].1, "concurrency key t at its limit (1 of 1 running)");
     assert!(seen[1].1.starts_with("rate limited: type echo"), "{seen:?}");
 }
+
+#[tokio::test]
+async fn a_queued_jobs_status_says_why_its_queue_starts_nothing() {
+    let (_redis, q, mut conn) = setup(ConcurrencyScope::Queue, "1/1h:1").await;
+    let ids = q
+        .enqueue(&mut conn, &[job("echo", 1, None), job("echo", 2, None)])
+        .await
+        .unwrap();
+    let st = q.status(&mut conn, &ids[1]).await.unwrap().unwrap();
+    assert_eq!(
+        (st.state, st.waiting_for),
+        (JobState::Queued, None),
+        "a slot is free"
+    );
+    let consumer = q.consumer("w");
+    assert_eq!(claim_ids(&consumer, &mut conn, 10).await, ids[..1].to_vec());
+    let st = q.status(&mut conn, &ids[1]).await.unwrap().unwrap();
+    assert_eq!(st.state, JobState::Queued);
+    let why = st.waiting_for.unwrap();
+    assert!(
+        why.starts_with("rate limited: the queue's rate limit (next slot in "),
+        "{why}"
+    );
+    q.pause(&mut conn).await.unwrap();
+    let st = q.status(&mut conn, &ids[1]).await.unwrap().unwrap();
+    assert_eq!(st.waiting_for.as_deref(), Some("the queue is paused"));
+}
