@@ -144,6 +144,17 @@ pub async fn fill(client: &Client, queue: &str, n: u64) {
 
 /// One job per call from `tasks` concurrent tasks: jobs per second.
 pub async fn enqueue_single(client: &Client, queue: &str, n: u64, tasks: u64) -> f64 {
+    enqueue_one_by_one(client, queue, n, tasks, false).await
+}
+
+/// As [`enqueue_single`], each job unique by its arguments
+/// (`Client::enqueue_unique` with `Unique::by_args()`; no two alike, so
+/// every one is written): what a uniqueness lock costs a producer.
+pub async fn enqueue_unique_single(client: &Client, queue: &str, n: u64, tasks: u64) -> f64 {
+    enqueue_one_by_one(client, queue, n, tasks, true).await
+}
+
+async fn enqueue_one_by_one(client: &Client, queue: &str, n: u64, tasks: u64, unique: bool) -> f64 {
     let started = Instant::now();
     let per = n / tasks;
     let mut handles = Vec::new();
@@ -151,13 +162,16 @@ pub async fn enqueue_single(client: &Client, queue: &str, n: u64, tasks: u64) ->
         let (client, queue) = (client.clone(), queue.to_owned());
         handles.push(tokio::spawn(async move {
             for i in 0..per {
-                client
-                    .enqueue_with(
-                        &BenchJob::new(t * per + i),
-                        EnqueueOptions::new().queue(&queue),
-                    )
-                    .await
-                    .expect("enqueue");
+                let job = BenchJob::new(t * per + i);
+                let options = EnqueueOptions::new().queue(&queue);
+                if unique {
+                    client
+                        .enqueue_unique(&job, ferry_queue::Unique::by_args(), options)
+                        .await
+                        .expect("enqueue unique");
+                } else {
+                    client.enqueue_with(&job, options).await.expect("enqueue");
+                }
             }
         }));
     }

@@ -470,15 +470,22 @@ async fn run_all(b: &mut Bench, s: &Sizes) {
     }
     // Enqueue, one job per call.
     if b.wants("enqueue") {
-        let (mut one, mut many) = (Vec::new(), Vec::new());
+        let (mut one, mut many, mut unique) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..runs {
             let (_, c) = b.fresh().await;
             one.push(ferry_runs::enqueue_single(&c, "q", s.enqueue_single, 1).await);
             let (_, c) = b.fresh().await;
             many.push(ferry_runs::enqueue_single(&c, "q", s.enqueue_64, 64).await);
+            let (_, c) = b.fresh().await;
+            unique.push(ferry_runs::enqueue_unique_single(&c, "q", s.enqueue_64, 64).await);
         }
         b.push("enqueue: one per call, 1 task", "jobs/s", one);
         b.push("enqueue: one per call, 64 tasks", "jobs/s", many);
+        b.push(
+            "enqueue: unique by args, one per call, 64 tasks",
+            "jobs/s",
+            unique,
+        );
     }
     // 5. Latency.
     if b.wants("latency") {
