@@ -273,11 +273,7 @@ impl JobStatus {
         env: &HashMap<String, String>,
     ) -> Self {
         let mut s = Self::new(id, JobState::Waiting).with_fields(env);
-        let what = match gate.split_once(':') {
-            Some(("key", k)) => format!("concurrency key {k}"),
-            Some(("type", t)) => format!("type {t}"),
-            _ => gate.to_owned(),
-        };
+        let what = gate_words(gate);
         s.waiting_for = Some(format!("{what} at its limit ({held} of {limit} running)"));
         s
     }
@@ -295,11 +291,7 @@ impl JobStatus {
         env: &HashMap<String, String>,
     ) -> Self {
         let mut s = Self::new(id, JobState::Waiting).with_fields(env);
-        let what = match gate.split_once(':') {
-            Some(("key", k)) => format!("concurrency key {k}"),
-            Some(("type", t)) => format!("type {t}"),
-            _ => gate.to_owned(),
-        };
+        let what = gate_words(gate);
         s.run_at = next_at;
         s.waiting_for = Some(match crate::rate_limit::RateLimit::from_setting(limit) {
             Some(l) => format!("rate limited: {what} at its rate limit ({l}; {waiting} waiting)"),
@@ -314,6 +306,15 @@ impl JobStatus {
         s.finished_at = fields.get(field::FAILED_AT).and_then(|v| v.parse().ok());
         s.entry_id = Some(entry);
         s
+    }
+}
+
+/// A gate (`key:<K>`, `type:<T>`) in words: "concurrency key K", "type T".
+fn gate_words(gate: &str) -> String {
+    match gate.split_once(':') {
+        Some(("key", k)) => format!("concurrency key {k}"),
+        Some(("type", t)) => format!("type {t}"),
+        _ => gate.to_owned(),
     }
 }
 
