@@ -123,6 +123,9 @@ if redis.call('HLEN', CANCELS) > 0 then
     if #owned == 0 then return acked end
   end
 end
+-- The jobs waiting for these go on (shared/deps.lua): one HLEN while no
+-- job of the queue waits for another.
+if redis.call('HLEN', DEPENDENTS) > 0 then deps_ended(jobs_of(positions()), 'succeeded') end
 redis.call('HINCRBY', STATS, COUNTER_COMPLETED, acked)
 redis.call('HINCRBY', STATS, COUNTER_COMPLETED .. ':' .. priority, acked)
 

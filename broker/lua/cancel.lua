@@ -57,6 +57,16 @@ if rate_gate then
   return {'cancelled'}
 end
 
+-- Waiting for its dependencies (shared/deps.lua).
+if redis.call('EXISTS', deps_of(id)) == 1 then
+  local env = dep_envelope(id) or {}
+  local members = record_members(function(name) return env[name] end, env.priority, nil, nil)
+  redis.call('HDEL', SCHEDULED, id)
+  redis.call('DEL', deps_of(id))
+  record_cancelled({id}, {members}, now)
+  return {'cancelled'}
+end
+
 -- In a stream: named by the index, or by a fresh job's id.
 local location = redis.call('HGET', INDEX, id) or id
 local kind, entry_id = string.match(location, '^(%a+)%-(%d+%-%d+)$')

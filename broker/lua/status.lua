@@ -11,6 +11,8 @@
 --   {'rate_limited', gate, envelope JSON, the gate's limit ('<n> <period
 --    ms> <burst>', '' for none: a hold), when its next slot is (server
 --    ms), how many wait there}: parked at a rate gate (shared/rates.lua)
+--   {'deps', envelope JSON, the first 50 ids of the dependencies it still
+--    waits for (sorted), how many}: waiting for dependencies (shared/deps.lua)
 --   {'queued', priority index, entry id, {field, value, ...}, held back
 --    ('paused', 'concurrency', 'held', 'rate' or '': why no job of the
 --    queue starts now), ms until one may (held, rate)}
@@ -100,6 +102,12 @@ if rate_gate then
   if not limit and string.sub(rate_gate, 1, 4) == 'key:' then limit = redis.call('HGET', RATES, 'key') end
   local _, next_at = rate_check(rate_gate, now)
   return {'rate_limited', rate_gate, json, limit or '', next_at or now, redis.call('LLEN', rate_wait_list(rate_gate))}
+end
+-- Waiting for its dependencies (shared/deps.lua).
+if json and redis.call('EXISTS', deps_of(id)) == 1 then
+  local deps = redis.call('SMEMBERS', deps_of(id))
+  table.sort(deps)
+  return {'deps', json, {unpack(deps, 1, math.min(#deps, 50))}, #deps}
 end
 if not location then
   local found = at(id)

@@ -71,6 +71,22 @@ pub enum Error {
         /// The id.
         id: String,
     },
+    /// A job's dependency cannot be waited for: it names the job itself, no
+    /// such job exists (never enqueued, or finished with its record no
+    /// longer kept), or it failed and the job's policy is to fail with it.
+    /// Nothing was written.
+    #[error("job {job} in queue {queue}: dependency {dependency} {reason}")]
+    BadDependency {
+        /// The queue.
+        queue: String,
+        /// The job enqueued.
+        job: String,
+        /// The dependency.
+        dependency: String,
+        /// Why: "is the job itself", "does not exist (never enqueued, or
+        /// its record expired)", "failed (dead)".
+        reason: String,
+    },
     /// The enqueue would take the queue past its `max_depth` setting
     /// (decided in Redis, atomically with the write); nothing of the chunk
     /// was written. Back off, or raise the limit.

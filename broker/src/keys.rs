@@ -335,6 +335,22 @@ impl Keys {
         self.derived("rate_wakes")
     }
 
+    /// HASH: job id -> how many jobs wait for it to succeed (its
+    /// dependents, in [`Keys::dependents_of`]).
+    pub fn dependents(&self) -> String {
+        self.derived("dependents")
+    }
+
+    /// SET: the ids of the jobs waiting for job `id`.
+    pub fn dependents_of(&self, id: &str) -> String {
+        self.derived(&format!("dependents:{id}"))
+    }
+
+    /// SET: the dependencies waiting job `id` still waits for.
+    pub fn deps_of(&self, id: &str) -> String {
+        self.derived(&format!("deps:{id}"))
+    }
+
     /// `{prefix}:{{{queue}}}:{suffix}`.
     fn derived(&self, suffix: &str) -> String {
         let base = self.all[STATS].strip_suffix(":stats").unwrap_or_default();

@@ -76,6 +76,7 @@ pub mod consumer;
 pub mod dead_letter;
 pub mod dead_query;
 pub mod delayed;
+pub mod dependencies;
 pub mod discovery;
 pub mod envelope;
 pub mod error;
@@ -110,6 +111,7 @@ pub use consumer::{
 pub use dead_letter::DeadLetter;
 pub use dead_query::{DeadFilter, DeadPage, ReplayedLetter};
 pub use delayed::Promoted;
+pub use dependencies::{EnqueuedAfter, OnDependencyFailure};
 pub use envelope::{Envelope, Malformed};
 pub use error::{ConfigError, Error, Result};
 pub use events::Event;

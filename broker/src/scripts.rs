@@ -79,18 +79,18 @@ pub(crate) static ENQUEUE: LazyLock<QueueScript> = script!("enqueue.lua", 17:
     queue, clock, names, group_state, waiting, depth, settings, timing, events, records, admit, gates);
 /// `ack.lua`: acknowledge and remove the entries this consumer still owns, with records.
 pub(crate) static ACK: LazyLock<QueueScript> = script!("ack.lua", 17:
-    queue, clock, names, entry_ids, group_state, ownership, remove_done, settings, timing, events, records, admit, gates);
+    queue, clock, names, entry_ids, group_state, ownership, remove_done, settings, timing, events, records, admit, gates, deps);
 /// `retry.lua`: stream entry -> delayed set.
 pub(crate) static RETRY: LazyLock<QueueScript> = script!("retry.lua", 17:
-    queue, clock, names, entry_ids, group_state, ownership, remove_done, settings, timing, events, records, admit, gates);
+    queue, clock, names, entry_ids, group_state, ownership, remove_done, settings, timing, events, records, admit, gates, deps);
 /// `dead_letter.lua`: stream entry -> dead-letter stream.
 pub(crate) static DEAD_LETTER: LazyLock<QueueScript> = script!("dead_letter.lua", 17:
-    queue, clock, names, entry_ids, group_state, ownership, remove_done, settings, timing, events, records, dead_removal, dead_letter, admit, gates);
+    queue, clock, names, entry_ids, group_state, ownership, remove_done, settings, timing, events, records, dead_removal, dead_letter, admit, gates, deps);
 /// `promote.lua`: due delayed jobs -> their priority streams.
 pub(crate) static PROMOTE: LazyLock<QueueScript> = script!("promote.lua", 17: queue, clock, names, settings, timing, events, records, admit, gates, rates);
 /// `recover.lua`: XAUTOCLAIM of entries idle past the lease; poison entries -> dead-letter.
 pub(crate) static RECOVER: LazyLock<QueueScript> = script!("recover.lua", 17:
-    queue, clock, names, entry_ids, group_state, remove_done, settings, timing, events, records, dead_removal, dead_letter, admit, gates);
+    queue, clock, names, entry_ids, group_state, remove_done, settings, timing, events, records, dead_removal, dead_letter, admit, gates, deps);
 /// `renew.lua`: reset the idle time of entries this consumer still owns.
 pub(crate) static RENEW: LazyLock<QueueScript> = script!("renew.lua", 4: queue, ownership);
 /// `remove_idle_consumers.lua`: XGROUP DELCONSUMER of idle consumers with nothing pending.
@@ -108,7 +108,7 @@ pub(crate) static REPLAY: LazyLock<QueueScript> =
 pub(crate) static PURGE_DEAD: LazyLock<QueueScript> =
     script!("purge_dead.lua", 9: queue, names, dead_removal);
 /// `status.lua`: where a job is, by id.
-pub(crate) static STATUS: LazyLock<QueueScript> = script!("status.lua", 17: queue, clock, names, entry_ids, group_state, settings, timing, events, records, admit, gates, rates);
+pub(crate) static STATUS: LazyLock<QueueScript> = script!("status.lua", 17: queue, clock, names, entry_ids, group_state, settings, timing, events, records, admit, gates, rates, deps);
 /// `progress.lua`: a running job's progress, while it is still this worker's.
 pub(crate) static PROGRESS: LazyLock<QueueScript> =
     script!("progress.lua", 17: queue, clock, ownership, settings, events);
@@ -122,7 +122,7 @@ pub(crate) static REGISTER_WORKER: LazyLock<QueueScript> =
 pub(crate) static REPRIORITISE: LazyLock<QueueScript> =
     script!("reprioritise.lua", 13: queue, names, entry_ids, group_state);
 /// `cancel.lua`: cancel a job by id (remove it, or ask its worker).
-pub(crate) static CANCEL: LazyLock<QueueScript> = script!("cancel.lua", 17: queue, clock, names, entry_ids, group_state, settings, timing, events, records, admit, gates, rates);
+pub(crate) static CANCEL: LazyLock<QueueScript> = script!("cancel.lua", 17: queue, clock, names, entry_ids, group_state, settings, timing, events, records, admit, gates, rates, deps);
 /// `list_jobs.lua`: one page of a queue's jobs in one state.
 pub(crate) static LIST_JOBS: LazyLock<QueueScript> =
     script!("list_jobs.lua", 15: queue, clock, names, entry_ids, group_state, admit, gates, rates);
@@ -138,6 +138,9 @@ pub(crate) static HOLD_QUEUE: LazyLock<QueueScript> =
 /// `enqueue_unique.lua`: one job under a uniqueness key (KEYS\[18..19\]: the locks, their expiry).
 pub(crate) static ENQUEUE_UNIQUE: LazyLock<QueueScript> = script!("enqueue_unique.lua", 17:
     queue, clock, names, entry_ids, group_state, waiting, depth, settings, events, admit, gates);
+/// `enqueue_after.lua`: one job that waits for others of its queue to succeed.
+pub(crate) static ENQUEUE_AFTER: LazyLock<QueueScript> = script!("enqueue_after.lua", 17:
+    queue, clock, names, entry_ids, group_state, waiting, depth, settings, timing, events, records, admit, gates, deps);
 /// `upsert_schedule.lua`: create or replace a schedule (KEYS\[9..10\]: the schedules set, its hash).
 pub(crate) static UPSERT_SCHEDULE: LazyLock<QueueScript> =
     script!("upsert_schedule.lua", 8: queue, clock);
@@ -160,7 +163,7 @@ pub(crate) static REPAIR_GATES: LazyLock<QueueScript> =
     script!("repair_gates.lua", 10: queue, names, admit, gates);
 
 /// Every script with its file name.
-fn all() -> [(&'static str, &'static QueueScript); 33] {
+fn all() -> [(&'static str, &'static QueueScript); 34] {
     [
         ("repair_gates.lua", &REPAIR_GATES),
         ("drain_gates.lua", &DRAIN_GATES),
@@ -183,6 +186,7 @@ fn all() -> [(&'static str, &'static QueueScript); 33] {
         ("status.lua", &STATUS),
         ("claim.lua", &CLAIM),
         ("claim_rated.lua", &CLAIM_RATED),
+        ("enqueue_after.lua", &ENQUEUE_AFTER),
         ("claim_counts.lua", &CLAIM_COUNTS),
         ("ack.lua", &ACK),
         ("retry.lua", &RETRY),

@@ -140,6 +140,10 @@ pub struct JobStatus {
     /// slot in 12 ms)".
     #[serde(skip_serializing_if = "Option::is_none")]
     pub waiting_for: Option<String>,
+    /// The dependencies a job waiting for them still waits for (at most
+    /// 50, sorted; `waiting_for` says how many).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<String>,
     /// Its payload, where its entry, envelope or dead letter holds it (a
     /// finished job's record does not): the JSON value, or a string where
     /// the payload is not JSON. Job lists leave it out.
@@ -174,6 +178,7 @@ impl JobStatus {
             entry_id: None,
             concurrency_key: None,
             waiting_for: None,
+            depends_on: Vec::new(),
             payload: None,
         }
     }
@@ -297,6 +302,27 @@ impl JobStatus {
             Some(l) => format!("rate limited: {what} at its rate limit ({l}; {waiting} waiting)"),
             None => format!("rate limited: {what} held by a handler ({waiting} waiting)"),
         });
+        s
+    }
+
+    /// A job waiting for `left` dependencies, the first of them `deps`.
+    pub(crate) fn waiting_deps(
+        id: &str,
+        deps: Vec<String>,
+        left: i64,
+        env: &HashMap<String, String>,
+    ) -> Self {
+        let mut s = Self::new(id, JobState::Waiting).with_fields(env);
+        let shown = deps.join(", ");
+        let more = usize::try_from(left)
+            .unwrap_or(0)
+            .saturating_sub(deps.len());
+        s.waiting_for = Some(if more > 0 {
+            format!("dependencies: {shown} and {more} more ({left} left)")
+        } else {
+            format!("dependencies: {shown} ({left} left)")
+        });
+        s.depends_on = deps;
         s
     }
 
@@ -442,6 +468,14 @@ impl Queue {
                     &envelope_map(envelope),
                 )
             }
+            ("deps", [_, envelope, deps, left]) => JobStatus::waiting_deps(
+                id,
+                reply::array(deps)
+                    .map(|d| d.iter().filter_map(reply::string).collect())
+                    .unwrap_or_default(),
+                reply::int(left).unwrap_or(0),
+                &envelope_map(envelope),
+            ),
             ("queued", [_, index, entry, fields, ..])
             | ("running", [_, index, entry, fields, ..]) => {
                 let priority = priority_at(index).ok_or_else(bad)?;

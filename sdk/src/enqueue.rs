@@ -40,12 +40,49 @@ pub struct EnqueueOptions {
     on_duplicate: OnDuplicate,
     retention: Option<Duration>,
     concurrency_key: Option<String>,
+    depends_on: Vec<String>,
+    on_dependency_failure: ferry_broker::OnDependencyFailure,
 }
 
 impl EnqueueOptions {
     /// The job type's defaults, to run now.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Runs the job only after the jobs `ids` (of its queue) succeed: until
+    /// then it waits, state `waiting`, and it enters its queue when the
+    /// last of them succeeds, exactly once. Each must exist (one that
+    /// succeeded counts as done), so no cycle can form. One job per call
+    /// ([`Client::enqueue_with`](crate::Client::enqueue_with)); no delay.
+    ///
+    /// ```
+    /// use ferry_queue::{EnqueueOptions, OnDependencyFailure};
+    /// let options = EnqueueOptions::new()
+    ///     .depends_on(["build-17", "test-17"])
+    ///     .on_dependency_failure(OnDependencyFailure::Release);
+    /// ```
+    pub fn depends_on<I, S>(mut self, ids: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.depends_on.extend(ids.into_iter().map(Into::into));
+        self
+    }
+
+    /// What a dependency that fails (dead-lettered, or cancelled) does to
+    /// the job: [`OnDependencyFailure::Fail`] (the default) ends it
+    /// cancelled, `Release` runs it anyway, `Wait` keeps it waiting until
+    /// the dependency is replayed and succeeds.
+    pub fn on_dependency_failure(mut self, policy: ferry_broker::OnDependencyFailure) -> Self {
+        self.on_dependency_failure = policy;
+        self
+    }
+
+    /// The dependencies set, and their failure policy.
+    pub(crate) fn dependencies(&self) -> (&[String], ferry_broker::OnDependencyFailure) {
+        (&self.depends_on, self.on_dependency_failure)
     }
 
     /// Sends the job to `queue` instead of its type's [`Job::QUEUE`].

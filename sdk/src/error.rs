@@ -153,6 +153,20 @@ pub enum Error {
         /// `running`, `finished` or `dead`.
         state: String,
     },
+    /// A job's dependency cannot be waited for (it is the job itself, no
+    /// such job exists, or it failed and the policy is to fail with it).
+    /// Nothing was written.
+    #[error("job {job} in queue {queue}: dependency {dependency} {reason}")]
+    BadDependency {
+        /// The queue.
+        queue: String,
+        /// The job enqueued.
+        job: String,
+        /// The dependency.
+        dependency: String,
+        /// Why.
+        reason: String,
+    },
     /// No dead-letter entry with this id in this queue.
     #[error("no dead-letter entry {entry_id:?} in queue {queue:?}: list them with Client::dead_letters (or XRANGE on the queue's dead-letter stream)")]
     DeadLetterNotFound {
@@ -188,6 +202,17 @@ impl From<ferry_broker::Error> for Error {
                 queue,
                 depth,
                 max_depth,
+            },
+            ferry_broker::Error::BadDependency {
+                queue,
+                job,
+                dependency,
+                reason,
+            } => Error::BadDependency {
+                queue,
+                job,
+                dependency,
+                reason,
             },
             other => Error::Protocol(other.to_string()),
         }

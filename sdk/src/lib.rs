@@ -85,8 +85,9 @@ pub use ferry_broker::{
     QueueStats, Settings, WorkerInfo,
 };
 pub use ferry_broker::{
-    Concurrency, ConcurrencyScope, Duplicate, Enqueued, GateState, Missed, RateGate, RateLimit,
-    RateLimits, RateState, Recurrence, ScheduleInfo, Upserted,
+    Concurrency, ConcurrencyScope, Duplicate, Enqueued, EnqueuedAfter, GateState, Missed,
+    OnDependencyFailure, RateGate, RateLimit, RateLimits, RateState, Recurrence, ScheduleInfo,
+    Upserted,
 };
 pub use handler::{Handler, HandlerFn, JobContext, Progress};
 pub use job::Job;

@@ -68,6 +68,7 @@ local function write_dead_letter(fields, from, reason, failed_at, priority, cap,
   timing_count(failed_at, 'f', 1, priority)
   announce('dead', {job})
   emit(events_cap(), 'dead', {job}, {'error', reason})
+  if deps_ended_hook then deps_ended_hook({job}, 'dead') end
   local dropped = 0
   if cap > 0 then
     dropped = drop_old_dead_letters(cap)

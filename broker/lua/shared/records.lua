@@ -147,6 +147,10 @@ end
 -- with `fields` (JSON members: record_members, entry_record, or a worker's
 -- record; '' only where nothing is known of the job), the counter, the
 -- notice; forgets their cancellation requests and index fields.
+-- Set by shared/deps.lua in the scripts that include it: the jobs that
+-- end cancelled or dead tell the jobs waiting for them.
+local deps_ended_hook = nil
+
 local function record_cancelled(ids, fields, now)
   if #ids == 0 then return end
   local rows = {}
@@ -170,4 +174,5 @@ local function record_cancelled(ids, fields, now)
   keep_records(ids, rows, now)
   announce('cancelled', ids)
   emit(events_cap(), 'cancelled', ids, {})
+  if deps_ended_hook then deps_ended_hook(ids, 'cancelled') end
 end

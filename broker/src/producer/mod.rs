@@ -42,7 +42,7 @@ impl Queue {
     /// Checks a job before anything is sent: [`ConfigError::InvalidJobType`],
     /// [`ConfigError::PayloadTooLarge`], [`ConfigError::InvalidJobId`], or
     /// [`ConfigError::InvalidSetting`] for `max_retries` over the limit.
-    fn check(&self, job: &NewJob) -> Result<(), ConfigError> {
+    pub(crate) fn check(&self, job: &NewJob) -> Result<(), ConfigError> {
         check_job_type(&job.job_type)
             .map_err(|_| ConfigError::InvalidJobType(job.job_type.to_string()))?;
         if let Some(id) = &job.id {

@@ -26,6 +26,9 @@ impl Client {
     /// # Errors
     /// As [`Client::enqueue`].
     pub async fn enqueue_with<J: Job>(&self, job: &J, options: EnqueueOptions) -> Result<String> {
+        if !options.dependencies().0.is_empty() {
+            return Ok(self.enqueue_after(job, options).await?.id);
+        }
         let mut ids = self
             .enqueue_batch(std::slice::from_ref(job), options)
             .await?;
@@ -61,6 +64,13 @@ impl Client {
         let queue = self.queue(options.queue_for::<J>())?;
         let now = ferry_broker::now_ms();
         options.check(now)?;
+        if !options.dependencies().0.is_empty() {
+            return Err(ConfigError::InvalidSetting {
+                name: "depends_on",
+                reason: "a job with dependencies is enqueued alone: use enqueue_with".into(),
+            }
+            .into());
+        }
         let key = options.batch_key()?;
         let schedule = options.broker_schedule();
         let given = options.given_id();
@@ -113,6 +123,39 @@ impl Client {
 }
 
 impl Client {
+    /// Enqueues one job to run after its dependencies
+    /// ([`EnqueueOptions::depends_on`]) succeed; says how many it waits
+    /// for (0: they all had, and it is queued).
+    ///
+    /// # Errors
+    /// As [`Client::enqueue`], and [`Error::BadDependency`] for a
+    /// dependency that is the job itself, does not exist, or failed while
+    /// the policy is to fail with it (nothing written).
+    pub async fn enqueue_after<J: Job>(
+        &self,
+        job: &J,
+        options: EnqueueOptions,
+    ) -> Result<ferry_broker::EnqueuedAfter> {
+        let queue = self.queue(options.queue_for::<J>())?;
+        options.check(ferry_broker::now_ms())?;
+        let new = NewJob {
+            job_type: Cow::Borrowed(J::TYPE),
+            payload: serde_json::to_string(job)?,
+            priority: options.priority_for::<J>(),
+            max_retries: options.max_retries_for::<J>(),
+            schedule: options.broker_schedule(),
+            id: options.given_id().map(str::to_owned),
+            retention_ms: options.retention_ms(),
+            concurrency_key: options.concurrency_key_value(),
+        };
+        let (deps, policy) = options.dependencies();
+        let mut conn = self.conn().await?;
+        queue
+            .enqueue_after(&mut conn, &new, deps, policy)
+            .await
+            .map_err(|e| self.fail(e))
+    }
+
     /// Enqueues one job unless a job holding its uniqueness key exists
     /// (decided in one script, so concurrent producers with the same key
     /// make one job). A duplicate is not an error: the result carries the

@@ -1,0 +1,122 @@
+-- shared/deps.lua (needs clock.lua, names.lua, records.lua, admit.lua and
+-- gates.lua): jobs that wait for other jobs of their queue (see
+-- docs/architecture.md, "Dependencies").
+--
+-- A job enqueued after dependencies that have not finished waits, state
+-- `waiting`, its envelope in SCHEDULED (with `dep_policy`: what a failed
+-- dependency does to it). It enters its priority stream (through its
+-- concurrency gates) when its last dependency succeeds, in the script that
+-- records that success: exactly once, however many workers finish
+-- dependencies at the same moment, since each finish is one script. A
+-- dependency that fails (dead-lettered, or cancelled) does what the
+-- waiting job's policy says: 'fail' (the default) ends it cancelled, with
+-- the reason, and so on down to its own dependents; 'release' counts the
+-- dependency as done; 'wait' keeps it waiting until that dependency is
+-- replayed and succeeds. The keys, all under the queue's hash tag:
+--   P:{Q}:dependents      hash: job id -> how many jobs wait for it (the
+--                         finishing scripts look here: one HLEN when none)
+--   P:{Q}:dependents:<id> set: the ids of the jobs waiting for job <id>
+--   P:{Q}:deps:<id>       set: the dependencies waiting job <id> still
+--                         waits for
+-- All three go when they are no longer needed: a job's sets when it is
+-- released or ends, a dependency's when it ends.
+local DEP_BASE = string.sub(SETTINGS, 1, #SETTINGS - #'settings')
+local DEPENDENTS = DEP_BASE .. 'dependents'
+local DEP_POLICY_FIELD = 'dep_policy'
+
+-- The set of the jobs waiting for job `id`, and of the dependencies job
+-- `id` still waits for.
+local function dependents_of(id)
+  return DEP_BASE .. 'dependents:' .. id
+end
+local function deps_of(id)
+  return DEP_BASE .. 'deps:' .. id
+end
+
+-- The envelope of waiting job `d`, decoded, or nil.
+local function dep_envelope(d)
+  local json = redis.call('HGET', SCHEDULED, d)
+  if not json then return nil, nil end
+  local ok, env = pcall(cjson.decode, json)
+  if ok and type(env) == 'table' then return env, json end
+  return nil, json
+end
+
+-- Job `d`'s last dependency succeeded (or was let count as done): into
+-- its priority stream, or to the wait at a concurrency gate.
+local function dep_release(d)
+  redis.call('DEL', deps_of(d))
+  local env, json = dep_envelope(d)
+  if not json then return end
+  if env and not gate_enter(gating_on(), d, env.type, env[CONCURRENCY_KEY_FIELD]) then return end
+  redis.call('HDEL', SCHEDULED, d)
+  add_envelope(d, json)
+end
+
+-- Jobs whose dependency failed, queued while one is handled (so a chain of
+-- failures is walked, not recursed into).
+local dep_work, dep_busy = {}, false
+
+-- Ends waiting job `d` cancelled: its dependency `id` failed (`how`:
+-- 'dead' or 'cancelled') and its policy is 'fail'.
+local function dep_fail(d, id, how, now)
+  local env = dep_envelope(d)
+  if not env then return end
+  redis.call('HDEL', SCHEDULED, d)
+  redis.call('DEL', deps_of(d))
+  local members = record_members(function(name) return env[name] end, env.priority, nil, nil)
+  members = members .. ',"error":' .. cjson.encode('dependency ' .. id .. ' failed (' .. how .. ')')
+  record_cancelled({d}, {members}, now)
+end
+
+-- Jobs `ids` ended: `outcome` is 'succeeded', 'dead' or 'cancelled'. Each
+-- job waiting for one goes on as its policy says. One HLEN while no job of
+-- the queue has dependents.
+local function deps_ended(ids, outcome)
+  if #ids == 0 or redis.call('HLEN', DEPENDENTS) == 0 then return end
+  for _, id in ipairs(ids) do dep_work[#dep_work + 1] = {id, outcome} end
+  if dep_busy then return end
+  dep_busy = true
+  local now = server_now_ms()
+  local i = 1
+  while i <= #dep_work do
+    local id, how = dep_work[i][1], dep_work[i][2]
+    i = i + 1
+    if redis.call('HEXISTS', DEPENDENTS, id) == 1 then
+      local set = dependents_of(id)
+      local kept = {}
+      for _, d in ipairs(redis.call('SMEMBERS', set)) do
+        -- (A job that no longer waits for it, cancelled since, is passed.)
+        if redis.call('SISMEMBER', deps_of(d), id) == 1 then
+        local policy = 'fail'
+        if how ~= 'succeeded' then
+          local env = dep_envelope(d)
+          policy = (env and env[DEP_POLICY_FIELD]) or 'fail'
+        end
+        if how == 'succeeded' or policy == 'release' then
+          redis.call('SREM', deps_of(d), id)
+          if redis.call('SCARD', deps_of(d)) == 0 then dep_release(d) end
+        elseif policy == 'wait' then
+          kept[#kept + 1] = d
+        else
+          -- record_cancelled queues d's own dependents on dep_work.
+          dep_fail(d, id, how, now)
+        end
+        end
+      end
+      redis.call('DEL', set)
+      if #kept > 0 then
+        redis.call('SADD', set, unpack(kept))
+        redis.call('HSET', DEPENDENTS, id, #kept)
+      else
+        redis.call('HDEL', DEPENDENTS, id)
+      end
+    end
+  end
+  dep_work = {}
+  dep_busy = false
+end
+
+-- Every job that ends cancelled or dead (records.lua, dead_letter.lua)
+-- tells its dependents.
+deps_ended_hook = deps_ended

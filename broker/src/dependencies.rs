@@ -1,0 +1,176 @@
+//! Jobs that wait for other jobs of their queue: [`Queue::enqueue_after`].
+//!
+//! A job enqueued after dependencies that have not finished waits (state
+//! `waiting`, its envelope in `P:{Q}:scheduled`) and enters its priority
+//! stream when the last of them succeeds, in the same script that records
+//! that success (`ack.lua`, through `lua/shared/deps.lua`): exactly once,
+//! however many workers finish dependencies at once. A dependency that
+//! fails does what the job's [`OnDependencyFailure`] says. Dependencies
+//! must exist when the job is enqueued (one that succeeded counts as
+//! done), so no job can depend on one enqueued after it, and no cycle can
+//! form.
+
+use redis::aio::ConnectionLike;
+use redis::Value;
+
+use crate::error::{ConfigError, Error, Result};
+use crate::producer::{NewJob, Schedule};
+use crate::queue::Queue;
+use crate::{reply, scripts};
+
+/// What a failed dependency (dead-lettered, or cancelled) does to the job
+/// waiting for it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum OnDependencyFailure {
+    /// The job ends cancelled, its error naming the dependency, and so do
+    /// the jobs waiting for it, as their own policies say (the default).
+    #[default]
+    Fail,
+    /// The dependency counts as done: the job runs once the others succeed.
+    Release,
+    /// The job keeps waiting, until the dependency is replayed and succeeds.
+    Wait,
+}
+
+impl OnDependencyFailure {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Fail => "fail",
+            Self::Release => "release",
+            Self::Wait => "wait",
+        }
+    }
+}
+
+/// Most dependencies one job may name.
+pub const MAX_DEPENDENCIES: usize = 10_000;
+
+/// What [`Queue::enqueue_after`] did.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct EnqueuedAfter {
+    /// The job's id.
+    pub id: String,
+    /// How many dependencies it waits for (0: all had succeeded, and it
+    /// is queued).
+    pub waiting_for: u64,
+}
+
+impl Queue {
+    /// Enqueues `job` to run after the jobs `dependencies` (ids in this
+    /// queue) succeed; one script, so the check of each dependency and the
+    /// job's writing are one atomic step. `job.schedule` must be
+    /// [`Schedule::Now`]. The job's id is `job.id`, or a new UUID v7.
+    ///
+    /// # Errors
+    /// [`Error::BadDependency`] for a dependency that is the job itself,
+    /// does not exist, or failed while `on_failure` is
+    /// [`OnDependencyFailure::Fail`]; [`Error::DuplicateJob`];
+    /// [`Error::QueueFull`]; [`ConfigError`] for a bad job, no
+    /// dependencies, more than [`MAX_DEPENDENCIES`], or a delay;
+    /// [`Error::Redis`].
+    pub async fn enqueue_after<C: ConnectionLike + Send>(
+        &self,
+        conn: &mut C,
+        job: &NewJob,
+        dependencies: &[String],
+        on_failure: OnDependencyFailure,
+    ) -> Result<EnqueuedAfter> {
+        self.check(job)?;
+        let bad = |reason: String| ConfigError::InvalidSetting {
+            name: "depends_on",
+            reason,
+        };
+        if dependencies.is_empty() {
+            return Err(bad("name at least one job".into()).into());
+        }
+        if dependencies.len() > MAX_DEPENDENCIES {
+            return Err(bad(format!(
+                "{} dependencies: at most {MAX_DEPENDENCIES}",
+                dependencies.len()
+            ))
+            .into());
+        }
+        if !matches!(job.schedule, Schedule::Now) {
+            return Err(bad(
+                "a job with dependencies runs when they succeed: it takes no delay".into(),
+            )
+            .into());
+        }
+        let id = job
+            .id
+            .clone()
+            .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+        let unknown = |dep: &str| Error::BadDependency {
+            queue: self.name().to_string(),
+            job: id.clone(),
+            dependency: dep.to_owned(),
+            reason: "does not exist (never enqueued, or finished with its record no longer kept)"
+                .into(),
+        };
+        // An id that no job can have is no job's (the script would look
+        // for it all the same).
+        if let Some(dep) = dependencies.iter().find(|d| !crate::envelope::is_job_id(d)) {
+            return Err(unknown(dep));
+        }
+        let mut inv = self.invoke(&scripts::ENQUEUE_AFTER);
+        inv.arg(&id)
+            .arg(job.priority.script_index())
+            .arg(job.job_type.as_ref())
+            .arg(&job.payload)
+            .arg(job.max_retries)
+            .arg(
+                job.retention_ms
+                    .map(|ms| ms.to_string())
+                    .unwrap_or_default(),
+            )
+            .arg(job.concurrency_key.as_deref().unwrap_or_default())
+            .arg(on_failure.as_str());
+        for d in dependencies {
+            inv.arg(d);
+        }
+        let v: Value = inv.invoke_async(conn).await?;
+        let protocol = || Error::Protocol(format!("enqueue_after: {v:?}"));
+        let items = reply::array(&v).ok_or_else(protocol)?;
+        let tag = items.first().and_then(reply::string).ok_or_else(protocol)?;
+        let text = |i: usize| items.get(i).and_then(reply::string).unwrap_or_default();
+        let number = |i: usize| {
+            items
+                .get(i)
+                .and_then(reply::int)
+                .and_then(|n| u64::try_from(n).ok())
+                .unwrap_or(0)
+        };
+        let dependency = |reason: String| Error::BadDependency {
+            queue: self.name().to_string(),
+            job: id.clone(),
+            dependency: text(1),
+            reason,
+        };
+        match tag.as_str() {
+            "queued" => Ok(EnqueuedAfter { id, waiting_for: 0 }),
+            "waiting" => Ok(EnqueuedAfter {
+                waiting_for: number(1),
+                id,
+            }),
+            "duplicate" => Err(Error::DuplicateJob {
+                queue: self.name().to_string(),
+                id,
+            }),
+            "self" => Err(dependency("is the job itself".into())),
+            "unknown" => Err(unknown(&text(1))),
+            "failed" => Err(dependency(format!(
+                "failed ({}), and the job's policy is to fail with it",
+                text(2)
+            ))),
+            "full" => Err(Error::QueueFull {
+                queue: self.name().to_string(),
+                depth: number(1),
+                max_depth: number(2),
+            }),
+            _ => Err(protocol()),
+        }
+    }
+}
