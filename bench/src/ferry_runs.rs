@@ -225,6 +225,85 @@ async fn measure_worker(
     m
 }
 
+/// A fan-in: `n` children, and a parent enqueued after all of them
+/// (`Client::enqueue_after`), run by one worker at `concurrency`. Returns
+/// the time from the last child's success to the parent's start, ms, by
+/// the server's clock (the queue's events: the `succeeded` and `started`
+/// entries' ids).
+pub async fn fan_in(
+    url: &str,
+    prefix: &str,
+    client: &Client,
+    conn: &mut MultiplexedConnection,
+    queue: &str,
+    n: u64,
+    concurrency: usize,
+) -> f64 {
+    client
+        .set_events(queue, Some(4 * n + 100))
+        .await
+        .expect("events");
+    let mut children = Vec::with_capacity(n as usize);
+    let mut seq = 0;
+    while seq < n {
+        let batch: Vec<BenchJob> = (seq..(seq + 1000).min(n)).map(BenchJob::new).collect();
+        seq += batch.len() as u64;
+        children.extend(
+            client
+                .enqueue_batch(&batch, EnqueueOptions::new().queue(queue))
+                .await
+                .expect("enqueue"),
+        );
+    }
+    let parent = client
+        .enqueue_after(
+            &BenchJob::new(n),
+            EnqueueOptions::new().queue(queue).depends_on(children),
+        )
+        .await
+        .expect("enqueue the parent")
+        .id;
+    let tally = Arc::new(Tally::default());
+    tally.reset(n + 1, false);
+    let worker = start_worker(url, prefix, queue, concurrency, tally.clone());
+    tally.wait().await;
+    worker.stop().await;
+    let events = ferry_queue::Keys::new(
+        &ferry_queue::Prefix::new(prefix).expect("prefix"),
+        ferry_broker::QueueName::new(queue).expect("queue name"),
+    )
+    .events()
+    .to_owned();
+    let entries: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
+        .arg(&events)
+        .arg("-")
+        .arg("+")
+        .query_async(conn)
+        .await
+        .expect("events");
+    let ms = |entry: &str| -> f64 {
+        entry
+            .split('-')
+            .next()
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(0.0)
+    };
+    let (mut last_child, mut parent_start) = (0.0_f64, 0.0_f64);
+    for (entry, f) in &entries {
+        let get = |name: &str| {
+            f.chunks(2)
+                .find(|kv| kv[0] == name)
+                .map(|kv| kv[1].as_str())
+        };
+        match (get("event"), get("id")) {
+            (Some("succeeded"), Some(id)) if id != parent => last_child = last_child.max(ms(entry)),
+            (Some("started"), Some(id)) if id == parent => parent_start = ms(entry),
+            _ => {}
+        }
+    }
+    parent_start - last_child
+}
+
 /// Drains `n` queued jobs with one worker at `concurrency`.
 pub async fn drain(
     url: &str,

@@ -53,7 +53,7 @@ struct Args {
     /// Worker concurrency of the end-to-end scenario.
     #[arg(long, default_value_t = 500)]
     e2e_concurrency: usize,
-    /// Only run the scenario groups named here, comma-separated (raw, enqueue, batch, drain, e2e, latency, depth, memory).
+    /// Only run the scenario groups named here, comma-separated (raw, enqueue, batch, drain, e2e, latency, depth, memory, fanin).
     #[arg(long)]
     only: Option<String>,
     /// Finished jobs' records: `on` (the queue's default retention, 24 h
@@ -86,6 +86,7 @@ struct Sizes {
     depth: [u64; 2],
     depth_measure: u64,
     memory: u64,
+    fan_in: u64,
 }
 
 const FULL: Sizes = Sizes {
@@ -100,6 +101,7 @@ const FULL: Sizes = Sizes {
     depth: [1_000, 1_000_000],
     depth_measure: 50_000,
     memory: 100_000,
+    fan_in: 10_000,
 };
 
 const QUICK: Sizes = Sizes {
@@ -114,6 +116,7 @@ const QUICK: Sizes = Sizes {
     depth: [100, 2_000],
     depth_measure: 300,
     memory: 300,
+    fan_in: 300,
 };
 
 #[derive(Serialize)]
@@ -533,7 +536,24 @@ async fn run_all(b: &mut Bench, s: &Sizes) {
             b.push(&format!("depth: drain with {depth} queued"), "jobs/s", r);
         }
     }
-    // 7. Memory.
+    // 7. A fan-in: one parent waiting for every child.
+    if b.wants("fanin") {
+        let mut r = Vec::new();
+        for _ in 0..runs {
+            let (prefix, c) = b.fresh().await;
+            let url = b.url.clone();
+            r.push(ferry_runs::fan_in(&url, &prefix, &c, &mut b.conn, "q", s.fan_in, 50).await);
+        }
+        b.push(
+            &format!(
+                "fan-in: {} children, last child's end to the parent's start",
+                s.fan_in
+            ),
+            "ms",
+            r,
+        );
+    }
+    // 8. Memory.
     if b.wants("memory") {
         let (mut bare, mut jobs) = (Vec::new(), Vec::new());
         for _ in 0..runs {

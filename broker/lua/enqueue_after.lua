@@ -100,7 +100,7 @@ end
 -- The envelope first: under maxmemory a script's first write that may
 -- grow memory is the one Redis refuses.
 redis.call('HSET', SCHEDULED, id, json)
-redis.call('SADD', deps_of(id), unpack(pending))
+sadd_all(deps_of(id), pending)
 for _, dep in ipairs(pending) do
   redis.call('SADD', dependents_of(dep), id)
   redis.call('HINCRBY', DEPENDENTS, dep, 1)

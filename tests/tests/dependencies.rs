@@ -507,3 +507,19 @@ async fn a_fan_in_of_1000_finished_by_four_workers_releases_the_parent_once() {
     }
     assert_eq!(parent_starts, 1, "the parent started exactly once");
 }
+
+#[tokio::test]
+async fn a_parent_may_wait_for_10000_children() {
+    let (_redis, q, mut conn) = setup().await;
+    let children: Vec<String> = (0..10_000).map(|i| format!("k-{i}")).collect();
+    let jobs: Vec<NewJob> = children.iter().map(|c| job(c)).collect();
+    q.enqueue(&mut conn, &jobs).await.unwrap();
+    let after = q
+        .enqueue_after(&mut conn, &job("top"), &children, OnDependencyFailure::Fail)
+        .await
+        .unwrap();
+    assert_eq!(after.waiting_for, 10_000);
+    let st = q.status(&mut conn, "top").await.unwrap().unwrap();
+    assert_eq!(st.depends_on.len(), 50, "the first 50 shown");
+    assert!(st.waiting_for.unwrap().ends_with("and 9950 more (10000 left)"));
+}

@@ -33,6 +33,13 @@ local function deps_of(id)
   return DEP_BASE .. 'deps:' .. id
 end
 
+-- SADD of `members` to `key`, 1,000 at a time (Lua's unpack has a limit).
+local function sadd_all(key, members)
+  for from = 1, #members, 1000 do
+    redis.call('SADD', key, unpack(members, from, math.min(from + 999, #members)))
+  end
+end
+
 -- The envelope of waiting job `d`, decoded, or nil.
 local function dep_envelope(d)
   local json = redis.call('HGET', SCHEDULED, d)
@@ -106,7 +113,7 @@ local function deps_ended(ids, outcome)
       end
       redis.call('DEL', set)
       if #kept > 0 then
-        redis.call('SADD', set, unpack(kept))
+        sadd_all(set, kept)
         redis.call('HSET', DEPENDENTS, id, #kept)
       else
         redis.call('HDEL', DEPENDENTS, id)
