@@ -13,7 +13,6 @@ use std::borrow::Cow;
 
 use ferry_broker::{Duplicate, Lifetime, NewJob, Schedule, UniqueLock};
 use serde::Serialize;
-use serde_json::Value;
 
 use crate::admin::Admin;
 use crate::enqueue::{check_payload, Enqueued, RawJob};
@@ -65,35 +64,13 @@ impl UniqueSpec {
     }
 }
 
-/// The key of a job by its arguments, as the SDK's `Unique::by_args`
-/// derives it: `<job_type>:<UUID v5>` of the payload's canonical JSON
-/// (object keys sorted at every level, no whitespace), so equal arguments
-/// are one key whatever their order and spacing.
+/// The key of a job by its arguments: the SDK's
+/// [`Unique::by_args_key`](ferry_queue::Unique::by_args_key),
+/// `<job_type>:<UUID v5>` of the payload's canonical JSON (object keys
+/// sorted at every level, no whitespace), so equal arguments are one key
+/// whatever their order and spacing.
 pub fn args_key(job_type: &str, payload: &str) -> String {
-    let canonical = serde_json::from_str::<Value>(payload)
-        .map(|v| canonical(&v))
-        .unwrap_or_else(|_| payload.to_owned());
-    let hash = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, canonical.as_bytes());
-    format!("{job_type}:{hash}")
-}
-
-fn canonical(v: &Value) -> String {
-    match v {
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            let fields: Vec<String> = keys
-                .into_iter()
-                .map(|k| format!("{}:{}", Value::String(k.clone()), canonical(&map[k])))
-                .collect();
-            format!("{{{}}}", fields.join(","))
-        }
-        Value::Array(items) => {
-            let items: Vec<String> = items.iter().map(canonical).collect();
-            format!("[{}]", items.join(","))
-        }
-        other => other.to_string(),
-    }
+    ferry_queue::Unique::by_args_key(job_type, payload)
 }
 
 /// Why a unique enqueue wrote no new job.

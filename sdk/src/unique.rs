@@ -92,18 +92,35 @@ impl Unique {
     pub(crate) fn lock(&self, job_type: &str, payload: &str) -> Result<UniqueLock, ConfigError> {
         let key = match &self.key {
             Some(k) => k.clone(),
-            None => format!("{job_type}:{}", args_hash(payload)),
+            None => Self::by_args_key(job_type, payload),
         };
         UniqueLock::new(key, self.lifetime)
     }
-}
 
-/// The UUID v5 of `payload`'s canonical JSON (keys sorted at every level).
-fn args_hash(payload: &str) -> uuid::Uuid {
-    let canonical = serde_json::from_str::<Value>(payload)
-        .map(|v| canonical(&v))
-        .unwrap_or_else(|_| payload.to_owned());
-    uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, canonical.as_bytes())
+    /// The key [`Unique::by_args`] derives for a job of `job_type` with
+    /// `payload` (JSON text): `<job_type>:<UUID v5>` of the payload's
+    /// canonical JSON (object keys sorted at every level, no whitespace),
+    /// so equal arguments are one key whatever their order and spacing. A
+    /// payload that is not JSON is hashed as it is.
+    ///
+    /// For a producer that enqueues raw JSON (the `ferry` command, the HTTP
+    /// API) and must key a job as a service enqueuing the same arguments
+    /// through [`Client::enqueue_unique`](crate::Client::enqueue_unique) would.
+    ///
+    /// ```
+    /// use ferry_queue::Unique;
+    /// let a = Unique::by_args_key("sync", r#"{"b":2,"a":1}"#);
+    /// let b = Unique::by_args_key("sync", r#"{ "a": 1, "b": 2 }"#);
+    /// assert_eq!(a, b);
+    /// assert!(a.starts_with("sync:"));
+    /// ```
+    pub fn by_args_key(job_type: &str, payload: &str) -> String {
+        let canonical = serde_json::from_str::<Value>(payload)
+            .map(|v| canonical(&v))
+            .unwrap_or_else(|_| payload.to_owned());
+        let hash = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, canonical.as_bytes());
+        format!("{job_type}:{hash}")
+    }
 }
 
 fn canonical(v: &Value) -> String {

@@ -19,7 +19,9 @@
 pub mod browser;
 pub mod cli;
 pub mod clock;
+pub mod events;
 pub mod harness;
+pub mod jobs;
 pub mod process;
 pub mod proxy;
 pub mod scenario;

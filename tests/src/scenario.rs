@@ -38,6 +38,14 @@ pub fn with_redis(redis: RedisServer, name: &str) -> Scenario {
 }
 
 impl Scenario {
+    /// An SDK client of the scenario's Redis and prefix.
+    pub fn client(&self) -> ferry_queue::Client {
+        ferry_queue::Client::builder(self.redis.url())
+            .prefix(self.prefix.as_str())
+            .connect()
+            .unwrap()
+    }
+
     /// Starts `worker-example work --queue Q --audit A <extra>`.
     pub fn worker(&self, extra: &[&str]) -> WorkerProcess {
         let mut args = vec!["--queue", &self.queue, "--audit", &self.audit];

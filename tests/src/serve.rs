@@ -6,6 +6,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+use crate::RedisServer;
+
 /// A running `ferry serve`; killed when dropped.
 #[derive(Debug)]
 pub struct Server {
@@ -88,4 +93,82 @@ pub fn http() -> reqwest::Client {
         .timeout(Duration::from_secs(90))
         .build()
         .expect("an HTTP client")
+}
+
+/// The body of a GET of `url`, as text (whatever the status).
+pub async fn get_text(client: &reqwest::Client, url: &str) -> String {
+    client.get(url).send().await.unwrap().text().await.unwrap()
+}
+
+/// `text` parsed as the Prometheus text format (a /metrics page).
+pub fn parse_metrics(text: &str) -> prometheus_parse::Scrape {
+    prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap()
+}
+
+/// The status and the JSON body of an answer (every answer of the API is
+/// JSON but /metrics); panics with both when the body is not JSON.
+pub async fn answer(r: reqwest::Response) -> (StatusCode, Value) {
+    let status = r.status();
+    let text = r.text().await.unwrap();
+    let body = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("{status}: the body is not JSON ({e}): {text:?}"));
+    (status, body)
+}
+
+/// A test's HTTP environment: a Redis, a key prefix of its own,
+/// `ferry serve` on both, and a client for it.
+pub struct Env {
+    pub redis: RedisServer,
+    pub prefix: String,
+    pub server: Server,
+    pub http: reqwest::Client,
+}
+
+impl Env {
+    /// On a Redis of [`RedisServer::start`], with a prefix `<stem>-<unique>`;
+    /// `ferry serve <args>` with the environment `env`.
+    pub async fn new(stem: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::on(RedisServer::start().await, stem, args, env)
+    }
+
+    /// As [`Env::new`], on `redis`.
+    pub fn on(redis: RedisServer, stem: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let prefix = crate::unique(stem);
+        let server = Server::start(redis.url(), &prefix, args, env);
+        Self {
+            redis,
+            prefix,
+            server,
+            http: http(),
+        }
+    }
+
+    /// The status and JSON body of `method path` with the JSON `body`, if any.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut r = self.http.request(method, self.server.url(path));
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        answer(r.send().await.unwrap()).await
+    }
+
+    /// The status and JSON body of `GET path`.
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.send(Method::GET, path, None).await
+    }
+
+    /// The status and JSON body of `POST path` with the JSON `body`.
+    pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.send(Method::POST, path, Some(body)).await
+    }
+
+    /// The body of `GET path`, as text (whatever the status).
+    pub async fn text(&self, path: &str) -> String {
+        get_text(&self.http, &self.server.url(path)).await
+    }
 }

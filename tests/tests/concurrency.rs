@@ -6,58 +6,64 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use ferry_broker::{ConcurrencyScope, JobState, NewJob, Priority, Schedule};
-use ferry_tests::scenario;
+use ferry_broker::{ConcurrencyScope, JobState, NewJob, Priority, Queue};
+use ferry_tests::events::{self, Event};
+use ferry_tests::jobs::sleep_job;
+use ferry_tests::scenario::{self, Scenario};
 use ferry_tests::{heavy, queue, wait_until};
+use redis::aio::MultiplexedConnection;
 
 #[path = "concurrency/gates.rs"]
 mod gates;
 
-/// A `sleep` job of the worker example (`ms` long) under `key`.
-fn sleep_job(ms: u64, key: Option<&str>) -> NewJob {
-    NewJob {
-        job_type: "sleep".into(),
-        payload: format!("{{\"ms\":{ms}}}"),
-        priority: Priority::Normal,
-        max_retries: 3,
-        schedule: Schedule::Now,
-        id: None,
-        retention_ms: None,
-        concurrency_key: key.map(str::to_owned),
-    }
-}
-
-/// The queue's `started` and `succeeded` events in order (by entry id):
-/// (ms, event, job id).
-async fn events(
-    conn: &mut redis::aio::MultiplexedConnection,
-    key: &str,
-) -> Vec<(u64, String, String)> {
-    let entries: Vec<(String, HashMap<String, String>)> = redis::cmd("XRANGE")
-        .arg(key)
-        .arg("-")
-        .arg("+")
-        .query_async(conn)
+/// A scenario whose queue has the concurrency limit `limit` of `scope`
+/// and keeps its last `events` events; the queue and a connection.
+async fn limited(
+    name: &str,
+    scope: ConcurrencyScope,
+    limit: u32,
+    events: u64,
+) -> (Scenario, Queue, MultiplexedConnection) {
+    let s = scenario::setup(name).await;
+    let q = queue(&s.prefix, &s.queue);
+    let mut conn = s.redis.conn().await;
+    q.set_concurrency(&mut conn, &scope, Some(limit))
         .await
         .unwrap();
-    entries
-        .into_iter()
-        .filter_map(|(id, f)| {
-            let ms = id.split('-').next()?.parse().ok()?;
-            Some((ms, f.get("event")?.clone(), f.get("id")?.clone()))
-        })
-        .collect()
+    let _: () = redis::cmd("HSET")
+        .arg(q.keys().settings())
+        .arg("events")
+        .arg(events)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    (s, q, conn)
+}
+
+/// Enqueues `jobs`; their ids.
+async fn enqueue(q: &Queue, conn: &mut MultiplexedConnection, jobs: &[NewJob]) -> HashSet<String> {
+    q.enqueue(conn, jobs).await.unwrap().into_iter().collect()
+}
+
+/// Waits up to `within` until `n` jobs of the queue succeeded.
+async fn wait_done(q: &Queue, conn: &MultiplexedConnection, n: u64, within: Duration) {
+    wait_until(within, &format!("{n} jobs done"), || {
+        let mut conn = conn.clone();
+        let q = q.clone();
+        async move { completed(&q, &mut conn).await == n }
+    })
+    .await;
 }
 
 /// The queue's count of jobs that succeeded.
-async fn completed(q: &ferry_broker::Queue, conn: &mut redis::aio::MultiplexedConnection) -> u64 {
+async fn completed(q: &Queue, conn: &mut MultiplexedConnection) -> u64 {
     let stats = q.stats(conn).await.unwrap();
     stats.counters.get("completed").copied().unwrap_or(0)
 }
 
 /// The most jobs of `set` running at once by the events' order (a start
 /// adds one, a success takes one away).
-fn most_running(events: &[(u64, String, String)], set: &HashSet<String>) -> usize {
+fn most_running(events: &[Event], set: &HashSet<String>) -> usize {
     let (mut now, mut most) = (0usize, 0usize);
     for (_, event, id) in events {
         if !set.contains(id) {
@@ -83,35 +89,13 @@ fn most_running(events: &[(u64, String, String)], set: &HashSet<String>) -> usiz
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_big_key_never_holds_back_99_small_ones() {
     let _heavy = heavy().await;
-    let s = scenario::setup("fair-share").await;
-    let q = queue(&s.prefix, &s.queue);
-    let mut conn = s.redis.conn().await;
-    q.set_concurrency(&mut conn, &ConcurrencyScope::EachKey, Some(2))
-        .await
-        .unwrap();
-    let _: () = redis::cmd("HSET")
-        .arg(q.keys().settings())
-        .arg("events")
-        .arg(1_000_000)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let (s, q, mut conn) = limited("fair-share", ConcurrencyScope::EachKey, 2, 1_000_000).await;
     let big: Vec<NewJob> = (0..10_000).map(|_| sleep_job(50, Some("big"))).collect();
-    let big_ids: HashSet<String> = q
-        .enqueue(&mut conn, &big)
-        .await
-        .unwrap()
-        .into_iter()
-        .collect();
+    let big_ids: HashSet<String> = enqueue(&q, &mut conn, &big).await;
     let small: Vec<NewJob> = (1..100)
         .flat_map(|k| (0..10).map(move |_| sleep_job(50, Some(&format!("small-{k}")))))
         .collect();
-    let small_ids: HashSet<String> = q
-        .enqueue(&mut conn, &small)
-        .await
-        .unwrap()
-        .into_iter()
-        .collect();
+    let small_ids: HashSet<String> = enqueue(&q, &mut conn, &small).await;
     assert_eq!((big_ids.len(), small_ids.len()), (10_000, 990));
     // The streams hold 2 of each key: the rest wait at their keys' gates.
     let depth: u64 = redis::cmd("XLEN")
@@ -123,7 +107,7 @@ async fn a_big_key_never_holds_back_99_small_ones() {
 
     let workers: Vec<_> = (0..4).map(|_| s.worker(&["--concurrency", "20"])).collect();
     let key = q.keys().events().to_owned();
-    let started = |evs: &[(u64, String, String)], set: &HashSet<String>| {
+    let started = |evs: &[Event], set: &HashSet<String>| {
         evs.iter()
             .filter(|(_, e, id)| e == "started" && set.contains(id))
             .count()
@@ -135,11 +119,11 @@ async fn a_big_key_never_holds_back_99_small_ones() {
             let mut conn = conn.clone();
             let key = key.clone();
             let small_ids = &small_ids;
-            async move { started(&events(&mut conn, &key).await, small_ids) == 990 }
+            async move { started(&events::all(&mut conn, &key).await, small_ids) == 990 }
         },
     )
     .await;
-    let evs = events(&mut conn, &key).await;
+    let evs = events::all(&mut conn, &key).await;
     let first = evs.iter().find(|(_, e, _)| e == "started").unwrap().0;
     let last_small = evs
         .iter()
@@ -178,7 +162,7 @@ async fn a_big_key_never_holds_back_99_small_ones() {
             let mut conn = conn.clone();
             let key = key.clone();
             async move {
-                events(&mut conn, &key)
+                events::all(&mut conn, &key)
                     .await
                     .iter()
                     .any(|(ms, _, _)| *ms > until)
@@ -186,7 +170,7 @@ async fn a_big_key_never_holds_back_99_small_ones() {
         },
     )
     .await;
-    let evs = events(&mut conn, &key).await;
+    let evs = events::all(&mut conn, &key).await;
     let alone = evs
         .iter()
         .filter(|(ms, e, id)| {
@@ -214,28 +198,19 @@ async fn a_big_key_never_holds_back_99_small_ones() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_type_limit_holds_across_two_workers() {
     let _heavy = heavy().await;
-    let s = scenario::setup("type-limit").await;
-    let q = queue(&s.prefix, &s.queue);
-    let mut conn = s.redis.conn().await;
-    q.set_concurrency(&mut conn, &ConcurrencyScope::Type("sleep".into()), Some(3))
-        .await
-        .unwrap();
-    let _: () = redis::cmd("HSET")
-        .arg(q.keys().settings())
-        .arg("events")
-        .arg(100_000)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    let ids: HashSet<String> = q
-        .enqueue(
-            &mut conn,
-            &(0..30).map(|_| sleep_job(100, None)).collect::<Vec<_>>(),
-        )
-        .await
-        .unwrap()
-        .into_iter()
-        .collect();
+    let (s, q, mut conn) = limited(
+        "type-limit",
+        ConcurrencyScope::Type("sleep".into()),
+        3,
+        100_000,
+    )
+    .await;
+    let ids: HashSet<String> = enqueue(
+        &q,
+        &mut conn,
+        &(0..30).map(|_| sleep_job(100, None)).collect::<Vec<_>>(),
+    )
+    .await;
     let st = q
         .status(
             &mut conn,
@@ -250,13 +225,8 @@ async fn a_type_limit_holds_across_two_workers() {
         Some("type sleep at its limit (3 of 3 running)")
     );
     let workers: Vec<_> = (0..2).map(|_| s.worker(&["--concurrency", "10"])).collect();
-    wait_until(Duration::from_secs(60), "30 jobs done", || {
-        let mut conn = conn.clone();
-        let q = q.clone();
-        async move { completed(&q, &mut conn).await == 30 }
-    })
-    .await;
-    let evs = events(&mut conn, q.keys().events()).await;
+    wait_done(&q, &conn, 30, Duration::from_secs(60)).await;
+    let evs = events::all(&mut conn, q.keys().events()).await;
     assert_eq!(most_running(&evs, &ids), 3);
     let c = q.concurrency(&mut conn).await.unwrap();
     assert!(
@@ -277,36 +247,16 @@ async fn a_type_limit_holds_across_two_workers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_queue_limit_holds_across_two_workers() {
     let _heavy = heavy().await;
-    let s = scenario::setup("queue-limit").await;
-    let q = queue(&s.prefix, &s.queue);
-    let mut conn = s.redis.conn().await;
-    q.set_concurrency(&mut conn, &ConcurrencyScope::Queue, Some(3))
-        .await
-        .unwrap();
-    let _: () = redis::cmd("HSET")
-        .arg(q.keys().settings())
-        .arg("events")
-        .arg(100_000)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    let ids: HashSet<String> = q
-        .enqueue(
-            &mut conn,
-            &(0..30).map(|_| sleep_job(100, None)).collect::<Vec<_>>(),
-        )
-        .await
-        .unwrap()
-        .into_iter()
-        .collect();
-    let workers: Vec<_> = (0..2).map(|_| s.worker(&["--concurrency", "10"])).collect();
-    wait_until(Duration::from_secs(60), "30 jobs done", || {
-        let mut conn = conn.clone();
-        let q = q.clone();
-        async move { completed(&q, &mut conn).await == 30 }
-    })
+    let (s, q, mut conn) = limited("queue-limit", ConcurrencyScope::Queue, 3, 100_000).await;
+    let ids: HashSet<String> = enqueue(
+        &q,
+        &mut conn,
+        &(0..30).map(|_| sleep_job(100, None)).collect::<Vec<_>>(),
+    )
     .await;
-    let evs = events(&mut conn, q.keys().events()).await;
+    let workers: Vec<_> = (0..2).map(|_| s.worker(&["--concurrency", "10"])).collect();
+    wait_done(&q, &conn, 30, Duration::from_secs(60)).await;
+    let evs = events::all(&mut conn, q.keys().events()).await;
     assert_eq!(most_running(&evs, &ids), 3);
     drop(workers);
 }
@@ -318,30 +268,21 @@ async fn a_queue_limit_holds_across_two_workers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crashed_workers_slots_return_with_its_lease() {
     let _heavy = heavy().await;
-    let s = scenario::setup("gate-crash").await;
-    let q = queue(&s.prefix, &s.queue);
-    let mut conn = s.redis.conn().await;
-    q.set_concurrency(&mut conn, &ConcurrencyScope::Key("tenant".into()), Some(2))
-        .await
-        .unwrap();
-    let _: () = redis::cmd("HSET")
-        .arg(q.keys().settings())
-        .arg("events")
-        .arg(100_000)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    let ids: HashSet<String> = q
-        .enqueue(
-            &mut conn,
-            &(0..6)
-                .map(|_| sleep_job(3_000, Some("tenant")))
-                .collect::<Vec<_>>(),
-        )
-        .await
-        .unwrap()
-        .into_iter()
-        .collect();
+    let (s, q, mut conn) = limited(
+        "gate-crash",
+        ConcurrencyScope::Key("tenant".into()),
+        2,
+        100_000,
+    )
+    .await;
+    let ids: HashSet<String> = enqueue(
+        &q,
+        &mut conn,
+        &(0..6)
+            .map(|_| sleep_job(3_000, Some("tenant")))
+            .collect::<Vec<_>>(),
+    )
+    .await;
     let mut first = s.worker(&["--concurrency", "10", "--lease-ms", "2000"]);
     wait_until(Duration::from_secs(30), "two jobs running", || {
         let mut conn = conn.clone();
@@ -359,13 +300,8 @@ async fn a_crashed_workers_slots_return_with_its_lease() {
     .await;
     first.kill().await;
     let second = s.worker(&["--concurrency", "10", "--lease-ms", "2000"]);
-    wait_until(Duration::from_secs(90), "6 jobs done", || {
-        let mut conn = conn.clone();
-        let q = q.clone();
-        async move { completed(&q, &mut conn).await == 6 }
-    })
-    .await;
-    let evs = events(&mut conn, q.keys().events()).await;
+    wait_done(&q, &conn, 6, Duration::from_secs(90)).await;
+    let evs = events::all(&mut conn, q.keys().events()).await;
     // The two recovered jobs started twice (once per worker); a recovered
     // one stays in its slot, so at most 2 of the key ever hold one: the
     // events show the key's third job starting only after one succeeded.

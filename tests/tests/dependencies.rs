@@ -521,5 +521,8 @@ async fn a_parent_may_wait_for_10000_children() {
     assert_eq!(after.waiting_for, 10_000);
     let st = q.status(&mut conn, "top").await.unwrap().unwrap();
     assert_eq!(st.depends_on.len(), 50, "the first 50 shown");
-    assert!(st.waiting_for.unwrap().ends_with("and 9950 more (10000 left)"));
+    assert!(st
+        .waiting_for
+        .unwrap()
+        .ends_with("and 9950 more (10000 left)"));
 }

@@ -352,18 +352,8 @@ async fn ferry_serve_refuses_an_evicting_redis_unless_allowed() {
         "{stderr}"
     );
 
-    let prefix = unique("evict");
-    let server =
-        ferry_tests::serve::Server::start(redis.url(), &prefix, &["--allow-eviction"], &[]);
-    let http = ferry_tests::serve::http();
-    let text = http
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let env = ferry_tests::serve::Env::on(redis, "evict", &["--allow-eviction"], &[]);
+    let text = env.text("/metrics").await;
     assert!(
         text.contains("ferry_redis_eviction_policy_unsafe{policy=\"allkeys-lru\"} 1"),
         "{text}"

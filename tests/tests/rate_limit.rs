@@ -1,35 +1,83 @@
 //! Rate limits against a real Redis, with real worker processes: a limit
 //! holds fleet-wide, on the server's clock.
 
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use ferry_queue::{Client, EnqueueOptions, Job, RateLimit};
-use ferry_tests::scenario::{self};
+use ferry_queue::{EnqueueOptions, Job, JobError, RateLimit};
+use ferry_tests::events;
+use ferry_tests::jobs::{Echo, Sleep};
+use ferry_tests::scenario::{self, Scenario};
 use ferry_tests::{heavy, queue, wait_until, WorkerProcess};
 use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
 
-#[derive(Serialize, Deserialize)]
-struct Echo {
-    message: String,
-}
-impl Job for Echo {
-    const TYPE: &'static str = "echo";
+/// A worker of the scenario's queue with `slots` slots, running in a task,
+/// whose handler of `J` records every run (`label` of the job, its attempt,
+/// when) and answers the first run with `first_error()`, every later one
+/// with success.
+struct Recording<L> {
+    /// (label, attempt, when) of every run, in order.
+    runs: Arc<Mutex<Vec<(L, u32, Instant)>>>,
+    stop: CancellationToken,
+    running: tokio::task::JoinHandle<ferry_queue::Result<()>>,
 }
 
-/// The server time (ms) of every `started` event of the queue.
-async fn starts(conn: &mut redis::aio::MultiplexedConnection, key: &str) -> Vec<u64> {
-    let entries: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
-        .arg(key)
-        .arg("-")
-        .arg("+")
-        .query_async(conn)
-        .await
-        .unwrap();
-    entries
-        .into_iter()
-        .filter(|(_, f)| f.chunks(2).any(|kv| kv == ["event", "started"]))
-        .map(|(id, _)| id.split('-').next().unwrap().parse().unwrap())
-        .collect()
+impl<L: Clone + Send + 'static> Recording<L> {
+    /// Starts the worker and waits for its first run (a job must be
+    /// enqueued already).
+    async fn start<J: Job>(
+        s: &Scenario,
+        slots: usize,
+        label: fn(&J) -> L,
+        first_error: fn() -> JobError,
+    ) -> Self {
+        let runs: Arc<Mutex<Vec<(L, u32, Instant)>>> = Arc::default();
+        let seen = Arc::clone(&runs);
+        let worker = ferry_queue::Worker::builder(s.redis.url())
+            .prefix(s.prefix.clone())
+            .queue(s.queue.as_str())
+            .concurrency(slots)
+            .handle(move |job: J, ctx: ferry_queue::JobContext| {
+                let seen = Arc::clone(&seen);
+                async move {
+                    let mut runs = seen.lock().unwrap();
+                    let first_run = runs.is_empty();
+                    runs.push((label(&job), ctx.attempt, Instant::now()));
+                    if first_run {
+                        return Err(first_error());
+                    }
+                    Ok(())
+                }
+            })
+            .build()
+            .unwrap();
+        let stop = worker.shutdown_token();
+        let running = tokio::spawn(worker.run());
+        wait_until(Duration::from_secs(10), "the first run", || async {
+            !runs.lock().unwrap().is_empty()
+        })
+        .await;
+        Self {
+            runs,
+            stop,
+            running,
+        }
+    }
+
+    /// The runs so far.
+    fn runs(&self) -> Vec<(L, u32, Instant)> {
+        self.runs.lock().unwrap().clone()
+    }
+
+    /// Stops the worker (it must stop cleanly); returns every run.
+    async fn stop(self) -> Vec<(L, u32, Instant)> {
+        self.stop.cancel();
+        let runs = Arc::clone(&self.runs);
+        self.running.await.unwrap().unwrap();
+        let runs = runs.lock().unwrap().clone();
+        runs
+    }
 }
 
 /// 50 per second over four worker processes for 30 s: 1,500 ± 5% jobs
@@ -38,10 +86,7 @@ async fn starts(conn: &mut redis::aio::MultiplexedConnection, key: &str) -> Vec<
 async fn fifty_per_second_holds_across_four_workers() {
     let _heavy = heavy().await;
     let s = scenario::setup("rate-fleet").await;
-    let c = Client::builder(s.redis.url())
-        .prefix(s.prefix.as_str())
-        .connect()
-        .unwrap();
+    let c = s.client();
     let limit = RateLimit::new(50, Duration::from_secs(1)).unwrap();
     c.set_rate_limit(&s.queue, Some(limit)).await.unwrap();
     assert_eq!(c.rate_limit(&s.queue).await.unwrap(), Some(limit));
@@ -60,18 +105,23 @@ async fn fifty_per_second_holds_across_four_workers() {
     wait_until(Duration::from_secs(30), "the first start", || {
         let mut conn = conn.clone();
         let events = events.clone();
-        async move { !starts(&mut conn, &events).await.is_empty() }
+        async move { !events::start_times(&mut conn, &events).await.is_empty() }
     })
     .await;
-    let first = starts(&mut conn, &events).await[0];
+    let first = events::start_times(&mut conn, &events).await[0];
     let end = first + 30_000;
     wait_until(Duration::from_secs(90), "30 s of starts", || {
         let mut conn = conn.clone();
         let events = events.clone();
-        async move { starts(&mut conn, &events).await.iter().any(|t| *t >= end) }
+        async move {
+            events::start_times(&mut conn, &events)
+                .await
+                .iter()
+                .any(|t| *t >= end)
+        }
     })
     .await;
-    let all = starts(&mut conn, &events).await;
+    let all = events::start_times(&mut conn, &events).await;
     let window: Vec<u64> = all.into_iter().filter(|t| *t < end).collect();
     assert!(
         (1425..=1575).contains(&window.len()),
@@ -118,51 +168,24 @@ impl Job for CallUpstream {
 /// attempt, and no job of the queue starts until the hold ends.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_handlers_rate_limited_holds_the_queue_and_keeps_the_attempt() {
-    use std::sync::{Arc, Mutex};
     let s = scenario::setup("rate-429").await;
-    let c = Client::builder(s.redis.url())
-        .prefix(s.prefix.as_str())
-        .connect()
-        .unwrap();
+    let c = s.client();
     let to = || EnqueueOptions::new().queue(s.queue.as_str());
     let first = c.enqueue_with(&CallUpstream { n: 1 }, to()).await.unwrap();
     // Runs: (job n, attempt, when).
-    let runs: Arc<Mutex<Vec<(u32, u32, std::time::Instant)>>> = Arc::default();
-    let seen = Arc::clone(&runs);
-    let worker = ferry_queue::Worker::builder(s.redis.url())
-        .prefix(s.prefix.clone())
-        .queue(s.queue.as_str())
-        .concurrency(1)
-        .handle(move |job: CallUpstream, ctx: ferry_queue::JobContext| {
-            let seen = Arc::clone(&seen);
-            async move {
-                let mut runs = seen.lock().unwrap();
-                let first_run = runs.is_empty();
-                runs.push((job.n, ctx.attempt, std::time::Instant::now()));
-                if first_run {
-                    return Err(ferry_queue::JobError::rate_limited(Duration::from_millis(
-                        1500,
-                    )));
-                }
-                Ok(())
-            }
-        })
-        .build()
-        .unwrap();
-    let stop = worker.shutdown_token();
-    let running = tokio::spawn(worker.run());
-    wait_until(Duration::from_secs(10), "the first run", || async {
-        !runs.lock().unwrap().is_empty()
-    })
+    let worker = Recording::start(
+        &s,
+        1,
+        |job: &CallUpstream| job.n,
+        || JobError::rate_limited(Duration::from_millis(1500)),
+    )
     .await;
     let second = c.enqueue_with(&CallUpstream { n: 2 }, to()).await.unwrap();
     for id in [&first, &second] {
         let done = c.wait(&s.queue, id, Duration::from_secs(30)).await.unwrap();
         assert_eq!(done.state, ferry_queue::JobState::Succeeded, "{done:?}");
     }
-    stop.cancel();
-    running.await.unwrap().unwrap();
-    let runs = runs.lock().unwrap().clone();
+    let runs = worker.stop().await;
     assert_eq!(runs.len(), 3, "{runs:?}");
     let held_from = runs[0].2;
     for (n, attempt, at) in &runs[1..] {
@@ -185,10 +208,7 @@ async fn a_types_limit_holds_across_four_workers_and_the_rest_flows() {
     use std::collections::HashSet;
     let _heavy = heavy().await;
     let s = scenario::setup("rate-type-fleet").await;
-    let c = Client::builder(s.redis.url())
-        .prefix(s.prefix.as_str())
-        .connect()
-        .unwrap();
+    let c = s.client();
     let limit = RateLimit::new(50, Duration::from_secs(1)).unwrap();
     let scope = ferry_queue::ConcurrencyScope::Type("echo".into());
     c.set_rate_limit_of(&s.queue, &scope, Some(limit))
@@ -220,23 +240,23 @@ async fn a_types_limit_holds_across_four_workers_and_the_rest_flows() {
     wait_until(Duration::from_secs(30), "the first start", || {
         let mut conn = conn.clone();
         let key = key.clone();
-        async move { !started_events(&mut conn, &key).await.is_empty() }
+        async move { !events::started(&mut conn, &key).await.is_empty() }
     })
     .await;
-    let first = started_events(&mut conn, &key).await[0].0;
+    let first = events::started(&mut conn, &key).await[0].0;
     let end = first + 10_000;
     wait_until(Duration::from_secs(60), "10 s of starts", || {
         let mut conn = conn.clone();
         let key = key.clone();
         async move {
-            started_events(&mut conn, &key)
+            events::started(&mut conn, &key)
                 .await
                 .iter()
                 .any(|(t, _)| *t >= end)
         }
     })
     .await;
-    let all = started_events(&mut conn, &key).await;
+    let all = events::started(&mut conn, &key).await;
     drop(workers);
     let ids: Vec<&String> = all.iter().map(|(_, id)| id).collect();
     let distinct: HashSet<&String> = ids.iter().copied().collect();
@@ -286,39 +306,6 @@ async fn a_types_limit_holds_across_four_workers_and_the_rest_flows() {
     assert_eq!((count("retried"), count("dead")), (0, 0), "{stats:?}");
 }
 
-/// The server time (ms) and job id of every `started` event, in order.
-async fn started_events(
-    conn: &mut redis::aio::MultiplexedConnection,
-    key: &str,
-) -> Vec<(u64, String)> {
-    let entries: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
-        .arg(key)
-        .arg("-")
-        .arg("+")
-        .query_async(conn)
-        .await
-        .unwrap();
-    entries
-        .into_iter()
-        .filter(|(_, f)| f.chunks(2).any(|kv| kv == ["event", "started"]))
-        .filter_map(|(entry, f)| {
-            let id = f
-                .chunks(2)
-                .find(|kv| kv[0] == "id")
-                .map(|kv| kv[1].clone())?;
-            Some((entry.split('-').next()?.parse().ok()?, id))
-        })
-        .collect()
-}
-
-#[derive(Serialize, Deserialize)]
-struct Sleep {
-    ms: u64,
-}
-impl Job for Sleep {
-    const TYPE: &'static str = "sleep";
-}
-
 #[derive(Serialize, Deserialize)]
 struct Tenant {
     key: String,
@@ -332,12 +319,8 @@ impl Job for Tenant {
 /// runs after the hold with its attempt unused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_handlers_rate_limited_can_hold_only_its_key() {
-    use std::sync::{Arc, Mutex};
     let s = scenario::setup("rate-429-key").await;
-    let c = Client::builder(s.redis.url())
-        .prefix(s.prefix.as_str())
-        .connect()
-        .unwrap();
+    let c = s.client();
     let to = |k: &str| {
         EnqueueOptions::new()
             .queue(s.queue.as_str())
@@ -348,34 +331,12 @@ async fn a_handlers_rate_limited_can_hold_only_its_key() {
         .await
         .unwrap();
     // Runs: (key, attempt, when).
-    let runs: Arc<Mutex<Vec<(String, u32, std::time::Instant)>>> = Arc::default();
-    let seen = Arc::clone(&runs);
-    let worker = ferry_queue::Worker::builder(s.redis.url())
-        .prefix(s.prefix.clone())
-        .queue(s.queue.as_str())
-        .concurrency(2)
-        .handle(move |job: Tenant, ctx: ferry_queue::JobContext| {
-            let seen = Arc::clone(&seen);
-            async move {
-                let mut runs = seen.lock().unwrap();
-                let first_run = runs.is_empty();
-                runs.push((job.key.clone(), ctx.attempt, std::time::Instant::now()));
-                if first_run {
-                    return Err(
-                        ferry_queue::JobError::rate_limited(Duration::from_millis(1500))
-                            .holding(ferry_queue::Hold::Key),
-                    );
-                }
-                Ok(())
-            }
-        })
-        .build()
-        .unwrap();
-    let stop = worker.shutdown_token();
-    let running = tokio::spawn(worker.run());
-    wait_until(Duration::from_secs(10), "the first run", || async {
-        !runs.lock().unwrap().is_empty()
-    })
+    let worker = Recording::start(
+        &s,
+        2,
+        |job: &Tenant| job.key.clone(),
+        || JobError::rate_limited(Duration::from_millis(1500)).holding(ferry_queue::Hold::Key),
+    )
     .await;
     let acme2 = c
         .enqueue_with(&Tenant { key: "acme".into() }, to("acme"))
@@ -395,10 +356,10 @@ async fn a_handlers_rate_limited_can_hold_only_its_key() {
         .await
         .unwrap();
     assert_eq!(done.state, ferry_queue::JobState::Succeeded, "{done:?}");
-    let held_from = runs.lock().unwrap()[0].2;
+    let held_from = worker.runs()[0].2;
     assert_eq!(
-        runs.lock()
-            .unwrap()
+        worker
+            .runs()
             .iter()
             .map(|r| r.0.as_str())
             .collect::<Vec<_>>(),
@@ -409,9 +370,7 @@ async fn a_handlers_rate_limited_can_hold_only_its_key() {
         let done = c.wait(&s.queue, id, Duration::from_secs(30)).await.unwrap();
         assert_eq!(done.state, ferry_queue::JobState::Succeeded, "{done:?}");
     }
-    stop.cancel();
-    running.await.unwrap().unwrap();
-    let runs = runs.lock().unwrap().clone();
+    let runs = worker.stop().await;
     assert_eq!(runs.len(), 4, "{runs:?}");
     for (key, attempt, at) in runs.iter().skip(1).filter(|r| r.0 == "acme") {
         assert_eq!(*attempt, 1, "{key} used an attempt: {runs:?}");

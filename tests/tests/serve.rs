@@ -5,67 +5,18 @@
 
 use std::time::{Duration, Instant};
 
-use ferry_tests::serve::{http, Server};
-use ferry_tests::{unique, RedisServer, WorkerProcess};
+use ferry_tests::serve::{answer, get_text, parse_metrics, Env, Server};
+use ferry_tests::{RedisServer, WorkerProcess};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-struct Env {
-    redis: RedisServer,
-    prefix: String,
-    server: Server,
-    http: reqwest::Client,
-}
-
-impl Env {
-    async fn new(args: &[&str], env: &[(&str, &str)]) -> Self {
-        Self::on(RedisServer::start().await, args, env)
-    }
-
-    fn on(redis: RedisServer, args: &[&str], env: &[(&str, &str)]) -> Self {
-        let prefix = unique("http");
-        let server = Server::start(redis.url(), &prefix, args, env);
-        Self {
-            redis,
-            prefix,
-            server,
-            http: http(),
-        }
-    }
-
-    async fn get(&self, path: &str) -> (StatusCode, Value) {
-        let r = self.http.get(self.server.url(path)).send().await.unwrap();
-        answer(r).await
-    }
-
-    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        let r = self
-            .http
-            .post(self.server.url(path))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        answer(r).await
-    }
-
-    fn worker(&self, queue: &str) -> WorkerProcess {
-        WorkerProcess::spawn(
-            self.redis.url(),
-            &self.prefix,
-            &["--queue", queue, "--concurrency", "4"],
-        )
-    }
-}
-
-/// The status and the JSON body of an answer (every answer of the API is
-/// JSON but /metrics).
-async fn answer(r: reqwest::Response) -> (StatusCode, Value) {
-    let status = r.status();
-    let text = r.text().await.unwrap();
-    let body = serde_json::from_str(&text)
-        .unwrap_or_else(|e| panic!("{status}: the body is not JSON ({e}): {text}"));
-    (status, body)
+/// A worker process of `env`'s Redis and prefix on `queue`, 4 slots.
+fn worker(env: &Env, queue: &str) -> WorkerProcess {
+    WorkerProcess::spawn(
+        env.redis.url(),
+        &env.prefix,
+        &["--queue", queue, "--concurrency", "4"],
+    )
 }
 
 /// Asserts an error answer: its status, its code, and a message.
@@ -83,7 +34,7 @@ fn assert_error(got: &(StatusCode, Value), status: StatusCode, code: &str) {
 
 #[tokio::test]
 async fn a_producer_enqueues_over_http_and_follows_its_jobs_to_their_results() {
-    let env = Env::new(&[], &[]).await;
+    let env = Env::new("http", &[], &[]).await;
     let q = "emails";
     let (status, made) = env
         .post(
@@ -135,7 +86,7 @@ async fn a_producer_enqueues_over_http_and_follows_its_jobs_to_their_results() {
     assert!(started.elapsed() >= Duration::from_millis(300));
 
     // A worker runs them; each wait answers with the result.
-    let _worker = env.worker(q);
+    let _worker = worker(&env, q);
     for job in [&id, &ids[0], &ids[1]] {
         let (status, done) = env
             .get(&format!("/v1/queues/{q}/jobs/{job}/wait?timeout_ms=30000"))
@@ -154,7 +105,7 @@ async fn a_producer_enqueues_over_http_and_follows_its_jobs_to_their_results() {
 
 #[tokio::test]
 async fn cancel_reprioritise_pause_and_dead_letters_over_http() {
-    let env = Env::new(&[], &[]).await;
+    let env = Env::new("http", &[], &[]).await;
     let q = "jobs";
     // A scheduled job: re-prioritised, then cancelled (twice is fine);
     // cancelling a finished job is a conflict.
@@ -198,7 +149,7 @@ async fn cancel_reprioritise_pause_and_dead_letters_over_http() {
     // Pause: a job enqueued meanwhile stays queued; resume runs it.
     let (status, p) = env.post(&format!("/v1/queues/{q}/pause"), json!({})).await;
     assert_eq!((status, &p["paused"]), (StatusCode::OK, &json!(true)));
-    let _worker = env.worker(q);
+    let _worker = worker(&env, q);
     let (_, made) = env
         .post(
             &format!("/v1/queues/{q}/jobs"),
@@ -266,7 +217,12 @@ async fn cancel_reprioritise_pause_and_dead_letters_over_http() {
 
 #[tokio::test]
 async fn bad_input_gets_a_json_error_with_a_stable_code() {
-    let env = Env::new(&["--max-body-bytes", "4096", "--max-batch", "3"], &[]).await;
+    let env = Env::new(
+        "http",
+        &["--max-body-bytes", "4096", "--max-batch", "3"],
+        &[],
+    )
+    .await;
     let jobs = "/v1/queues/q/jobs";
     // A field of the wrong type, and a missing one: named.
     let wrong = env
@@ -382,6 +338,7 @@ async fn bad_input_gets_a_json_error_with_a_stable_code() {
 #[tokio::test]
 async fn tokens_guard_the_api_and_a_public_address_needs_one() {
     let env = Env::new(
+        "http",
         &[],
         &[
             ("FERRY_TOKEN", "w-secret"),
@@ -512,7 +469,7 @@ async fn tokens_guard_the_api_and_a_public_address_needs_one() {
 
 #[tokio::test]
 async fn jobs_page_by_state_and_streams_show_lag_and_oldest_ages() {
-    let env = Env::new(&[], &[]).await;
+    let env = Env::new("http", &[], &[]).await;
     let mut ids = Vec::new();
     for i in 0..3 {
         let (status, body) = env
@@ -571,7 +528,7 @@ async fn jobs_page_by_state_and_streams_show_lag_and_oldest_ages() {
     assert_eq!(high["oldest_pending_id"], Value::Null);
 
     // A worker runs them: nothing queued, three finished.
-    let _worker = env.worker("q");
+    let _worker = worker(&env, "q");
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let (_, finished) = env.get("/v1/queues/q/jobs?state=finished").await;
@@ -621,7 +578,7 @@ async fn jobs_page_by_state_and_streams_show_lag_and_oldest_ages() {
 #[tokio::test]
 async fn redis_down_or_stuck_gives_a_503_with_retry_after_never_a_hang() {
     let redis = RedisServer::start_own(&[]).await;
-    let mut env = Env::on(redis, &["--request-timeout", "1"], &[]);
+    let mut env = Env::on(redis, "http", &["--request-timeout", "1"], &[]);
     assert_eq!(env.get("/healthz").await.0, StatusCode::OK);
 
     // Stuck (SIGSTOP): the server's own deadline answers.
@@ -666,7 +623,7 @@ async fn redis_down_or_stuck_gives_a_503_with_retry_after_never_a_hang() {
 
 #[tokio::test]
 async fn metrics_parse_as_prometheus_text_with_counts_and_histograms_per_priority() {
-    let env = Env::new(&[], &[]).await;
+    let env = Env::new("http", &[], &[]).await;
     let q = "metered";
     let mut ids = Vec::new();
     for (priority, n) in [("high", 2), ("low", 3)] {
@@ -699,16 +656,8 @@ async fn metrics_parse_as_prometheus_text_with_counts_and_histograms_per_priorit
         .and_then(|rest| rest.split("/metrics").next())
         .map(|addr| format!("http://{addr}/metrics"))
         .unwrap_or_else(|| panic!("the worker did not say where its metrics are: {log}"));
-    let text = env
-        .http
-        .get(&worker_metrics)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let own = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap();
+    let text = get_text(&env.http, &worker_metrics).await;
+    let own = parse_metrics(&text);
     let completed = own
         .samples
         .iter()
@@ -750,11 +699,8 @@ async fn metrics_parse_as_prometheus_text_with_counts_and_histograms_per_priorit
             .map(|s| s.value.clone())
             .unwrap_or_else(|| panic!("no {name} {labels:?}"))
     };
-    let parse = |text: &str| {
-        prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap()
-    };
     ferry_tests::wait_until(Duration::from_secs(20), "histograms counted", || async {
-        let s = parse(&scrape().await);
+        let s = parse_metrics(&scrape().await);
         matches!(
             value(&s, "ferry_job_run_seconds", &[("queue", q), ("priority", "low")]),
             prometheus_parse::Value::Histogram(ref h) if h.iter().any(|b| b.less_than.is_infinite() && b.count == 3.0)
@@ -762,7 +708,7 @@ async fn metrics_parse_as_prometheus_text_with_counts_and_histograms_per_priorit
     })
     .await;
     let text = scrape().await;
-    let s = parse(&text);
+    let s = parse_metrics(&text);
     let counter =
         |name: &str, priority: &str| match value(&s, name, &[("queue", q), ("priority", priority)])
         {
@@ -836,7 +782,7 @@ async fn metrics_parse_as_prometheus_text_with_counts_and_histograms_per_priorit
 
 #[tokio::test]
 async fn the_served_openapi_document_is_the_one_checked_in() {
-    let env = Env::new(&[], &[]).await;
+    let env = Env::new("http", &[], &[]).await;
     let r = env
         .http
         .get(env.server.url("/openapi.json"))

@@ -5,37 +5,15 @@
 use std::time::Duration;
 
 use ferry_queue::{Client, Duplicate, EnqueueOptions, Job, JobState, Unique};
+use ferry_tests::jobs::{Echo, Sleep};
 use ferry_tests::scenario::{self, Scenario};
 use ferry_tests::{heavy, queue, wait_until};
 use serde::{Deserialize, Serialize};
 
 #[derive(Serialize, Deserialize)]
-struct Echo {
-    message: String,
-}
-impl Job for Echo {
-    const TYPE: &'static str = "echo";
-}
-
-#[derive(Serialize, Deserialize)]
-struct Sleep {
-    ms: u64,
-}
-impl Job for Sleep {
-    const TYPE: &'static str = "sleep";
-}
-
-#[derive(Serialize, Deserialize)]
 struct AlwaysFail {}
 impl Job for AlwaysFail {
     const TYPE: &'static str = "always-fail";
-}
-
-fn client(s: &Scenario) -> Client {
-    Client::builder(s.redis.url())
-        .prefix(s.prefix.as_str())
-        .connect()
-        .unwrap()
 }
 
 fn to(s: &Scenario) -> EnqueueOptions {
@@ -56,7 +34,7 @@ async fn eight_concurrent_producers_make_one_job() {
     let s = scenario::setup("uniq-race").await;
     let tasks: Vec<_> = (0..8)
         .map(|i| {
-            let c = client(&s);
+            let c = s.client();
             let q = s.queue.clone();
             tokio::spawn(async move {
                 c.enqueue_unique(
@@ -84,7 +62,7 @@ async fn eight_concurrent_producers_make_one_job() {
 #[tokio::test]
 async fn by_args_keys_equal_payloads_and_errors_when_asked() {
     let s = scenario::setup("uniq-args").await;
-    let c = client(&s);
+    let c = s.client();
     let a = c
         .enqueue_unique(&echo("a"), Unique::by_args(), to(&s))
         .await
@@ -124,7 +102,7 @@ async fn by_args_keys_equal_payloads_and_errors_when_asked() {
 async fn until_finished_is_released_by_success_dead_letter_and_cancel() {
     let _heavy = heavy().await;
     let s = scenario::setup("uniq-finished").await;
-    let c = client(&s);
+    let c = s.client();
     // Cancel (no worker yet: the job is queued).
     let first = c
         .enqueue_unique(&echo("x"), Unique::key("k"), to(&s))
@@ -182,7 +160,7 @@ async fn until_finished_is_released_by_success_dead_letter_and_cancel() {
 async fn until_started_is_released_when_the_job_starts() {
     let _heavy = heavy().await;
     let s = scenario::setup("uniq-started").await;
-    let c = client(&s);
+    let c = s.client();
     let u = || Unique::key("refresh").until_started();
     let first = c
         .enqueue_unique(&Sleep { ms: 3000 }, u(), to(&s))
@@ -211,7 +189,7 @@ async fn until_started_is_released_when_the_job_starts() {
 #[tokio::test]
 async fn throttle_drops_duplicates_for_its_window() {
     let s = scenario::setup("uniq-throttle").await;
-    let c = client(&s);
+    let c = s.client();
     let window = Duration::from_millis(1500);
     let u = || Unique::key("digest").throttle(window);
     let first = c.enqueue_unique(&echo("1"), u(), to(&s)).await.unwrap();
@@ -245,7 +223,7 @@ async fn throttle_drops_duplicates_for_its_window() {
 #[tokio::test]
 async fn debounce_keeps_the_latest_payload_and_restarts_the_delay() {
     let s = scenario::setup("uniq-debounce").await;
-    let c = client(&s);
+    let c = s.client();
     let delay = Duration::from_secs(60);
     let u = || Unique::key("reindex").debounce(delay);
     let first = c.enqueue_unique(&echo("v1"), u(), to(&s)).await.unwrap();
@@ -294,7 +272,7 @@ async fn debounce_keeps_the_latest_payload_and_restarts_the_delay() {
 async fn a_crashed_workers_job_holds_its_key_until_recovered_and_done() {
     let _heavy = heavy().await;
     let s = scenario::setup("uniq-crash").await;
-    let c = client(&s);
+    let c = s.client();
     let u = || Unique::key("import");
     let job = c
         .enqueue_unique(&Sleep { ms: 1500 }, u(), to(&s))

@@ -5,7 +5,7 @@
 use ferry_broker::{ConcurrencyScope, ConfigError, Error, JobState, NewJob, Priority, Queue};
 use ferry_tests::{queue, unique, RedisServer};
 
-use super::sleep_job;
+use ferry_tests::jobs::sleep_job;
 
 /// How many entries the normal stream holds.
 async fn in_stream(q: &Queue, conn: &mut redis::aio::MultiplexedConnection) -> u64 {

@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use ferry_tests::browser::Browser;
-use ferry_tests::serve::{http, Server};
-use ferry_tests::{queue, unique, RedisServer};
+use ferry_tests::queue;
+use ferry_tests::serve::Env;
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -23,10 +23,8 @@ async fn the_queue_page_shows_whether_the_rate_limit_holds_jobs_back() {
     let Some(browser) = Browser::start().await else {
         return;
     };
-    let redis = RedisServer::start().await;
-    let prefix = unique("flow-dash");
-    let server = Server::start(redis.url(), &prefix, &[], &[]);
-    let client = http();
+    let env = Env::new("flow-dash", &[], &[]).await;
+    let (redis, prefix, server, client) = (&env.redis, &env.prefix, &env.server, &env.http);
     let send = |method: reqwest::Method, path: &str, body: serde_json::Value| {
         client.request(method, server.url(path)).json(&body).send()
     };
@@ -61,7 +59,7 @@ async fn the_queue_page_shows_whether_the_rate_limit_holds_jobs_back() {
 
     // One claim takes the hour's only slot; the next refresh says so.
     let mut conn = redis.conn().await;
-    let worker = queue(&prefix, "reports").consumer("w");
+    let worker = queue(prefix, "reports").consumer("w");
     assert_eq!(worker.claim(&mut conn, 2).await.unwrap().len(), 1);
     browser
         .wait_text(&testid("stats-rate-limit"), WAIT, |t| {

@@ -9,8 +9,8 @@
 use std::time::Duration;
 
 use ferry_tests::browser::Browser;
-use ferry_tests::serve::{http, Server};
-use ferry_tests::{queue, unique, RedisServer};
+use ferry_tests::queue;
+use ferry_tests::serve::Env;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
@@ -28,10 +28,8 @@ fn cell(gate: &str, id: &str) -> String {
 
 #[tokio::test]
 async fn the_queue_page_shows_the_concurrency_and_rate_limits() {
-    let redis = RedisServer::start().await;
-    let prefix = unique("flow-dash-limits");
-    let server = Server::start(redis.url(), &prefix, &[], &[]);
-    let client = http();
+    let env = Env::new("flow-dash-limits", &[], &[]).await;
+    let (redis, prefix, server, client) = (&env.redis, &env.prefix, &env.server, &env.http);
 
     // The panel's module is served as the page's script is, and imported.
     let r = client
@@ -47,14 +45,7 @@ async fn the_queue_page_shows_the_concurrency_and_rate_limits() {
         .await
         .unwrap()
         .contains("export function limitsView"));
-    let app = client
-        .get(server.url("/ui/app.js"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let app = env.text("/ui/app.js").await;
     assert!(app.contains("from './limits.js'"));
 
     let Some(browser) = Browser::start().await else {
@@ -95,7 +86,7 @@ async fn the_queue_page_shows_the_concurrency_and_rate_limits() {
     }
     // One claim starts the hour's only echo; the other is parked.
     let mut conn = redis.conn().await;
-    let worker = queue(&prefix, "reports").consumer("w");
+    let worker = queue(prefix, "reports").consumer("w");
     assert_eq!(worker.claim(&mut conn, 10).await.unwrap().len(), 1);
 
     browser.goto(&server.url("/#/queues/reports")).await;

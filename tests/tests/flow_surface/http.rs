@@ -6,47 +6,21 @@
 
 use std::time::Duration;
 
-use ferry_tests::serve::{http, Server};
-use ferry_tests::{queue, unique, RedisServer};
+use ferry_tests::queue;
+use ferry_tests::serve::{parse_metrics, Env};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-struct Api {
-    server: Server,
-    http: reqwest::Client,
-}
-
-impl Api {
-    async fn start(redis: &RedisServer, prefix: &str) -> Self {
-        Self {
-            server: Server::start(redis.url(), prefix, &[], &[]),
-            http: http(),
-        }
-    }
-
-    async fn send(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let mut r = self.http.request(method, self.server.url(path));
-        if let Some(b) = body {
-            r = r.json(&b);
-        }
-        let r = r.send().await.unwrap();
-        let status = r.status();
-        let text = r.text().await.unwrap();
-        let v = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{status} {text:?}: {e}"));
-        (status, v)
-    }
-
-    async fn metrics(&self) -> prometheus_parse::Scrape {
-        let r = self
-            .http
-            .get(self.server.url("/metrics"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::OK);
-        let text = r.text().await.unwrap();
-        prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap()
-    }
+/// `/metrics` of `api`'s server (200), parsed.
+async fn metrics(api: &Env) -> prometheus_parse::Scrape {
+    let r = api
+        .http
+        .get(api.server.url("/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    parse_metrics(&r.text().await.unwrap())
 }
 
 /// Asserts status `status` with error code `code`; returns the message.
@@ -70,9 +44,8 @@ fn gauge(scrape: &prometheus_parse::Scrape, name: &str, q: &str) -> Option<f64> 
 
 #[tokio::test]
 async fn settings_take_a_rate_limit_and_stats_and_metrics_show_its_state() {
-    let redis = RedisServer::start().await;
-    let prefix = unique("flow-http-limit");
-    let api = Api::start(&redis, &prefix).await;
+    let api = Env::new("flow-http-limit", &[], &[]).await;
+    let (redis, prefix) = (&api.redis, &api.prefix);
     let settings = "/v1/queues/reports/settings";
     let patch = |body: Value| api.send(Method::PATCH, settings, Some(body));
 
@@ -130,7 +103,7 @@ async fn settings_take_a_rate_limit_and_stats_and_metrics_show_its_state() {
             .await;
         assert_eq!(st, StatusCode::CREATED);
     }
-    let scrape = api.metrics().await;
+    let scrape = metrics(&api).await;
     assert_eq!(
         gauge(&scrape, "ferry_queue_rate_limited", "reports"),
         Some(0.0)
@@ -146,7 +119,7 @@ async fn settings_take_a_rate_limit_and_stats_and_metrics_show_its_state() {
     let per_hour = gauge(&scrape, "ferry_queue_rate_limit_per_second", "reports").unwrap();
     assert!((per_hour * 3600.0 - 1.0).abs() < 1e-9, "{per_hour}");
     let mut conn = redis.conn().await;
-    let worker = queue(&prefix, "reports").consumer("w");
+    let worker = queue(prefix, "reports").consumer("w");
     assert_eq!(worker.claim(&mut conn, 2).await.unwrap().len(), 1);
 
     let (st, v) = api
@@ -161,7 +134,7 @@ async fn settings_take_a_rate_limit_and_stats_and_metrics_show_its_state() {
     );
     let next_in = rl["next_slot_in_ms"].as_u64().unwrap();
     assert!((3_500_000..=3_600_000).contains(&next_in), "{v}");
-    let scrape = api.metrics().await;
+    let scrape = metrics(&api).await;
     assert_eq!(
         gauge(&scrape, "ferry_queue_rate_limited", "reports"),
         Some(1.0)
@@ -183,7 +156,7 @@ async fn settings_take_a_rate_limit_and_stats_and_metrics_show_its_state() {
         )
         .await;
     assert_eq!(st, StatusCode::CREATED);
-    let scrape = api.metrics().await;
+    let scrape = metrics(&api).await;
     assert_eq!(
         gauge(&scrape, "ferry_queue_rate_limited", "webhooks"),
         Some(0.0)
@@ -192,7 +165,7 @@ async fn settings_take_a_rate_limit_and_stats_and_metrics_show_its_state() {
         gauge(&scrape, "ferry_queue_rate_limit_per_second", "webhooks"),
         None
     );
-    queue(&prefix, "webhooks")
+    queue(prefix, "webhooks")
         .hold(&mut conn, Duration::from_secs(30))
         .await
         .unwrap();
@@ -206,7 +179,7 @@ async fn settings_take_a_rate_limit_and_stats_and_metrics_show_its_state() {
         "{v}"
     );
     assert_eq!(rl["next_slot_at"], rl["held_until"], "{v}");
-    let scrape = api.metrics().await;
+    let scrape = metrics(&api).await;
     assert_eq!(
         gauge(&scrape, "ferry_queue_rate_limited", "webhooks"),
         Some(1.0)
@@ -230,9 +203,8 @@ async fn settings_take_a_rate_limit_and_stats_and_metrics_show_its_state() {
 
 #[tokio::test]
 async fn the_enqueue_route_takes_a_unique_object() {
-    let redis = RedisServer::start().await;
-    let prefix = unique("flow-http-unique");
-    let api = Api::start(&redis, &prefix).await;
+    let api = Env::new("flow-http-unique", &[], &[]).await;
+    let (redis, prefix) = (&api.redis, &api.prefix);
     let jobs = "/v1/queues/accounts/jobs";
     let post = |body: Value| api.send(Method::POST, jobs, Some(body));
 
@@ -258,7 +230,7 @@ async fn the_enqueue_route_takes_a_unique_object() {
     // The same key from the command line is the same job.
     let r = ferry_tests::cli::ferry(
         redis.url(),
-        &prefix,
+        prefix,
         &[
             "enqueue",
             "accounts",

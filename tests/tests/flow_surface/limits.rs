@@ -3,7 +3,7 @@
 //! settings and concurrency routes, and `enqueue --concurrency-key`.
 
 use ferry_tests::cli::ferry;
-use ferry_tests::serve::{http, Server};
+use ferry_tests::serve::{answer, Env};
 use ferry_tests::{unique, RedisServer};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -89,16 +89,10 @@ async fn the_cli_sets_limits_and_a_keyed_job_waits() {
 
 #[tokio::test]
 async fn the_api_sets_and_shows_limits() {
-    let redis = RedisServer::start().await;
-    let prefix = unique("flow-conc-http");
-    let server = Server::start(redis.url(), &prefix, &[], &[]);
-    let c = http();
+    let env = Env::new("flow-conc-http", &[], &[]).await;
     let send = |m: reqwest::Method, p: &str, b: Value| {
-        let r = c.request(m, server.url(p)).json(&b);
-        async move {
-            let r = r.send().await.unwrap();
-            (r.status(), r.json::<Value>().await.unwrap())
-        }
+        let r = env.http.request(m, env.server.url(p)).json(&b);
+        async move { answer(r.send().await.unwrap()).await }
     };
     let (st, v) = send(
         reqwest::Method::PATCH,
@@ -151,12 +145,7 @@ async fn the_api_sets_and_shows_limits() {
     )
     .await;
     assert!(st.is_success(), "{v}");
-    let r = c
-        .get(server.url("/v1/queues/q/concurrency"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    let v: Value = r.json().await.unwrap();
+    let (st, v) = env.get("/v1/queues/q/concurrency").await;
+    assert_eq!(st, StatusCode::OK);
     assert_eq!(v["queue"], 5);
 }

@@ -7,7 +7,7 @@
 //! claim through the broker, so the state is exact, not timed.
 
 use ferry_tests::cli::ferry;
-use ferry_tests::serve::{http, Server};
+use ferry_tests::serve::{answer, get_text, http, parse_metrics, Env, Server};
 use ferry_tests::{queue, unique, RedisServer};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -280,15 +280,8 @@ async fn parked_jobs_show_in_stats_job_status_and_metrics() {
 
     // /metrics: one series for the gate.
     let server = Server::start(url, &prefix, &[], &[]);
-    let text = http()
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap();
+    let text = get_text(&http(), &server.url("/metrics")).await;
+    let scrape = parse_metrics(&text);
     let series: Vec<_> = scrape
         .samples
         .iter()
@@ -306,28 +299,18 @@ async fn parked_jobs_show_in_stats_job_status_and_metrics() {
 
 #[tokio::test]
 async fn the_api_gets_and_puts_rate_limits() {
-    let redis = RedisServer::start().await;
-    let prefix = unique("flow-rate-http");
-    let server = Server::start(
-        redis.url(),
-        &prefix,
+    let env = Env::new(
+        "flow-rate-http",
         &[],
         &[("FERRY_TOKEN", "w-token"), ("FERRY_READ_TOKEN", "r-token")],
-    );
-    let c = http();
+    )
+    .await;
     let send = |m: Method, p: &str, token: &str, b: Option<Value>| {
-        let mut r = c.request(m, server.url(p)).bearer_auth(token);
+        let mut r = env.http.request(m, env.server.url(p)).bearer_auth(token);
         if let Some(b) = b {
             r = r.json(&b);
         }
-        async move {
-            let r = r.send().await.unwrap();
-            let status = r.status();
-            let text = r.text().await.unwrap();
-            let v: Value =
-                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{status} {text:?}: {e}"));
-            (status, v)
-        }
+        async move { answer(r.send().await.unwrap()).await }
     };
     let base = "/v1/queues/q/rate_limits";
 

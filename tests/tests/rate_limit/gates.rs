@@ -7,22 +7,14 @@
 use std::time::Duration;
 
 use ferry_broker::{
-    CancelOutcome, ConcurrencyScope, Consumer, Error, JobState, NewJob, Priority, Queue, RateLimit,
-    Schedule,
+    CancelOutcome, ConcurrencyScope, Consumer, Error, JobState, NewJob, Queue, RateLimit,
 };
+use ferry_tests::jobs::new_job;
 use ferry_tests::{queue, unique, RedisServer};
 
+/// A job of `job_type` with payload `{"n":n}` under `key`.
 fn job(job_type: &'static str, n: u32, key: Option<&str>) -> NewJob {
-    NewJob {
-        job_type: job_type.into(),
-        payload: format!("{{\"n\":{n}}}"),
-        priority: Priority::Normal,
-        max_retries: 3,
-        schedule: Schedule::Now,
-        id: None,
-        retention_ms: None,
-        concurrency_key: key.map(str::to_owned),
-    }
+    new_job(job_type, format!("{{\"n\":{n}}}"), key)
 }
 
 /// The job ids of a claim, in order.
