@@ -966,9 +966,23 @@ async function job({ queue: q, id }) {
       ),
       section('Timeline', timeline(j)),
     ),
+    dependencies(q, j),
     section('Payload', h('pre', { class: 'json', testid: 'job-payload', text: j.payload === null || j.payload === undefined ? 'not known (no payload in the job’s record)' : json(j.payload) })),
     j.result !== undefined && j.result !== null ? section('Result', h('pre', { class: 'json', testid: 'job-result', text: json(j.result) })) : null,
     j.last_error ? section('Error', h('pre', { class: 'json error-text', testid: 'job-error', text: j.last_error })) : null,
+  );
+}
+
+/** The jobs a job waits for (`depends_on`: those left, at most 50), each
+ * a link to its page; nothing when it waits for none. */
+function dependencies(q, j) {
+  const deps = j.depends_on ?? [];
+  if (deps.length === 0) return null;
+  return section('Waits for',
+    j.waiting_for ? h('p', { class: 'muted hint', testid: 'job-waiting-for', text: j.waiting_for }) : null,
+    h('ul', { class: 'dependencies', testid: 'job-depends-on' },
+      deps.map((d) => h('li', { 'data-key': d },
+        h('a', { href: links.job(q, d), testid: 'job-dependency' }, h('code', { text: d }))))),
   );
 }
 

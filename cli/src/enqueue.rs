@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 use std::time::Duration;
 
-use ferry_broker::{NewJob, OnDuplicate, Schedule};
+use ferry_broker::{NewJob, OnDependencyFailure, OnDuplicate, Schedule};
 use ferry_queue::Priority;
 use serde::Serialize;
 
@@ -70,6 +70,18 @@ pub struct Enqueued {
     /// Set when no new job was written: a job holding the key exists.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub duplicate: Option<crate::unique::DuplicateOf>,
+}
+
+/// What [`Admin::enqueue_after`] did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct EnqueuedAfter {
+    /// The queue.
+    pub queue: String,
+    /// The new job's id.
+    pub id: String,
+    /// How many of its dependencies it waits for (0: they had all
+    /// succeeded, and it is queued).
+    pub waiting_for: u64,
 }
 
 /// Checks that `payload` is one JSON value; returns it without the
@@ -167,6 +179,50 @@ impl Admin {
             None => q.enqueue_with(&mut conn, &new, OnDuplicate::Error).await,
         }
         .map_err(|e| self.fail(e))
+    }
+}
+
+impl Admin {
+    /// Enqueues `job` to `queue` to run after the jobs `dependencies` (ids
+    /// in the same queue) succeed, in one atomic step (see
+    /// [`Queue::enqueue_after`](ferry_broker::Queue::enqueue_after));
+    /// `on_failure` says what a dependency that fails does to it. The job
+    /// takes no delay.
+    ///
+    /// # Errors
+    /// As [`Admin::enqueue`]; [`Error::BadDependency`] for a dependency
+    /// that is the job itself, does not exist, or failed while
+    /// `on_failure` is `fail` (nothing written); [`Error::Ferry`] for no
+    /// dependencies, more than 10,000, or a delay.
+    pub async fn enqueue_after(
+        &self,
+        queue: &str,
+        job: RawJob,
+        dependencies: &[String],
+        on_failure: OnDependencyFailure,
+    ) -> Result<EnqueuedAfter> {
+        let q = self.queue(queue)?;
+        let payload = check_payload(&job.payload)?.to_owned();
+        let new = NewJob {
+            job_type: Cow::Owned(job.job_type),
+            payload,
+            priority: job.priority,
+            max_retries: job.max_retries,
+            schedule: job.delay.map_or(Schedule::Now, Schedule::After),
+            id: job.id,
+            retention_ms: job.retention_ms,
+            concurrency_key: job.concurrency_key,
+        };
+        let mut conn = self.conn();
+        let done = q
+            .enqueue_after(&mut conn, &new, dependencies, on_failure)
+            .await
+            .map_err(|e| self.fail(e))?;
+        Ok(EnqueuedAfter {
+            queue: queue.to_owned(),
+            id: done.id,
+            waiting_for: done.waiting_for,
+        })
     }
 }
 

@@ -102,6 +102,21 @@ pub enum Error {
         /// True when the holder was a waiting debounced job.
         debounced: bool,
     },
+    /// A dependency of a job enqueued after others cannot be waited for: it
+    /// is the job itself, no such job exists (never enqueued, or finished
+    /// with its record no longer kept), or it failed and the job's policy
+    /// is to fail with it. Nothing was written.
+    #[error("dependency {dependency} {reason}; nothing enqueued to queue {queue}")]
+    BadDependency {
+        /// The queue.
+        queue: String,
+        /// The id the job would have had.
+        job: String,
+        /// The dependency at fault.
+        dependency: String,
+        /// Why, in words.
+        reason: String,
+    },
     /// Redis did not answer: refused, timed out, or the connection dropped.
     #[error("cannot reach redis at {host}: {reason}")]
     Unreachable {
@@ -160,6 +175,17 @@ impl Error {
                 id: entry_id,
             },
             E::WaitTimeout { id, timeout, state } => Error::WaitTimeout { id, timeout, state },
+            E::BadDependency {
+                queue,
+                job,
+                dependency,
+                reason,
+            } => Error::BadDependency {
+                queue,
+                job,
+                dependency,
+                reason,
+            },
             E::Redis(r) if ferry_broker::error::is_connection_failure(&r) => Error::Unreachable {
                 host: host.to_owned(),
                 reason: r.to_string(),
@@ -213,5 +239,19 @@ mod tests {
         );
         assert_eq!(duplicate.kind().exit_code(), 4);
         assert_eq!(Error::Input("bad".into()).kind().exit_code(), 1);
+        let bad = Error::from_sdk(
+            ferry_queue::Error::BadDependency {
+                queue: "emails".into(),
+                job: "j".into(),
+                dependency: "nobody".into(),
+                reason: "does not exist (never enqueued)".into(),
+            },
+            "h:1",
+        );
+        assert_eq!(
+            bad.to_string(),
+            "dependency nobody does not exist (never enqueued); nothing enqueued to queue emails"
+        );
+        assert_eq!(bad.kind().exit_code(), 1);
     }
 }

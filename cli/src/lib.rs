@@ -60,7 +60,7 @@ pub mod workers;
 
 pub use admin::{Admin, AdminConfig};
 pub use dead::{DeadGroup, DeadGroups, DeadListing, DeadView, Purged, Replayed, ReplayedView};
-pub use enqueue::{Enqueued, RawJob};
+pub use enqueue::{Enqueued, EnqueuedAfter, RawJob};
 pub use error::{Error, ErrorKind, Result};
 pub use events::{EventPage, EventView};
 pub use jobs::{Cancelled, Reprioritised, Retried};

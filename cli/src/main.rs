@@ -121,6 +121,7 @@ async fn run(cli: Cli) -> Result<()> {
         },
         Command::Pause(q) => print(json, &admin.pause(&q.queue).await?),
         Command::Resume(q) => print(json, &admin.resume(&q.queue).await?),
+        Command::Enqueue(a) if !a.after.is_empty() => return enqueue_after(&admin, a, json).await,
         Command::Enqueue(a) => {
             let queue = a.queue.clone();
             let unique = a.unique_spec();
@@ -269,6 +270,22 @@ fn raw_job(a: EnqueueArgs) -> Result<RawJob> {
     job.retention_ms = a.retention_ms;
     job.concurrency_key = a.concurrency_key;
     Ok(job)
+}
+
+/// `ferry enqueue --after ID...`: the job to run after its dependencies.
+/// Prints the id alone on stdout (so that `$(ferry enqueue ...)` chains),
+/// and on stderr how many dependencies it waits for, if any.
+async fn enqueue_after(admin: &Admin, a: EnqueueArgs, json: bool) -> Result<()> {
+    let (queue, after) = (a.queue.clone(), a.after.clone());
+    let policy = a.on_dependency_failure.unwrap_or_default();
+    let job = raw_job(a)?;
+    let done = admin.enqueue_after(&queue, job, &after, policy).await?;
+    print(json, &done).map_err(io)?;
+    if !json && done.waiting_for > 0 {
+        let s = if done.waiting_for == 1 { "y" } else { "ies" };
+        eprintln!("waiting for {} dependenc{s}", done.waiting_for);
+    }
+    Ok(())
 }
 
 /// Asks on the terminal before `dead purge` deletes anything; elsewhere

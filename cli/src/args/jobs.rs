@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{ArgGroup, Args, Subcommand};
-use ferry_broker::Lifetime;
+use ferry_broker::{Lifetime, OnDependencyFailure};
 use ferry_queue::Priority;
 use ferry_queue_cli::UniqueSpec;
 
@@ -147,6 +147,19 @@ pub struct EnqueueArgs {
     /// the job that holds the key.
     #[arg(long, requires = "uniqueness")]
     pub error_on_duplicate: bool,
+    /// Run only after job ID of the same queue succeeds (repeat it, or give
+    /// a comma list, for several). Each must exist (a job that succeeded
+    /// counts as done); the job waits, state `waiting`, until the last
+    /// one succeeds. Not with --delay-ms, --unique or --unique-key.
+    #[arg(long = "after", value_name = "ID", value_delimiter = ',', value_parser = parse_dependency,
+          conflicts_with_all = ["delay_ms", "uniqueness"])]
+    pub after: Vec<String>,
+    /// What a dependency that fails (dead, or cancelled) does to the job:
+    /// `fail` (the default: it ends cancelled too), `release` (it counts as
+    /// done), or `wait` (the job waits until it is replayed and succeeds).
+    #[arg(long, value_name = "fail|release|wait", value_parser = parse_on_failure,
+          requires = "after")]
+    pub on_dependency_failure: Option<OnDependencyFailure>,
 }
 
 impl EnqueueArgs {
@@ -172,6 +185,24 @@ fn parse_window(s: &str) -> Result<Duration, String> {
     match parse_duration(s)? {
         d if d.is_zero() => Err(format!("{s:?}: a window of zero holds nothing")),
         d => Ok(d),
+    }
+}
+
+/// One `--after` id: not empty.
+fn parse_dependency(s: &str) -> Result<String, String> {
+    match s.trim() {
+        "" => Err("an empty job id".into()),
+        id => Ok(id.to_owned()),
+    }
+}
+
+/// `--on-dependency-failure`: fail, release or wait.
+fn parse_on_failure(s: &str) -> Result<OnDependencyFailure, String> {
+    match s {
+        "fail" => Ok(OnDependencyFailure::Fail),
+        "release" => Ok(OnDependencyFailure::Release),
+        "wait" => Ok(OnDependencyFailure::Wait),
+        _ => Err(format!("{s:?}: use fail, release or wait")),
     }
 }
 

@@ -93,7 +93,8 @@ pub enum Command {
     Resume(QueueArg),
     /// Enqueue a job with a raw JSON payload (from --payload, --file, or
     /// stdin when neither is given); prints its id. With --unique or
-    /// --unique-key, only if no job holds its uniqueness key.
+    /// --unique-key, only if no job holds its uniqueness key; with --after,
+    /// to run after those jobs succeed.
     Enqueue(EnqueueArgs),
     /// A queue's jobs in one state, a page at a time: queued and running
     /// in claim order, scheduled (and retrying) soonest first, finished

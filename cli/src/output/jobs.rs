@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use ferry_broker::{JobPage, ListState};
 use ferry_queue::JobStatus;
-use ferry_queue_cli::{Cancelled, DuplicateKind, Enqueued, Reprioritised, Retried};
+use ferry_queue_cli::{Cancelled, DuplicateKind, Enqueued, EnqueuedAfter, Reprioritised, Retried};
 
 use super::{fields, json_text, table, time, Human};
 
@@ -30,6 +30,11 @@ impl Human for JobStatus {
             ("finished at", t(self.finished_at)),
             ("worker", self.worker.clone()),
             ("deliveries", self.deliveries.map(|d| d.to_string())),
+            ("waiting for", self.waiting_for.clone()),
+            (
+                "depends on",
+                (!self.depends_on.is_empty()).then(|| self.depends_on.join(", ")),
+            ),
             ("last error", self.last_error.clone()),
             ("progress", self.progress.as_ref().map(json_text)),
             ("result", self.result.as_ref().map(json_text)),
@@ -136,5 +141,12 @@ impl Human for Enqueued {
                 ),
             },
         }
+    }
+}
+
+impl Human for EnqueuedAfter {
+    /// The new job's id alone (`main` says on stderr what it waits for).
+    fn human(&self) -> String {
+        format!("{}\n", self.id)
     }
 }

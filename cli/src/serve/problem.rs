@@ -57,6 +57,10 @@ pub mod codes {
     pub const PAYLOAD_TOO_LARGE: &str = "payload_too_large";
     /// 413: the batch has more jobs than the server takes.
     pub const BATCH_TOO_LARGE: &str = "batch_too_large";
+    /// 422: a dependency (`depends_on`) of the job cannot be waited for: it
+    /// is the job itself, no such job exists, or it failed and the job's
+    /// `on_dependency_failure` is `fail`; nothing was written.
+    pub const BAD_DEPENDENCY: &str = "bad_dependency";
     /// 429: the queue is at its maximum depth.
     pub const QUEUE_FULL: &str = "queue_full";
     /// 429: the server holds as many event streams as it serves at once.
@@ -139,6 +143,9 @@ impl From<Error> for ApiError {
             Error::DuplicateUnique { .. } => {
                 Self::new(S::CONFLICT, codes::UNIQUE_KEY_HELD, message)
             }
+            Error::BadDependency { .. } => {
+                Self::new(S::UNPROCESSABLE_ENTITY, codes::BAD_DEPENDENCY, message)
+            }
             Error::Unreachable { .. } => Self::unavailable(message),
             Error::Input(_) | Error::Usage(_) => Self::bad_request(message),
             // A wait's timeout is not an error of the API (the wait route
@@ -164,6 +171,9 @@ impl ApiError {
             }
             E::Config(_) | E::Serialize(_) => Self::bad_request(message),
             E::DuplicateJob { .. } => Self::new(S::CONFLICT, codes::DUPLICATE_JOB, message),
+            E::BadDependency { .. } => {
+                Self::new(S::UNPROCESSABLE_ENTITY, codes::BAD_DEPENDENCY, message)
+            }
             E::QueueFull { .. } => {
                 Self::new(S::TOO_MANY_REQUESTS, codes::QUEUE_FULL, message).retry_after(1)
             }
@@ -252,6 +262,24 @@ mod tests {
         assert_eq!(
             (e.status, e.code),
             (StatusCode::TOO_MANY_REQUESTS, "queue_full")
+        );
+        let e: ApiError = Error::from_sdk(
+            ferry_queue::Error::BadDependency {
+                queue: "q".into(),
+                job: "j".into(),
+                dependency: "nobody".into(),
+                reason: "does not exist".into(),
+            },
+            "h:1",
+        )
+        .into();
+        assert_eq!(
+            (e.status, e.code, e.message.as_str()),
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "bad_dependency",
+                "dependency nobody does not exist; nothing enqueued to queue q"
+            )
         );
     }
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use axum::Json;
-use ferry_broker::{JobPage, ListState};
+use ferry_broker::{JobPage, ListState, OnDependencyFailure};
 use ferry_queue::{JobStatus, Priority};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -16,7 +16,7 @@ use crate::enqueue::{RawJob, DEFAULT_MAX_RETRIES};
 use crate::jobs::{Cancelled, Reprioritised, Retried};
 use crate::serve::extract::{JsonBody, Path, Query};
 use crate::serve::problem::{codes, ApiError, ErrorBody};
-use crate::Enqueued;
+use crate::{Enqueued, EnqueuedAfter};
 
 /// The longest delay a job may be given: 10 years.
 const MAX_DELAY_MS: u64 = 10 * 365 * 24 * 3_600_000;
@@ -61,6 +61,65 @@ pub struct NewJobRequest {
     /// job per call: not in a batch).
     #[serde(default)]
     pub unique: Option<UniqueRequest>,
+    /// Run only after these jobs of the queue (their ids) succeed: the job
+    /// waits (state `waiting`, its status's `depends_on` naming those
+    /// left) until the last one does. Each must exist (one that succeeded
+    /// counts as done; 422 `bad_dependency` otherwise). Not with
+    /// `delay_ms` or `unique`; one job per call: not in a batch.
+    #[serde(default)]
+    #[schema(min_items = 1, max_items = 10_000)]
+    pub depends_on: Option<Vec<String>>,
+    /// What a dependency that fails (dead, or cancelled) does to the job:
+    /// `fail` (the default: it ends cancelled too), `release` (it counts
+    /// as done) or `wait` (it waits until the dependency is replayed and
+    /// succeeds). Only with `depends_on`.
+    #[serde(default)]
+    pub on_dependency_failure: Option<OnDependencyFailure>,
+}
+
+/// What an enqueue did.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[schema(as = Enqueued)]
+pub struct EnqueueAnswer {
+    /// The queue.
+    pub queue: String,
+    /// The new job's id; for a duplicate, the id of the job that holds
+    /// the key.
+    pub id: String,
+    /// A unique job's key (given, or derived from its type and payload).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unique_key: Option<String>,
+    /// Set when no new job was written: a job holding the key exists.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duplicate: Option<crate::unique::DuplicateOf>,
+    /// A job enqueued with `depends_on`: how many of its dependencies it
+    /// waits for (0: they had all succeeded, and it is queued).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiting_for: Option<u64>,
+}
+
+impl From<Enqueued> for EnqueueAnswer {
+    fn from(e: Enqueued) -> Self {
+        Self {
+            queue: e.queue,
+            id: e.id,
+            unique_key: e.unique_key,
+            duplicate: e.duplicate,
+            waiting_for: None,
+        }
+    }
+}
+
+impl From<EnqueuedAfter> for EnqueueAnswer {
+    fn from(e: EnqueuedAfter) -> Self {
+        Self {
+            queue: e.queue,
+            id: e.id,
+            unique_key: None,
+            duplicate: None,
+            waiting_for: Some(e.waiting_for),
+        }
+    }
 }
 
 impl NewJobRequest {
@@ -202,14 +261,21 @@ pub struct PriorityRequest {
 /// of the job that holds the key and `duplicate` (`existing`, or
 /// `debounced` when a waiting debounced job took its payload), or a 409
 /// `unique_key_held` with `unique.error_on_duplicate`.
+///
+/// With `depends_on`, the job runs after those jobs succeed: 201 with
+/// `waiting_for`, how many it waits for; a dependency that cannot be
+/// waited for (the job itself, no such job, or one that failed while
+/// `on_dependency_failure` is `fail`) is a 422 `bad_dependency`, nothing
+/// written.
 #[utoipa::path(post, path = "/v1/queues/{queue}/jobs", tag = "jobs",
     params(QueuePath), request_body = NewJobRequest,
     responses(
-        (status = 201, description = "Enqueued", body = Enqueued),
-        (status = 200, description = "A duplicate of a unique job: nothing new written; `id` and `duplicate.of` name the job that holds the key", body = Enqueued),
+        (status = 201, description = "Enqueued (with `depends_on`: `waiting_for` says how many of them it waits for)", body = EnqueueAnswer),
+        (status = 200, description = "A duplicate of a unique job: nothing new written; `id` and `duplicate.of` name the job that holds the key", body = EnqueueAnswer),
         (status = 400, description = "A field is missing or wrong", body = ErrorBody),
         (status = 409, description = "The id exists in the queue (`duplicate_job`), or a job holds the unique key and `unique.error_on_duplicate` is set (`unique_key_held`)", body = ErrorBody),
         (status = 413, description = "The body or payload is too large", body = ErrorBody),
+        (status = 422, description = "A dependency cannot be waited for (`bad_dependency`): it is the job itself, no such job exists, or it failed and `on_dependency_failure` is `fail`; nothing was written", body = ErrorBody),
         (status = 429, description = "The queue is full (its max depth)", body = ErrorBody),
         (status = 503, description = "Redis unavailable", body = ErrorBody),
     ), security((), ("bearer" = [])))]
@@ -217,17 +283,41 @@ pub async fn enqueue(
     state: St,
     Path(QueuePath { queue }): Path<QueuePath>,
     JsonBody(mut job): JsonBody<NewJobRequest>,
-) -> Result<(StatusCode, Json<Enqueued>), ApiError> {
+) -> Result<(StatusCode, Json<EnqueueAnswer>), ApiError> {
+    if let Some(deps) = job.depends_on.take() {
+        let policy = job.on_dependency_failure.take().unwrap_or_default();
+        if job.unique.is_some() {
+            return Err(ApiError::bad_request(
+                "field `unique`: a job with `depends_on` cannot be unique",
+            ));
+        }
+        if job.delay_ms.is_some_and(|ms| ms > 0) {
+            return Err(ApiError::bad_request(
+                "field `delay_ms`: a job with `depends_on` runs when they succeed: it takes no delay",
+            ));
+        }
+        let raw = job.into_raw("")?;
+        let done = state
+            .run(state.admin.enqueue_after(&queue, raw, &deps, policy))
+            .await?;
+        return Ok((StatusCode::CREATED, Json(done.into())));
+    }
+    if job.on_dependency_failure.is_some() {
+        return Err(ApiError::bad_request(
+            "field `on_dependency_failure`: only with `depends_on`",
+        ));
+    }
     let unique = job.unique.take().map(|u| u.spec("")).transpose()?;
     let raw = job.into_raw("")?;
-    let done = match &unique {
+    let done: EnqueueAnswer = match &unique {
         Some(u) => {
             state
                 .run(state.admin.enqueue_unique(&queue, raw, u))
                 .await?
         }
         None => state.run(state.admin.enqueue(&queue, raw)).await?,
-    };
+    }
+    .into();
     let status = if done.duplicate.is_some() {
         StatusCode::OK
     } else {
@@ -272,6 +362,16 @@ pub async fn enqueue_batch(
             if j.unique.is_some() {
                 return Err(ApiError::bad_request(format!(
                     "field `jobs[{i}].unique`: unique jobs are enqueued one at a time (POST /v1/queues/{{queue}}/jobs)"
+                )));
+            }
+            if j.depends_on.is_some() || j.on_dependency_failure.is_some() {
+                let field = if j.depends_on.is_some() {
+                    "depends_on"
+                } else {
+                    "on_dependency_failure"
+                };
+                return Err(ApiError::bad_request(format!(
+                    "field `jobs[{i}].{field}`: a job with dependencies is enqueued alone (POST /v1/queues/{{queue}}/jobs)"
                 )));
             }
             j.into_raw(&format!("jobs[{i}]."))
