@@ -222,8 +222,15 @@ async fn serve(admin: Admin, a: args::ServeArgs) -> Result<()> {
         admin.prefix(),
         if config.tokens.read_only { ", read-only" } else { "" },
     );
+    // The schedules fire here too, unless this server changes nothing.
+    let firer = (!a.no_fire_schedules && !config.tokens.read_only)
+        .then(|| tokio::spawn(serve::schedule_firer::ScheduleFirer::new(admin.clone()).run()));
     let state = AppState::new(admin, config.tokens, config.limits);
-    serve::serve(listener, state, ferry_queue::shutdown_signal()).await
+    let served = serve::serve(listener, state, ferry_queue::shutdown_signal()).await;
+    if let Some(f) = firer {
+        f.abort();
+    }
+    served
 }
 
 /// The handle for the Redis and prefix of the command line.

@@ -37,6 +37,11 @@ pub struct ServeArgs {
     /// Refuse every change (POST, DELETE), whatever the token.
     #[arg(long)]
     pub read_only: bool,
+    /// Do not fire the queues' cron and periodic schedules (by default
+    /// `ferry serve` fires them, as every worker does, each tick once
+    /// fleet-wide; never with --read-only).
+    #[arg(long)]
+    pub no_fire_schedules: bool,
     /// Largest request body, bytes (413 past it).
     #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
     pub max_body_bytes: usize,

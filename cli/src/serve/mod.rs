@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod problem;
 pub mod routes;
+pub mod schedule_firer;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -291,3 +291,67 @@ async fn the_http_routes_take_the_write_token_and_check_every_field_first() {
     let (_, list) = api.send(Method::GET, base, r, None).await;
     assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
 }
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Tick {
+    n: u32,
+}
+impl ferry_queue::Job for Tick {
+    const TYPE: &'static str = "tick";
+}
+
+/// `ferry serve` fires schedules as a worker does (no worker runs here),
+/// and not with --no-fire-schedules or --read-only.
+#[tokio::test]
+async fn ferry_serve_fires_the_schedules_unless_told_not_to() {
+    use std::time::Duration;
+    let redis = RedisServer::start().await;
+    for (args, fires) in [
+        (&[][..], true),
+        (&["--no-fire-schedules"][..], false),
+        (&["--read-only"][..], false),
+    ] {
+        let prefix = unique("sched-serve");
+        let client = ferry_queue::Client::builder(redis.url())
+            .prefix(prefix.as_str())
+            .connect()
+            .unwrap();
+        client
+            .schedule(
+                "every-second",
+                ferry_queue::Recurrence::every(Duration::from_secs(1)).unwrap(),
+                &Tick { n: 1 },
+            )
+            .await
+            .unwrap();
+        let queue = ferry_tests::queue(&prefix, "default");
+        let mut conn = redis.conn().await;
+        let key = queue.keys().stream(ferry_queue::Priority::Normal).to_owned();
+        let depth = |mut conn: redis::aio::MultiplexedConnection, key: String| async move {
+            redis::cmd("XLEN")
+                .arg(key)
+                .query_async::<u64>(&mut conn)
+                .await
+                .unwrap()
+        };
+        let server = Server::start(redis.url(), &prefix, args, &[]);
+        if fires {
+            ferry_tests::wait_until(Duration::from_secs(20), "two ticks fired", || {
+                let (conn, key) = (conn.clone(), key.clone());
+                async move { depth(conn, key).await >= 2 }
+            })
+            .await;
+        } else {
+            // Nothing to wait for when nothing fires: the schedule is due
+            // within a second; three pass.
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            assert_eq!(
+                depth(conn.clone(), key.clone()).await,
+                0,
+                "{args:?} fired a tick"
+            );
+        }
+        drop(server);
+        let _ = &mut conn;
+    }
+}
