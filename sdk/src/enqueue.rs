@@ -72,7 +72,7 @@ impl EnqueueOptions {
     }
 
     /// What a dependency that fails (dead-lettered, or cancelled) does to
-    /// the job: [`OnDependencyFailure::Fail`] (the default) ends it
+    /// the job: [`OnDependencyFailure::Fail`](ferry_broker::OnDependencyFailure::Fail) (the default) ends it
     /// cancelled, `Release` runs it anyway, `Wait` keeps it waiting until
     /// the dependency is replayed and succeeds.
     pub fn on_dependency_failure(mut self, policy: ferry_broker::OnDependencyFailure) -> Self {

@@ -326,7 +326,10 @@ async fn ferry_serve_fires_the_schedules_unless_told_not_to() {
             .unwrap();
         let queue = ferry_tests::queue(&prefix, "default");
         let mut conn = redis.conn().await;
-        let key = queue.keys().stream(ferry_queue::Priority::Normal).to_owned();
+        let key = queue
+            .keys()
+            .stream(ferry_queue::Priority::Normal)
+            .to_owned();
         let depth = |mut conn: redis::aio::MultiplexedConnection, key: String| async move {
             redis::cmd("XLEN")
                 .arg(key)
