@@ -144,8 +144,9 @@ pub(crate) static ENQUEUE_AFTER: LazyLock<QueueScript> = script!("enqueue_after.
 /// `upsert_schedule.lua`: create or replace a schedule (KEYS\[9..10\]: the schedules set, its hash).
 pub(crate) static UPSERT_SCHEDULE: LazyLock<QueueScript> =
     script!("upsert_schedule.lua", 8: queue, clock);
-/// `schedule_state.lua`: remove, pause or resume a schedule.
-pub(crate) static SCHEDULE_STATE: LazyLock<QueueScript> = script!("schedule_state.lua", 8: queue);
+/// `schedule_state.lua`: remove, pause or resume a schedule, or record a triggered job.
+pub(crate) static SCHEDULE_STATE: LazyLock<QueueScript> =
+    script!("schedule_state.lua", 8: queue, clock);
 /// `due_schedules.lua`: the schedules due by the server's clock (KEYS\[9\]: the schedules set).
 pub(crate) static DUE_SCHEDULES: LazyLock<QueueScript> =
     script!("due_schedules.lua", 8: queue, clock);

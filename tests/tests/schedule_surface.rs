@@ -208,6 +208,11 @@ async fn the_cli_adds_lists_pauses_resumes_triggers_and_removes_schedules() {
         (&job["type"], &job["state"]),
         (&json!("report"), &json!("queued"))
     );
+    // It is the schedule's last job now.
+    let v = run(&["schedule", "show", "reports", "nightly", "--json"])
+        .await
+        .ok_json();
+    assert_eq!(v["last_job"], json!(id), "{v}");
 
     // Remove; then each command on it is not found (exit 3).
     let r = run(&["schedule", "remove", "reports", "nightly"]).await;

@@ -282,8 +282,8 @@ impl Queue {
     }
 
     /// Enqueues the schedule's job now, outside its cadence (its next tick
-    /// stays); returns the job's id, or `None` when there is no such
-    /// schedule.
+    /// stays), and records it as the schedule's last job; returns the
+    /// job's id, or `None` when there is no such schedule.
     ///
     /// # Errors
     /// As [`Queue::enqueue`].
@@ -306,7 +306,14 @@ impl Queue {
             concurrency_key: None,
         };
         let mut ids = self.enqueue(conn, std::slice::from_ref(&job)).await?;
-        Ok(ids.pop())
+        let id = ids.pop();
+        // Its last job now (unless it was removed meanwhile).
+        if let Some(id) = &id {
+            let mut inv = self.invoke_schedule(&scripts::SCHEDULE_STATE, Some(name));
+            inv.arg(name.as_str()).arg("triggered").arg(id);
+            let _: i64 = inv.invoke_async(conn).await?;
+        }
+        Ok(id)
     }
 
     /// One schedule, if it exists.
