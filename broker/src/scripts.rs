@@ -79,10 +79,10 @@ pub(crate) static ENQUEUE: LazyLock<QueueScript> = script!("enqueue.lua", 17:
     queue, clock, names, group_state, waiting, depth, settings, timing, events, records, admit, gates);
 /// `ack.lua`: acknowledge and remove the entries this consumer still owns, with records.
 pub(crate) static ACK: LazyLock<QueueScript> = script!("ack.lua", 17:
-    queue, clock, names, entry_ids, group_state, ownership, remove_done, settings, timing, events, records, admit, gates, deps);
+    queue, clock, names, entry_ids, group_state, ownership, remove_done, settings, timing, events, records, dead_removal, admit, gates, deps);
 /// `retry.lua`: stream entry -> delayed set.
 pub(crate) static RETRY: LazyLock<QueueScript> = script!("retry.lua", 17:
-    queue, clock, names, entry_ids, group_state, ownership, remove_done, settings, timing, events, records, admit, gates, deps);
+    queue, clock, names, entry_ids, group_state, ownership, remove_done, settings, timing, events, records, dead_removal, admit, gates, deps);
 /// `dead_letter.lua`: stream entry -> dead-letter stream.
 pub(crate) static DEAD_LETTER: LazyLock<QueueScript> = script!("dead_letter.lua", 17:
     queue, clock, names, entry_ids, group_state, ownership, remove_done, settings, timing, events, records, dead_removal, dead_letter, admit, gates, deps);
@@ -105,10 +105,9 @@ pub(crate) static START_SUSPECT: LazyLock<QueueScript> =
 pub(crate) static REPLAY: LazyLock<QueueScript> =
     script!("replay.lua", 10: queue, clock, names, admit, gates);
 /// `purge_dead.lua`: delete the oldest dead letters and their index fields.
-pub(crate) static PURGE_DEAD: LazyLock<QueueScript> =
-    script!("purge_dead.lua", 9: queue, names, dead_removal);
+pub(crate) static PURGE_DEAD: LazyLock<QueueScript> = script!("purge_dead.lua", 17: queue, clock, names, entry_ids, group_state, settings, timing, events, records, dead_removal, admit, gates, deps);
 /// `status.lua`: where a job is, by id.
-pub(crate) static STATUS: LazyLock<QueueScript> = script!("status.lua", 17: queue, clock, names, entry_ids, group_state, settings, timing, events, records, admit, gates, rates, deps);
+pub(crate) static STATUS: LazyLock<QueueScript> = script!("status.lua", 17: queue, clock, names, entry_ids, group_state, settings, timing, events, records, dead_removal, admit, gates, rates, deps);
 /// `progress.lua`: a running job's progress, while it is still this worker's.
 pub(crate) static PROGRESS: LazyLock<QueueScript> =
     script!("progress.lua", 17: queue, clock, ownership, settings, events);
@@ -122,7 +121,7 @@ pub(crate) static REGISTER_WORKER: LazyLock<QueueScript> =
 pub(crate) static REPRIORITISE: LazyLock<QueueScript> =
     script!("reprioritise.lua", 13: queue, names, entry_ids, group_state);
 /// `cancel.lua`: cancel a job by id (remove it, or ask its worker).
-pub(crate) static CANCEL: LazyLock<QueueScript> = script!("cancel.lua", 17: queue, clock, names, entry_ids, group_state, settings, timing, events, records, admit, gates, rates, deps);
+pub(crate) static CANCEL: LazyLock<QueueScript> = script!("cancel.lua", 17: queue, clock, names, entry_ids, group_state, settings, timing, events, records, dead_removal, admit, gates, rates, deps);
 /// `list_jobs.lua`: one page of a queue's jobs in one state.
 pub(crate) static LIST_JOBS: LazyLock<QueueScript> =
     script!("list_jobs.lua", 15: queue, clock, names, entry_ids, group_state, admit, gates, rates);
@@ -140,7 +139,7 @@ pub(crate) static ENQUEUE_UNIQUE: LazyLock<QueueScript> = script!("enqueue_uniqu
     queue, clock, names, entry_ids, group_state, waiting, depth, settings, events, admit, gates);
 /// `enqueue_after.lua`: one job that waits for others of its queue to succeed.
 pub(crate) static ENQUEUE_AFTER: LazyLock<QueueScript> = script!("enqueue_after.lua", 17:
-    queue, clock, names, entry_ids, group_state, waiting, depth, settings, timing, events, records, admit, gates, deps);
+    queue, clock, names, entry_ids, group_state, waiting, depth, settings, timing, events, records, dead_removal, admit, gates, deps);
 /// `upsert_schedule.lua`: create or replace a schedule (KEYS\[9..10\]: the schedules set, its hash).
 pub(crate) static UPSERT_SCHEDULE: LazyLock<QueueScript> =
     script!("upsert_schedule.lua", 8: queue, clock);

@@ -526,3 +526,36 @@ async fn a_parent_may_wait_for_10000_children() {
         .unwrap()
         .ends_with("and 9950 more (10000 left)"));
 }
+
+#[tokio::test]
+async fn a_dependent_waiting_for_a_replay_ends_when_the_dead_letter_is_purged() {
+    let (_redis, q, mut conn) = setup().await;
+    q.enqueue(&mut conn, &[job("a")]).await.unwrap();
+    q.enqueue_after(
+        &mut conn,
+        &job("w"),
+        &ids(&["a"]),
+        OnDependencyFailure::Wait,
+    )
+    .await
+    .unwrap();
+    let a = claim(&q, &mut conn).await;
+    q.consumer("w")
+        .dead_letter(&mut conn, &a[0], "boom", DeadLetterKind::Failed)
+        .await
+        .unwrap();
+    assert_eq!(state(&q, &mut conn, "w").await, JobState::Waiting);
+    assert_eq!(q.purge_dead(&mut conn).await.unwrap(), 1);
+    let st = q.status(&mut conn, "w").await.unwrap().unwrap();
+    assert_eq!(st.state, JobState::Cancelled, "no replay can come now");
+    assert_eq!(
+        st.last_error.as_deref(),
+        Some("dependency a failed (dead letter removed)")
+    );
+    let left: u64 = redis::cmd("HLEN")
+        .arg(q.keys().dependents())
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+}

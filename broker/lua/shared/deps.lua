@@ -1,5 +1,5 @@
--- shared/deps.lua (needs clock.lua, names.lua, records.lua, admit.lua and
--- gates.lua): jobs that wait for other jobs of their queue (see
+-- shared/deps.lua (needs clock.lua, names.lua, records.lua,
+-- dead_removal.lua, admit.lua and gates.lua): jobs that wait for other jobs of their queue (see
 -- docs/architecture.md, "Dependencies").
 --
 -- A job enqueued after dependencies that have not finished waits, state
@@ -103,7 +103,7 @@ local function deps_ended(ids, outcome)
         if how == 'succeeded' or policy == 'release' then
           redis.call('SREM', deps_of(d), id)
           if redis.call('SCARD', deps_of(d)) == 0 then dep_release(d) end
-        elseif policy == 'wait' then
+        elseif policy == 'wait' and how ~= 'dead letter removed' then
           kept[#kept + 1] = d
         else
           -- record_cancelled queues d's own dependents on dep_work.
@@ -125,5 +125,8 @@ local function deps_ended(ids, outcome)
 end
 
 -- Every job that ends cancelled or dead (records.lua, dead_letter.lua)
--- tells its dependents.
+-- tells its dependents; so does a dead letter removed (purged, or
+-- dropped by the cap: dead_removal.lua), which no replay can bring back,
+-- so a dependent that waits for its replay ends cancelled then.
 deps_ended_hook = deps_ended
+dead_removed_hook = deps_ended
