@@ -140,6 +140,13 @@ pub struct JobStatus {
     /// slot in 12 ms)".
     #[serde(skip_serializing_if = "Option::is_none")]
     pub waiting_for: Option<String>,
+    /// Jobs waiting for this one to succeed (a first page of them, at most
+    /// 50, sorted; `dependents_count` says how many).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dependents: Vec<String>,
+    /// How many jobs wait for this one, when any do.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dependents_count: Option<u64>,
     /// The dependencies a job waiting for them still waits for (at most
     /// 50, sorted; `waiting_for` says how many).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -179,6 +186,8 @@ impl JobStatus {
             concurrency_key: None,
             waiting_for: None,
             depends_on: Vec::new(),
+            dependents: Vec::new(),
+            dependents_count: None,
             payload: None,
         }
     }
@@ -334,6 +343,9 @@ impl JobStatus {
         s
     }
 }
+
+/// Most dependents a status names.
+const MAX_DEPENDENTS_SHOWN: usize = 50;
 
 /// A gate (`key:<K>`, `type:<T>`) in words: "concurrency key K", "type T".
 fn gate_words(gate: &str) -> String {
@@ -502,6 +514,27 @@ impl Queue {
             }
             _ => return Err(bad()),
         };
+        let mut status = status;
+        // The jobs waiting for it, if any (one more round trip: SCARD and
+        // a first page of the set).
+        let key = self.keys().dependents_of(id);
+        let ((_, page), count): ((u64, Vec<String>), u64) = redis::pipe()
+            .cmd("SSCAN")
+            .arg(&key)
+            .arg(0)
+            .arg("COUNT")
+            .arg(MAX_DEPENDENTS_SHOWN)
+            .cmd("SCARD")
+            .arg(&key)
+            .query_async(conn)
+            .await?;
+        if count > 0 {
+            let mut page = page;
+            page.sort();
+            page.truncate(MAX_DEPENDENTS_SHOWN);
+            status.dependents = page;
+            status.dependents_count = Some(count);
+        }
         Ok(Some(status))
     }
 }

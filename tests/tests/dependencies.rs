@@ -106,6 +106,11 @@ async fn a_diamond_runs_its_last_job_once_after_both() {
             .await
             .unwrap();
     }
+    let st = q.status(&mut conn, "a").await.unwrap().unwrap();
+    assert_eq!(
+        (st.dependents.clone(), st.dependents_count),
+        (ids(&["b", "c"]), Some(2))
+    );
     let st = q.status(&mut conn, "d").await.unwrap().unwrap();
     assert_eq!(st.state, JobState::Waiting);
     assert_eq!(st.depends_on, ids(&["b", "c"]));

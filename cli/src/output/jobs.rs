@@ -35,6 +35,20 @@ impl Human for JobStatus {
                 "depends on",
                 (!self.depends_on.is_empty()).then(|| self.depends_on.join(", ")),
             ),
+            (
+                "dependents",
+                self.dependents_count.map(|n| {
+                    let shown = self.dependents.join(", ");
+                    let more = usize::try_from(n)
+                        .unwrap_or(0)
+                        .saturating_sub(self.dependents.len());
+                    if more > 0 {
+                        format!("{shown} and {more} more")
+                    } else {
+                        shown
+                    }
+                }),
+            ),
             ("last error", self.last_error.clone()),
             ("progress", self.progress.as_ref().map(json_text)),
             ("result", self.result.as_ref().map(json_text)),
