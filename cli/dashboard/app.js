@@ -967,6 +967,7 @@ async function job({ queue: q, id }) {
       section('Timeline', timeline(j)),
     ),
     dependencies(q, j),
+    dependents(q, j),
     section('Payload', h('pre', { class: 'json', testid: 'job-payload', text: j.payload === null || j.payload === undefined ? 'not known (no payload in the job’s record)' : json(j.payload) })),
     j.result !== undefined && j.result !== null ? section('Result', h('pre', { class: 'json', testid: 'job-result', text: json(j.result) })) : null,
     j.last_error ? section('Error', h('pre', { class: 'json error-text', testid: 'job-error', text: j.last_error })) : null,
@@ -983,6 +984,20 @@ function dependencies(q, j) {
     h('ul', { class: 'dependencies', testid: 'job-depends-on' },
       deps.map((d) => h('li', { 'data-key': d },
         h('a', { href: links.job(q, d), testid: 'job-dependency' }, h('code', { text: d }))))),
+  );
+}
+
+/** The jobs waiting for this one (`dependents`: a first page of at most
+ * 50, `dependents_count` of them in all), each a link to its page. */
+function dependents(q, j) {
+  const list = j.dependents ?? [];
+  if (list.length === 0) return null;
+  const more = (j.dependents_count ?? list.length) - list.length;
+  return section('Waited for by',
+    h('ul', { class: 'dependencies', testid: 'job-dependents' },
+      list.map((d) => h('li', { 'data-key': d },
+        h('a', { href: links.job(q, d), testid: 'job-dependent' }, h('code', { text: d }))))),
+    more > 0 ? h('p', { class: 'muted hint', text: `and ${more} more` }) : null,
   );
 }
 
