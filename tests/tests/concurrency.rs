@@ -205,20 +205,17 @@ async fn a_type_limit_holds_across_two_workers() {
         100_000,
     )
     .await;
-    let ids: HashSet<String> = enqueue(
-        &q,
-        &mut conn,
-        &(0..30).map(|_| sleep_job(100, None)).collect::<Vec<_>>(),
-    )
-    .await;
-    let st = q
-        .status(
+    let list = q
+        .enqueue(
             &mut conn,
-            ids.iter().find(|i| i.starts_with("gated-")).unwrap(),
+            &(0..30).map(|_| sleep_job(100, None)).collect::<Vec<_>>(),
         )
         .await
-        .unwrap()
         .unwrap();
+    // The last of the 30 waits (every job under a gate has a `gated-` id,
+    // the three let in too).
+    let st = q.status(&mut conn, &list[29]).await.unwrap().unwrap();
+    let ids: HashSet<String> = list.into_iter().collect();
     assert_eq!(st.state, JobState::Waiting);
     assert_eq!(
         st.waiting_for.as_deref(),
