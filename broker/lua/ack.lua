@@ -123,9 +123,14 @@ if redis.call('HLEN', CANCELS) > 0 then
     if #owned == 0 then return acked end
   end
 end
--- The jobs waiting for these go on (shared/deps.lua): one HLEN while no
--- job of the queue waits for another.
-if redis.call('HLEN', DEPENDENTS) > 0 then deps_ended(jobs_of(positions()), 'succeeded') end
+-- The jobs waiting for these go on, with their results (shared/deps.lua);
+-- results these held go. Two HLENs while no job of the queue waits for
+-- another.
+if redis.call('HLEN', DEPENDENTS) > 0 or redis.call('HLEN', DEP_RESULTS) > 0 then
+  local ids, by_id = jobs_of(positions()), {}
+  for k, i in ipairs(positions()) do by_id[ids[k]] = records[i] end
+  deps_ended(ids, 'succeeded', by_id)
+end
 redis.call('HINCRBY', STATS, COUNTER_COMPLETED, acked)
 redis.call('HINCRBY', STATS, COUNTER_COMPLETED .. ':' .. priority, acked)
 

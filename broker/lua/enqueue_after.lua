@@ -1,32 +1,29 @@
--- enqueue_after.lua: one job that runs after other jobs of its queue
--- succeed (shared/deps.lua).
+-- enqueue_after.lua: jobs that run after other jobs of their queue
+-- succeed (shared/deps.lua): one job after its dependencies, or a flow (a
+-- tree of jobs, each after its children), written all or none.
 -- KEYS: the four streams ... events (shared/queue.lua)
--- ARGV[1] group   ARGV[2] the job's id   ARGV[3] priority index (1-4)
--- ARGV[4] type   ARGV[5] payload   ARGV[6] max_retries
--- ARGV[7] its record retention (ms; '' for the queue's)
--- ARGV[8] concurrency key ('' for none)
--- ARGV[9] what a failed dependency does: 'fail', 'release' or 'wait'
--- ARGV[10..] the ids of its dependencies
--- Each dependency must exist: one that succeeded counts as done; one that
--- failed (dead, or cancelled) does what ARGV[9] says ('fail' refuses the
--- job); one scheduled, queued, running or waiting is waited for. A job
--- can therefore depend only on jobs that exist before it, and no cycle
--- can form. Returns one of
---   {'queued'}: every dependency is done, so it entered its stream (or
---   the wait at a concurrency gate);
---   {'waiting', n}: it waits for n dependencies, state `waiting`;
---   {'duplicate', id}: the id is in use; {'self', id}: it names itself;
---   {'unknown', id}: no such job (never enqueued, or finished with its
---   record no longer kept); {'failed', id, 'dead' | 'cancelled'}: that
---   dependency failed and the policy is 'fail';
+-- ARGV[1] group   ARGV[2] n, the number of jobs; then each job's fields:
+--   its id, priority index (1-4), type, payload, max_retries, record
+--   retention (ms; '' for the queue's), concurrency key ('' for none),
+--   what a failed dependency does ('fail', 'release' or 'wait'), k, and
+--   the ids of its k dependencies (k may be 0).
+-- A dependency is an existing job or one earlier in the call (a flow
+-- comes children first). An existing one that succeeded counts as done;
+-- one that failed (dead, or cancelled) does what the policy says ('fail'
+-- refuses the call); one scheduled, queued, running or waiting is waited
+-- for. A job can therefore depend only on jobs that exist before it, and
+-- no cycle can form. Returns one of
+--   {'ok', w1, ..., wn}: each job's count of dependencies it waits for
+--   (0: it entered its stream, or the wait at a concurrency gate; or,
+--   while waiting, state `waiting`);
+--   {'duplicate', id}: the id is in use (or twice in the call);
+--   {'self', id}: it names itself; {'unknown', dependency, job}: no such
+--   job (never enqueued, or finished with its record no longer kept, or
+--   later in the call); {'failed', dependency, 'dead' | 'cancelled', job}:
+--   that dependency failed and the job's policy is 'fail';
 --   {'full', depth, max}: past the queue's max_depth.
--- Nothing is written unless the reply is 'queued' or 'waiting'.
-local id = ARGV[2]
+-- Nothing is written unless the reply is 'ok'.
 local now = server_now_ms()
-if redis.call('HEXISTS', INDEX, id) == 1 or redis.call('HEXISTS', SCHEDULED, id) == 1
-    or redis.call('ZSCORE', DELAYED, id) or has_record(id, now) then
-  return {'duplicate', id}
-end
 
 -- What dependency `dep` is: 'succeeded', 'dead', 'cancelled', 'pending'
 -- (scheduled, queued, running, or waiting), or nil (no such job).
@@ -58,52 +55,72 @@ local function dep_state(dep)
   return 'pending'
 end
 
-local policy = ARGV[9]
-local pending, seen = {}, {}
-for j = 10, #ARGV do
-  local dep = ARGV[j]
-  if dep == id then return {'self', dep} end
-  if not seen[dep] then
-    seen[dep] = true
-    local st = dep_state(dep)
-    if not st then return {'unknown', dep} end
-    if st == 'dead' or st == 'cancelled' then
-      if policy == 'fail' then return {'failed', dep, st} end
-      if policy == 'wait' then pending[#pending + 1] = dep end
-    elseif st ~= 'succeeded' then
-      pending[#pending + 1] = dep
+-- The jobs, read and checked before anything is written.
+local jobs, in_call = {}, {}
+local at = 3
+for _ = 1, tonumber(ARGV[2]) or 0 do
+  local job = {id = ARGV[at], priority = ARGV[at + 1], type = ARGV[at + 2], payload = ARGV[at + 3],
+    max_retries = ARGV[at + 4], retention = ARGV[at + 5], ckey = ARGV[at + 6], policy = ARGV[at + 7]}
+  local k = tonumber(ARGV[at + 8]) or 0
+  local deps = {}
+  for j = 1, k do deps[j] = ARGV[at + 8 + j] end
+  at = at + 9 + k
+  local id = job.id
+  if in_call[id] or redis.call('HEXISTS', INDEX, id) == 1 or redis.call('HEXISTS', SCHEDULED, id) == 1
+      or redis.call('ZSCORE', DELAYED, id) or has_record(id, now) then
+    return {'duplicate', id}
+  end
+  local pending, seen = {}, {}
+  for _, dep in ipairs(deps) do
+    if dep == id then return {'self', dep} end
+    if not seen[dep] then
+      seen[dep] = true
+      local st = in_call[dep] and 'pending' or dep_state(dep)
+      if not st then return {'unknown', dep, id} end
+      if st == 'dead' or st == 'cancelled' then
+        if job.policy == 'fail' then return {'failed', dep, st, id} end
+        if job.policy == 'wait' then pending[#pending + 1] = dep end
+      elseif st ~= 'succeeded' then
+        pending[#pending + 1] = dep
+      end
     end
   end
+  job.pending = pending
+  in_call[id] = true
+  jobs[#jobs + 1] = job
 end
 
 local max_depth = tonumber(redis.call('HGET', SETTINGS, 'max_depth'))
 if max_depth and max_depth > 0 then
   local depth = queue_depth(max_depth)
-  if depth + 1 > max_depth then return {'full', depth, max_depth} end
+  if depth + #jobs > max_depth then return {'full', depth, max_depth} end
 end
 
-local ckey = ARGV[8] ~= '' and ARGV[8] or nil
-local env = {id = id, type = ARGV[4], payload = ARGV[5], attempt = '1', max_retries = ARGV[6],
-  enqueued_at = tostring(now), priority = PRIORITIES[tonumber(ARGV[3])] or PRIORITIES[DEFAULT_PRIORITY],
-  [CONCURRENCY_KEY_FIELD] = ckey, [DEP_POLICY_FIELD] = policy}
-if ARGV[7] ~= '' then env.retention_ms = ARGV[7] end
-local json = cjson.encode(env)
-if #pending == 0 then
+local reply, ids = {'ok'}, {}
+for i, job in ipairs(jobs) do
+  local id, ckey = job.id, job.ckey ~= '' and job.ckey or nil
+  local env = {id = id, type = job.type, payload = job.payload, attempt = '1', max_retries = job.max_retries,
+    enqueued_at = tostring(now), priority = PRIORITIES[tonumber(job.priority)] or PRIORITIES[DEFAULT_PRIORITY],
+    [CONCURRENCY_KEY_FIELD] = ckey, [DEP_POLICY_FIELD] = job.policy}
+  if job.retention ~= '' then env.retention_ms = job.retention end
+  local json = cjson.encode(env)
+  -- The envelope first: under maxmemory a script's first write that may
+  -- grow memory is the one Redis refuses.
   redis.call('HSET', SCHEDULED, id, json)
-  if gate_enter(gating_on(), id, env.type, ckey) then
-    redis.call('HDEL', SCHEDULED, id)
-    add_envelope(id, json)
+  if #job.pending == 0 then
+    if gate_enter(gating_on(), id, env.type, ckey) then
+      redis.call('HDEL', SCHEDULED, id)
+      add_envelope(id, json)
+    end
+  else
+    sadd_all(deps_of(id), job.pending)
+    for _, dep in ipairs(job.pending) do
+      redis.call('SADD', dependents_of(dep), id)
+      redis.call('HINCRBY', DEPENDENTS, dep, 1)
+    end
   end
-  emit(events_cap(), 'enqueued', {id}, {})
-  return {'queued'}
+  reply[i + 1] = #job.pending
+  ids[i] = id
 end
--- The envelope first: under maxmemory a script's first write that may
--- grow memory is the one Redis refuses.
-redis.call('HSET', SCHEDULED, id, json)
-sadd_all(deps_of(id), pending)
-for _, dep in ipairs(pending) do
-  redis.call('SADD', dependents_of(dep), id)
-  redis.call('HINCRBY', DEPENDENTS, dep, 1)
-end
-emit(events_cap(), 'enqueued', {id}, {})
-return {'waiting', #pending}
+emit(events_cap(), 'enqueued', ids, {})
+return reply

@@ -58,6 +58,16 @@ pub struct EnqueuedAfter {
     pub waiting_for: u64,
 }
 
+/// One job of an [`enqueue_after.lua`] call: the job, its id, the
+/// dependencies it names (existing jobs, or jobs earlier in the call) and
+/// its policy.
+pub(crate) struct Node<'a> {
+    pub job: &'a NewJob,
+    pub id: String,
+    pub deps: Vec<String>,
+    pub policy: OnDependencyFailure,
+}
+
 impl Queue {
     /// Enqueues `job` to run after the jobs `dependencies` (ids in this
     /// queue) succeed; one script, so the check of each dependency and the
@@ -78,58 +88,81 @@ impl Queue {
         dependencies: &[String],
         on_failure: OnDependencyFailure,
     ) -> Result<EnqueuedAfter> {
-        self.check(job)?;
+        if dependencies.is_empty() {
+            return Err(ConfigError::InvalidSetting {
+                name: "depends_on",
+                reason: "name at least one job".into(),
+            }
+            .into());
+        }
+        let node = Node {
+            job,
+            id: job
+                .id
+                .clone()
+                .unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),
+            deps: dependencies.to_vec(),
+            policy: on_failure,
+        };
+        let waiting = self
+            .enqueue_nodes(conn, std::slice::from_ref(&node))
+            .await?;
+        Ok(EnqueuedAfter {
+            waiting_for: waiting.first().copied().unwrap_or(0),
+            id: node.id,
+        })
+    }
+
+    /// Checks `nodes` and writes them in one `enqueue_after.lua` call, all
+    /// or none; returns how many dependencies each waits for.
+    pub(crate) async fn enqueue_nodes<C: ConnectionLike + Send>(
+        &self,
+        conn: &mut C,
+        nodes: &[Node<'_>],
+    ) -> Result<Vec<u64>> {
         let bad = |reason: String| ConfigError::InvalidSetting {
             name: "depends_on",
             reason,
         };
-        if dependencies.is_empty() {
-            return Err(bad("name at least one job".into()).into());
-        }
-        if dependencies.len() > MAX_DEPENDENCIES {
-            return Err(bad(format!(
-                "{} dependencies: at most {MAX_DEPENDENCIES}",
-                dependencies.len()
-            ))
-            .into());
-        }
-        if !matches!(job.schedule, Schedule::Now) {
-            return Err(bad(
-                "a job with dependencies runs when they succeed: it takes no delay".into(),
-            )
-            .into());
-        }
-        let id = job
-            .id
-            .clone()
-            .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
-        let unknown = |dep: &str| Error::BadDependency {
-            queue: self.name().to_string(),
-            job: id.clone(),
-            dependency: dep.to_owned(),
-            reason: "does not exist (never enqueued, or finished with its record no longer kept)"
-                .into(),
-        };
-        // An id that no job can have is no job's (the script would look
-        // for it all the same).
-        if let Some(dep) = dependencies.iter().find(|d| !crate::envelope::is_job_id(d)) {
-            return Err(unknown(dep));
-        }
         let mut inv = self.invoke(&scripts::ENQUEUE_AFTER);
-        inv.arg(&id)
-            .arg(job.priority.script_index())
-            .arg(job.job_type.as_ref())
-            .arg(&job.payload)
-            .arg(job.max_retries)
-            .arg(
-                job.retention_ms
-                    .map(|ms| ms.to_string())
-                    .unwrap_or_default(),
-            )
-            .arg(job.concurrency_key.as_deref().unwrap_or_default())
-            .arg(on_failure.as_str());
-        for d in dependencies {
-            inv.arg(d);
+        inv.arg(nodes.len());
+        for node in nodes {
+            let job = node.job;
+            self.check(job)?;
+            if node.deps.len() > MAX_DEPENDENCIES {
+                return Err(bad(format!(
+                    "{} dependencies: at most {MAX_DEPENDENCIES}",
+                    node.deps.len()
+                ))
+                .into());
+            }
+            if !matches!(job.schedule, Schedule::Now) {
+                return Err(bad(
+                    "a job with dependencies runs when they succeed: it takes no delay".into(),
+                )
+                .into());
+            }
+            // An id that no job can have is no job's (the script would
+            // look for it all the same).
+            if let Some(dep) = node.deps.iter().find(|d| !crate::envelope::is_job_id(d)) {
+                return Err(self.unknown_dependency(&node.id, dep));
+            }
+            inv.arg(&node.id)
+                .arg(job.priority.script_index())
+                .arg(job.job_type.as_ref())
+                .arg(&job.payload)
+                .arg(job.max_retries)
+                .arg(
+                    job.retention_ms
+                        .map(|ms| ms.to_string())
+                        .unwrap_or_default(),
+                )
+                .arg(job.concurrency_key.as_deref().unwrap_or_default())
+                .arg(node.policy.as_str())
+                .arg(node.deps.len());
+            for d in &node.deps {
+                inv.arg(d);
+            }
         }
         let v: Value = inv.invoke_async(conn).await?;
         let protocol = || Error::Protocol(format!("enqueue_after: {v:?}"));
@@ -143,34 +176,43 @@ impl Queue {
                 .and_then(|n| u64::try_from(n).ok())
                 .unwrap_or(0)
         };
-        let dependency = |reason: String| Error::BadDependency {
+        let dependency = |job: String, reason: String| Error::BadDependency {
             queue: self.name().to_string(),
-            job: id.clone(),
+            job,
             dependency: text(1),
             reason,
         };
         match tag.as_str() {
-            "queued" => Ok(EnqueuedAfter { id, waiting_for: 0 }),
-            "waiting" => Ok(EnqueuedAfter {
-                waiting_for: number(1),
-                id,
-            }),
+            "ok" => Ok((1..items.len()).map(number).collect()),
             "duplicate" => Err(Error::DuplicateJob {
                 queue: self.name().to_string(),
-                id,
+                id: text(1),
             }),
-            "self" => Err(dependency("is the job itself".into())),
-            "unknown" => Err(unknown(&text(1))),
-            "failed" => Err(dependency(format!(
-                "failed ({}), and the job's policy is to fail with it",
-                text(2)
-            ))),
+            "self" => Err(dependency(text(1), "is the job itself".into())),
+            "unknown" => Err(self.unknown_dependency(&text(2), &text(1))),
+            "failed" => Err(dependency(
+                text(3),
+                format!(
+                    "failed ({}), and the job's policy is to fail with it",
+                    text(2)
+                ),
+            )),
             "full" => Err(Error::QueueFull {
                 queue: self.name().to_string(),
                 depth: number(1),
                 max_depth: number(2),
             }),
             _ => Err(protocol()),
+        }
+    }
+
+    fn unknown_dependency(&self, job: &str, dep: &str) -> Error {
+        Error::BadDependency {
+            queue: self.name().to_string(),
+            job: job.to_owned(),
+            dependency: dep.to_owned(),
+            reason: "does not exist (never enqueued, or finished with its record no longer kept)"
+                .into(),
         }
     }
 }

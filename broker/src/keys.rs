@@ -351,6 +351,17 @@ impl Keys {
         self.derived(&format!("deps:{id}"))
     }
 
+    /// HASH: job id -> how many results of its dependencies it holds.
+    pub fn dep_results(&self) -> String {
+        self.derived("dep_results")
+    }
+
+    /// HASH: the results job `id`'s dependencies returned (dependency id
+    /// -> result JSON), kept until it ends.
+    pub fn dep_results_of(&self, id: &str) -> String {
+        self.derived(&format!("dep_results:{id}"))
+    }
+
     /// `{prefix}:{{{queue}}}:{suffix}`.
     fn derived(&self, suffix: &str) -> String {
         let base = self.all[STATS].strip_suffix(":stats").unwrap_or_default();

@@ -167,6 +167,17 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// A dependency's result is not of the type asked for
+    /// ([`JobContext::dependency_results_as`](crate::JobContext::dependency_results_as)).
+    #[error("job {job}: the result of its dependency {dependency} is not of the type asked for: {reason}")]
+    DependencyResult {
+        /// The job reading the results.
+        job: String,
+        /// The dependency whose result did not decode.
+        dependency: String,
+        /// Why, as serde says.
+        reason: String,
+    },
     /// No dead-letter entry with this id in this queue.
     #[error("no dead-letter entry {entry_id:?} in queue {queue:?}: list them with Client::dead_letters (or XRANGE on the queue's dead-letter stream)")]
     DeadLetterNotFound {

@@ -53,7 +53,9 @@ pub trait Handler: Send + Sync + 'static {
     /// The job type this handler runs.
     type Job: Job;
     /// What a successful run returns: the job's result (any serde value;
-    /// `()` for none). Not stored yet: see the trait's documentation.
+    /// `()` for none). Kept in the job's record (see
+    /// [`Client::status`](crate::Client::status)), and for the jobs that
+    /// wait for it ([`JobContext::dependency_results`]).
     type Output: Serialize + Send + 'static;
 
     /// Runs one attempt.
@@ -178,6 +180,51 @@ impl JobContext {
             cancel: CancellationToken::new(),
             reporter: None,
         }
+    }
+
+    /// The results this job's dependencies returned (its children's, in a
+    /// [`Flow`](crate::Flow)), by their job ids: kept for it from when
+    /// each succeeded until it ends, whatever the queue's record retention
+    /// says. A dependency that returned nothing (`()`), or failed, has
+    /// none. One round trip; empty for a context made by hand.
+    ///
+    /// # Errors
+    /// [`Error::Redis`](crate::Error::Redis).
+    pub async fn dependency_results(
+        &self,
+    ) -> crate::Result<std::collections::HashMap<String, serde_json::Value>> {
+        let Some(r) = &self.reporter else {
+            return Ok(std::collections::HashMap::new());
+        };
+        let mut conn = r.conn.clone();
+        Ok(r.consumer
+            .queue()
+            .dependency_results(&mut conn, &self.job_id)
+            .await?)
+    }
+
+    /// [`JobContext::dependency_results`], each decoded as `T` (the
+    /// children's output type).
+    ///
+    /// # Errors
+    /// As [`JobContext::dependency_results`];
+    /// [`Error::DependencyResult`](crate::Error::DependencyResult) for a
+    /// result that is not a `T`.
+    pub async fn dependency_results_as<T: serde::de::DeserializeOwned>(
+        &self,
+    ) -> crate::Result<std::collections::HashMap<String, T>> {
+        self.dependency_results()
+            .await?
+            .into_iter()
+            .map(|(id, v)| match serde_json::from_value(v) {
+                Ok(t) => Ok((id, t)),
+                Err(e) => Err(crate::Error::DependencyResult {
+                    job: self.job_id.clone(),
+                    dependency: id,
+                    reason: e.to_string(),
+                }),
+            })
+            .collect()
     }
 
     /// Reports the job's progress: kept (with the server's time) until the

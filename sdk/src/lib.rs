@@ -63,6 +63,7 @@ pub mod connection;
 pub mod enqueue;
 pub mod error;
 pub mod events;
+pub mod flow;
 pub mod handler;
 pub mod job;
 mod link;
@@ -85,10 +86,11 @@ pub use ferry_broker::{
     QueueStats, Settings, WorkerInfo,
 };
 pub use ferry_broker::{
-    Concurrency, ConcurrencyScope, Duplicate, Enqueued, EnqueuedAfter, GateState, Missed,
-    OnDependencyFailure, RateGate, RateLimit, RateLimits, RateState, Recurrence, ScheduleInfo,
-    Upserted,
+    Concurrency, ConcurrencyScope, Duplicate, Enqueued, EnqueuedAfter, EnqueuedFlow, GateState,
+    Missed, OnDependencyFailure, RateGate, RateLimit, RateLimits, RateState, Recurrence,
+    ScheduleInfo, Upserted, MAX_FLOW_DEPTH, MAX_FLOW_JOBS,
 };
+pub use flow::Flow;
 pub use handler::{Handler, HandlerFn, JobContext, Progress};
 pub use job::Job;
 pub use preflight::RedisMemory;

@@ -18,10 +18,19 @@
 --   P:{Q}:dependents:<id> set: the ids of the jobs waiting for job <id>
 --   P:{Q}:deps:<id>       set: the dependencies waiting job <id> still
 --                         waits for
--- All three go when they are no longer needed: a job's sets when it is
--- released or ends, a dependency's when it ends.
+--   P:{Q}:dep_results     hash: job id -> how many results of its
+--                         dependencies it holds
+--   P:{Q}:dep_results:<id> hash: dependency id -> the result it returned
+--                         (JSON), for job <id> to read when it runs
+--                         (`JobContext::dependency_results`)
+-- All go when they are no longer needed: a job's sets when it is
+-- released or ends, a dependency's when it ends, a job's results when it
+-- ends (succeeded or cancelled; a dead letter keeps them for its replay
+-- until it is removed). A result is kept for each waiting job, whatever
+-- the queue's record retention says.
 local DEP_BASE = string.sub(SETTINGS, 1, #SETTINGS - #'settings')
 local DEPENDENTS = DEP_BASE .. 'dependents'
+local DEP_RESULTS = DEP_BASE .. 'dep_results'
 local DEP_POLICY_FIELD = 'dep_policy'
 
 -- The set of the jobs waiting for job `id`, and of the dependencies job
@@ -31,6 +40,28 @@ local function dependents_of(id)
 end
 local function deps_of(id)
   return DEP_BASE .. 'deps:' .. id
+end
+local function dep_results_of(id)
+  return DEP_BASE .. 'dep_results:' .. id
+end
+
+-- The result in a record's members ('"type":"x",...,"result":<json>';
+-- record_fields puts it last), or nil.
+local function result_in(members)
+  if not members or members == '' then return nil end
+  local _, last = string.find(members, ',"result":', 1, true)
+  if last then return string.sub(members, last + 1) end
+  if string.sub(members, 1, 9) == '"result":' then return string.sub(members, 10) end
+  return nil
+end
+
+-- Jobs `ids` ended for good: the results of their dependencies they held
+-- go. One HLEN while no job holds any.
+local function drop_dep_results(ids)
+  if redis.call('HLEN', DEP_RESULTS) == 0 then return end
+  for _, id in ipairs(ids) do
+    if redis.call('HDEL', DEP_RESULTS, id) == 1 then redis.call('DEL', dep_results_of(id)) end
+  end
 end
 
 -- SADD of `members` to `key`, 1,000 at a time (Lua's unpack has a limit).
@@ -76,18 +107,22 @@ local function dep_fail(d, id, how, now)
   record_cancelled({d}, {members}, now)
 end
 
--- Jobs `ids` ended: `outcome` is 'succeeded', 'dead' or 'cancelled'. Each
--- job waiting for one goes on as its policy says. One HLEN while no job of
--- the queue has dependents.
-local function deps_ended(ids, outcome)
-  if #ids == 0 or redis.call('HLEN', DEPENDENTS) == 0 then return end
-  for _, id in ipairs(ids) do dep_work[#dep_work + 1] = {id, outcome} end
+-- Jobs `ids` ended: `outcome` is 'succeeded', 'dead', 'cancelled' or
+-- 'dead letter removed'. Each job waiting for one goes on as its policy
+-- says; a succeeded one's result (`records`, job id -> its record's
+-- members, when given) is kept for each. Two HLENs while no job of the
+-- queue has dependents or holds results.
+local function deps_ended(ids, outcome, records)
+  if #ids == 0 then return end
+  if outcome ~= 'dead' then drop_dep_results(ids) end
+  if redis.call('HLEN', DEPENDENTS) == 0 then return end
+  for _, id in ipairs(ids) do dep_work[#dep_work + 1] = {id, outcome, records and result_in(records[id])} end
   if dep_busy then return end
   dep_busy = true
   local now = server_now_ms()
   local i = 1
   while i <= #dep_work do
-    local id, how = dep_work[i][1], dep_work[i][2]
+    local id, how, result = dep_work[i][1], dep_work[i][2], dep_work[i][3]
     i = i + 1
     if redis.call('HEXISTS', DEPENDENTS, id) == 1 then
       local set = dependents_of(id)
@@ -101,6 +136,10 @@ local function deps_ended(ids, outcome)
           policy = (env and env[DEP_POLICY_FIELD]) or 'fail'
         end
         if how == 'succeeded' or policy == 'release' then
+          if result then
+            redis.call('HSET', dep_results_of(d), id, result)
+            redis.call('HINCRBY', DEP_RESULTS, d, 1)
+          end
           redis.call('SREM', deps_of(d), id)
           if redis.call('SCARD', deps_of(d)) == 0 then dep_release(d) end
         elseif policy == 'wait' and how ~= 'dead letter removed' then

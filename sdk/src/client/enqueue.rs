@@ -156,6 +156,40 @@ impl Client {
             .map_err(|e| self.fail(e))
     }
 
+    /// Enqueues a [`Flow`](crate::Flow) in one atomic call: every job of
+    /// the tree, children first, each parent waiting for its children;
+    /// returns each job's id in the flow's shape.
+    ///
+    /// ```no_run
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Serialize, Deserialize)] struct Report { day: u32 }
+    /// # impl ferry_queue::Job for Report { const TYPE: &'static str = "report"; }
+    /// # #[derive(Serialize, Deserialize)] struct Fetch { shard: u32 }
+    /// # impl ferry_queue::Job for Fetch { const TYPE: &'static str = "fetch"; }
+    /// # async fn example(client: ferry_queue::Client) -> ferry_queue::Result<()> {
+    /// use ferry_queue::Flow;
+    /// let flow = Flow::new(&Report { day: 7 })
+    ///     .children((1..=3).map(|shard| Flow::new(&Fetch { shard })));
+    /// let ids = client.enqueue_flow(flow).await?;
+    /// println!("report {} waits for {} fetches", ids.id, ids.waiting_for);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Client::enqueue_after`]; [`Error::Config`] for a job that
+    /// could not be encoded, one in another queue than the root's, or a
+    /// flow past [`MAX_FLOW_JOBS`](ferry_broker::MAX_FLOW_JOBS) jobs or
+    /// [`MAX_FLOW_DEPTH`](ferry_broker::MAX_FLOW_DEPTH) levels.
+    pub async fn enqueue_flow(&self, flow: crate::Flow) -> Result<ferry_broker::EnqueuedFlow> {
+        let queue = self.queue(flow.queue())?;
+        let root = flow.into_broker()?;
+        let mut conn = self.conn().await?;
+        queue
+            .enqueue_flow(&mut conn, &root)
+            .await
+            .map_err(|e| self.fail(e))
+    }
+
     /// Enqueues one job unless a job holding its uniqueness key exists
     /// (decided in one script, so concurrent producers with the same key
     /// make one job). A duplicate is not an error: the result carries the

@@ -76,9 +76,11 @@ impl Settler {
                 tracing::debug!("job done");
                 self.activity.count_completed();
                 // Built only when the queue keeps records (the script would
-                // drop it otherwise).
+                // drop it otherwise), or there is a result (the jobs that
+                // wait for this one keep it, whatever the retention).
                 let keeps = job.queue.records.load(std::sync::atomic::Ordering::Relaxed)
-                    || env.retention_ms.is_some_and(|ms| ms > 0);
+                    || env.retention_ms.is_some_and(|ms| ms > 0)
+                    || !result.is_null();
                 let record = if keeps {
                     record_fields(
                         env,
