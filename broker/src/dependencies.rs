@@ -120,11 +120,23 @@ impl Queue {
         conn: &mut C,
         nodes: &[Node<'_>],
     ) -> Result<Vec<u64>> {
+        let mut inv = self.invoke(&scripts::ENQUEUE_AFTER);
+        self.push_nodes(&mut inv, nodes)?;
+        let v: Value = inv.invoke_async(conn).await?;
+        self.nodes_reply(&v, "enqueue_after")
+    }
+
+    /// Checks `nodes` and adds them to `inv` as `shared/enqueue_jobs.lua`
+    /// reads them: their count, then each one's fields.
+    pub(crate) fn push_nodes(
+        &self,
+        inv: &mut redis::ScriptInvocation<'_>,
+        nodes: &[Node<'_>],
+    ) -> Result<()> {
         let bad = |reason: String| ConfigError::InvalidSetting {
             name: "depends_on",
             reason,
         };
-        let mut inv = self.invoke(&scripts::ENQUEUE_AFTER);
         inv.arg(nodes.len());
         for node in nodes {
             let job = node.job;
@@ -164,9 +176,14 @@ impl Queue {
                 inv.arg(d);
             }
         }
-        let v: Value = inv.invoke_async(conn).await?;
-        let protocol = || Error::Protocol(format!("enqueue_after: {v:?}"));
-        let items = reply::array(&v).ok_or_else(protocol)?;
+        Ok(())
+    }
+
+    /// The reply of a script that wrote nodes (`shared/enqueue_jobs.lua`):
+    /// how many dependencies each waits for, or the error.
+    pub(crate) fn nodes_reply(&self, v: &Value, script: &str) -> Result<Vec<u64>> {
+        let protocol = || Error::Protocol(format!("{script}: {v:?}"));
+        let items = reply::array(v).ok_or_else(protocol)?;
         let tag = items.first().and_then(reply::string).ok_or_else(protocol)?;
         let text = |i: usize| items.get(i).and_then(reply::string).unwrap_or_default();
         let number = |i: usize| {

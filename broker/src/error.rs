@@ -104,6 +104,33 @@ pub enum Error {
     /// The queue is paused: nothing is claimed until it is resumed.
     #[error("queue {0} is paused")]
     Paused(String),
+    /// A batch with this id exists (or did, and is still kept). Nothing
+    /// was written.
+    #[error("queue {queue}: a batch with id {batch} already exists")]
+    BatchExists {
+        /// The queue.
+        queue: String,
+        /// The batch id.
+        batch: String,
+    },
+    /// No batch with this id (never created, or expired after its
+    /// retention). Nothing was written.
+    #[error("queue {queue}: no batch {batch}")]
+    BatchNotFound {
+        /// The queue.
+        queue: String,
+        /// The batch id.
+        batch: String,
+    },
+    /// The batch is closed: its last job has finished and its callbacks
+    /// were due, so no job can join it. Nothing was written.
+    #[error("queue {queue}: batch {batch} is closed (every job of it has finished)")]
+    BatchClosed {
+        /// The queue.
+        queue: String,
+        /// The batch id.
+        batch: String,
+    },
     /// The queue's rate limit lets no job start now: nothing was claimed.
     #[error("queue {queue} is rate limited for {wait:?}")]
     RateLimited {

@@ -362,6 +362,28 @@ impl Keys {
         self.derived(&format!("dep_results:{id}"))
     }
 
+    /// HASH: batch `id` with callbacks (counts, times, callbacks; see
+    /// [`batches`](crate::batches)). Not [`Keys::batch`], an idempotent
+    /// enqueue's record.
+    pub fn job_batch(&self, id: &str) -> String {
+        self.derived(&format!("batches:{id}"))
+    }
+
+    /// SET: the jobs of batch `id` in the dead letters.
+    pub fn job_batch_dead(&self, id: &str) -> String {
+        self.derived(&format!("batch_dead:{id}"))
+    }
+
+    /// SET: every job of batch `id`.
+    pub fn job_batch_jobs(&self, id: &str) -> String {
+        self.derived(&format!("batch_jobs:{id}"))
+    }
+
+    /// ZSET: batch id -> created_at (ms), the batches kept.
+    pub fn job_batches(&self) -> String {
+        self.derived("batches")
+    }
+
     /// `{prefix}:{{{queue}}}:{suffix}`.
     fn derived(&self, suffix: &str) -> String {
         let base = self.all[STATS].strip_suffix(":stats").unwrap_or_default();

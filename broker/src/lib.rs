@@ -70,6 +70,7 @@
 
 pub mod backoff;
 pub mod batch;
+pub mod batches;
 pub mod cancel;
 pub mod concurrency;
 pub mod consumer;
@@ -103,6 +104,10 @@ pub mod workers;
 
 pub use backoff::Backoff;
 pub use batch::{BatchKey, PartialBatch};
+pub use batches::{
+    BatchState, BatchStatus, Callback, CallbackState, CreatedBatch, NewBatch,
+    MAX_BATCH_JOBS_PER_CALL,
+};
 pub use cancel::CancelOutcome;
 pub use concurrency::{Concurrency, GateState, Scope as ConcurrencyScope};
 pub use consumer::claim::{Claimed, Tails};

@@ -79,18 +79,18 @@ pub(crate) static ENQUEUE: LazyLock<QueueScript> = script!("enqueue.lua", 17:
     queue, clock, names, group_state, waiting, depth, settings, timing, events, records, admit, gates);
 /// `ack.lua`: acknowledge and remove the entries this consumer still owns, with records.
 pub(crate) static ACK: LazyLock<QueueScript> = script!("ack.lua", 17:
-    queue, clock, names, entry_ids, group_state, ownership, remove_done, settings, timing, events, records, dead_removal, admit, gates, deps);
+    queue, clock, names, entry_ids, group_state, ownership, remove_done, settings, timing, events, records, dead_removal, admit, gates, deps, batches);
 /// `retry.lua`: stream entry -> delayed set.
 pub(crate) static RETRY: LazyLock<QueueScript> = script!("retry.lua", 17:
-    queue, clock, names, entry_ids, group_state, ownership, remove_done, settings, timing, events, records, dead_removal, admit, gates, deps);
+    queue, clock, names, entry_ids, group_state, ownership, remove_done, settings, timing, events, records, dead_removal, admit, gates, deps, batches);
 /// `dead_letter.lua`: stream entry -> dead-letter stream.
 pub(crate) static DEAD_LETTER: LazyLock<QueueScript> = script!("dead_letter.lua", 17:
-    queue, clock, names, entry_ids, group_state, ownership, remove_done, settings, timing, events, records, dead_removal, dead_letter, admit, gates, deps);
+    queue, clock, names, entry_ids, group_state, ownership, remove_done, settings, timing, events, records, dead_removal, dead_letter, admit, gates, deps, batches);
 /// `promote.lua`: due delayed jobs -> their priority streams.
 pub(crate) static PROMOTE: LazyLock<QueueScript> = script!("promote.lua", 17: queue, clock, names, settings, timing, events, records, admit, gates, rates);
 /// `recover.lua`: XAUTOCLAIM of entries idle past the lease; poison entries -> dead-letter.
 pub(crate) static RECOVER: LazyLock<QueueScript> = script!("recover.lua", 17:
-    queue, clock, names, entry_ids, group_state, remove_done, settings, timing, events, records, dead_removal, dead_letter, admit, gates, deps);
+    queue, clock, names, entry_ids, group_state, remove_done, settings, timing, events, records, dead_removal, dead_letter, admit, gates, deps, batches);
 /// `renew.lua`: reset the idle time of entries this consumer still owns.
 pub(crate) static RENEW: LazyLock<QueueScript> = script!("renew.lua", 4: queue, ownership);
 /// `remove_idle_consumers.lua`: XGROUP DELCONSUMER of idle consumers with nothing pending.
@@ -105,9 +105,9 @@ pub(crate) static START_SUSPECT: LazyLock<QueueScript> =
 pub(crate) static REPLAY: LazyLock<QueueScript> =
     script!("replay.lua", 10: queue, clock, names, admit, gates);
 /// `purge_dead.lua`: delete the oldest dead letters and their index fields.
-pub(crate) static PURGE_DEAD: LazyLock<QueueScript> = script!("purge_dead.lua", 17: queue, clock, names, entry_ids, group_state, settings, timing, events, records, dead_removal, admit, gates, deps);
+pub(crate) static PURGE_DEAD: LazyLock<QueueScript> = script!("purge_dead.lua", 17: queue, clock, names, entry_ids, group_state, settings, timing, events, records, dead_removal, admit, gates, deps, batches);
 /// `status.lua`: where a job is, by id.
-pub(crate) static STATUS: LazyLock<QueueScript> = script!("status.lua", 17: queue, clock, names, entry_ids, group_state, settings, timing, events, records, dead_removal, admit, gates, rates, deps);
+pub(crate) static STATUS: LazyLock<QueueScript> = script!("status.lua", 17: queue, clock, names, entry_ids, group_state, settings, timing, events, records, dead_removal, admit, gates, rates, deps, batches);
 /// `progress.lua`: a running job's progress, while it is still this worker's.
 pub(crate) static PROGRESS: LazyLock<QueueScript> =
     script!("progress.lua", 17: queue, clock, ownership, settings, events);
@@ -121,7 +121,7 @@ pub(crate) static REGISTER_WORKER: LazyLock<QueueScript> =
 pub(crate) static REPRIORITISE: LazyLock<QueueScript> =
     script!("reprioritise.lua", 13: queue, names, entry_ids, group_state);
 /// `cancel.lua`: cancel a job by id (remove it, or ask its worker).
-pub(crate) static CANCEL: LazyLock<QueueScript> = script!("cancel.lua", 17: queue, clock, names, entry_ids, group_state, settings, timing, events, records, dead_removal, admit, gates, rates, deps);
+pub(crate) static CANCEL: LazyLock<QueueScript> = script!("cancel.lua", 17: queue, clock, names, entry_ids, group_state, settings, timing, events, records, dead_removal, admit, gates, rates, deps, batches);
 /// `list_jobs.lua`: one page of a queue's jobs in one state.
 pub(crate) static LIST_JOBS: LazyLock<QueueScript> =
     script!("list_jobs.lua", 15: queue, clock, names, entry_ids, group_state, admit, gates, rates);
@@ -137,9 +137,15 @@ pub(crate) static HOLD_QUEUE: LazyLock<QueueScript> =
 /// `enqueue_unique.lua`: one job under a uniqueness key (KEYS\[18..19\]: the locks, their expiry).
 pub(crate) static ENQUEUE_UNIQUE: LazyLock<QueueScript> = script!("enqueue_unique.lua", 17:
     queue, clock, names, entry_ids, group_state, waiting, depth, settings, events, admit, gates);
-/// `enqueue_after.lua`: one job that waits for others of its queue to succeed.
+/// `enqueue_after.lua`: jobs that wait for others of their queue to succeed (one, or a flow).
 pub(crate) static ENQUEUE_AFTER: LazyLock<QueueScript> = script!("enqueue_after.lua", 17:
-    queue, clock, names, entry_ids, group_state, waiting, depth, settings, timing, events, records, dead_removal, admit, gates, deps);
+    queue, clock, names, entry_ids, group_state, waiting, depth, settings, timing, events, records, dead_removal, admit, gates, deps, batches, enqueue_jobs);
+/// `create_batch.lua`: a batch's jobs and callbacks.
+pub(crate) static CREATE_BATCH: LazyLock<QueueScript> = script!("create_batch.lua", 17:
+    queue, clock, names, entry_ids, group_state, waiting, depth, settings, timing, events, records, dead_removal, admit, gates, deps, batches, enqueue_jobs);
+/// `add_to_batch.lua`: jobs added to an open batch.
+pub(crate) static ADD_TO_BATCH: LazyLock<QueueScript> = script!("add_to_batch.lua", 17:
+    queue, clock, names, entry_ids, group_state, waiting, depth, settings, timing, events, records, dead_removal, admit, gates, deps, batches, enqueue_jobs);
 /// `upsert_schedule.lua`: create or replace a schedule (KEYS\[9..10\]: the schedules set, its hash).
 pub(crate) static UPSERT_SCHEDULE: LazyLock<QueueScript> =
     script!("upsert_schedule.lua", 8: queue, clock);
@@ -163,7 +169,7 @@ pub(crate) static REPAIR_GATES: LazyLock<QueueScript> =
     script!("repair_gates.lua", 10: queue, names, admit, gates);
 
 /// Every script with its file name.
-fn all() -> [(&'static str, &'static QueueScript); 34] {
+fn all() -> [(&'static str, &'static QueueScript); 36] {
     [
         ("repair_gates.lua", &REPAIR_GATES),
         ("drain_gates.lua", &DRAIN_GATES),
@@ -187,6 +193,8 @@ fn all() -> [(&'static str, &'static QueueScript); 34] {
         ("claim.lua", &CLAIM),
         ("claim_rated.lua", &CLAIM_RATED),
         ("enqueue_after.lua", &ENQUEUE_AFTER),
+        ("create_batch.lua", &CREATE_BATCH),
+        ("add_to_batch.lua", &ADD_TO_BATCH),
         ("claim_counts.lua", &CLAIM_COUNTS),
         ("ack.lua", &ACK),
         ("retry.lua", &RETRY),

@@ -131,6 +131,10 @@ pub struct JobStatus {
     /// Its concurrency key, when its producer gave one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub concurrency_key: Option<String>,
+    /// The batch it belongs to, when it was enqueued in one (see
+    /// [`batches`](crate::batches)); a finished job's record does not say.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch: Option<String>,
     /// What a [`JobState::Waiting`] job waits for, in words: "concurrency
     /// key K at its limit (2 of 2)", "type T at its limit (5 of 5)", or
     /// "rate limited: type T at its rate limit (50/1s; 12 waiting)" (then
@@ -184,6 +188,7 @@ impl JobStatus {
             progress: None,
             entry_id: None,
             concurrency_key: None,
+            batch: None,
             waiting_for: None,
             depends_on: Vec::new(),
             dependents: Vec::new(),
@@ -212,6 +217,7 @@ impl JobStatus {
             .get(field::CONCURRENCY_KEY)
             .cloned()
             .or(self.concurrency_key);
+        self.batch = f.get(field::BATCH).cloned().or(self.batch);
         if let Some(p) = f.get(field::PRIORITY).and_then(|p| p.parse().ok()) {
             self.priority = Some(p);
         }
@@ -517,8 +523,11 @@ impl Queue {
         let mut status = status;
         // The jobs waiting for it, if any (one more round trip: SCARD and
         // a first page of the set).
+        // Its batch's link ('#b:<batch>', shared/batches.lua) is in the
+        // set too, and is no job.
         let key = self.keys().dependents_of(id);
-        let ((_, page), count): ((u64, Vec<String>), u64) = redis::pipe()
+        let mark = format!("#b:{}", status.batch.as_deref().unwrap_or_default());
+        let ((_, page), count, linked): ((u64, Vec<String>), u64, bool) = redis::pipe()
             .cmd("SSCAN")
             .arg(&key)
             .arg(0)
@@ -526,10 +535,14 @@ impl Queue {
             .arg(MAX_DEPENDENTS_SHOWN)
             .cmd("SCARD")
             .arg(&key)
+            .cmd("SISMEMBER")
+            .arg(&key)
+            .arg(&mark)
             .query_async(conn)
             .await?;
+        let count = count.saturating_sub(u64::from(linked));
         if count > 0 {
-            let mut page = page;
+            let mut page: Vec<String> = page.into_iter().filter(|d| !d.starts_with('#')).collect();
             page.sort();
             page.truncate(MAX_DEPENDENTS_SHOWN);
             status.dependents = page;

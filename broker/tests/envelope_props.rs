@@ -25,6 +25,7 @@ fn envelope() -> impl Strategy<Value = Envelope> {
                 last_error,
                 retention_ms: None,
                 concurrency_key: None,
+                batch: None,
             },
         )
 }

@@ -167,6 +167,31 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// A batch with this id exists. Nothing was written.
+    #[error("queue {queue}: a batch with id {batch} already exists")]
+    BatchExists {
+        /// The queue.
+        queue: String,
+        /// The batch id.
+        batch: String,
+    },
+    /// No such batch (never created, or expired after its retention).
+    #[error("queue {queue}: no batch {batch}")]
+    BatchNotFound {
+        /// The queue.
+        queue: String,
+        /// The batch id.
+        batch: String,
+    },
+    /// The batch is closed: every job of it has finished. Nothing was
+    /// written.
+    #[error("queue {queue}: batch {batch} is closed (every job of it has finished)")]
+    BatchClosed {
+        /// The queue.
+        queue: String,
+        /// The batch id.
+        batch: String,
+    },
     /// A dependency's result is not of the type asked for
     /// ([`JobContext::dependency_results_as`](crate::JobContext::dependency_results_as)).
     #[error("job {job}: the result of its dependency {dependency} is not of the type asked for: {reason}")]
@@ -225,6 +250,15 @@ impl From<ferry_broker::Error> for Error {
                 dependency,
                 reason,
             },
+            ferry_broker::Error::BatchExists { queue, batch } => {
+                Error::BatchExists { queue, batch }
+            }
+            ferry_broker::Error::BatchNotFound { queue, batch } => {
+                Error::BatchNotFound { queue, batch }
+            }
+            ferry_broker::Error::BatchClosed { queue, batch } => {
+                Error::BatchClosed { queue, batch }
+            }
             other => Error::Protocol(other.to_string()),
         }
     }

@@ -84,6 +84,9 @@ pub struct JobContext {
     pub enqueued_at: u64,
     /// The error of the previous attempt, on a retry.
     pub last_error: Option<String>,
+    /// The batch it belongs to, when it was enqueued in one
+    /// ([`Batch`](crate::Batch)); [`JobContext::add_to_batch`] adds to it.
+    pub batch: Option<String>,
     /// Cancelled when the worker starts shutting down. The job may still
     /// finish within the grace period; past it, it is dropped and left
     /// pending for another worker.
@@ -176,6 +179,7 @@ impl JobContext {
             priority: Priority::Normal,
             enqueued_at: ferry_broker::now_ms(),
             last_error: None,
+            batch: None,
             shutdown: CancellationToken::new(),
             cancel: CancellationToken::new(),
             reporter: None,
@@ -225,6 +229,34 @@ impl JobContext {
                 }),
             })
             .collect()
+    }
+
+    /// Adds `jobs` to this job's batch ([`JobContext::batch`]), in this
+    /// job's queue; returns their ids. The batch is open while this job
+    /// runs, so they always join it, and its callbacks wait for them too.
+    ///
+    /// # Errors
+    /// [`Error::Config`](crate::Error::Config) for a job not in a batch
+    /// (or a context made by hand) or a bad job; as
+    /// [`Client::add_to_batch`](crate::Client::add_to_batch).
+    pub async fn add_to_batch<J: crate::Job>(&self, jobs: &[J]) -> crate::Result<Vec<String>> {
+        let (Some(r), Some(batch)) = (&self.reporter, &self.batch) else {
+            return Err(crate::ConfigError::InvalidSetting {
+                name: "batch",
+                reason: format!("job {} is not in a batch", self.job_id),
+            }
+            .into());
+        };
+        let options = crate::EnqueueOptions::new().queue(self.queue.clone());
+        let new = jobs
+            .iter()
+            .map(|j| crate::batch::new_job(j, &options, "batch"))
+            .collect::<crate::Result<Vec<_>>>()?;
+        let mut conn = r.conn.clone();
+        Ok(r.consumer
+            .queue()
+            .add_to_batch(&mut conn, batch, &new)
+            .await?)
     }
 
     /// Reports the job's progress: kept (with the server's time) until the

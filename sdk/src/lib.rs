@@ -57,6 +57,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+pub mod batch;
 pub mod client;
 pub mod config;
 pub mod connection;
@@ -75,6 +76,7 @@ pub mod unique;
 mod waiters;
 pub mod worker;
 
+pub use batch::Batch;
 pub use client::{Cancel, Client, ClientBuilder, ScheduleOptions};
 pub use config::WorkerConfig;
 pub use connection::RedisConfig;

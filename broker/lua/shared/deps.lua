@@ -94,6 +94,9 @@ end
 -- Jobs whose dependency failed, queued while one is handled (so a chain of
 -- failures is walked, not recursed into).
 local dep_work, dep_busy = {}, false
+-- A batch's member ended (shared/batches.lua, which sets it): (batch id,
+-- job id, outcome) -> true to keep the member's link to its batch.
+local batch_member_hook = nil
 
 -- Ends waiting job `d` cancelled: its dependency `id` failed (`how`:
 -- 'dead' or 'cancelled') and its policy is 'fail'.
@@ -128,8 +131,11 @@ local function deps_ended(ids, outcome, records)
       local set = dependents_of(id)
       local kept = {}
       for _, d in ipairs(redis.call('SMEMBERS', set)) do
+        if string.sub(d, 1, 3) == '#b:' then
+          -- Its batch (shared/batches.lua) counts it.
+          if batch_member_hook and batch_member_hook(string.sub(d, 4), id, how) then kept[#kept + 1] = d end
         -- (A job that no longer waits for it, cancelled since, is passed.)
-        if redis.call('SISMEMBER', deps_of(d), id) == 1 then
+        elseif redis.call('SISMEMBER', deps_of(d), id) == 1 then
         local policy = 'fail'
         if how ~= 'succeeded' then
           local env = dep_envelope(d)

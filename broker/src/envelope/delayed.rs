@@ -31,6 +31,7 @@ impl Envelope {
             last_error: self.last_error.as_deref(),
             retention_ms: self.retention_ms.map(|ms| ms.to_string()),
             concurrency_key: self.concurrency_key.as_deref(),
+            batch: self.batch.as_deref(),
             traceparent: trace.map(TraceContext::traceparent),
             tracestate: trace.and_then(TraceContext::tracestate),
         };
@@ -56,6 +57,8 @@ struct DelayedMember<'a> {
     retention_ms: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     concurrency_key: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    batch: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     traceparent: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]

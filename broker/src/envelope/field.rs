@@ -20,6 +20,9 @@ pub const RETENTION_MS: &str = "retention_ms";
 /// key share that key's concurrency limit (see
 /// [`concurrency`](crate::concurrency)).
 pub const CONCURRENCY_KEY: &str = "concurrency_key";
+/// The id of the batch the job belongs to, when it was enqueued in one
+/// (see [`batches`](crate::batches)).
+pub const BATCH: &str = "batch";
 /// Dead-letter only: why the job was dead-lettered.
 pub const ERROR: &str = "error";
 /// Dead-letter only: when, ms.
@@ -42,7 +45,7 @@ pub const TRACESTATE: &str = "tracestate";
 /// The fields of a stream entry, in documented order. Every move of a
 /// job carries these; the last two ([`TRACEPARENT`], [`TRACESTATE`])
 /// are carried as they are and never make an entry malformed.
-pub const ENVELOPE: [&str; 11] = [
+pub const ENVELOPE: [&str; 12] = [
     ID,
     TYPE,
     PAYLOAD,
@@ -52,10 +55,11 @@ pub const ENVELOPE: [&str; 11] = [
     LAST_ERROR,
     RETENTION_MS,
     CONCURRENCY_KEY,
+    BATCH,
     TRACEPARENT,
     TRACESTATE,
 ];
 
 /// How many of [`ENVELOPE`]'s fields are the [`Envelope`](super::Envelope)'s
 /// own (decoded and checked); the rest are carried only.
-pub(crate) const DECODED: usize = 9;
+pub(crate) const DECODED: usize = 10;

@@ -13,6 +13,7 @@
 //! | `last_error` | only on a retry: the error of the previous attempt |
 //! | `retention_ms` | only when the producer set it: how long the job's finished record is kept, instead of the queue's retention |
 //! | `concurrency_key` | only when the producer gave one: the key whose concurrency limit the job shares |
+//! | `batch` | only for a job enqueued in a batch: the batch's id (see `batches`) |
 //! | `traceparent` | only when the producer enqueued it inside a trace: its W3C trace context (`00-<trace id>-<span id>-<flags>`) |
 //! | `tracestate` | only with `traceparent`, when the producer's trace state is not empty: its W3C `tracestate` |
 //!
@@ -79,6 +80,9 @@ pub struct Envelope {
     /// The job's concurrency key, when its producer gave one (see
     /// [`check_concurrency_key`]).
     pub concurrency_key: Option<String>,
+    /// The batch it belongs to, when it was enqueued in one (see
+    /// [`batches`](crate::batches)).
+    pub batch: Option<String>,
 }
 
 /// Why an entry is not a valid envelope. Its `Display` is the reason written
@@ -110,6 +114,9 @@ impl Envelope {
         }
         if let Some(k) = &self.concurrency_key {
             f.push((field::CONCURRENCY_KEY, k.clone()));
+        }
+        if let Some(b) = &self.batch {
+            f.push((field::BATCH, b.clone()));
         }
         f
     }
@@ -237,6 +244,19 @@ impl Envelope {
             }
             None => None,
         };
+        let batch = match slots[9] {
+            Some(_) => {
+                let b = text(9)?;
+                if !is_job_id(b) {
+                    return Err(Malformed(format!(
+                        "field `batch` is not a batch id (1 to {MAX_JOB_ID_LEN} of A-Z a-z 0-9 . _ : -): {}",
+                        preview(b.as_bytes())
+                    )));
+                }
+                Some(b.to_owned())
+            }
+            None => None,
+        };
         Ok(Envelope {
             id,
             job_type: job_type.to_owned(),
@@ -247,6 +267,7 @@ impl Envelope {
             last_error,
             retention_ms,
             concurrency_key,
+            batch,
         })
     }
 }
@@ -323,6 +344,7 @@ mod tests {
             last_error: None,
             retention_ms: None,
             concurrency_key: None,
+            batch: None,
         }
     }
 

@@ -61,6 +61,7 @@ impl Queue {
                         last_error: None,
                         retention_ms: job.retention_ms,
                         concurrency_key: job.concurrency_key.clone(),
+                        batch: None,
                     };
                     inv.arg("d")
                         .arg(at)

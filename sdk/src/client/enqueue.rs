@@ -190,6 +190,74 @@ impl Client {
             .map_err(|e| self.fail(e))
     }
 
+    /// Creates a [`Batch`](crate::Batch) in one atomic call: its jobs into
+    /// their queue, each counted by the batch, and its callbacks kept
+    /// until due; returns the ids.
+    ///
+    /// # Errors
+    /// As [`Client::enqueue`]; [`Error::BatchExists`]; [`Error::DuplicateJob`]
+    /// for a job or callback id in use; [`Error::Config`] for a batch with
+    /// no jobs, jobs of two queues, a delay, or more than
+    /// [`MAX_BATCH_JOBS_PER_CALL`](ferry_broker::MAX_BATCH_JOBS_PER_CALL)
+    /// jobs (add more with [`Client::add_to_batch`]).
+    pub async fn create_batch(&self, batch: crate::Batch) -> Result<ferry_broker::CreatedBatch> {
+        let (queue, batch) = batch.into_broker()?;
+        let queue = self.queue(&queue)?;
+        let mut conn = self.conn().await?;
+        queue
+            .create_batch(&mut conn, &batch)
+            .await
+            .map_err(|e| self.fail(e))
+    }
+
+    /// Adds `jobs` to the open batch `batch` of their queue (`options` as
+    /// for [`Batch::job_with`](crate::Batch::job_with)); returns their ids.
+    /// A batch is open until its last job finishes.
+    ///
+    /// # Errors
+    /// [`Error::BatchNotFound`], [`Error::BatchClosed`]; otherwise as
+    /// [`Client::create_batch`].
+    pub async fn add_to_batch<J: Job>(
+        &self,
+        batch: &str,
+        jobs: &[J],
+        options: EnqueueOptions,
+    ) -> Result<Vec<String>> {
+        let queue = self.queue(options.queue_for::<J>())?;
+        let new = jobs
+            .iter()
+            .map(|j| crate::batch::new_job(j, &options, "batch"))
+            .collect::<Result<Vec<_>>>()?;
+        let mut conn = self.conn().await?;
+        queue
+            .add_to_batch(&mut conn, batch, &new)
+            .await
+            .map_err(|e| self.fail(e))
+    }
+
+    /// Batch `id`'s status in `queue_name`: its counts, state and
+    /// callbacks.
+    ///
+    /// # Errors
+    /// [`Error::BatchNotFound`] for no such batch (never created, or
+    /// expired after its retention); [`Error::Config`]; [`Error::Redis`].
+    pub async fn batch_status(
+        &self,
+        queue_name: &str,
+        id: &str,
+    ) -> Result<ferry_broker::BatchStatus> {
+        let queue = self.queue(queue_name)?;
+        let mut conn = self.conn().await?;
+        queue
+            .batch(&mut conn, id)
+            .await
+            .map_err(|e| self.fail(e))?
+            .ok_or_else(|| Error::BatchNotFound {
+                queue: queue_name.to_owned(),
+                batch: id.to_owned(),
+            })
+    }
+
     /// Enqueues one job unless a job holding its uniqueness key exists
     /// (decided in one script, so concurrent producers with the same key
     /// make one job). A duplicate is not an error: the result carries the

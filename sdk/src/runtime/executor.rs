@@ -300,6 +300,7 @@ impl ExecutorParts {
             priority: job.delivery.priority(),
             enqueued_at: env.enqueued_at,
             last_error: env.last_error.clone(),
+            batch: env.batch.clone(),
             shutdown: self.shutdown.clone(),
             reporter: Some(Reporter {
                 conn: self.conn.clone(),
