@@ -105,7 +105,7 @@ impl Queue {
             policy: on_failure,
         };
         let waiting = self
-            .enqueue_nodes(conn, std::slice::from_ref(&node))
+            .enqueue_nodes(conn, std::slice::from_ref(&node), None)
             .await?;
         Ok(EnqueuedAfter {
             waiting_for: waiting.first().copied().unwrap_or(0),
@@ -114,13 +114,16 @@ impl Queue {
     }
 
     /// Checks `nodes` and writes them in one `enqueue_after.lua` call, all
-    /// or none; returns how many dependencies each waits for.
+    /// or none, as the flow `root` when given; returns how many
+    /// dependencies each waits for.
     pub(crate) async fn enqueue_nodes<C: ConnectionLike + Send>(
         &self,
         conn: &mut C,
         nodes: &[Node<'_>],
+        root: Option<&str>,
     ) -> Result<Vec<u64>> {
         let mut inv = self.invoke(&scripts::ENQUEUE_AFTER);
+        inv.arg(root.unwrap_or_default());
         self.push_nodes(&mut inv, nodes)?;
         let v: Value = inv.invoke_async(conn).await?;
         self.nodes_reply(&v, "enqueue_after")

@@ -22,7 +22,7 @@ use crate::queue::Queue;
 pub const MAX_FLOW_JOBS: usize = 10_000;
 
 /// Most levels of one flow (a root with children is two).
-pub const MAX_FLOW_DEPTH: usize = 100;
+pub const MAX_FLOW_DEPTH: usize = 50;
 
 /// A job of a flow and the jobs it waits for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -86,6 +86,39 @@ impl FlowJob {
     }
 }
 
+/// One job of a flow, as [`Queue::flow`] shows it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct FlowNode {
+    /// The job's id.
+    pub id: String,
+    /// The job that waits for it (`None` for the root).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    /// How far down the tree it is (0 for the root).
+    pub depth: usize,
+    /// Where it is; `None` once its record is no longer kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<crate::JobState>,
+    /// Its type, where known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job_type: Option<String>,
+    /// What it waits for, in words, while it waits.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiting_for: Option<String>,
+}
+
+/// A flow's jobs and their states ([`Queue::flow`]).
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct FlowGraph {
+    /// The root's id.
+    pub root: String,
+    /// Every job of the flow, parents before their children (depth
+    /// first, children by id).
+    pub jobs: Vec<FlowNode>,
+}
+
 /// What [`Queue::enqueue_flow`] wrote: each job's id and how many jobs it
 /// waits for, in the flow's shape.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -129,12 +162,96 @@ impl Queue {
         }
         let mut nodes = Vec::with_capacity(total);
         flatten(root, &mut nodes)?;
-        let waiting = self.enqueue_nodes(conn, &nodes).await?;
+        let root_id = nodes.last().map(|n| n.id.clone()).unwrap_or_default();
+        let waiting = self.enqueue_nodes(conn, &nodes, Some(&root_id)).await?;
         let mut answers = nodes
             .into_iter()
             .zip(waiting)
             .map(|(node, waiting_for)| (node.id, waiting_for));
         Ok(shape(root, &mut answers))
+    }
+
+    /// The flow whose root is `root`: every job, with its parent and
+    /// state; `None` for no such flow (never enqueued, or expired: a
+    /// flow's shape is kept until the queue's record retention after its
+    /// root ends). Any job's status names its flow's root
+    /// ([`JobStatus::flow`](crate::JobStatus::flow)). Two round trips, and
+    /// one more per 500 jobs.
+    ///
+    /// # Errors
+    /// As [`Queue::status`].
+    pub async fn flow<C: ConnectionLike + Send>(
+        &self,
+        conn: &mut C,
+        root: &str,
+    ) -> Result<Option<FlowGraph>> {
+        if !crate::envelope::is_job_id(root) {
+            return Ok(None);
+        }
+        let shape: HashMap<String, String> = redis::cmd("HGETALL")
+            .arg(self.keys().flow(root))
+            .query_async(conn)
+            .await?;
+        if shape.is_empty() {
+            return Ok(None);
+        }
+        let mut children: HashMap<&str, Vec<&str>> = HashMap::new();
+        for (id, parent) in &shape {
+            if !parent.is_empty() {
+                children
+                    .entry(parent.as_str())
+                    .or_default()
+                    .push(id.as_str());
+            }
+        }
+        for list in children.values_mut() {
+            list.sort_unstable();
+        }
+        // Depth first from the root, without recursion.
+        let mut order: Vec<(String, Option<String>, usize)> = Vec::with_capacity(shape.len());
+        let mut seen = std::collections::HashSet::new();
+        let mut stack = vec![(root, None::<&str>, 0usize)];
+        while let Some((id, parent, depth)) = stack.pop() {
+            if !seen.insert(id) {
+                continue;
+            }
+            order.push((id.to_owned(), parent.map(str::to_owned), depth));
+            if let Some(kids) = children.get(id) {
+                stack.extend(kids.iter().rev().map(|k| (*k, Some(id), depth + 1)));
+            }
+        }
+        // (A job whose parent is not in the flow, which Ferry does not
+        // write, still shows.)
+        let mut rest: Vec<&String> = shape
+            .keys()
+            .filter(|id| !seen.contains(id.as_str()))
+            .collect();
+        rest.sort_unstable();
+        for id in rest {
+            order.push((
+                id.clone(),
+                shape.get(id).filter(|p| !p.is_empty()).cloned(),
+                0,
+            ));
+        }
+        let ids: Vec<String> = order.iter().map(|(id, _, _)| id.clone()).collect();
+        let statuses = self.statuses(conn, &ids).await?;
+        let jobs = order
+            .into_iter()
+            .zip(statuses)
+            .map(|((id, parent, depth), st)| FlowNode {
+                id,
+                parent,
+                depth,
+                state: st.as_ref().map(|s| s.state),
+                job_type: st.as_ref().and_then(|s| s.job_type.clone()),
+                waiting_for: st.and_then(|s| s.waiting_for),
+            })
+            .collect();
+        Ok(Some(FlowGraph {
+            root: root.to_owned(),
+            jobs,
+        }))
     }
 
     /// The results job `id`'s dependencies returned, by dependency id, kept

@@ -362,6 +362,12 @@ impl Keys {
         self.derived(&format!("dep_results:{id}"))
     }
 
+    /// HASH: the shape of the flow whose root is `root`: job id -> its
+    /// parent's id ('' for the root).
+    pub fn flow(&self, root: &str) -> String {
+        self.derived(&format!("flows:{root}"))
+    }
+
     /// HASH: batch `id` with callbacks (counts, times, callbacks; see
     /// [`batches`](crate::batches)). Not [`Keys::batch`], an idempotent
     /// enqueue's record.

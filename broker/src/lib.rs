@@ -121,7 +121,7 @@ pub use dependencies::{EnqueuedAfter, OnDependencyFailure};
 pub use envelope::{Envelope, Malformed};
 pub use error::{ConfigError, Error, Result};
 pub use events::Event;
-pub use flows::{EnqueuedFlow, FlowJob, MAX_FLOW_DEPTH, MAX_FLOW_JOBS};
+pub use flows::{EnqueuedFlow, FlowGraph, FlowJob, FlowNode, MAX_FLOW_DEPTH, MAX_FLOW_JOBS};
 pub use keys::{Keys, Prefix, QueueName, GROUP};
 pub use listing::{JobPage, ListState};
 pub use priority::Priority;

@@ -26,6 +26,7 @@ fn envelope() -> impl Strategy<Value = Envelope> {
                 retention_ms: None,
                 concurrency_key: None,
                 batch: None,
+                flow: None,
             },
         )
 }

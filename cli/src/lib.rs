@@ -47,6 +47,7 @@ pub mod dead;
 pub mod enqueue;
 pub mod error;
 pub mod events;
+pub mod flows;
 pub mod jobs;
 pub mod limits;
 pub mod queues;

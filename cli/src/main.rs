@@ -122,6 +122,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Pause(q) => print(json, &admin.pause(&q.queue).await?),
         Command::Resume(q) => print(json, &admin.resume(&q.queue).await?),
         Command::Enqueue(a) if !a.after.is_empty() => return enqueue_after(&admin, a, json).await,
+        Command::EnqueueFlow(a) => return a.run(&admin, json).await,
         Command::Enqueue(a) => {
             let queue = a.queue.clone();
             let unique = a.unique_spec();

@@ -88,9 +88,9 @@ pub use ferry_broker::{
     QueueStats, Settings, WorkerInfo,
 };
 pub use ferry_broker::{
-    Concurrency, ConcurrencyScope, Duplicate, Enqueued, EnqueuedAfter, EnqueuedFlow, GateState,
-    Missed, OnDependencyFailure, RateGate, RateLimit, RateLimits, RateState, Recurrence,
-    ScheduleInfo, Upserted, MAX_FLOW_DEPTH, MAX_FLOW_JOBS,
+    Concurrency, ConcurrencyScope, Duplicate, Enqueued, EnqueuedAfter, EnqueuedFlow, FlowGraph,
+    FlowNode, GateState, Missed, OnDependencyFailure, RateGate, RateLimit, RateLimits, RateState,
+    Recurrence, ScheduleInfo, Upserted, MAX_FLOW_DEPTH, MAX_FLOW_JOBS,
 };
 pub use flow::Flow;
 pub use handler::{Handler, HandlerFn, JobContext, Progress};

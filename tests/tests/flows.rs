@@ -359,3 +359,77 @@ async fn the_broker_keeps_a_childs_result_for_its_parent() {
         "kept as sent, every digit"
     );
 }
+
+/// A flow's shape is kept for operators: every job with its parent, depth
+/// and state, each job's status naming the root; it expires after the
+/// root ends.
+#[tokio::test]
+async fn a_flow_shows_its_jobs_parents_and_states() {
+    use ferry_broker::{FlowJob, JobState, NewJob, Priority, Schedule};
+    let redis = RedisServer::start().await;
+    let q = ferry_tests::queue(&unique("flows"), QUEUE);
+    let mut conn = redis.conn().await;
+    let job = |id: &str| NewJob {
+        job_type: "square".into(),
+        payload: "{}".into(),
+        priority: Priority::Normal,
+        max_retries: 0,
+        schedule: Schedule::Now,
+        id: Some(id.to_owned()),
+        retention_ms: None,
+        concurrency_key: None,
+    };
+    let flow = FlowJob::new(job("r"))
+        .child(
+            FlowJob::new(job("m"))
+                .child(FlowJob::new(job("l1")))
+                .child(FlowJob::new(job("l2"))),
+        )
+        .child(FlowJob::new(job("c")));
+    q.enqueue_flow(&mut conn, &flow).await.unwrap();
+    let graph = q.flow(&mut conn, "r").await.unwrap().unwrap();
+    let shape: Vec<(&str, Option<&str>, usize, Option<JobState>)> = graph
+        .jobs
+        .iter()
+        .map(|n| (n.id.as_str(), n.parent.as_deref(), n.depth, n.state))
+        .collect();
+    assert_eq!(
+        shape,
+        [
+            ("r", None, 0, Some(JobState::Waiting)),
+            ("c", Some("r"), 1, Some(JobState::Queued)),
+            ("m", Some("r"), 1, Some(JobState::Waiting)),
+            ("l1", Some("m"), 2, Some(JobState::Queued)),
+            ("l2", Some("m"), 2, Some(JobState::Queued)),
+        ]
+    );
+    for id in ["r", "m", "l1"] {
+        let st = q.status(&mut conn, id).await.unwrap().unwrap();
+        assert_eq!(st.flow.as_deref(), Some("r"), "{id}");
+    }
+    assert!(
+        q.flow(&mut conn, "m").await.unwrap().is_none(),
+        "m is no flow's root"
+    );
+    // Run it all; the shape then expires with the root's record.
+    let consumer = q.consumer("w");
+    for _ in 0..3 {
+        let claimed = consumer.claim(&mut conn, 10).await.unwrap();
+        let entries: Vec<_> = claimed.iter().map(|d| d.entry.clone()).collect();
+        consumer.ack(&mut conn, &entries).await.unwrap();
+    }
+    let graph = q.flow(&mut conn, "r").await.unwrap().unwrap();
+    assert!(
+        graph
+            .jobs
+            .iter()
+            .all(|n| n.state == Some(JobState::Succeeded)),
+        "{graph:?}"
+    );
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg(q.keys().flow("r"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(ttl > 0, "the shape expires after the root: {ttl}");
+}

@@ -23,6 +23,9 @@
 --   P:{Q}:dep_results:<id> hash: dependency id -> the result it returned
 --                         (JSON), for job <id> to read when it runs
 --                         (`JobContext::dependency_results`)
+--   P:{Q}:flows:<root>    hash: job id -> its parent's id ('' for the
+--                         root), every job of the flow <root>; expires the
+--                         queue's record retention after the root ends
 -- All go when they are no longer needed: a job's sets when it is
 -- released or ends, a dependency's when it ends, a job's results when it
 -- ends (succeeded or cancelled; a dead letter keeps them for its replay
@@ -31,6 +34,7 @@
 local DEP_BASE = string.sub(SETTINGS, 1, #SETTINGS - #'settings')
 local DEPENDENTS = DEP_BASE .. 'dependents'
 local DEP_RESULTS = DEP_BASE .. 'dep_results'
+local FLOW_FIELD = 'flow'
 local DEP_POLICY_FIELD = 'dep_policy'
 
 -- The set of the jobs waiting for job `id`, and of the dependencies job
@@ -55,12 +59,46 @@ local function result_in(members)
   return nil
 end
 
+local function flow_of(root)
+  return DEP_BASE .. 'flows:' .. root
+end
+
+-- The shape of the flow `root` just written (`jobs`, read_jobs's, each
+-- with its pending dependencies): each job's parent. The root holds it
+-- (in DEP_RESULTS) until it ends.
+local function flow_record(root, jobs)
+  local in_flow, parent = {}, {}
+  for _, job in ipairs(jobs) do in_flow[job.id] = true end
+  for _, job in ipairs(jobs) do
+    for _, dep in ipairs(job.pending) do
+      if in_flow[dep] then parent[dep] = job.id end
+    end
+  end
+  local pairs_ = {}
+  for _, job in ipairs(jobs) do
+    pairs_[#pairs_ + 1] = job.id
+    pairs_[#pairs_ + 1] = parent[job.id] or ''
+    if #pairs_ >= 2000 then
+      redis.call('HSET', flow_of(root), unpack(pairs_))
+      pairs_ = {}
+    end
+  end
+  if #pairs_ > 0 then redis.call('HSET', flow_of(root), unpack(pairs_)) end
+  redis.call('HINCRBY', DEP_RESULTS, root, 0)
+end
+
 -- Jobs `ids` ended for good: the results of their dependencies they held
--- go. One HLEN while no job holds any.
+-- go, and a flow's root starts its flow's expiry. One HLEN while no job
+-- holds any.
 local function drop_dep_results(ids)
   if redis.call('HLEN', DEP_RESULTS) == 0 then return end
+  local keep
   for _, id in ipairs(ids) do
-    if redis.call('HDEL', DEP_RESULTS, id) == 1 then redis.call('DEL', dep_results_of(id)) end
+    if redis.call('HDEL', DEP_RESULTS, id) == 1 then
+      redis.call('DEL', dep_results_of(id))
+      keep = keep or math.max(retention(), 1)
+      redis.call('PEXPIRE', flow_of(id), keep)
+    end
   end
 end
 

@@ -11,7 +11,8 @@ local DEFAULT_PRIORITY = 3
 -- The fields of a job's stream entry, in documented order: every move of a
 -- job carries them (the trace context, the last two, is carried as it is).
 local ENVELOPE_FIELDS = {'id', 'type', 'payload', 'attempt', 'max_retries', 'enqueued_at', 'last_error',
-  'retention_ms', 'concurrency_key', 'batch', 'traceparent', 'tracestate'}
+  'retention_ms', 'concurrency_key', 'batch', 'flow',
+  'traceparent', 'tracestate'}
 -- The job's concurrency key (shared/gates.lua), when its producer gave one.
 local CONCURRENCY_KEY_FIELD = 'concurrency_key'
 -- Fields a dead letter adds to the job's own; the priority field is also

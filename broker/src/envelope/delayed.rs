@@ -32,6 +32,7 @@ impl Envelope {
             retention_ms: self.retention_ms.map(|ms| ms.to_string()),
             concurrency_key: self.concurrency_key.as_deref(),
             batch: self.batch.as_deref(),
+            flow: self.flow.as_deref(),
             traceparent: trace.map(TraceContext::traceparent),
             tracestate: trace.and_then(TraceContext::tracestate),
         };
@@ -59,6 +60,8 @@ struct DelayedMember<'a> {
     concurrency_key: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     batch: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    flow: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     traceparent: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]

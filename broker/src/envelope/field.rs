@@ -23,6 +23,9 @@ pub const CONCURRENCY_KEY: &str = "concurrency_key";
 /// The id of the batch the job belongs to, when it was enqueued in one
 /// (see [`batches`](crate::batches)).
 pub const BATCH: &str = "batch";
+/// The id of the root of the flow the job belongs to, when it was enqueued
+/// in one (see [`flows`](crate::flows)).
+pub const FLOW: &str = "flow";
 /// Dead-letter only: why the job was dead-lettered.
 pub const ERROR: &str = "error";
 /// Dead-letter only: when, ms.
@@ -45,7 +48,7 @@ pub const TRACESTATE: &str = "tracestate";
 /// The fields of a stream entry, in documented order. Every move of a
 /// job carries these; the last two ([`TRACEPARENT`], [`TRACESTATE`])
 /// are carried as they are and never make an entry malformed.
-pub const ENVELOPE: [&str; 12] = [
+pub const ENVELOPE: [&str; 13] = [
     ID,
     TYPE,
     PAYLOAD,
@@ -56,10 +59,11 @@ pub const ENVELOPE: [&str; 12] = [
     RETENTION_MS,
     CONCURRENCY_KEY,
     BATCH,
+    FLOW,
     TRACEPARENT,
     TRACESTATE,
 ];
 
 /// How many of [`ENVELOPE`]'s fields are the [`Envelope`](super::Envelope)'s
 /// own (decoded and checked); the rest are carried only.
-pub(crate) const DECODED: usize = 10;
+pub(crate) const DECODED: usize = 11;

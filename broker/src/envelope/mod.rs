@@ -14,6 +14,7 @@
 //! | `retention_ms` | only when the producer set it: how long the job's finished record is kept, instead of the queue's retention |
 //! | `concurrency_key` | only when the producer gave one: the key whose concurrency limit the job shares |
 //! | `batch` | only for a job enqueued in a batch: the batch's id (see `batches`) |
+//! | `flow` | only for a job enqueued in a flow: the id of the flow's root (see `flows`) |
 //! | `traceparent` | only when the producer enqueued it inside a trace: its W3C trace context (`00-<trace id>-<span id>-<flags>`) |
 //! | `tracestate` | only with `traceparent`, when the producer's trace state is not empty: its W3C `tracestate` |
 //!
@@ -83,6 +84,9 @@ pub struct Envelope {
     /// The batch it belongs to, when it was enqueued in one (see
     /// [`batches`](crate::batches)).
     pub batch: Option<String>,
+    /// The root of the flow it belongs to, when it was enqueued in one
+    /// (see [`flows`](crate::flows)).
+    pub flow: Option<String>,
 }
 
 /// Why an entry is not a valid envelope. Its `Display` is the reason written
@@ -117,6 +121,9 @@ impl Envelope {
         }
         if let Some(b) = &self.batch {
             f.push((field::BATCH, b.clone()));
+        }
+        if let Some(r) = &self.flow {
+            f.push((field::FLOW, r.clone()));
         }
         f
     }
@@ -244,19 +251,24 @@ impl Envelope {
             }
             None => None,
         };
-        let batch = match slots[9] {
-            Some(_) => {
-                let b = text(9)?;
-                if !is_job_id(b) {
-                    return Err(Malformed(format!(
-                        "field `batch` is not a batch id (1 to {MAX_JOB_ID_LEN} of A-Z a-z 0-9 . _ : -): {}",
-                        preview(b.as_bytes())
-                    )));
+        let an_id = |i: usize, what: &str| -> Result<Option<String>, Malformed> {
+            match slots[i] {
+                Some(_) => {
+                    let v = text(i)?;
+                    if !is_job_id(v) {
+                        return Err(Malformed(format!(
+                            "field `{}` is not {what} (1 to {MAX_JOB_ID_LEN} of A-Z a-z 0-9 . _ : -): {}",
+                            NAMES[i],
+                            preview(v.as_bytes())
+                        )));
+                    }
+                    Ok(Some(v.to_owned()))
                 }
-                Some(b.to_owned())
+                None => Ok(None),
             }
-            None => None,
         };
+        let batch = an_id(9, "a batch id")?;
+        let flow = an_id(10, "a job id")?;
         Ok(Envelope {
             id,
             job_type: job_type.to_owned(),
@@ -268,6 +280,7 @@ impl Envelope {
             retention_ms,
             concurrency_key,
             batch,
+            flow,
         })
     }
 }
@@ -345,6 +358,7 @@ mod tests {
             retention_ms: None,
             concurrency_key: None,
             batch: None,
+            flow: None,
         }
     }
 

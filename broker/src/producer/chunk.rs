@@ -62,6 +62,7 @@ impl Queue {
                         retention_ms: job.retention_ms,
                         concurrency_key: job.concurrency_key.clone(),
                         batch: None,
+                        flow: None,
                     };
                     inv.arg("d")
                         .arg(at)

@@ -3,12 +3,14 @@
 //! arguments is in its own file.
 
 mod dead;
+mod flows;
 mod jobs;
 mod queue_settings;
 mod schedules;
 mod serve;
 
 pub use dead::DeadCommand;
+pub use flows::EnqueueFlowArgs;
 pub use jobs::{EnqueueArgs, JobCommand, JobsArgs, StatsArgs};
 pub use queue_settings::{EventsArgs, LimitArgs, LimitsArgs, SettingsArgs};
 pub use schedules::ScheduleCommand;
@@ -96,6 +98,10 @@ pub enum Command {
     /// --unique-key, only if no job holds its uniqueness key; with --after,
     /// to run after those jobs succeed.
     Enqueue(EnqueueArgs),
+    /// Enqueue a flow from a JSON file (`-`: stdin): a job and the jobs it
+    /// waits for (its `children`, and theirs), all or none; prints the tree
+    /// of ids, each with how many jobs it waits for.
+    EnqueueFlow(EnqueueFlowArgs),
     /// A queue's jobs in one state, a page at a time: queued and running
     /// in claim order, scheduled (and retrying) soonest first, finished
     /// (succeeded, cancelled) and dead newest first.

@@ -10,7 +10,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::routes::{dead, events, jobs, queues, schedules, settings, system};
+use super::routes::{dead, events, flows, jobs, queues, schedules, settings, system};
 use super::AppState;
 
 #[derive(OpenApi)]
@@ -77,6 +77,7 @@ pub fn router_and_document() -> (axum::Router<Arc<AppState>>, utoipa::openapi::O
         .routes(routes!(events::stream))
         .routes(routes!(jobs::enqueue, jobs::list))
         .routes(routes!(jobs::enqueue_batch))
+        .routes(routes!(flows::enqueue_flow))
         .routes(routes!(jobs::show))
         .routes(routes!(jobs::wait))
         .routes(routes!(jobs::cancel))

@@ -190,6 +190,23 @@ impl Client {
             .map_err(|e| self.fail(e))
     }
 
+    /// The flow whose root is `root` in `queue_name`: every job, its
+    /// parent and its state; `None` for no such flow (or one expired after
+    /// its retention). A job's status names its flow's root
+    /// ([`JobStatus::flow`](crate::JobStatus::flow)).
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a bad queue name; [`Error::Redis`].
+    pub async fn flow(
+        &self,
+        queue_name: &str,
+        root: &str,
+    ) -> Result<Option<ferry_broker::FlowGraph>> {
+        let queue = self.queue(queue_name)?;
+        let mut conn = self.conn().await?;
+        queue.flow(&mut conn, root).await.map_err(|e| self.fail(e))
+    }
+
     /// Creates a [`Batch`](crate::Batch) in one atomic call: its jobs into
     /// their queue, each counted by the batch, and its callbacks kept
     /// until due; returns the ids.

@@ -3,6 +3,7 @@
 
 pub mod dead;
 pub mod events;
+pub mod flows;
 pub mod jobs;
 pub mod queues;
 pub mod schedules;

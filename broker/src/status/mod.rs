@@ -7,16 +7,13 @@
 
 use std::collections::HashMap;
 
-use redis::aio::ConnectionLike;
 use redis::Value;
 use serde::Serialize;
 
 use crate::envelope::{entry_ms, field};
 use crate::error::{Error, Result};
 use crate::priority::Priority;
-use crate::queue::Queue;
 use crate::reply;
-use crate::scripts;
 
 /// Where a job is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -135,6 +132,11 @@ pub struct JobStatus {
     /// [`batches`](crate::batches)); a finished job's record does not say.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub batch: Option<String>,
+    /// The root of the flow it belongs to, when it was enqueued in one
+    /// (see [`Queue::flow`](crate::Queue::flow)); a finished job's record
+    /// does not say.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flow: Option<String>,
     /// What a [`JobState::Waiting`] job waits for, in words: "concurrency
     /// key K at its limit (2 of 2)", "type T at its limit (5 of 5)", or
     /// "rate limited: type T at its rate limit (50/1s; 12 waiting)" (then
@@ -189,6 +191,7 @@ impl JobStatus {
             entry_id: None,
             concurrency_key: None,
             batch: None,
+            flow: None,
             waiting_for: None,
             depends_on: Vec::new(),
             dependents: Vec::new(),
@@ -218,6 +221,7 @@ impl JobStatus {
             .cloned()
             .or(self.concurrency_key);
         self.batch = f.get(field::BATCH).cloned().or(self.batch);
+        self.flow = f.get(field::FLOW).cloned().or(self.flow);
         if let Some(p) = f.get(field::PRIORITY).and_then(|p| p.parse().ok()) {
             self.priority = Some(p);
         }
@@ -350,6 +354,8 @@ impl JobStatus {
     }
 }
 
+mod read;
+
 /// Most dependents a status names.
 const MAX_DEPENDENTS_SHOWN: usize = 50;
 
@@ -430,124 +436,4 @@ pub(crate) fn from_record(id: &str, json: &str) -> Result<JobStatus> {
     s.last_error = text("error");
     s.result = v.get("result").cloned();
     Ok(s)
-}
-
-impl Queue {
-    /// The status of job `id`, or `None` when the queue has no such job
-    /// (never enqueued, or finished and its record no longer kept). One
-    /// round trip (`status.lua`).
-    ///
-    /// Jobs enqueued by Ferry before 0.6 (UUID ids in their entries) are
-    /// found once they have moved or finished, not while first queued.
-    ///
-    /// # Errors
-    /// [`Error::Redis`], or [`Error::Protocol`] for a reply or record that
-    /// is not what Ferry writes.
-    pub async fn status<C: ConnectionLike + Send>(
-        &self,
-        conn: &mut C,
-        id: &str,
-    ) -> Result<Option<JobStatus>> {
-        if !crate::envelope::is_job_id(id) {
-            return Ok(None);
-        }
-        let mut inv = self.invoke(&scripts::STATUS);
-        inv.arg(id);
-        let v: Value = inv.invoke_async(conn).await?;
-        let bad = || Error::Protocol(format!("status: {v:?}"));
-        if matches!(v, Value::Nil | Value::Boolean(false)) {
-            return Ok(None);
-        }
-        let items = reply::array(&v).ok_or_else(bad)?;
-        let tag = items.first().and_then(reply::string).ok_or_else(bad)?;
-        let status = match (tag.as_str(), items) {
-            ("finished", [_, record]) => from_record(id, &reply::string(record).ok_or_else(bad)?)?,
-            ("dead", [_, entry, fields]) => {
-                let entry = reply::string(entry).ok_or_else(bad)?;
-                JobStatus::dead(id, entry, &field_map(fields))
-            }
-            ("scheduled", [_, due, envelope]) => {
-                JobStatus::delayed(id, due, &envelope_map(envelope))
-            }
-            ("gated", [_, gate, envelope, limit, held]) => JobStatus::gated(
-                id,
-                &reply::string(gate).ok_or_else(bad)?,
-                reply::int(limit).unwrap_or(0),
-                reply::int(held).unwrap_or(0),
-                &envelope_map(envelope),
-            ),
-            ("rate_limited", [_, gate, envelope, limit, next_at, waiting]) => {
-                JobStatus::rate_limited(
-                    id,
-                    &reply::string(gate).ok_or_else(bad)?,
-                    &reply::string(limit).unwrap_or_default(),
-                    reply::int(next_at).and_then(|n| u64::try_from(n).ok()),
-                    reply::int(waiting).unwrap_or(0),
-                    &envelope_map(envelope),
-                )
-            }
-            ("deps", [_, envelope, deps, left]) => JobStatus::waiting_deps(
-                id,
-                reply::array(deps)
-                    .map(|d| d.iter().filter_map(reply::string).collect())
-                    .unwrap_or_default(),
-                reply::int(left).unwrap_or(0),
-                &envelope_map(envelope),
-            ),
-            ("queued", [_, index, entry, fields, ..])
-            | ("running", [_, index, entry, fields, ..]) => {
-                let priority = priority_at(index).ok_or_else(bad)?;
-                let entry = reply::string(entry).ok_or_else(bad)?;
-                let state = if tag == "running" {
-                    JobState::Running
-                } else {
-                    JobState::Queued
-                };
-                let mut s = JobStatus::in_stream(id, state, priority, entry, &field_map(fields));
-                if let (JobState::Queued, [_, _, _, _, reason, ms]) = (state, items) {
-                    s.waiting_for = held_back(
-                        &reply::string(reason).unwrap_or_default(),
-                        reply::int(ms).unwrap_or(0),
-                    );
-                }
-                if let [_, _, _, _, consumer, deliveries, ..] = items {
-                    s = s.with_claim(consumer, deliveries);
-                }
-                if let [_, _, _, _, _, _, _, progress] = items {
-                    s = s.with_progress(progress);
-                }
-                s
-            }
-            _ => return Err(bad()),
-        };
-        let mut status = status;
-        // The jobs waiting for it, if any (one more round trip: SCARD and
-        // a first page of the set).
-        // Its batch's link ('#b:<batch>', shared/batches.lua) is in the
-        // set too, and is no job.
-        let key = self.keys().dependents_of(id);
-        let mark = format!("#b:{}", status.batch.as_deref().unwrap_or_default());
-        let ((_, page), count, linked): ((u64, Vec<String>), u64, bool) = redis::pipe()
-            .cmd("SSCAN")
-            .arg(&key)
-            .arg(0)
-            .arg("COUNT")
-            .arg(MAX_DEPENDENTS_SHOWN)
-            .cmd("SCARD")
-            .arg(&key)
-            .cmd("SISMEMBER")
-            .arg(&key)
-            .arg(&mark)
-            .query_async(conn)
-            .await?;
-        let count = count.saturating_sub(u64::from(linked));
-        if count > 0 {
-            let mut page: Vec<String> = page.into_iter().filter(|d| !d.starts_with('#')).collect();
-            page.sort();
-            page.truncate(MAX_DEPENDENTS_SHOWN);
-            status.dependents = page;
-            status.dependents_count = Some(count);
-        }
-        Ok(Some(status))
-    }
 }
