@@ -1,13 +1,14 @@
 -- promote.lua: move due jobs from the delayed set into their priority streams.
 -- KEYS: the four streams ... retention (shared/queue.lua)
 -- ARGV[1] group (unused)   ARGV[2] most members to move in this call
--- Returns {moved, next, now, events, records}: next is the run-at (ms) of the
+-- Returns {moved, next, now, events, records, outbox}: next is the run-at (ms) of the
 -- earliest job still delayed, or -1 when the set is empty; now is the
 -- server's time (ms), which decided what was due (shared/clock.lua), for
 -- the caller's sleep; events is the queue's events cap (0: off), which
 -- workers use for the events they write themselves (started); records is
 -- 1 when the queue keeps finished jobs' records (workers build a record's
--- fields only then).
+-- fields only then); outbox is how many outcomes wait in P:{Q}:outbox to
+-- be applied in other queues (the promoter applies them).
 -- A member is a job id whose envelope (JSON) is its SCHEDULED value; a
 -- member that is itself a JSON object is an envelope written before
 -- version 0.6, promoted the same way (shared/admit.lua). A job under a
@@ -54,4 +55,4 @@ if wake[2] and (next_at < 0 or tonumber(wake[2]) < next_at) then next_at = tonum
 local keep_ms, keep_n = retention()
 local records = 0
 if keep_ms > 0 and keep_n > 0 then records = 1 end
-return {#due + woke, next_at, now, events_cap(), records}
+return {#due + woke, next_at, now, events_cap(), records, redis.call('LLEN', string.sub(SETTINGS, 1, #SETTINGS - #'settings') .. 'outbox')}

@@ -27,6 +27,9 @@ pub struct Promoted {
     /// True when the queue keeps finished jobs' records (its retention is
     /// not 0).
     pub records: bool,
+    /// Outcomes waiting in the queue's outbox to be applied to jobs of
+    /// other queues ([`Queue::apply_outbox`]).
+    pub outbox: u64,
 }
 
 impl Promoted {
@@ -55,7 +58,7 @@ impl Queue {
         inv.arg(PROMOTE_BATCH);
         let v: Value = inv.invoke_async(conn).await?;
         match reply::array(&v) {
-            Some([moved, next, now, events, records]) => {
+            Some([moved, next, now, events, records, outbox]) => {
                 let next = reply::int(next)
                     .ok_or_else(|| Error::Protocol(format!("promote: next {next:?}")))?;
                 Ok(Promoted {
@@ -64,6 +67,7 @@ impl Queue {
                     now: reply::count(now)?,
                     events: reply::count(events)?,
                     records: reply::int(records) == Some(1),
+                    outbox: reply::count(outbox)?,
                 })
             }
             _ => Err(Error::Protocol(format!("promote: {v:?}"))),

@@ -122,6 +122,18 @@ impl Queue {
         nodes: &[Node<'_>],
         root: Option<&str>,
     ) -> Result<Vec<u64>> {
+        // Dependencies of other queues are registered there first
+        // (crate::remote_deps).
+        let resolved;
+        let nodes = if nodes.iter().any(|n| n.deps.iter().any(|d| d.contains('/'))) {
+            for node in nodes {
+                self.check(node.job)?;
+            }
+            resolved = self.register_remote(conn, nodes).await?;
+            &resolved[..]
+        } else {
+            nodes
+        };
         let mut inv = self.invoke(&scripts::ENQUEUE_AFTER);
         inv.arg(root.unwrap_or_default());
         self.push_nodes(&mut inv, nodes)?;
@@ -159,7 +171,11 @@ impl Queue {
             }
             // An id that no job can have is no job's (the script would
             // look for it all the same).
-            if let Some(dep) = node.deps.iter().find(|d| !crate::envelope::is_job_id(d)) {
+            let well_formed = |d: &str| match d.split_once('/') {
+                Some((q, id)) => crate::keys::is_valid_name(q) && crate::envelope::is_job_id(id),
+                None => crate::envelope::is_job_id(d),
+            };
+            if let Some(dep) = node.deps.iter().find(|d| !well_formed(d)) {
                 return Err(self.unknown_dependency(&node.id, dep));
             }
             inv.arg(&node.id)
@@ -226,7 +242,7 @@ impl Queue {
         }
     }
 
-    fn unknown_dependency(&self, job: &str, dep: &str) -> Error {
+    pub(crate) fn unknown_dependency(&self, job: &str, dep: &str) -> Error {
         Error::BadDependency {
             queue: self.name().to_string(),
             job: job.to_owned(),

@@ -20,7 +20,7 @@ pub const MAX_NAME_LEN: usize = 128;
 
 /// True for `[A-Za-z0-9._-]{1,128}`: no spaces, braces (hash tags) or colons
 /// (the key separator).
-fn is_valid_name(name: &str) -> bool {
+pub(crate) fn is_valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= MAX_NAME_LEN
         && name
@@ -388,6 +388,29 @@ impl Keys {
     /// ZSET: batch id -> created_at (ms), the batches kept.
     pub fn job_batches(&self) -> String {
         self.derived("batches")
+    }
+
+    /// LIST: outcomes of this queue's jobs for jobs of other queues that
+    /// wait for them, until applied there.
+    pub fn outbox(&self) -> String {
+        self.derived("outbox")
+    }
+
+    /// HASH: outcomes of other queues' jobs that came before job `id` was
+    /// written (expires in a day).
+    pub fn early(&self, id: &str) -> String {
+        self.derived(&format!("early:{id}"))
+    }
+
+    /// The namespace prefix these keys are under.
+    pub fn prefix(&self) -> Prefix {
+        let tail = format!(":{{{}}}:stats", self.queue);
+        Prefix(
+            self.all[STATS]
+                .strip_suffix(&tail)
+                .unwrap_or_default()
+                .to_owned(),
+        )
     }
 
     /// `{prefix}:{{{queue}}}:{suffix}`.

@@ -92,6 +92,7 @@ pub mod queue;
 pub mod rate_gates;
 pub mod rate_limit;
 pub mod recovery;
+pub mod remote_deps;
 mod reply;
 pub mod reprioritise;
 pub mod schedules;

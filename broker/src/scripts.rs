@@ -140,6 +140,12 @@ pub(crate) static ENQUEUE_UNIQUE: LazyLock<QueueScript> = script!("enqueue_uniqu
 /// `enqueue_after.lua`: jobs that wait for others of their queue to succeed (one, or a flow).
 pub(crate) static ENQUEUE_AFTER: LazyLock<QueueScript> = script!("enqueue_after.lua", 17:
     queue, clock, names, entry_ids, group_state, waiting, depth, settings, timing, events, records, dead_removal, admit, gates, deps, batches, enqueue_jobs);
+/// `register_remote.lua`: a job of another queue will wait for jobs of this one.
+pub(crate) static REGISTER_REMOTE: LazyLock<QueueScript> = script!("register_remote.lua", 17:
+    queue, clock, names, entry_ids, group_state, waiting, depth, settings, timing, events, records, dead_removal, admit, gates, deps, batches, enqueue_jobs);
+/// `apply_remote.lua`: another queue's job's outcome for the jobs here that wait for it.
+pub(crate) static APPLY_REMOTE: LazyLock<QueueScript> = script!("apply_remote.lua", 17:
+    queue, clock, names, entry_ids, group_state, waiting, depth, settings, timing, events, records, dead_removal, admit, gates, deps, batches, enqueue_jobs);
 /// `create_batch.lua`: a batch's jobs and callbacks.
 pub(crate) static CREATE_BATCH: LazyLock<QueueScript> = script!("create_batch.lua", 17:
     queue, clock, names, entry_ids, group_state, waiting, depth, settings, timing, events, records, dead_removal, admit, gates, deps, batches, enqueue_jobs);
@@ -169,7 +175,7 @@ pub(crate) static REPAIR_GATES: LazyLock<QueueScript> =
     script!("repair_gates.lua", 10: queue, names, admit, gates);
 
 /// Every script with its file name.
-fn all() -> [(&'static str, &'static QueueScript); 36] {
+fn all() -> [(&'static str, &'static QueueScript); 38] {
     [
         ("repair_gates.lua", &REPAIR_GATES),
         ("drain_gates.lua", &DRAIN_GATES),
@@ -193,6 +199,8 @@ fn all() -> [(&'static str, &'static QueueScript); 36] {
         ("claim.lua", &CLAIM),
         ("claim_rated.lua", &CLAIM_RATED),
         ("enqueue_after.lua", &ENQUEUE_AFTER),
+        ("register_remote.lua", &REGISTER_REMOTE),
+        ("apply_remote.lua", &APPLY_REMOTE),
         ("create_batch.lua", &CREATE_BATCH),
         ("add_to_batch.lua", &ADD_TO_BATCH),
         ("claim_counts.lua", &CLAIM_COUNTS),

@@ -23,6 +23,15 @@
 --   P:{Q}:dep_results:<id> hash: dependency id -> the result it returned
 --                         (JSON), for job <id> to read when it runs
 --                         (`JobContext::dependency_results`)
+--   P:{Q}:outbox          list: outcomes of this queue's jobs for jobs of
+--                         other queues that wait for them (members
+--                         '@<queue>/<id>' of dependents:<id>), each
+--                         '<outcome>\n<queue>/<job>\n<id>', until a
+--                         worker's promoter applies it there
+--                         (apply_remote.lua) and removes it
+--   P:{Q}:early:<id>      hash: '<queue>/<dep>' -> outcome, an outcome
+--                         that reached this queue before its job <id>
+--                         was written (expires in a day)
 --   P:{Q}:flows:<root>    hash: job id -> its parent's id ('' for the
 --                         root), every job of the flow <root>; expires the
 --                         queue's record retention after the root ends
@@ -35,6 +44,10 @@ local DEP_BASE = string.sub(SETTINGS, 1, #SETTINGS - #'settings')
 local DEPENDENTS = DEP_BASE .. 'dependents'
 local DEP_RESULTS = DEP_BASE .. 'dep_results'
 local FLOW_FIELD = 'flow'
+local OUTBOX = DEP_BASE .. 'outbox'
+local function early_of(id)
+  return DEP_BASE .. 'early:' .. id
+end
 local DEP_POLICY_FIELD = 'dep_policy'
 
 -- The set of the jobs waiting for job `id`, and of the dependencies job
@@ -148,6 +161,25 @@ local function dep_fail(d, id, how, now)
   record_cancelled({d}, {members}, now)
 end
 
+-- Waiting job `d`'s dependency `dep` (of this queue, or '<queue>/<id>')
+-- ended with `how`: released, failed or kept waiting as its policy says.
+-- Returns false when `d` no longer waits for it.
+local function dep_resolved(d, dep, how, now)
+  if redis.call('SISMEMBER', deps_of(d), dep) == 0 then return false end
+  local policy = 'fail'
+  if how ~= 'succeeded' then
+    local env = dep_envelope(d)
+    policy = (env and env[DEP_POLICY_FIELD]) or 'fail'
+  end
+  if how == 'succeeded' or policy == 'release' then
+    redis.call('SREM', deps_of(d), dep)
+    if redis.call('SCARD', deps_of(d)) == 0 then dep_release(d) end
+  elseif not (policy == 'wait' and how ~= 'dead letter removed') then
+    dep_fail(d, dep, how, now)
+  end
+  return true
+end
+
 -- Jobs `ids` ended: `outcome` is 'succeeded', 'dead', 'cancelled' or
 -- 'dead letter removed'. Each job waiting for one goes on as its policy
 -- says; a succeeded one's result (`records`, job id -> its record's
@@ -172,6 +204,11 @@ local function deps_ended(ids, outcome, records)
         if string.sub(d, 1, 3) == '#b:' then
           -- Its batch (shared/batches.lua) counts it.
           if batch_member_hook and batch_member_hook(string.sub(d, 4), id, how) then kept[#kept + 1] = d end
+        elseif string.sub(d, 1, 1) == '@' then
+          -- A job of another queue: the outcome goes there through the
+          -- outbox; a dead one stays linked, for its replay.
+          redis.call('RPUSH', OUTBOX, how .. '\n' .. string.sub(d, 2) .. '\n' .. id)
+          if how == 'dead' then kept[#kept + 1] = d end
         -- (A job that no longer waits for it, cancelled since, is passed.)
         elseif redis.call('SISMEMBER', deps_of(d), id) == 1 then
         local policy = 'fail'

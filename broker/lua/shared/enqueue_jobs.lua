@@ -77,7 +77,12 @@ local function read_jobs(at, count, now, reserved)
       if not seen[dep] then
         seen[dep] = true
         local st
-        if in_call[dep] == true then st = 'pending' elseif not in_call[dep] then st = dep_state(dep, now) end
+        if string.find(dep, '/', 1, true) then
+          -- Of another queue, registered there first (register_remote.lua):
+          -- pending, unless its outcome came before this job.
+          st = redis.call('HGET', early_of(id), dep) or 'pending'
+          if st == 'dead letter removed' then st = 'dead' end
+        elseif in_call[dep] == true then st = 'pending' elseif not in_call[dep] then st = dep_state(dep, now) end
         if not st then return nil, {'unknown', dep, id} end
         if st == 'dead' or st == 'cancelled' then
           if job.policy == 'fail' then return nil, {'failed', dep, st, id} end
@@ -127,10 +132,14 @@ local function write_jobs(jobs, now, extra)
     else
       sadd_all(deps_of(id), job.pending)
       for _, dep in ipairs(job.pending) do
-        redis.call('SADD', dependents_of(dep), id)
-        redis.call('HINCRBY', DEPENDENTS, dep, 1)
+        -- (Another queue's job knows its dependents there.)
+        if not string.find(dep, '/', 1, true) then
+          redis.call('SADD', dependents_of(dep), id)
+          redis.call('HINCRBY', DEPENDENTS, dep, 1)
+        end
       end
     end
+    redis.call('DEL', early_of(id))
     reply[i + 1] = #job.pending
     ids[i] = id
   end

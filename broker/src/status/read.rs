@@ -58,7 +58,12 @@ impl Queue {
             .await?;
         let count = count.saturating_sub(u64::from(linked));
         if count > 0 {
-            let mut page: Vec<String> = page.into_iter().filter(|d| !d.starts_with('#')).collect();
+            // A job of another queue is '@<queue>/<id>' there.
+            let mut page: Vec<String> = page
+                .into_iter()
+                .filter(|d| !d.starts_with('#'))
+                .map(|d| d.strip_prefix('@').map(str::to_owned).unwrap_or(d))
+                .collect();
             page.sort();
             page.truncate(MAX_DEPENDENTS_SHOWN);
             status.dependents = page;

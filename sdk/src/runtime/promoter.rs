@@ -64,12 +64,24 @@ impl Promoter {
         tracing::debug!(queue = %self.queue.name(), "promoter stopped");
     }
 
-    /// One promote call: what moved, and when the next job is due.
+    /// One promote call: what moved, and when the next job is due; then
+    /// the outcomes waiting in the queue's outbox, applied to the jobs of
+    /// other queues that wait for them (`Queue::apply_outbox`).
     pub(crate) async fn run_once(&self) -> ferry_broker::Result<Promoted> {
         let mut conn = self.conn.clone();
-        let p = self.queue.consumer.queue().promote_due(&mut conn).await?;
+        let queue = self.queue.consumer.queue();
+        let p = queue.promote_due(&mut conn).await?;
         if p.moved > 0 {
             tracing::debug!(queue = %self.queue.name(), moved = p.moved, "promoted due jobs");
+        }
+        let mut waiting = p.outbox;
+        while waiting > 0 {
+            let applied = queue.apply_outbox(&mut conn).await?;
+            tracing::debug!(queue = %self.queue.name(), applied, "applied outcomes to other queues");
+            if applied < ferry_broker::remote_deps::OUTBOX_BATCH as u64 {
+                break;
+            }
+            waiting = waiting.saturating_sub(applied);
         }
         Ok(p)
     }
