@@ -357,3 +357,76 @@ async fn a_workers_promoter_carries_the_release_to_the_other_queue() {
         .unwrap();
     assert_eq!(st.state, JobState::Succeeded);
 }
+
+/// Eight tasks at once each finish children in a and apply a's outbox:
+/// the parent in b, waiting for 80 children in a, is released once, and
+/// never before the last child succeeded (its entry is written at its
+/// release, on the server's clock, as the children's events are).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn eight_concurrent_appliers_release_the_parent_once_and_never_early() {
+    let mut t = setup().await;
+    let (a, b) = (t.a.clone(), t.b.clone());
+    let _: () = redis::cmd("HSET")
+        .arg(a.keys().settings())
+        .arg("events")
+        .arg(10_000)
+        .query_async(&mut t.conn)
+        .await
+        .unwrap();
+    let children: Vec<String> = (0..80).map(|i| format!("c-{i}")).collect();
+    let jobs: Vec<NewJob> = children.iter().map(|c| job(c)).collect();
+    a.enqueue(&mut t.conn, &jobs).await.unwrap();
+    let deps: Vec<String> = children.iter().map(|c| format!("a/{c}")).collect();
+    let deps: Vec<&str> = deps.iter().map(String::as_str).collect();
+    assert_eq!(
+        t.after(&b, "parent", &deps, OnDependencyFailure::Fail)
+            .await
+            .unwrap(),
+        80
+    );
+    let mut tasks = Vec::new();
+    for w in 0..8 {
+        let (a, b) = (a.clone(), b.clone());
+        let mut conn = t.conn.clone();
+        tasks.push(tokio::spawn(async move {
+            let c = a.consumer(&format!("w{w}"));
+            loop {
+                let claimed = c.claim(&mut conn, 3).await.unwrap();
+                let entries: Vec<_> = claimed.iter().map(|d| d.entry.clone()).collect();
+                if !entries.is_empty() {
+                    c.ack(&mut conn, &entries).await.unwrap();
+                }
+                a.apply_outbox(&mut conn).await.unwrap();
+                let st = b.status(&mut conn, "parent").await.unwrap().unwrap().state;
+                if st != JobState::Waiting {
+                    break;
+                }
+                if claimed.is_empty() {
+                    tokio::task::yield_now().await;
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        tokio::time::timeout(Duration::from_secs(30), task)
+            .await
+            .expect("released within 30 s")
+            .unwrap();
+    }
+    let claimed = b.consumer("w").claim(&mut t.conn, 10).await.unwrap();
+    assert_eq!(claimed.len(), 1, "the parent entered its stream once");
+    assert_eq!(claimed[0].job_id(), "parent");
+    let released_ms = ferry_broker::envelope::entry_ms(&claimed[0].entry.id);
+    let events = ferry_tests::events::all(&mut t.conn, a.keys().events()).await;
+    let succeeded: Vec<u64> = events
+        .iter()
+        .filter(|(_, e, _)| e == "succeeded")
+        .map(|(ms, _, _)| *ms)
+        .collect();
+    assert_eq!(succeeded.len(), 80);
+    let last = succeeded.iter().copied().max().unwrap_or(0);
+    assert!(
+        released_ms >= last,
+        "released at {released_ms}, the last child at {last}"
+    );
+}
