@@ -85,7 +85,7 @@ if st then
   if p[1] then
     if redis.call('HEXISTS', CANCELS, id) == 1 then return {'cancelling', ''} end
     redis.call('HSET', CANCELS, id, now)
-    local channel = string.sub(SETTINGS, 1, #SETTINGS - #'settings') .. 'cancel'
+    local channel = QUEUE_BASE .. 'cancel'
     redis.call('PUBLISH', channel, id)
     return {'cancelling', p[1][2]}
   end

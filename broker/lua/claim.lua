@@ -22,5 +22,5 @@
 -- (progress, the outcome), and from the first claim after events are on.
 -- (The body is shared/claim_streams.lua; this script carries none of the
 -- rate gates' code, so a queue without them pays one EXISTS for them.)
-if redis.call('EXISTS', string.sub(SETTINGS, 1, #SETTINGS - #'settings') .. 'rates') == 1 then return {-5} end
+if redis.call('EXISTS', QUEUE_BASE .. 'rates') == 1 then return {-5} end
 return claim_streams(nil)

@@ -20,7 +20,7 @@
 local paused, limit, tat, held, concurrency, weights = claim_settings()
 if paused then return {-1} end
 -- A rate limit or hold of a type or key looks at each entry (claim.lua).
-if redis.call('EXISTS', string.sub(SETTINGS, 1, #SETTINGS - #'settings') .. 'rates') == 1 then return {-4} end
+if redis.call('EXISTS', QUEUE_BASE .. 'rates') == 1 then return {-4} end
 local free = concurrency_allowance(tonumber(ARGV[2]), concurrency)
 if free <= 0 then return {-3} end
 local want, rate_wait, rate = rate_allowance(free, limit, tat, held)

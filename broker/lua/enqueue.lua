@@ -72,8 +72,8 @@ if tonumber(ARGV[6]) > 0 then
   end
 end
 
-local max_depth = tonumber(redis.call('HGET', SETTINGS, 'max_depth'))
-if max_depth and max_depth > 0 then
+local max_depth = max_depth_setting()
+if max_depth then
   if n_jobs == 0 then
     local i = FIRST
     while i <= #ARGV do
@@ -81,9 +81,8 @@ if max_depth and max_depth > 0 then
       i = next_job(i)
     end
   end
-  local adding = n_jobs - #existing
-  local depth = queue_depth(max_depth)
-  if adding > 0 and depth + adding > max_depth then return {'full', depth, max_depth} end
+  local full = past_max_depth(n_jobs - #existing, max_depth)
+  if full then return full end
 end
 
 -- Concurrency limits (shared/gates.lua): asked once; while the queue has

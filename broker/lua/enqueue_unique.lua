@@ -97,11 +97,8 @@ if held then
   return {'duplicate', holder}
 end
 
-local max_depth = tonumber(redis.call('HGET', SETTINGS, 'max_depth'))
-if max_depth and max_depth > 0 then
-  local depth = queue_depth(max_depth)
-  if depth + 1 > max_depth then return {'full', depth, max_depth} end
-end
+local full = past_max_depth(1, max_depth_setting())
+if full then return full end
 
 local id = ARGV[5]
 local delay = tonumber(ARGV[10]) or 0

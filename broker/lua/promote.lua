@@ -55,4 +55,4 @@ if wake[2] and (next_at < 0 or tonumber(wake[2]) < next_at) then next_at = tonum
 local keep_ms, keep_n = retention()
 local records = 0
 if keep_ms > 0 and keep_n > 0 then records = 1 end
-return {#due + woke, next_at, now, events_cap(), records, redis.call('LLEN', string.sub(SETTINGS, 1, #SETTINGS - #'settings') .. 'outbox')}
+return {#due + woke, next_at, now, events_cap(), records, redis.call('LLEN', QUEUE_BASE .. 'outbox')}

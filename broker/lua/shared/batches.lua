@@ -27,16 +27,16 @@
 -- A batch whose members have all finished for good is kept for the
 -- queue's record retention, then its keys expire.
 local BATCH_MARK = '#b:'
-local BATCHES = DEP_BASE .. 'batches'
+local BATCHES = QUEUE_BASE .. 'batches'
 local BATCH_FIELD = 'batch'
 local function batch_key(b)
-  return DEP_BASE .. 'batches:' .. b
+  return QUEUE_BASE .. 'batches:' .. b
 end
 local function batch_dead_of(b)
-  return DEP_BASE .. 'batch_dead:' .. b
+  return QUEUE_BASE .. 'batch_dead:' .. b
 end
 local function batch_jobs_of(b)
-  return DEP_BASE .. 'batch_jobs:' .. b
+  return QUEUE_BASE .. 'batch_jobs:' .. b
 end
 
 -- Jobs `ids` (just written) join batch `b`.

@@ -40,26 +40,25 @@
 -- ends (succeeded or cancelled; a dead letter keeps them for its replay
 -- until it is removed). A result is kept for each waiting job, whatever
 -- the queue's record retention says.
-local DEP_BASE = string.sub(SETTINGS, 1, #SETTINGS - #'settings')
-local DEPENDENTS = DEP_BASE .. 'dependents'
-local DEP_RESULTS = DEP_BASE .. 'dep_results'
+local DEPENDENTS = QUEUE_BASE .. 'dependents'
+local DEP_RESULTS = QUEUE_BASE .. 'dep_results'
 local FLOW_FIELD = 'flow'
-local OUTBOX = DEP_BASE .. 'outbox'
+local OUTBOX = QUEUE_BASE .. 'outbox'
 local function early_of(id)
-  return DEP_BASE .. 'early:' .. id
+  return QUEUE_BASE .. 'early:' .. id
 end
 local DEP_POLICY_FIELD = 'dep_policy'
 
 -- The set of the jobs waiting for job `id`, and of the dependencies job
 -- `id` still waits for.
 local function dependents_of(id)
-  return DEP_BASE .. 'dependents:' .. id
+  return QUEUE_BASE .. 'dependents:' .. id
 end
 local function deps_of(id)
-  return DEP_BASE .. 'deps:' .. id
+  return QUEUE_BASE .. 'deps:' .. id
 end
 local function dep_results_of(id)
-  return DEP_BASE .. 'dep_results:' .. id
+  return QUEUE_BASE .. 'dep_results:' .. id
 end
 
 -- The result in a record's members ('"type":"x",...,"result":<json>';
@@ -73,7 +72,7 @@ local function result_in(members)
 end
 
 local function flow_of(root)
-  return DEP_BASE .. 'flows:' .. root
+  return QUEUE_BASE .. 'flows:' .. root
 end
 
 -- The shape of the flow `root` just written (`jobs`, read_jobs's, each

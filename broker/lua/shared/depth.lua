@@ -19,3 +19,19 @@ local function queue_depth(limit)
   end
   return depth
 end
+
+-- The queue's max_depth setting, or nil when it has none.
+local function max_depth_setting()
+  local max_depth = tonumber(redis.call('HGET', SETTINGS, 'max_depth'))
+  if max_depth and max_depth > 0 then return max_depth end
+  return nil
+end
+
+-- The reply refusing `adding` more jobs past `max_depth` (the queue's
+-- setting, or nil for none), {'full', depth, max}; nil when they fit.
+local function past_max_depth(adding, max_depth)
+  if not max_depth or adding <= 0 then return nil end
+  local depth = queue_depth(max_depth)
+  if depth + adding > max_depth then return {'full', depth, max_depth} end
+  return nil
+end

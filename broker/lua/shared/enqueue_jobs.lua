@@ -96,11 +96,8 @@ local function read_jobs(at, count, now, reserved)
     in_call[id] = true
     jobs[#jobs + 1] = job
   end
-  local max_depth = tonumber(redis.call('HGET', SETTINGS, 'max_depth'))
-  if max_depth and max_depth > 0 then
-    local depth = queue_depth(max_depth)
-    if depth + count > max_depth then return nil, {'full', depth, max_depth} end
-  end
+  local full = past_max_depth(count, max_depth_setting())
+  if full then return nil, full end
   return jobs, nil
 end
 

@@ -19,14 +19,13 @@
 --   P:{Q}:gated   hash: job id -> '<slots held>\n<gate>[\n<gate>]', while
 --                 the job waits at a gate or holds a slot
 --   P:{Q}:gate:<gate>  list: the ids of the jobs waiting there, oldest first
-local GATE_BASE = string.sub(SETTINGS, 1, #SETTINGS - #'settings')
-local LIMITS = GATE_BASE .. 'limits'
-local GATES = GATE_BASE .. 'gates'
-local GATED = GATE_BASE .. 'gated'
+local LIMITS = QUEUE_BASE .. 'limits'
+local GATES = QUEUE_BASE .. 'gates'
+local GATED = QUEUE_BASE .. 'gated'
 
 -- The list of the jobs waiting at gate `g`.
 local function gate_list(g)
-  return GATE_BASE .. 'gate:' .. g
+  return QUEUE_BASE .. 'gate:' .. g
 end
 
 -- True when the queue has a concurrency limit of a type or key (one call:

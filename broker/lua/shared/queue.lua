@@ -15,6 +15,10 @@ local STATS, DELAYED, DEAD = KEYS[5], KEYS[6], KEYS[7]
 -- alone, the envelopes of delayed jobs, and the finished jobs' records
 -- with their expiry (the job lifecycle; see keys.rs).
 local SETTINGS, INDEX, SCHEDULED, RESULTS, RETENTION = KEYS[8], KEYS[9], KEYS[10], KEYS[11], KEYS[12]
+-- The start of every other key of the queue, '<prefix>:{<queue>}:': a
+-- derived key is QUEUE_BASE .. its suffix (broker/src/keys.rs)
+-- (nil in a script given only the four streams.)
+local QUEUE_BASE = SETTINGS and string.sub(SETTINGS, 1, #SETTINGS - #'settings')
 -- And the cancellations asked for running jobs, the live workers,
 -- running jobs' progress, the per-minute timings (stats), the events.
 local CANCELS, WORKERS, PROGRESS, TIMING = KEYS[13], KEYS[14], KEYS[15], KEYS[16]

@@ -28,19 +28,18 @@
 --   P:{Q}:rate_wait:<gate>  list: the ids of the jobs parked there, oldest first
 --   P:{Q}:rate_wakes  sorted set: gate -> when the promoter next looks at
 --                     its wait (ms); every gate with a wait, or a hold, has one
-local RATE_BASE = string.sub(SETTINGS, 1, #SETTINGS - #'settings')
-local RATES = RATE_BASE .. 'rates'
-local RATE_WAKES = RATE_BASE .. 'rate_wakes'
+local RATES = QUEUE_BASE .. 'rates'
+local RATE_WAKES = QUEUE_BASE .. 'rate_wakes'
 -- The envelope field of a parked job (the gate it waits at), and of an
 -- entry let back from a wait (the gate whose slot it is first in line for).
 local RATE_GATE_FIELD = 'rate_gate'
 
 -- The wait list of gate `g`, and the key of its GCRA state.
 local function rate_wait_list(g)
-  return RATE_BASE .. 'rate_wait:' .. g
+  return QUEUE_BASE .. 'rate_wait:' .. g
 end
 local function rate_state_key(g)
-  return RATE_BASE .. 'rate:' .. g
+  return QUEUE_BASE .. 'rate:' .. g
 end
 
 -- True when the queue has a rate limit or hold of a type or key (one

@@ -64,7 +64,7 @@ end
 -- Publishes `text`, '<state> <id> <id> ...', on the queue's channel
 -- P:{Q}:finished, which waiters subscribe to.
 local function publish_notice(text)
-  local channel = string.sub(SETTINGS, 1, #SETTINGS - #'settings') .. 'finished'
+  local channel = QUEUE_BASE .. 'finished'
   redis.call('PUBLISH', channel, text)
 end
 
