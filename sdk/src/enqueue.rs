@@ -50,16 +50,19 @@ impl EnqueueOptions {
         Self::default()
     }
 
-    /// Runs the job only after the jobs `ids` (of its queue) succeed: until
-    /// then it waits, state `waiting`, and it enters its queue when the
-    /// last of them succeeds, exactly once. Each must exist (one that
-    /// succeeded counts as done), so no cycle can form. One job per call
+    /// Runs the job only after the jobs `ids` succeed: until then it
+    /// waits, state `waiting`, and it enters its queue when the last of
+    /// them succeeds, exactly once. An id is a job of its queue, or
+    /// `"<queue>/<id>"` a job of another queue (released within about a
+    /// promote interval of its end, by that queue's workers: see
+    /// `ferry_broker::remote_deps`). Each must exist (one that succeeded
+    /// counts as done), so no cycle can form. One job per call
     /// ([`Client::enqueue_with`](crate::Client::enqueue_with)); no delay.
     ///
     /// ```
     /// use ferry_queue::{EnqueueOptions, OnDependencyFailure};
     /// let options = EnqueueOptions::new()
-    ///     .depends_on(["build-17", "test-17"])
+    ///     .depends_on(["build-17", "tests/test-17"])
     ///     .on_dependency_failure(OnDependencyFailure::Release);
     /// ```
     pub fn depends_on<I, S>(mut self, ids: I) -> Self
