@@ -7,9 +7,11 @@
 // never from HTML strings. Buttons carry what they act on in data-
 // attributes and one listener handles them all.
 //
-// The queue page's Limits panel is in limits.js.
+// The queue page's Limits panel is in limits.js; its Batches panel, the
+// batch and flow pages and the job page's links to them in batches.js.
 
 import { limitsView } from './limits.js';
+import { batchesModule } from './batches.js';
 
 const REFRESH_MS = 2000;
 const PAGE_SIZE = 10;
@@ -337,6 +339,7 @@ function parseRoute() {
     if (parts[2] === 'jobs' && parts.length === 4) return { name: 'job', queue, id: parts[3] };
     if (parts[2] === 'dead' && parts.length === 3) return { name: 'dead', queue };
     if (parts[2] === 'dead' && parts.length === 4) return { name: 'letter', queue, id: parts[3] };
+    if (batches.route(queue, parts)) return batches.route(queue, parts);
   }
   return { name: 'notfound' };
 }
@@ -347,6 +350,7 @@ const links = {
   dead: (q) => `#/queues/${enc(q)}/dead`,
   letter: (q, id) => `#/queues/${enc(q)}/dead/${enc(id)}`,
 };
+const batches = batchesModule({ h, td, table, num, time, badge, stateBadge, breadcrumbs, section, card, get, enc, links });
 
 function onRoute() {
   state.route = parseRoute();
@@ -669,7 +673,7 @@ function liveChart() {
 
 // --------------------------------------------------------------- pages ---
 
-const pages = { overview, queue, job, dead, letter, workers, notfound };
+const pages = { overview, queue, job, dead, letter, workers, notfound, ...batches.pages };
 
 async function overview() {
   const queues = await get('/v1/queues');
@@ -722,7 +726,7 @@ async function queue({ queue: q, tab }) {
   const Q = enc(q);
   const cursor = state.page.cursors.at(-1);
   const jobsPath = `/v1/queues/${Q}/jobs?state=${enc(tab)}&limit=${PAGE_SIZE}${cursor ? `&cursor=${enc(cursor)}` : ''}`;
-  const [stats, streams, jobs, workers, settings, schedules, concurrency, rateLimits] = await Promise.all([
+  const [stats, streams, jobs, workers, settings, schedules, concurrency, rateLimits, batchList] = await Promise.all([
     get(`/v1/queues/${Q}/stats`),
     get(`/v1/queues/${Q}/streams`).catch((e) => e),
     get(jobsPath).catch((e) => e),
@@ -731,6 +735,7 @@ async function queue({ queue: q, tab }) {
     get(`/v1/queues/${Q}/schedules`).catch((e) => e),
     get(`/v1/queues/${Q}/concurrency`).catch((e) => e),
     get(`/v1/queues/${Q}/rate_limits`).catch((e) => e),
+    get(batches.panelPath(q)).catch((e) => e),
   ]);
   const r = stats.recent;
   const summary = (label, sm, key) =>
@@ -763,6 +768,7 @@ async function queue({ queue: q, tab }) {
     section('Schedules', schedulesTable(q, schedules)),
     section('Streams', streamsTable(streams)),
     section('Jobs', jobTabs(q, tab), jobsTable(q, tab, jobs)),
+    section('Batches', batches.panel(q, batchList)),
     section(`Workers on ${q}`, workersTable(workers, 'queue-workers-table')),
   );
 }
@@ -968,6 +974,7 @@ async function job({ queue: q, id }) {
     ),
     dependencies(q, j),
     dependents(q, j),
+    batches.jobLinks(q, j),
     section('Payload', h('pre', { class: 'json', testid: 'job-payload', text: j.payload === null || j.payload === undefined ? 'not known (no payload in the job’s record)' : json(j.payload) })),
     j.result !== undefined && j.result !== null ? section('Result', h('pre', { class: 'json', testid: 'job-result', text: json(j.result) })) : null,
     j.last_error ? section('Error', h('pre', { class: 'json error-text', testid: 'job-error', text: j.last_error })) : null,

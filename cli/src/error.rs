@@ -17,7 +17,7 @@ pub enum ErrorKind {
     Failed,
     /// A wait ended before the job finished: exit code 2.
     Timeout,
-    /// No such job, dead letter or schedule: exit code 3.
+    /// No such job, dead letter, schedule, batch or flow: exit code 3.
     NotFound,
     /// A unique enqueue found a job holding its key, and was asked to
     /// fail then (`--error-on-duplicate`): exit code 4.
@@ -61,6 +61,15 @@ pub enum Error {
         queue: String,
         /// The entry or job id asked for.
         id: String,
+    },
+    /// The queue has no flow with this root (never enqueued, or its shape
+    /// expired after its retention).
+    #[error("flow not found: no flow with root {root} in queue {queue}")]
+    FlowNotFound {
+        /// The queue.
+        queue: String,
+        /// The root's id.
+        root: String,
     },
     /// The queue has no schedule of this name.
     #[error("schedule not found: {name} in queue {queue}")]
@@ -156,7 +165,9 @@ impl Error {
         match self {
             Error::JobNotFound { .. }
             | Error::DeadLetterNotFound { .. }
-            | Error::ScheduleNotFound { .. } => ErrorKind::NotFound,
+            | Error::ScheduleNotFound { .. }
+            | Error::FlowNotFound { .. }
+            | Error::Ferry(ferry_queue::Error::BatchNotFound { .. }) => ErrorKind::NotFound,
             Error::WaitTimeout { .. } => ErrorKind::Timeout,
             Error::DuplicateUnique { .. } => ErrorKind::Duplicate,
             Error::Usage(_) => ErrorKind::Usage,

@@ -13,6 +13,7 @@
 //! - [`queues`]: the queues under the prefix, pause and resume.
 //! - [`stats`]: one queue's stats.
 //! - [`jobs`]: one job by id: show, wait, cancel, retry, re-prioritise.
+//! - [`batches`]: batches (create, add to, status, jobs) and flow graphs.
 //! - [`enqueue`]: a job of any type with a raw JSON payload.
 //! - [`unique`]: unique jobs (one per key while the key is held), keys
 //!   derived as the SDK derives them.
@@ -43,6 +44,7 @@
 )]
 
 pub mod admin;
+pub mod batches;
 pub mod dead;
 pub mod enqueue;
 pub mod error;

@@ -123,6 +123,8 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Resume(q) => print(json, &admin.resume(&q.queue).await?),
         Command::Enqueue(a) if !a.after.is_empty() => return enqueue_after(&admin, a, json).await,
         Command::EnqueueFlow(a) => return a.run(&admin, json).await,
+        Command::Flow(c) => return c.run(&admin, json).await,
+        Command::Batches(c) => return c.run(&admin, json).await,
         Command::Enqueue(a) => {
             let queue = a.queue.clone();
             let unique = a.unique_spec();

@@ -389,7 +389,7 @@ async fn eight_concurrent_appliers_release_the_parent_once_and_never_early() {
         let (a, b) = (a.clone(), b.clone());
         let mut conn = t.conn.clone();
         tasks.push(tokio::spawn(async move {
-            let c = a.consumer(&format!("w{w}"));
+            let c = a.consumer(format!("w{w}"));
             loop {
                 let claimed = c.claim(&mut conn, 3).await.unwrap();
                 let entries: Vec<_> = claimed.iter().map(|d| d.entry.clone()).collect();

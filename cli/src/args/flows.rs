@@ -1,9 +1,12 @@
-//! `ferry enqueue-flow`: its arguments, and running it.
+//! `ferry enqueue-flow` and `ferry flow show`: their arguments, and
+//! running them.
 
+use std::fmt::Write as _;
 use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
 
-use clap::Args;
+use clap::{Args, Subcommand};
+use ferry_broker::FlowGraph;
 use ferry_queue_cli::flows::{parse_flow, render, FlowEnqueued};
 use ferry_queue_cli::{Admin, Error, Result};
 
@@ -58,5 +61,57 @@ impl EnqueueFlowArgs {
 impl Human for FlowEnqueued {
     fn human(&self) -> String {
         render(&self.flow)
+    }
+}
+
+/// `ferry flow ...`.
+#[derive(Debug, Subcommand)]
+pub enum FlowCommand {
+    /// A flow as a tree, from its root: each job (`id  state  type`, and
+    /// what it waits for while it waits), two spaces further in than its
+    /// parent. Exit 1 when there is no flow with that root.
+    Show {
+        /// Queue name.
+        #[arg(value_parser = parse_queue)]
+        queue: String,
+        /// The id of the flow's root job (`ferry job show` names any job's
+        /// flow root).
+        root: String,
+    },
+}
+
+impl FlowCommand {
+    /// Runs the command and prints its report (`--json`: the graph).
+    pub async fn run(self, admin: &Admin, json: bool) -> Result<()> {
+        let FlowCommand::Show { queue, root } = self;
+        match admin.flow(&queue, &root).await? {
+            Some(graph) => super::batches::out(json, &graph),
+            None => Err(Error::FlowNotFound { queue, root }),
+        }
+    }
+}
+
+impl Human for FlowGraph {
+    fn human(&self) -> String {
+        let mut out = String::new();
+        for job in &self.jobs {
+            let state = job
+                .state
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "not kept".to_owned());
+            let _ = write!(
+                out,
+                "{:indent$}{}  {state}  {}",
+                "",
+                job.id,
+                job.job_type.as_deref().unwrap_or("-"),
+                indent = job.depth * 2
+            );
+            if let Some(w) = &job.waiting_for {
+                let _ = write!(out, "  waiting for {w}");
+            }
+            out.push('\n');
+        }
+        out
     }
 }

@@ -2,6 +2,7 @@
 //! The top level and the shared parsers are here; each group of commands'
 //! arguments is in its own file.
 
+mod batches;
 mod dead;
 mod flows;
 mod jobs;
@@ -9,8 +10,9 @@ mod queue_settings;
 mod schedules;
 mod serve;
 
+pub use batches::BatchCommands;
 pub use dead::DeadCommand;
-pub use flows::EnqueueFlowArgs;
+pub use flows::{EnqueueFlowArgs, FlowCommand};
 pub use jobs::{EnqueueArgs, JobCommand, JobsArgs, StatsArgs};
 pub use queue_settings::{EventsArgs, LimitArgs, LimitsArgs, SettingsArgs};
 pub use schedules::ScheduleCommand;
@@ -102,6 +104,12 @@ pub enum Command {
     /// waits for (its `children`, and theirs), all or none; prints the tree
     /// of ids, each with how many jobs it waits for.
     EnqueueFlow(EnqueueFlowArgs),
+    /// A flow's tree of jobs with their states.
+    #[command(subcommand)]
+    Flow(FlowCommand),
+    /// Batches: `batches` lists a queue's; `batch show|create|add`.
+    #[command(flatten)]
+    Batches(BatchCommands),
     /// A queue's jobs in one state, a page at a time: queued and running
     /// in claim order, scheduled (and retrying) soonest first, finished
     /// (succeeded, cancelled) and dead newest first.

@@ -49,6 +49,8 @@ impl Human for JobStatus {
                     }
                 }),
             ),
+            ("batch", self.batch.clone()),
+            ("flow", self.flow.clone()),
             ("last error", self.last_error.clone()),
             ("progress", self.progress.as_ref().map(json_text)),
             ("result", self.result.as_ref().map(json_text)),

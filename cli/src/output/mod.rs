@@ -38,7 +38,7 @@ pub fn print<T: Human + ?Sized>(json: bool, report: &T) -> std::io::Result<()> {
 }
 
 /// Columns aligned to their widest cell, two spaces apart.
-fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+pub(crate) fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
@@ -93,7 +93,7 @@ fn yes_no(b: bool) -> &'static str {
 }
 
 /// `key: value` lines, values aligned, for the `Some` ones.
-fn fields(pairs: &[(&str, Option<String>)]) -> String {
+pub(crate) fn fields(pairs: &[(&str, Option<String>)]) -> String {
     let width = pairs.iter().map(|(k, _)| k.len()).max().unwrap_or(0) + 1;
     let mut out = String::new();
     for (k, v) in pairs {

@@ -13,6 +13,9 @@ const INDEX: &str = include_str!("../../dashboard/index.html");
 const SCRIPT: &str = include_str!("../../dashboard/app.js");
 /// The queue page's Limits panel, a module `app.js` imports.
 const LIMITS_SCRIPT: &str = include_str!("../../dashboard/limits.js");
+/// The queue page's Batches panel and the batch and flow pages, a module
+/// `app.js` imports.
+const BATCHES_SCRIPT: &str = include_str!("../../dashboard/batches.js");
 const STYLE: &str = include_str!("../../dashboard/style.css");
 
 /// Only this origin's script and style, no framing, no inline script.
@@ -65,5 +68,9 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route("/", get(index))
         .route("/ui/app.js", get(script))
         .route("/ui/limits.js", get(limits_script))
+        .route(
+            "/ui/batches.js",
+            get(|| async { asset("text/javascript; charset=utf-8", BATCHES_SCRIPT) }),
+        )
         .route("/ui/style.css", get(style))
 }

@@ -10,7 +10,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::routes::{dead, events, flows, jobs, queues, schedules, settings, system};
+use super::routes::{batches, dead, events, flows, jobs, queues, schedules, settings, system};
 use super::AppState;
 
 #[derive(OpenApi)]
@@ -25,6 +25,7 @@ use super::AppState;
         (name = "jobs", description = "Jobs by id"),
         (name = "queues", description = "Queues, stats, settings, pause and resume, workers, lifecycle events"),
         (name = "schedules", description = "Cron and periodic schedules: jobs enqueued on a cadence, fired by the workers once per tick"),
+        (name = "batches", description = "Batches: jobs enqueued together under an id, with callbacks enqueued when they are done"),
         (name = "dead letters", description = "Jobs that failed for good"),
         (name = "server", description = "Health, metrics, and what a token allows"),
     )
@@ -78,6 +79,10 @@ pub fn router_and_document() -> (axum::Router<Arc<AppState>>, utoipa::openapi::O
         .routes(routes!(jobs::enqueue, jobs::list))
         .routes(routes!(jobs::enqueue_batch))
         .routes(routes!(flows::enqueue_flow))
+        .routes(routes!(flows::show_flow))
+        .routes(routes!(batches::create, batches::list))
+        .routes(routes!(batches::show))
+        .routes(routes!(batches::add, batches::jobs))
         .routes(routes!(jobs::show))
         .routes(routes!(jobs::wait))
         .routes(routes!(jobs::cancel))

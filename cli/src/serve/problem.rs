@@ -43,6 +43,10 @@ pub mod codes {
     pub const DEAD_LETTER_NOT_FOUND: &str = "dead_letter_not_found";
     /// 404: the queue has no schedule of this name.
     pub const SCHEDULE_NOT_FOUND: &str = "schedule_not_found";
+    /// 404: the queue has no such batch (never created, or expired).
+    pub const BATCH_NOT_FOUND: &str = "batch_not_found";
+    /// 404: the queue has no flow with this root (never enqueued, or expired).
+    pub const FLOW_NOT_FOUND: &str = "flow_not_found";
     /// 405: the route does not take this method.
     pub const METHOD_NOT_ALLOWED: &str = "method_not_allowed";
     /// 409: the queue has a job with this id already.
@@ -50,6 +54,11 @@ pub mod codes {
     /// 409: a job holds the unique key of an enqueue asked to fail on a
     /// duplicate (`unique.error_on_duplicate`); nothing was written.
     pub const UNIQUE_KEY_HELD: &str = "unique_key_held";
+    /// 409: the queue has a batch with this id already; nothing was written.
+    pub const BATCH_EXISTS: &str = "batch_exists";
+    /// 409: every job of the batch has finished: it takes no more; nothing
+    /// was written.
+    pub const BATCH_CLOSED: &str = "batch_closed";
     /// 409: the job's state does not allow the change (cancel a finished
     /// job, re-prioritise a running one, retry a job that is not dead).
     pub const CONFLICT: &str = "invalid_state";
@@ -139,6 +148,7 @@ impl From<Error> for ApiError {
             Error::ScheduleNotFound { .. } => {
                 Self::new(S::NOT_FOUND, codes::SCHEDULE_NOT_FOUND, message)
             }
+            Error::FlowNotFound { .. } => Self::new(S::NOT_FOUND, codes::FLOW_NOT_FOUND, message),
             Error::NotRetryable { .. } => Self::new(S::CONFLICT, codes::CONFLICT, message),
             Error::DuplicateUnique { .. } => {
                 Self::new(S::CONFLICT, codes::UNIQUE_KEY_HELD, message)
@@ -171,6 +181,9 @@ impl ApiError {
             }
             E::Config(_) | E::Serialize(_) => Self::bad_request(message),
             E::DuplicateJob { .. } => Self::new(S::CONFLICT, codes::DUPLICATE_JOB, message),
+            E::BatchExists { .. } => Self::new(S::CONFLICT, codes::BATCH_EXISTS, message),
+            E::BatchClosed { .. } => Self::new(S::CONFLICT, codes::BATCH_CLOSED, message),
+            E::BatchNotFound { .. } => Self::new(S::NOT_FOUND, codes::BATCH_NOT_FOUND, message),
             E::BadDependency { .. } => {
                 Self::new(S::UNPROCESSABLE_ENTITY, codes::BAD_DEPENDENCY, message)
             }

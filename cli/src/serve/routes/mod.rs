@@ -1,6 +1,7 @@
 //! The handlers, one module per concern. Each carries its OpenAPI
 //! description (`#[utoipa::path]`); [`super::openapi`] collects them.
 
+pub mod batches;
 pub mod dead;
 pub mod events;
 pub mod flows;
