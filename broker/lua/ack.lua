@@ -123,14 +123,6 @@ if redis.call('HLEN', CANCELS) > 0 then
     if #owned == 0 then return acked end
   end
 end
--- The jobs waiting for these go on, with their results (shared/deps.lua);
--- results these held go. Two HLENs while no job of the queue waits for
--- another.
-if redis.call('HLEN', DEPENDENTS) > 0 or redis.call('HLEN', DEP_RESULTS) > 0 then
-  local ids, by_id = jobs_of(positions()), {}
-  for k, i in ipairs(positions()) do by_id[ids[k]] = records[i] end
-  deps_ended(ids, 'succeeded', by_id)
-end
 redis.call('HINCRBY', STATS, COUNTER_COMPLETED, acked)
 redis.call('HINCRBY', STATS, COUNTER_COMPLETED .. ':' .. priority, acked)
 
@@ -160,5 +152,14 @@ else
   jobs = jobs or jobs_of(positions())
   announce('succeeded', jobs)
   emit(cap, 'succeeded', jobs, {'worker', ARGV[2]})
+end
+-- The jobs waiting for these go on, with their results (shared/deps.lua),
+-- after the `succeeded` events, so that a released job's or a batch
+-- callback's events come after them; results these held go. Two HLENs
+-- while no job of the queue waits for another.
+if redis.call('HLEN', DEPENDENTS) > 0 or redis.call('HLEN', DEP_RESULTS) > 0 then
+  local ids, by_id = jobs_of(positions()), {}
+  for k, i in ipairs(positions()) do by_id[ids[k]] = records[i] end
+  deps_ended(ids, 'succeeded', by_id)
 end
 return acked
