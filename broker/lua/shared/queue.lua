@@ -13,10 +13,10 @@ local STREAMS = {KEYS[1], KEYS[2], KEYS[3], KEYS[4]}
 local STATS, DELAYED, DEAD = KEYS[5], KEYS[6], KEYS[7]
 -- Then the queue's settings hash, the index of jobs not found by their id
 -- alone, the envelopes of delayed jobs, and the finished jobs' records
--- with their expiry (the job lifecycle; see keys.rs).
+-- with their expiry (the job lifecycle; see broker/src/keys/).
 local SETTINGS, INDEX, SCHEDULED, RESULTS, RETENTION = KEYS[8], KEYS[9], KEYS[10], KEYS[11], KEYS[12]
 -- The start of every other key of the queue, '<prefix>:{<queue>}:': a
--- derived key is QUEUE_BASE .. its suffix (broker/src/keys.rs)
+-- derived key is QUEUE_BASE .. its suffix (broker/src/keys/)
 -- (nil in a script given only the four streams.)
 local QUEUE_BASE = SETTINGS and string.sub(SETTINGS, 1, #SETTINGS - #'settings')
 -- And the cancellations asked for running jobs, the live workers,
