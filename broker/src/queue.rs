@@ -21,6 +21,7 @@ pub struct Queue {
     keys: Arc<Keys>,
     max_payload_bytes: usize,
     dead_letter_cap: u64,
+    sharded_pubsub: bool,
 }
 
 impl Queue {
@@ -41,6 +42,7 @@ impl Queue {
             keys: Arc::new(Keys::new(prefix, QueueName::new(name)?)),
             max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
             dead_letter_cap: 0,
+            sharded_pubsub: false,
         })
     }
 
@@ -58,6 +60,20 @@ impl Queue {
     pub fn dead_letter_cap(mut self, cap: u64) -> Self {
         self.dead_letter_cap = cap;
         self
+    }
+
+    /// Publishes the queue's notices (finished jobs, cancellations) with
+    /// `SPUBLISH`, sharded Pub/Sub (Redis 7.0+), instead of `PUBLISH`: for a
+    /// Redis Cluster, where a `PUBLISH` goes to every node over the cluster
+    /// bus. Listeners must then `SSUBSCRIBE`. Off by default.
+    pub fn sharded_pubsub(mut self, on: bool) -> Self {
+        self.sharded_pubsub = on;
+        self
+    }
+
+    /// True when notices go by `SPUBLISH` ([`Queue::sharded_pubsub`]).
+    pub fn uses_sharded_pubsub(&self) -> bool {
+        self.sharded_pubsub
     }
 
     /// A handle for the consumer named `name` (unique per worker process) on
@@ -89,7 +105,11 @@ impl Queue {
     /// An invocation of `script` with what every script takes first: the
     /// queue's keys it uses as KEYS and the consumer group as ARGV\[1\].
     pub(crate) fn invoke<'a>(&self, script: &'a QueueScript) -> ScriptInvocation<'a> {
-        let mut inv = script.script.prepare_invoke();
+        let code = match (&script.sharded, self.sharded_pubsub) {
+            (Some(sharded), true) => sharded,
+            _ => &script.script,
+        };
+        let mut inv = code.prepare_invoke();
         for key in &self.keys.all()[..script.keys] {
             inv.key(key);
         }

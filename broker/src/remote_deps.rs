@@ -41,10 +41,9 @@ pub const OUTBOX_BATCH: usize = 100;
 impl Queue {
     /// Queue `name` under this queue's prefix and limits.
     pub(crate) fn sibling(&self, name: &str) -> Result<Queue, ConfigError> {
-        Ok(
-            Queue::with_prefix(&self.keys().prefix(), name)?
-                .max_payload_bytes(self.payload_limit()),
-        )
+        Ok(Queue::with_prefix(&self.keys().prefix(), name)?
+            .max_payload_bytes(self.payload_limit())
+            .sharded_pubsub(self.uses_sharded_pubsub()))
     }
 
     /// Step 1 for `nodes`: registers each dependency of another queue

@@ -44,6 +44,9 @@ use crate::error::{Error, Result};
 /// [`Keys::all`]: crate::Keys::all
 pub(crate) struct QueueScript {
     pub(crate) script: Script,
+    /// The script with its notices published by `SPUBLISH` (sharded
+    /// Pub/Sub, for a Redis Cluster); `None` when it publishes nothing.
+    pub(crate) sharded: Option<Script>,
     pub(crate) keys: usize,
     /// The Lua source, helpers included (read by the tests).
     #[cfg_attr(not(test), allow(dead_code))]
@@ -60,9 +63,19 @@ macro_rules! script {
                 $(include_str!(concat!("../lua/shared/", stringify!($shared), ".lua")),)*
                 include_str!(concat!("../lua/", $file)),
             );
-            QueueScript { script: Script::new(code), keys: $keys, code }
+            QueueScript { script: Script::new(code), sharded: sharded(code), keys: $keys, code }
         })
     };
+}
+
+/// The text that publishes a notice in the scripts, and its sharded form.
+const PUBLISH: &str = "redis.call('PUBLISH'";
+const SPUBLISH: &str = "redis.call('SPUBLISH'";
+
+/// `code` publishing with `SPUBLISH`, where it publishes.
+fn sharded(code: &str) -> Option<Script> {
+    code.contains(PUBLISH)
+        .then(|| Script::new(&code.replace(PUBLISH, SPUBLISH)))
 }
 
 /// `claim.lua`: strict-priority XREADGROUP over the four streams, one round trip.

@@ -6,8 +6,7 @@
 use std::time::Duration;
 
 use ferry_broker::Queue;
-use ferry_queue::{Client, Prefix, RedisConfig};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use ferry_queue::{Client, Connection, Prefix, RedisConfig};
 
 use crate::error::{Error, Result};
 
@@ -62,7 +61,8 @@ impl AdminConfig {
 #[derive(Clone)]
 pub struct Admin {
     client: Client,
-    conn: ConnectionManager,
+    conn: Connection,
+    cluster: bool,
     prefix: Prefix,
     host: String,
 }
@@ -89,14 +89,9 @@ impl Admin {
             .allow_eviction(config.allow_eviction)
             .connect()
             .map_err(|e| Error::from_sdk(e, &host))?;
-        let manager = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(config.redis.connect_timeout))
-            .set_response_timeout(Some(config.redis.response_timeout))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_millis(200));
-        let conn = ConnectionManager::new_lazy_with_config(config.redis.client()?, manager)
-            .map_err(|e| Error::from_sdk(e.into(), &host))?;
+        let conn = client.connection();
         Ok(Self {
+            cluster: config.redis.is_cluster(),
             client,
             conn,
             prefix: config.prefix,
@@ -124,7 +119,7 @@ impl Admin {
     /// # Errors
     /// [`Error::Ferry`] for a name outside `[A-Za-z0-9._-]{1,128}`.
     pub fn queue(&self, name: &str) -> Result<Queue> {
-        Ok(Queue::with_prefix(&self.prefix, name)?)
+        Ok(Queue::with_prefix(&self.prefix, name)?.sharded_pubsub(self.cluster))
     }
 
     /// Checks that Redis answers (PING).
@@ -158,7 +153,7 @@ impl Admin {
     }
 
     /// The connection for broker operations (a clone shares it).
-    pub(crate) fn conn(&self) -> ConnectionManager {
+    pub(crate) fn conn(&self) -> Connection {
         self.conn.clone()
     }
 

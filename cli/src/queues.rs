@@ -108,7 +108,7 @@ impl Admin {
     /// Every queue under the prefix, sorted by name, with its depth and
     /// live workers. Queues are found by `SCAN`ning the keyspace for
     /// `<prefix>:{*}:*` (see [`ferry_broker::discovery`]): O(keys in the
-    /// database), on a single Redis server (not a cluster).
+    /// database), on the one server or on every master of a cluster.
     ///
     /// # Errors
     /// [`Error::Unreachable`](crate::Error::Unreachable) and other Redis errors.
@@ -127,11 +127,14 @@ impl Admin {
     /// # Errors
     /// As [`Admin::queues`].
     pub async fn queue_names(&self) -> Result<Vec<String>> {
-        let mut conn = self.conn();
-        let names = ferry_broker::discovery::queue_names(&mut conn, self.prefix())
-            .await
-            .map_err(|e| self.fail(e))?;
-        Ok(names.iter().map(|n| n.as_str().to_owned()).collect())
+        let mut names = std::collections::BTreeSet::new();
+        for mut master in self.conn().masters().await.map_err(|e| self.fail(e))? {
+            let found = ferry_broker::discovery::queue_names(&mut master, self.prefix())
+                .await
+                .map_err(|e| self.fail(e))?;
+            names.extend(found.iter().map(|n| n.as_str().to_owned()));
+        }
+        Ok(names.into_iter().collect())
     }
 
     /// One queue at a glance (as a row of [`Admin::queues`]).

@@ -18,15 +18,7 @@ impl Admin {
     pub async fn workers(&self, queue: Option<&str>) -> Result<Vec<WorkerInfo>> {
         let queues: Vec<String> = match queue {
             Some(q) => vec![q.to_owned()],
-            None => {
-                let mut conn = self.conn();
-                ferry_broker::discovery::queue_names(&mut conn, self.prefix())
-                    .await
-                    .map_err(|e| self.fail(e))?
-                    .into_iter()
-                    .map(|q| q.as_str().to_owned())
-                    .collect()
-            }
+            None => self.queue_names().await?,
         };
         let mut all = BTreeMap::new();
         for q in queues {

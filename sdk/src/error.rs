@@ -203,6 +203,17 @@ pub enum Error {
         /// Why, as serde says.
         reason: String,
     },
+    /// The server lacks something Ferry needs in this setup (for a Redis
+    /// Cluster: sharded Pub/Sub, Redis 7.0 or later).
+    #[error("redis at {host} runs version {version}: {reason}")]
+    UnsupportedServer {
+        /// The server (`host:port`).
+        host: String,
+        /// Its `redis_version`.
+        version: String,
+        /// What is missing, and what to run instead.
+        reason: String,
+    },
     /// No dead-letter entry with this id in this queue.
     #[error("no dead-letter entry {entry_id:?} in queue {queue:?}: list them with Client::dead_letters (or XRANGE on the queue's dead-letter stream)")]
     DeadLetterNotFound {

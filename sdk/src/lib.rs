@@ -68,6 +68,7 @@ pub mod flow;
 pub mod handler;
 pub mod job;
 mod link;
+mod notices;
 mod preflight;
 mod runtime;
 #[cfg(feature = "opentelemetry")]
@@ -79,7 +80,7 @@ pub mod worker;
 pub use batch::Batch;
 pub use client::{Cancel, Client, ClientBuilder, ScheduleOptions};
 pub use config::WorkerConfig;
-pub use connection::RedisConfig;
+pub use connection::{Connection, RedisConfig};
 pub use enqueue::EnqueueOptions;
 pub use error::{ConfigError, Error, Hold, JobError, Result};
 pub use events::Subscription;

@@ -19,6 +19,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use redis::aio::ConnectionLike;
 use redis::RedisError;
 
 use crate::error::{Error, Result};
@@ -51,32 +52,106 @@ impl RedisMemory {
 }
 
 pub(crate) async fn memory_state(link: &mut Link) -> Result<RedisMemory, RedisError> {
+    Ok(server_states(link).await?.0)
+}
+
+/// The memory state over every master (the one server, or each master of
+/// a cluster: the first evicting policy found, else the first read; the
+/// sum of their evictions), and each master's `redis_version` where INFO
+/// is permitted.
+async fn server_states(
+    link: &mut Link,
+) -> Result<(RedisMemory, Vec<(String, String)>), RedisError> {
+    let mut all: Option<RedisMemory> = None;
+    let mut versions = Vec::new();
+    for mut node in link.masters().await? {
+        let (state, version) = node_state(&mut node).await?;
+        if let Some(v) = version {
+            versions.push((node.address(), v));
+        }
+        all = Some(match all {
+            None => state,
+            Some(mut all) => {
+                if !all.evicts_ferry_keys() && (state.evicts_ferry_keys() || all.policy.is_none()) {
+                    all.policy = state.policy;
+                }
+                all.evicted_keys = match (all.evicted_keys, state.evicted_keys) {
+                    (Some(a), Some(b)) => Some(a.saturating_add(b)),
+                    (a, b) => a.or(b),
+                };
+                all
+            }
+        });
+    }
+    Ok((all.unwrap_or_default(), versions))
+}
+
+/// One server's memory state and `redis_version`.
+async fn node_state<C: ConnectionLike + Send>(
+    node: &mut C,
+) -> Result<(RedisMemory, Option<String>), RedisError> {
     let mut pipe = redis::pipe();
-    pipe.cmd("INFO").arg("memory").cmd("INFO").arg("stats");
-    let info: Result<(String, String), RedisError> = pipe.query_async(link).await;
+    pipe.cmd("INFO")
+        .arg("memory")
+        .cmd("INFO")
+        .arg("stats")
+        .cmd("INFO")
+        .arg("server");
+    let info: Result<(String, String, String), RedisError> = pipe.query_async(node).await;
     match info {
-        Ok((memory, stats)) => {
+        Ok((memory, stats, server)) => {
             let field = |text: &str, name: &str| {
                 text.lines()
                     .find_map(|l| l.strip_prefix(name))
                     .map(|v| v.trim().to_owned())
             };
-            return Ok(RedisMemory {
-                policy: field(&memory, "maxmemory_policy:"),
-                evicted_keys: field(&stats, "evicted_keys:").and_then(|v| v.parse().ok()),
-            });
+            return Ok((
+                RedisMemory {
+                    policy: field(&memory, "maxmemory_policy:"),
+                    evicted_keys: field(&stats, "evicted_keys:").and_then(|v| v.parse().ok()),
+                },
+                field(&server, "redis_version:"),
+            ));
         }
         Err(e) if !refused(&e) => return Err(e),
         Err(_) => {}
     }
-    Ok(RedisMemory {
-        policy: config_policy(link).await?,
-        evicted_keys: None,
-    })
+    Ok((
+        RedisMemory {
+            policy: config_policy(node).await?,
+            evicted_keys: None,
+        },
+        None,
+    ))
+}
+
+/// For a cluster: every master runs Redis 7.0 or later (sharded Pub/Sub,
+/// `SPUBLISH`/`SSUBSCRIBE`, which waits and cancellations use there).
+fn cluster_versions_supported(versions: &[(String, String)]) -> Result<()> {
+    for (host, version) in versions {
+        let major: u32 = version
+            .split('.')
+            .next()
+            .and_then(|m| m.parse().ok())
+            .unwrap_or(0);
+        if major < 7 {
+            return Err(Error::UnsupportedServer {
+                host: host.clone(),
+                version: version.clone(),
+                reason: "Ferry on a Redis Cluster needs Redis 7.0 or later (or Valkey), for \
+                         sharded Pub/Sub (SPUBLISH, SSUBSCRIBE); upgrade the cluster, or run \
+                         Ferry on a single Redis 6.2"
+                    .into(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The policy by `CONFIG GET`; `None` where that is not permitted either.
-async fn config_policy(link: &mut Link) -> Result<Option<String>, RedisError> {
+async fn config_policy<C: ConnectionLike + Send>(
+    link: &mut C,
+) -> Result<Option<String>, RedisError> {
     let config: Result<Vec<String>, RedisError> = redis::cmd("CONFIG")
         .arg("GET")
         .arg("maxmemory-policy")
@@ -114,9 +189,12 @@ pub(crate) async fn check(
     allow_eviction: bool,
     worker: bool,
 ) -> Result<RedisMemory> {
-    let state = memory_state(link)
+    let (state, versions) = server_states(link)
         .await
         .map_err(|e| Error::Redis(e).with_host(host))?;
+    if link.is_cluster() {
+        cluster_versions_supported(&versions)?;
+    }
     // A worker's scripts read the server's clock: a user whose ACL lacks
     // +time would fail every retry, promotion and dead letter. (A producer
     // reads it only for a delayed job, and gets NOPERM there.)

@@ -15,8 +15,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use ferry_broker::JobState;
-use futures::StreamExt;
 use tokio::sync::{mpsc, oneshot};
+
+use crate::notices::{Notice, NoticeSource};
 
 /// Why a waiter was woken: a notice with the job's final state, or a
 /// reconnect after which it must look again.
@@ -45,7 +46,7 @@ struct Subscribe {
 /// The waiters of one client.
 pub(crate) struct Waiters {
     state: Arc<Mutex<State>>,
-    client: redis::Client,
+    source: NoticeSource,
     /// The hub's task, started on the first wait; started again if it
     /// ended (its runtime shut down).
     task: Mutex<Option<mpsc::UnboundedSender<Subscribe>>>,
@@ -105,10 +106,10 @@ fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
 }
 
 impl Waiters {
-    pub(crate) fn new(client: redis::Client) -> Self {
+    pub(crate) fn new(source: NoticeSource) -> Self {
         Self {
             state: Arc::new(Mutex::new(State::default())),
-            client,
+            source,
             task: Mutex::new(None),
         }
     }
@@ -159,7 +160,7 @@ impl Waiters {
         // A new connection: nothing is subscribed on it yet.
         lock(&self.state).subscribed.clear();
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(self.client.clone(), self.state.clone(), rx));
+        tokio::spawn(run(self.source.clone(), self.state.clone(), rx));
         *task = Some(tx.clone());
         tx
     }
@@ -172,14 +173,14 @@ fn closed() -> redis::RedisError {
 /// The hub: keeps one Pub/Sub connection subscribed to every channel
 /// waited on, and wakes waiters by notice.
 async fn run(
-    client: redis::Client,
+    source: NoticeSource,
     state: Arc<Mutex<State>>,
     mut requests: mpsc::UnboundedReceiver<Subscribe>,
 ) {
     let mut failures = 0u32;
     let mut reconnect = false;
     loop {
-        let pubsub = match client.get_async_pubsub().await {
+        let (mut sink, mut stream) = match source.connect().await {
             Ok(p) => p,
             Err(e) => {
                 failures += 1;
@@ -194,7 +195,6 @@ async fn run(
             }
         };
         failures = 0;
-        let (mut sink, mut stream) = pubsub.split();
         let channels: Vec<String> = lock(&state).waiting.keys().cloned().collect();
         let mut subscribed = Vec::with_capacity(channels.len());
         for ch in channels {
@@ -241,18 +241,15 @@ async fn run(
                         break;
                     }
                 }
-                msg = stream.next() => {
-                    let Some(msg) = msg else { break };
-                    let payload: String = match msg.get_payload() {
-                        Ok(p) => p,
-                        Err(_) => continue,
-                    };
-                    wake(&state, msg.get_channel_name(), &payload);
+                notice = stream.next() => {
+                    let Some(Notice::Message { channel, payload }) = notice else { break };
+                    let Ok(payload) = std::str::from_utf8(&payload) else { continue };
+                    wake(&state, &channel, payload);
                 }
                 _ = keepalive.tick() => {
                     // A half-open connection (a failover, a silent network
                     // drop) answers nothing: found within KEEPALIVE * 2.
-                    let ping = tokio::time::timeout(KEEPALIVE, sink.ping::<redis::Value>()).await;
+                    let ping = tokio::time::timeout(KEEPALIVE, sink.ping()).await;
                     if !matches!(ping, Ok(Ok(_))) {
                         break;
                     }

@@ -182,7 +182,8 @@ impl WorkerBuilder {
         for name in &names {
             let queue = Queue::with_prefix(&config.prefix, name)?
                 .max_payload_bytes(config.max_payload_bytes)
-                .dead_letter_cap(config.dead_letter_cap);
+                .dead_letter_cap(config.dead_letter_cap)
+                .sharded_pubsub(self.redis.is_cluster());
             if queues.iter().any(|q| q.name() == queue.name()) {
                 return Err(invalid("queue", format!("queue `{name}` is listed twice")).into());
             }

@@ -42,11 +42,11 @@ impl Drop for OwnRedis {
 }
 
 async fn answers(url: &str) -> bool {
-    let Ok(client) = redis::Client::open(url) else {
+    let Ok(client) = Client::connect(url) else {
         return false;
     };
     let ping = async {
-        let mut conn = client.get_multiplexed_async_connection().await.ok()?;
+        let mut conn = client.connection();
         redis::cmd("PING")
             .query_async::<String>(&mut conn)
             .await
@@ -174,9 +174,7 @@ pub(crate) async fn run(redis_url: &str, options: Options) -> AnyResult {
     };
     let prefix = prefix.as_str();
     let client = Client::builder(url.as_str()).prefix(prefix).connect()?;
-    let mut conn = redis::Client::open(url.as_str())?
-        .get_multiplexed_async_connection()
-        .await?;
+    let mut conn = client.connection();
     let keys = client.keys(QUEUE)?;
     let (dashboard, stop_dashboard) = start_dashboard(&url, prefix, dashboard_port).await?;
     println!("Dashboard: http://{dashboard}/  (while the demo runs; `demo --serve` keeps it up)");
@@ -300,7 +298,13 @@ pub(crate) async fn run(redis_url: &str, options: Options) -> AnyResult {
         .arg(format!("{prefix}:{{{QUEUE}}}:*"))
         .arg("COUNT")
         .arg(1000);
-    let (_, mut found): (String, Vec<String>) = scan.query_async(&mut conn).await?;
+    // The queue's keys share a hash tag: on a cluster they are all on one
+    // master, and SCAN walks one server, so ask each.
+    let mut found = Vec::new();
+    for mut master in conn.masters().await? {
+        let (_, keys): (String, Vec<String>) = scan.query_async(&mut master).await?;
+        found.extend(keys);
+    }
     found.sort();
     for key in found {
         let kind: String = redis::cmd("TYPE").arg(&key).query_async(&mut conn).await?;

@@ -5,12 +5,11 @@
 use std::time::Duration;
 
 use ferry_queue::{Handler, Job, JobContext, JobError};
-use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
 
 /// Where successful runs are counted, if anywhere.
 #[derive(Clone)]
-pub struct Audit(pub Option<(ConnectionManager, String)>);
+pub struct Audit(pub Option<(ferry_queue::Connection, String)>);
 
 impl Audit {
     async fn record(&self, job_id: &str) -> Result<(), JobError> {

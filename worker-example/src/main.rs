@@ -391,12 +391,12 @@ pub(crate) fn build_worker(
 ) -> AnyResult<Worker> {
     let audit = match &args.audit {
         Some(key) => {
-            let client = redis.client()?;
-            let conn = redis::aio::ConnectionManager::new_lazy_with_config(
-                client,
-                redis::aio::ConnectionManagerConfig::new()
-                    .set_response_timeout(Some(Duration::from_secs(5))),
-            )?;
+            // The audit key is the example's own, not a queue's: a
+            // connection of an SDK client (to one server or a cluster).
+            let conn = ferry_queue::Client::builder(redis.clone())
+                .prefix(prefix)
+                .connect()?
+                .connection();
             Audit(Some((conn, key.clone())))
         }
         None => Audit(None),

@@ -69,7 +69,10 @@ impl ScheduleFirer {
     /// The queues under the prefix that have schedules.
     async fn with_schedules(&self) -> ferry_broker::Result<Vec<ferry_broker::Queue>> {
         let mut conn = self.admin.conn();
-        let names = queue_names(&mut conn, self.admin.prefix()).await?;
+        let mut names = std::collections::BTreeSet::new();
+        for mut master in conn.masters().await? {
+            names.extend(queue_names(&mut master, self.admin.prefix()).await?);
+        }
         let mut out = Vec::new();
         for name in names {
             let Ok(q) = self.admin.queue(name.as_str()) else {

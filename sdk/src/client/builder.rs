@@ -61,7 +61,7 @@ impl ClientBuilder {
         let conn = self.redis.link(self.redis.response_timeout)?;
         Ok(Client {
             redis: self.redis.clone(),
-            waiters: Arc::new(Waiters::new(conn.client().clone())),
+            waiters: Arc::new(Waiters::new(conn.notices())),
             conn,
             host: self.redis.host().into(),
             guard: Arc::new(MemoryGuard::new(self.allow_eviction)),

@@ -102,6 +102,13 @@ impl Client {
         self.conn().await.map(drop)
     }
 
+    /// This client's connection, for commands and broker operations the
+    /// client does not offer (see [`Connection`](crate::Connection)); it
+    /// shares the client's connection and skips the first-use check.
+    pub fn connection(&self) -> crate::Connection {
+        crate::Connection::new(self.conn.clone())
+    }
+
     /// The server's `maxmemory-policy` and its count of evicted keys, read
     /// now (`INFO`, or `CONFIG GET` where INFO is not permitted).
     ///
@@ -150,7 +157,9 @@ impl Client {
         if let Some(q) = queues.get(name) {
             return Ok(q.clone());
         }
-        let q = Queue::with_prefix(&self.prefix, name)?.max_payload_bytes(self.max_payload_bytes);
+        let q = Queue::with_prefix(&self.prefix, name)?
+            .max_payload_bytes(self.max_payload_bytes)
+            .sharded_pubsub(self.conn.is_cluster());
         if queues.len() >= MAX_CACHED_QUEUES {
             queues.clear();
         }

@@ -14,10 +14,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::link::Link;
+use crate::notices::Notice;
 
 use super::served::ServedQueue;
 
@@ -141,8 +141,7 @@ impl Canceller {
 
     /// One connection's life: subscribe, catch up, relay messages.
     async fn listen(&self) -> redis::RedisResult<()> {
-        let pubsub = self.conn.client().get_async_pubsub().await?;
-        let (mut sink, mut stream) = pubsub.split();
+        let (mut sink, mut stream) = self.conn.notices().connect().await?;
         let channels: HashMap<String, &str> = self
             .queues
             .iter()
@@ -166,17 +165,17 @@ impl Canceller {
         keepalive.tick().await;
         loop {
             tokio::select! {
-                msg = stream.next() => {
-                    let Some(msg) = msg else {
-                        return Err(redis::RedisError::from((redis::ErrorKind::Io, "Pub/Sub connection closed")));
+                notice = stream.next() => {
+                    let Some(Notice::Message { channel, payload }) = notice else {
+                        return Err(redis::RedisError::from((redis::ErrorKind::Io, "Pub/Sub connection closed or its subscriptions dropped")));
                     };
-                    let queue = channels.get(msg.get_channel_name());
-                    if let (Some(queue), Ok(id)) = (queue, msg.get_payload::<String>()) {
-                        self.fire(queue, &id);
+                    let queue = channels.get(channel.as_str());
+                    if let (Some(queue), Ok(id)) = (queue, std::str::from_utf8(&payload)) {
+                        self.fire(queue, id);
                     }
                 }
                 _ = keepalive.tick() => {
-                    match tokio::time::timeout(KEEPALIVE, sink.ping::<redis::Value>()).await {
+                    match tokio::time::timeout(KEEPALIVE, sink.ping()).await {
                         Ok(Ok(_)) => {}
                         Ok(Err(e)) => return Err(e),
                         Err(_) => return Err(redis::RedisError::from((redis::ErrorKind::Io, "Pub/Sub ping timed out"))),
