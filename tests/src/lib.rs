@@ -19,6 +19,8 @@
 pub mod browser;
 pub mod cli;
 pub mod clock;
+pub mod cluster;
+pub mod conn;
 pub mod events;
 pub mod harness;
 pub mod jobs;
@@ -59,7 +61,10 @@ where
 }
 
 /// The audit hash: job id -> successful runs.
-pub async fn audit_counts(conn: &mut MultiplexedConnection, key: &str) -> HashMap<String, i64> {
+pub async fn audit_counts<C: redis::aio::ConnectionLike + Send>(
+    conn: &mut C,
+    key: &str,
+) -> HashMap<String, i64> {
     redis::cmd("HGETALL")
         .arg(key)
         .query_async(conn)
