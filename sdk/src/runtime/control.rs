@@ -87,14 +87,19 @@ impl Control {
             let (first, stopped) = (control.signalled.clone(), control.stopped.clone());
             let deadline = control.deadline();
             control.spawn(async move {
+                // One set of listeners for both signals, registered before
+                // the first: a second signal sent as soon as the shutdown
+                // shows (its log line) must find a listener, not arrive
+                // between the first listener's end and a new one's start.
+                let mut signals = Signals::new();
                 tokio::select! {
-                    _ = super::supervisor::shutdown_signal() => {}
+                    _ = signals.recv() => {}
                     _ = stopped.cancelled() => return,
                 }
                 first.cancel();
                 tokio::spawn(deadline);
                 tokio::select! {
-                    _ = super::supervisor::shutdown_signal() => {
+                    _ = signals.recv() => {
                         tracing::warn!("second signal: stopping now");
                         hard_stop.cancel();
                     }
@@ -178,5 +183,63 @@ impl Drop for Control {
     fn drop(&mut self) {
         self.handlers_done.cancel();
         self.stopped.cancel();
+    }
+}
+
+/// SIGINT and SIGTERM listeners, registered once and received from many
+/// times. Where SIGTERM cannot be listened for, only SIGINT (ctrl-c) is.
+struct Signals {
+    #[cfg(unix)]
+    term: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    int: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn new() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let listen = |kind: SignalKind, name: &str| match signal(kind) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    tracing::warn!(error = %e, signal = name, "cannot listen for this signal");
+                    None
+                }
+            };
+            Self {
+                term: listen(SignalKind::terminate(), "SIGTERM"),
+                int: listen(SignalKind::interrupt(), "SIGINT"),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            Self {}
+        }
+    }
+
+    /// The next SIGINT or SIGTERM.
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        {
+            async fn next(s: &mut Option<tokio::signal::unix::Signal>) {
+                match s {
+                    Some(s) => {
+                        if s.recv().await.is_none() {
+                            std::future::pending::<()>().await;
+                        }
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            }
+            tokio::select! {
+                _ = next(&mut self.term) => {}
+                _ = next(&mut self.int) => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
